@@ -1,0 +1,292 @@
+#!/usr/bin/env node
+// The chorus command: `start` runs a member; `emit` and `query` are clients
+// of a member's HTTP API. Errors are one line on stderr and a non-zero exit.
+
+import { Command, Option } from 'commander'
+import type { RawOptions, StartOption } from './config.ts'
+import {
+  DEFAULT_HTTP_HOST,
+  DEFAULT_HTTP_PORT,
+  envName,
+  resolveConfig,
+  START_OPTIONS,
+} from './config.ts'
+import { isKnownError } from './errors.ts'
+import type { ChorusEvent } from './event/event.ts'
+import { SEVERITIES } from './event/event.ts'
+import { createMember } from './index.ts'
+
+const DEFAULT_URL = `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`
+/** How often `query --follow` asks for new events. */
+const FOLLOW_INTERVAL_MS = 1000
+
+class CliError extends Error {
+  override readonly name = 'CliError'
+}
+
+function fail(err: unknown): never {
+  const message = err instanceof Error ? err.message : String(err)
+  process.stderr.write(`chorus: ${message}\n`)
+  process.exit(isKnownError(err) && err.name === 'ConfigError' ? 2 : 1)
+}
+
+const START_HELP: Record<StartOption, string> = {
+  name: 'member name, unique in the array (default: host name)',
+  'data-dir': "directory for the member's files (default: .chorus/data)",
+  http: `HTTP listen address HOST:PORT (default: ${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT})`,
+  retention: 'delete events older than this duration (default: 7d)',
+  'query-timeout': 'per-member deadline of queries (default: 2s)',
+  'max-body-bytes': 'largest ingest request body in bytes (default: 16777216)',
+  'max-events-per-request': 'most events in one ingest request (default: 10000)',
+  'log-level': 'trace, debug, info, warn, error, fatal or silent (default: info)',
+}
+
+function camel(option: string): string {
+  return option.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+}
+
+interface ClientOptions {
+  url: string
+  token?: string
+}
+
+async function request(
+  client: ClientOptions,
+  method: string,
+  path: string,
+  init: { body?: string; type?: string } = {},
+) {
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (client.token !== undefined) headers.authorization = `Bearer ${client.token}`
+  if (init.type !== undefined) headers['content-type'] = init.type
+  let response: Response
+  const url = new URL(path, client.url.endsWith('/') ? client.url : `${client.url}/`)
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      body: init.body,
+      signal: AbortSignal.timeout(30_000),
+    })
+  } catch (err) {
+    throw new CliError(
+      `cannot reach ${client.url}: ${(err as Error).cause ?? (err as Error).message}`,
+    )
+  }
+  const text = await response.text()
+  let body: unknown
+  try {
+    body = JSON.parse(text)
+  } catch {
+    throw new CliError(
+      `${method} ${url.pathname} answered ${response.status} with a body that is not JSON`,
+    )
+  }
+  if (!response.ok) {
+    const error = (body as { error?: { message?: string } }).error
+    throw new CliError(`${response.status}: ${error?.message ?? text}`)
+  }
+  return body
+}
+
+function clientOptions(command: Command): Command {
+  return command
+    .addOption(
+      new Option('--url <url>', 'member HTTP address').env('CHORUS_URL').default(DEFAULT_URL),
+    )
+    .addOption(new Option('--token <token>', 'bearer token').env('CHORUS_TOKEN'))
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value]
+}
+
+function formatTable(events: ChorusEvent[]): string {
+  const rows = events.map((e) => [
+    new Date(e.ts).toISOString(),
+    e.memberName,
+    e.type,
+    e.severity,
+    e.message ?? '',
+  ])
+  const widths = [24, 4, 4, 8].map((min, i) =>
+    Math.max(min, ...rows.map((r) => (r[i] as string).length)),
+  )
+  return rows
+    .map((r) =>
+      r.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i] as number) : cell)).join('  '),
+    )
+    .join('\n')
+}
+
+const program = new Command('chorus')
+  .description('An array of servers that answers like one server.')
+  .showHelpAfterError()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+
+const start = program.command('start').description('run a member')
+for (const option of START_OPTIONS) {
+  start.option(`--${option} <value>`, `${START_HELP[option]} [env ${envName(option)}]`)
+}
+start.option('--config <file>', 'YAML file with the same keys as these flags [env CHORUS_CONFIG]')
+start.action(async (opts: Record<string, string | undefined>) => {
+  const flags: RawOptions = {}
+  for (const option of START_OPTIONS) {
+    const value = opts[camel(option)]
+    if (value !== undefined) flags[option] = value
+  }
+  const config = resolveConfig(
+    opts.config === undefined
+      ? { flags, env: process.env }
+      : { flags, env: process.env, configFile: opts.config },
+  )
+  const member = await createMember(config)
+  await member.start()
+  process.stdout.write(
+    `chorus member ${member.name} (${member.peerId}) listening on http://${member.httpAddress}\n`,
+  )
+  const stop = (signal: string) => {
+    process.stdout.write(`${signal}: stopping\n`)
+    member.stop().then(
+      () => process.exit(0),
+      (err: unknown) => fail(err),
+    )
+  }
+  process.once('SIGTERM', () => stop('SIGTERM'))
+  process.once('SIGINT', () => stop('SIGINT'))
+})
+
+clientOptions(
+  program
+    .command('emit')
+    .description('log one event on a member')
+    .requiredOption('--type <type>', 'dotted event type, e.g. app.deploy')
+    .addOption(new Option('--severity <severity>', 'severity').choices(SEVERITIES))
+    .option('--message <text>', 'message text')
+    .option('--source <text>', 'origin of the event')
+    .option('--value <number>', 'a number that rollups aggregate')
+    .option('--time <time>', 'when the event happened, as the client says')
+    .option('--attr <key=value>', 'attribute, repeatable', collect),
+).action(async (opts: Record<string, string | string[] | undefined> & ClientOptions) => {
+  const event: Record<string, unknown> = { type: opts.type }
+  for (const field of ['severity', 'message', 'source', 'time'] as const) {
+    if (opts[field] !== undefined) event[field] = opts[field]
+  }
+  if (opts.value !== undefined) {
+    const value = Number(opts.value)
+    if (!Number.isFinite(value))
+      throw new CliError(`--value must be a number, got ${JSON.stringify(opts.value)}`)
+    event.value = value
+  }
+  if (opts.attr !== undefined) {
+    const attrs: Record<string, string | number | boolean> = {}
+    for (const pair of opts.attr as string[]) {
+      const at = pair.indexOf('=')
+      if (at <= 0) throw new CliError(`--attr must be key=value, got ${JSON.stringify(pair)}`)
+      const raw = pair.slice(at + 1)
+      attrs[pair.slice(0, at)] =
+        raw === 'true'
+          ? true
+          : raw === 'false'
+            ? false
+            : raw !== '' && Number.isFinite(Number(raw))
+              ? Number(raw)
+              : raw
+    }
+    event.attrs = attrs
+  }
+  const body = (await request(opts, 'POST', 'v1/events', {
+    body: JSON.stringify(event),
+    type: 'application/json',
+  })) as { ids: string[] }
+  process.stdout.write(`${body.ids[0]}\n`)
+})
+
+clientOptions(
+  program
+    .command('query')
+    .description('print a result set of the whole array')
+    .option('--from <time>', 'RFC 3339, epoch ms, or a duration back from now (default 15m)')
+    .option('--to <time>', 'end of the period (default now)')
+    .option('--type <type>', 'exact type or prefix like http.*, repeatable', collect)
+    .addOption(new Option('--severity <severity>', 'minimum severity').choices(SEVERITIES))
+    .option('--member <name>', 'member name or peer id, repeatable', collect)
+    .option('--q <text>', 'substring of message')
+    .option('--limit <n>', 'page size, 1 to 10000')
+    .addOption(new Option('--order <order>', 'asc or desc').choices(['asc', 'desc']))
+    .option('--cursor <cursor>', 'continue a result set (next or prev of an earlier page)')
+    .option('--after <id>', 'start just after this event id')
+    .option('--before <id>', 'start just before this event id')
+    .option('--timeout <duration>', 'per-member deadline, e.g. 2s')
+    .option('--json', 'print the whole answer as JSON')
+    .option('--follow', 'keep printing new events as they arrive (Ctrl-C stops)'),
+).action(async (opts: Record<string, string | string[] | boolean | undefined> & ClientOptions) => {
+  const params = new URLSearchParams()
+  for (const key of [
+    'from',
+    'to',
+    'severity',
+    'q',
+    'limit',
+    'order',
+    'cursor',
+    'after',
+    'before',
+    'timeout',
+  ] as const) {
+    const value = opts[key]
+    if (typeof value === 'string') params.set(key, value)
+  }
+  for (const key of ['type', 'member'] as const) {
+    for (const value of (opts[key] as string[] | undefined) ?? []) params.append(key, value)
+  }
+  const show = (
+    page: {
+      events: ChorusEvent[]
+      firstId: string | null
+      lastId: string | null
+      next: string | null
+      members: Array<{ name: string; status: string }>
+      partial: boolean
+    },
+    footer: boolean,
+  ) => {
+    if (opts.json === true) {
+      process.stdout.write(`${JSON.stringify(page)}\n`)
+      return
+    }
+    if (page.events.length > 0) process.stdout.write(`${formatTable(page.events)}\n`)
+    if (footer) {
+      const missing = page.members
+        .filter((m) => m.status !== 'ok')
+        .map((m) => `${m.name} ${m.status}`)
+      process.stdout.write(
+        `${page.events.length} events, first id ${page.firstId ?? '-'}, last id ${page.lastId ?? '-'}${page.partial ? ` (partial: ${missing.join(', ')})` : ''}\n`,
+      )
+      if (page.next !== null) process.stdout.write(`next: ${page.next}\n`)
+    }
+  }
+  let page = (await request(opts, 'GET', `v1/events?${params}`)) as Parameters<typeof show>[0]
+  show(page, opts.follow !== true)
+  if (opts.follow !== true) return
+  // Tail: each round starts a new set just past the newest event seen.
+  let last = page.lastId
+  const follow = new URLSearchParams(params)
+  for (const key of ['cursor', 'before', 'to', 'order']) follow.delete(key)
+  let stopped = false
+  process.once('SIGINT', () => {
+    stopped = true
+  })
+  while (!stopped) {
+    await new Promise((resolve) => setTimeout(resolve, FOLLOW_INTERVAL_MS))
+    if (last !== null) {
+      follow.set('after', last)
+      follow.delete('from')
+    }
+    page = (await request(opts, 'GET', `v1/events?${follow}`)) as Parameters<typeof show>[0]
+    show(page, false)
+    if (page.lastId !== null) last = page.lastId
+  }
+})
+
+program.parseAsync(process.argv).catch(fail)

@@ -1,0 +1,203 @@
+// Member configuration, parsed once at the entry point and passed down. Every
+// option comes, in this order of precedence, from its flag, from the
+// environment (CHORUS_ + the option in upper snake case), from the YAML file
+// given by --config (same keys as the flags), or from its default. Every
+// problem is reported at once, each naming its option and source.
+
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { resolve } from 'node:path'
+import { parse as parseYaml } from 'yaml'
+import type { FieldProblem } from './errors.ts'
+import { ConfigError } from './errors.ts'
+import { DEFAULT_EVENT_LIMITS, type EventLimits } from './event/event.ts'
+import { DEFAULT_INGEST_LIMITS, type IngestLimits } from './ingest/ingest.ts'
+import { parseDuration } from './time.ts'
+
+/** Default HTTP address: loopback, so an unconfigured member is not open to the network. */
+export const DEFAULT_HTTP_HOST = '127.0.0.1'
+export const DEFAULT_HTTP_PORT = 7700
+export const DEFAULT_DATA_DIR = '.chorus/data'
+
+export interface MemberConfig {
+  /** Human name of the member, unique in its array. Default: the host name. */
+  name: string
+  /** Directory for the member's files (kept under `<dataDir>/chorus/`). Default `.chorus/data`. */
+  dataDir: string
+  /** HTTP listen address. Default 127.0.0.1:7700; port 0 picks a free port. */
+  http: { host: string; port: number }
+  /** Events older than this are deleted, in ms. Default 7d. */
+  retentionMs: number
+  /** Per-member deadline of a query, in ms. Default 2s. */
+  queryTimeoutMs: number
+  ingestLimits: IngestLimits
+  eventLimits: EventLimits
+  /** Log level: trace, debug, info, warn, error, fatal or silent. Default info. */
+  logLevel: string
+}
+
+/** The options a member takes, as flag names; the env name and YAML key derive from them. */
+export const START_OPTIONS = [
+  'name',
+  'data-dir',
+  'http',
+  'retention',
+  'query-timeout',
+  'max-body-bytes',
+  'max-events-per-request',
+  'log-level',
+] as const
+export type StartOption = (typeof START_OPTIONS)[number]
+
+export function envName(option: string): string {
+  return `CHORUS_${option.toUpperCase().replaceAll('-', '_')}`
+}
+
+export type RawOptions = Partial<Record<StartOption, string>>
+
+export interface ConfigSources {
+  /** Values given as flags. */
+  flags: RawOptions
+  /** The environment (process.env). */
+  env: Record<string, string | undefined>
+  /** Path of a YAML config file, from --config or CHORUS_CONFIG. */
+  configFile?: string
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+
+/** Reads a YAML config file into raw option values; unknown keys are problems. */
+export function readConfigFile(path: string, problems: FieldProblem[]): RawOptions {
+  let doc: unknown
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8'))
+  } catch (err) {
+    problems.push({ field: 'config', message: `cannot read ${path}: ${(err as Error).message}` })
+    return {}
+  }
+  if (doc === null || doc === undefined) return {}
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    problems.push({
+      field: 'config',
+      message: `${path} must be a YAML mapping of option names to values`,
+    })
+    return {}
+  }
+  const out: RawOptions = {}
+  for (const [key, value] of Object.entries(doc)) {
+    if (!(START_OPTIONS as readonly string[]).includes(key)) {
+      problems.push({ field: key, message: `unknown option in ${path}` })
+      continue
+    }
+    if (typeof value === 'object' && value !== null) {
+      problems.push({ field: key, message: `must be a single value in ${path}` })
+      continue
+    }
+    out[key as StartOption] = String(value)
+  }
+  return out
+}
+
+function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())
+  if (match === null) return undefined
+  const port = Number(match[3])
+  if (port > 65535) return undefined
+  return { host: (match[1] ?? match[2]) as string, port }
+}
+
+/** Merges the sources and validates every option; throws ConfigError listing all problems. */
+export function resolveConfig(sources: ConfigSources): MemberConfig {
+  const problems: FieldProblem[] = []
+  const configFile = sources.configFile ?? sources.env.CHORUS_CONFIG
+  const file = configFile === undefined ? {} : readConfigFile(configFile, problems)
+  const origin: Partial<Record<StartOption, string>> = {}
+  const raw = (option: StartOption): string | undefined => {
+    const flag = sources.flags[option]
+    if (flag !== undefined) {
+      origin[option] = `--${option}`
+      return flag
+    }
+    const env = sources.env[envName(option)]
+    if (env !== undefined && env !== '') {
+      origin[option] = envName(option)
+      return env
+    }
+    if (file[option] !== undefined) {
+      origin[option] = `${option} in ${configFile}`
+      return file[option]
+    }
+    return undefined
+  }
+  const bad = (option: StartOption, rule: string, got: string) =>
+    problems.push({
+      field: option,
+      message: `${origin[option]} ${rule}, got ${JSON.stringify(got)}`,
+    })
+
+  const duration = (option: StartOption, fallback: number, min: number): number => {
+    const text = raw(option)
+    if (text === undefined) return fallback
+    const ms = parseDuration(text)
+    if (ms === undefined || ms < min) {
+      bad(option, `must be a duration such as 500ms, 10s, 2m, 1h or 7d (at least ${min}ms)`, text)
+      return fallback
+    }
+    return ms
+  }
+  const integer = (option: StartOption, fallback: number, min: number, max: number): number => {
+    const text = raw(option)
+    if (text === undefined) return fallback
+    const n = Number(text)
+    if (!/^\d+$/.test(text.trim()) || n < min || n > max) {
+      bad(option, `must be a whole number from ${min} to ${max}`, text)
+      return fallback
+    }
+    return n
+  }
+
+  const name = raw('name') ?? hostname()
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
+    bad('name', 'must be 1 to 63 letters, digits, _ . - starting with a letter or digit', name)
+  }
+  const dataDir = resolve(raw('data-dir') ?? DEFAULT_DATA_DIR)
+  const httpText = raw('http')
+  let http = { host: DEFAULT_HTTP_HOST, port: DEFAULT_HTTP_PORT }
+  if (httpText !== undefined) {
+    const parsed = parseHostPort(httpText)
+    if (parsed === undefined) bad('http', 'must be HOST:PORT such as 127.0.0.1:7700', httpText)
+    else http = parsed
+  }
+  const retentionMs = duration('retention', 7 * 86_400_000, 60_000)
+  const queryTimeoutMs = duration('query-timeout', 2000, 1)
+  const maxBodyBytes = integer(
+    'max-body-bytes',
+    DEFAULT_INGEST_LIMITS.maxBodyBytes,
+    1024,
+    1024 ** 3,
+  )
+  const maxEventsPerRequest = integer(
+    'max-events-per-request',
+    DEFAULT_INGEST_LIMITS.maxEventsPerRequest,
+    1,
+    1_000_000,
+  )
+  const logLevel = raw('log-level') ?? 'info'
+  if (!LOG_LEVELS.includes(logLevel))
+    bad('log-level', `must be one of ${LOG_LEVELS.join(', ')}`, logLevel)
+
+  if (problems.length > 0) {
+    const lines = problems.map((p) => `${p.field}: ${p.message}`)
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')}`, problems)
+  }
+  return {
+    name,
+    dataDir,
+    http,
+    retentionMs,
+    queryTimeoutMs,
+    ingestLimits: { ...DEFAULT_INGEST_LIMITS, maxBodyBytes, maxEventsPerRequest },
+    eventLimits: { ...DEFAULT_EVENT_LIMITS },
+    logLevel,
+  }
+}

@@ -1,0 +1,123 @@
+// The event: what a member logs and what queries return, plus the schema that
+// validates events arriving over HTTP. Field limits are part of the member's
+// configuration (see EventLimits) and are enforced here, at the edge.
+
+import { z } from '@hono/zod-openapi'
+
+export const SEVERITIES = ['debug', 'info', 'warn', 'error', 'critical'] as const
+export type Severity = (typeof SEVERITIES)[number]
+
+/** Severity as its rank, 0 (debug) to 4 (critical); stored and compared as a number. */
+export function severityRank(severity: Severity): number {
+  return SEVERITIES.indexOf(severity)
+}
+
+export function severityOfRank(rank: number): Severity {
+  return SEVERITIES[rank] ?? 'info'
+}
+
+export type AttrValue = string | number | boolean
+export type Attrs = Record<string, AttrValue>
+
+/** An event as a client sends it. */
+export interface EventInput {
+  type: string
+  severity?: Severity
+  message?: string
+  source?: string
+  value?: number
+  attrs?: Attrs
+  time?: string | number
+}
+
+/** An event as stored and returned. */
+export interface ChorusEvent {
+  id: string
+  ts: number
+  member: string
+  memberName: string
+  seq: number
+  type: string
+  severity: Severity
+  message?: string
+  source?: string
+  value?: number
+  attrs?: Attrs
+  time?: string | number
+}
+
+/** Size limits of one event's fields. Defaults suit operational events, not documents. */
+export interface EventLimits {
+  /** Longest `type`, in characters. Default 128. */
+  maxTypeLength: number
+  /** Longest `message`, in characters. Default 8192. */
+  maxMessageLength: number
+  /** Longest `source`, in characters. Default 256. */
+  maxSourceLength: number
+  /** Most attributes on one event. Default 32. */
+  maxAttrs: number
+  /** Longest attribute name, in characters. Default 64. */
+  maxAttrKeyLength: number
+  /** Longest string attribute value, in characters. Default 1024. */
+  maxAttrValueLength: number
+}
+
+export const DEFAULT_EVENT_LIMITS: EventLimits = {
+  maxTypeLength: 128,
+  maxMessageLength: 8192,
+  maxSourceLength: 256,
+  maxAttrs: 32,
+  maxAttrKeyLength: 64,
+  maxAttrValueLength: 1024,
+}
+
+/** Dotted lower-case words: `http.request`, `host.cpu`, `app.login_failed`. */
+export const TYPE_PATTERN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/
+const ATTR_KEY_PATTERN = /^[A-Za-z0-9_.:-]+$/
+
+export function createEventInputSchema(limits: EventLimits) {
+  return z
+    .strictObject({
+      type: z
+        .string()
+        .min(1)
+        .max(limits.maxTypeLength)
+        .regex(TYPE_PATTERN, 'must be dotted lower-case words such as "http.request"'),
+      severity: z.enum(SEVERITIES).optional(),
+      message: z.string().max(limits.maxMessageLength).optional(),
+      source: z.string().max(limits.maxSourceLength).optional(),
+      value: z.number().finite().optional(),
+      attrs: z
+        .record(
+          z
+            .string()
+            .min(1)
+            .max(limits.maxAttrKeyLength)
+            .regex(ATTR_KEY_PATTERN, 'attribute names are letters, digits and _ . : -'),
+          z.union([z.string().max(limits.maxAttrValueLength), z.number().finite(), z.boolean()]),
+        )
+        .refine((attrs) => Object.keys(attrs).length <= limits.maxAttrs, {
+          message: `at most ${limits.maxAttrs} attributes`,
+        })
+        .optional(),
+      time: z.union([z.string().max(64), z.number().finite()]).optional(),
+    })
+    .openapi('EventInput')
+}
+
+export const EventSchema = z
+  .object({
+    id: z.string().openapi({ example: '01KB3Q7Z8Y0000000000000001' }),
+    ts: z.number().int().openapi({ description: 'ms since the epoch, stamped by the member' }),
+    member: z.string().openapi({ description: 'peer id of the owning member' }),
+    memberName: z.string(),
+    seq: z.number().int(),
+    type: z.string(),
+    severity: z.enum(SEVERITIES),
+    message: z.string().optional(),
+    source: z.string().optional(),
+    value: z.number().optional(),
+    attrs: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+    time: z.union([z.string(), z.number()]).optional(),
+  })
+  .openapi('Event')

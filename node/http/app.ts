@@ -1,0 +1,64 @@
+// The member's HTTP API as a Hono app. `createApp(components)` builds it and
+// never listens (tests drive it with app.request()); server.ts listens.
+
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import type { Logger } from '../log.ts'
+import { createOnError, notFound } from './errors.ts'
+import type { EventRoutesComponents } from './events.ts'
+import { createEventRoutes } from './events.ts'
+
+export interface AppComponents extends EventRoutesComponents {
+  logger: Logger
+  /** True once the store is open and the member is started. */
+  ready: () => boolean
+  version: string
+}
+
+export function createApp(components: AppComponents) {
+  const app = new OpenAPIHono()
+  app.onError(createOnError(components.logger))
+  app.notFound(notFound)
+
+  app.route('/', createEventRoutes(components))
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/healthz',
+      summary: 'Liveness: the process answers',
+      responses: {
+        200: {
+          content: { 'application/json': { schema: z.object({ status: z.literal('ok') }) } },
+          description: 'Alive',
+        },
+      },
+    }),
+    (c) => c.json({ status: 'ok' as const }, 200),
+  )
+
+  const Ready = z.object({ ready: z.boolean() })
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/readyz',
+      summary: 'Readiness: store open and member started; asks no other member',
+      responses: {
+        200: { content: { 'application/json': { schema: Ready } }, description: 'Ready' },
+        503: { content: { 'application/json': { schema: Ready } }, description: 'Not ready' },
+      },
+    }),
+    (c) => (components.ready() ? c.json({ ready: true }, 200) : c.json({ ready: false }, 503)),
+  )
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'chorus',
+      version: components.version,
+      description: 'An array of servers that answers like one server.',
+    },
+  })
+  return app
+}
+
+export type App = ReturnType<typeof createApp>

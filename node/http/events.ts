@@ -1,0 +1,367 @@
+// Routes of /v1/events: ingest, result sets, and one event by id. The zod
+// schemas here validate the requests and also describe them in /openapi.json.
+
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { bodyLimit } from 'hono/body-limit'
+import { InvalidInputError, LimitExceededError } from '../errors.ts'
+import type { EventLimits } from '../event/event.ts'
+import {
+  createEventInputSchema,
+  EventSchema,
+  SEVERITIES,
+  severityRank,
+  TYPE_PATTERN,
+} from '../event/event.ts'
+import type { IdParts } from '../event/id.ts'
+import { decodeId, ID_LENGTH, parseId } from '../event/id.ts'
+import type { Ingest, IngestLimits } from '../ingest/ingest.ts'
+import { bodyHash } from '../ingest/ingest.ts'
+import type { Coordinator } from '../query/coordinator.ts'
+import type { EventQuery } from '../query/cursor.ts'
+import { decodeCursor } from '../query/cursor.ts'
+import { parseDuration, parseTime } from '../time.ts'
+import { errorBody, invalidRequest } from './errors.ts'
+
+/** Default page size and the largest one. */
+export const DEFAULT_LIMIT = 100
+export const MAX_LIMIT = 10_000
+/** The period a query covers when `from` is not given: the last 15 minutes. */
+export const DEFAULT_FROM_BACK_MS = 15 * 60_000
+/** Longest `timeout` a query may ask for. */
+export const MAX_QUERY_TIMEOUT_MS = 60_000
+
+export interface EventRoutesComponents {
+  ingest: Ingest
+  coordinator: Coordinator
+  ingestLimits: IngestLimits
+  eventLimits: EventLimits
+  /** Default per-member deadline of queries, ms. */
+  queryTimeoutMs: number
+  clock: () => number
+}
+
+const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      details: z.array(z.object({ field: z.string(), message: z.string() })),
+    }),
+  })
+  .openapi('Error')
+
+const errorResponse = (description: string) => ({
+  content: { 'application/json': { schema: ErrorSchema } },
+  description,
+})
+
+const repeatable = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) =>
+    (v === undefined ? [] : Array.isArray(v) ? v : [v])
+      .flatMap((s) => s.split(','))
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  )
+
+const QuerySchema = z.strictObject({
+  from: z.string().optional().openapi({
+    description: 'RFC 3339, epoch ms, or a duration back from now (15m). Default 15m.',
+  }),
+  to: z
+    .string()
+    .optional()
+    .openapi({ description: 'RFC 3339, epoch ms, or a duration back from now. Default now.' }),
+  type: repeatable.openapi({
+    description: 'Exact types or prefixes like http.*; repeatable or comma-separated.',
+  }),
+  severity: z.enum(SEVERITIES).optional().openapi({ description: 'Minimum severity.' }),
+  member: repeatable.openapi({ description: 'Member names or peer ids; repeatable.' }),
+  q: z
+    .string()
+    .max(1024)
+    .optional()
+    .openapi({ description: 'Case-insensitive substring of message.' }),
+  limit: z
+    .string()
+    .optional()
+    .openapi({ description: `Page size, 1 to ${MAX_LIMIT}. Default ${DEFAULT_LIMIT}.` }),
+  order: z.enum(['asc', 'desc']).optional(),
+  cursor: z
+    .string()
+    .optional()
+    .openapi({ description: 'The next or prev of an earlier page; its values win.' }),
+  after: z.string().optional().openapi({ description: 'Start a new set just after this id.' }),
+  before: z.string().optional().openapi({ description: 'Start a new set just before this id.' }),
+  timeout: z
+    .string()
+    .optional()
+    .openapi({ description: 'Per-member deadline, a duration. Default 2s.' }),
+})
+
+const MemberRowSchema = z.object({
+  member: z.string(),
+  name: z.string(),
+  status: z.enum(['ok', 'timed_out', 'unreachable', 'error', 'dead', 'unsupported']),
+  count: z.number().int(),
+  ms: z.number().int(),
+  error: z.string().optional(),
+})
+
+const ResultSetSchema = z
+  .object({
+    events: z.array(EventSchema),
+    firstId: z.string().nullable(),
+    lastId: z.string().nullable(),
+    next: z.string().nullable(),
+    prev: z.string().nullable(),
+    members: z.array(MemberRowSchema),
+    partial: z.boolean(),
+  })
+  .openapi('ResultSet')
+
+function problem(field: string, rule: string, got: string): InvalidInputError {
+  return new InvalidInputError(`"${field}" ${rule}, got ${JSON.stringify(got)}`, [
+    { field, message: rule },
+  ])
+}
+
+type QueryParams = z.output<typeof QuerySchema>
+
+function tsOfId(id: string): number {
+  return (parseId(id) as IdParts).ts
+}
+
+/** Turns validated query parameters into an EventQuery with defaults applied and times absolute. */
+export function toEventQuery(params: QueryParams, nowMs: number): EventQuery {
+  const problems: InvalidInputError[] = []
+  const time = (field: 'from' | 'to'): number | undefined => {
+    const text = params[field]
+    if (text === undefined) return undefined
+    const ms = parseTime(text, nowMs)
+    if (ms === undefined) {
+      problems.push(
+        problem(
+          field,
+          'must be RFC 3339, epoch milliseconds, or a duration back from now such as 15m',
+          text,
+        ),
+      )
+    }
+    return ms
+  }
+  const id = (field: 'after' | 'before'): string | undefined => {
+    const text = params[field]
+    if (text === undefined) return undefined
+    if (decodeId(text) === undefined)
+      problems.push(problem(field, `must be an event id (${ID_LENGTH} characters)`, text))
+    return text
+  }
+  let limit = DEFAULT_LIMIT
+  if (params.limit !== undefined) {
+    const n = Number(params.limit)
+    if (!/^\d+$/.test(params.limit) || n < 1 || n > MAX_LIMIT) {
+      problems.push(problem('limit', `must be between 1 and ${MAX_LIMIT}`, params.limit))
+    } else {
+      limit = n
+    }
+  }
+  for (const type of params.type) {
+    const base = type.endsWith('.*') ? type.slice(0, -2) : type
+    if (!TYPE_PATTERN.test(base))
+      problems.push(
+        problem(
+          'type',
+          'must be a dotted type such as http.request or a prefix such as http.*',
+          type,
+        ),
+      )
+  }
+  const after = id('after')
+  const before = id('before')
+  let fromMs = time('from')
+  let toMs = time('to')
+  const first = problems[0]
+  if (first !== undefined) {
+    throw new InvalidInputError(
+      first.message,
+      problems.flatMap((p) => p.details),
+    )
+  }
+  // after/before bound the set by id; the default period must not cut them.
+  if (fromMs === undefined) {
+    if (after !== undefined) fromMs = tsOfId(after)
+    else if (before !== undefined) fromMs = Math.max(0, tsOfId(before) - DEFAULT_FROM_BACK_MS)
+    else fromMs = Math.max(0, nowMs - DEFAULT_FROM_BACK_MS)
+  }
+  if (toMs === undefined) {
+    // `to` is exclusive: now + 1 includes an event stamped this millisecond.
+    toMs = before === undefined ? nowMs + 1 : tsOfId(before) + 1
+  }
+  if (fromMs > toMs) {
+    throw new InvalidInputError(`"from" must not be after "to"`, [
+      { field: 'from', message: 'must not be after "to"' },
+    ])
+  }
+  const query: EventQuery = {
+    fromMs,
+    toMs,
+    types: params.type,
+    minSeverity: params.severity === undefined ? 0 : severityRank(params.severity),
+    members: params.member,
+    limit,
+    order: params.order ?? 'asc',
+  }
+  if (params.q !== undefined && params.q !== '') query.text = params.q
+  if (after !== undefined) query.after = after
+  if (before !== undefined) query.before = before
+  return query
+}
+
+export function createEventRoutes(components: EventRoutesComponents) {
+  const { ingest, coordinator, ingestLimits } = components
+  const app = new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidRequest(result.error, result.target)
+    },
+  })
+
+  const IdsSchema = z.object({ ids: z.array(z.string()) }).openapi('Ids')
+  // Registered for the document only: ingest parses and validates bodies
+  // itself (JSON and NDJSON alike) so that errors name the event's index.
+  app.openAPIRegistry.register('EventInput', createEventInputSchema(components.eventLimits))
+  const inputRef = { $ref: '#/components/schemas/EventInput' }
+
+  app.use(
+    '/v1/events',
+    bodyLimit({
+      maxSize: ingestLimits.maxBodyBytes,
+      onError: (c) =>
+        c.json(
+          errorBody(
+            'limit_exceeded',
+            `the body is larger than ${ingestLimits.maxBodyBytes} bytes; nothing was stored`,
+            [{ field: 'body', message: `at most ${ingestLimits.maxBodyBytes} bytes` }],
+          ),
+          413,
+        ),
+    }),
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/events',
+      summary: 'Log events durably',
+      description:
+        'One JSON event, a JSON array of events, or NDJSON. Answers once the events are synced to disk. With an Idempotency-Key seen before, answers the same ids and stores nothing.',
+      request: {
+        headers: z.object({ 'idempotency-key': z.string().optional() }),
+        body: {
+          content: {
+            'application/json': {
+              schema: { oneOf: [inputRef, { type: 'array', items: inputRef }] },
+            },
+            'application/x-ndjson': {
+              schema: { type: 'string', description: 'one event per line' },
+            },
+          },
+          required: true,
+        },
+      },
+      responses: {
+        201: {
+          content: { 'application/json': { schema: IdsSchema } },
+          description: 'Stored; ids in request order',
+        },
+        400: errorResponse('Invalid event; nothing stored'),
+        409: errorResponse('Idempotency-Key reused with another body'),
+        413: errorResponse('Body or event count over the limit; nothing stored'),
+        415: errorResponse('Unsupported content type'),
+        507: errorResponse('Disk full; nothing stored'),
+      },
+    }),
+    async (c) => {
+      const body = new Uint8Array(await c.req.arrayBuffer())
+      if (body.byteLength > ingestLimits.maxBodyBytes) {
+        throw new LimitExceededError(`the body is larger than ${ingestLimits.maxBodyBytes} bytes`)
+      }
+      const events = ingest.parse(c.req.header('content-type'), body)
+      const key = c.req.header('idempotency-key')
+      const ids = await ingest.submit(
+        events,
+        key === undefined ? undefined : { key, hash: bodyHash(body) },
+      )
+      return c.json({ ids }, 201)
+    },
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/events',
+      summary: 'A page of a result set for the whole array',
+      request: { query: QuerySchema },
+      responses: {
+        200: {
+          content: { 'application/json': { schema: ResultSetSchema } },
+          description: 'A page',
+        },
+        400: errorResponse('Invalid parameter or cursor'),
+      },
+    }),
+    async (c) => {
+      const params = c.req.valid('query')
+      let timeoutMs = components.queryTimeoutMs
+      if (params.timeout !== undefined) {
+        const ms = parseDuration(params.timeout)
+        if (ms === undefined || ms < 1 || ms > MAX_QUERY_TIMEOUT_MS) {
+          throw problem(
+            'timeout',
+            `must be a duration from 1ms to ${MAX_QUERY_TIMEOUT_MS / 1000}s such as 2s`,
+            params.timeout,
+          )
+        }
+        timeoutMs = ms
+      }
+      // With a cursor its frozen query wins over any parameters sent again.
+      const input =
+        params.cursor === undefined
+          ? { query: toEventQuery(params, components.clock()), timeoutMs }
+          : (() => {
+              const cursor = decodeCursor(params.cursor)
+              return { query: cursor.query, cursor, timeoutMs }
+            })()
+      const page = await coordinator.query(input, { signal: c.req.raw.signal })
+      return c.json(page, 200)
+    },
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/events/{id}',
+      summary: 'One event, from the member that owns it',
+      request: { params: z.object({ id: z.string() }) },
+      responses: {
+        200: { content: { 'application/json': { schema: EventSchema } }, description: 'The event' },
+        400: errorResponse('Malformed id'),
+        404: errorResponse('No such event'),
+        503: errorResponse('The owner could not be asked'),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param')
+      if (decodeId(id) === undefined)
+        throw problem('id', `must be an event id (${ID_LENGTH} characters of base32)`, id)
+      const event = await coordinator.lookup(id, {
+        timeoutMs: components.queryTimeoutMs,
+        signal: c.req.raw.signal,
+      })
+      return c.json(event, 200)
+    },
+  )
+
+  return app
+}

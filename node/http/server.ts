@@ -1,0 +1,49 @@
+// Listens for the HTTP app and stops gracefully: stop accepting, let requests
+// in flight finish (bounded), then close what is left.
+
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+
+export interface HttpServer {
+  /** The bound address, e.g. `127.0.0.1:7700` (the real port when 0 was asked). */
+  readonly address: string
+  /** Stops accepting, waits up to `graceMs` for requests in flight, then drops the rest. */
+  close(graceMs?: number): Promise<void>
+}
+
+export async function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  host: string,
+  port: number,
+): Promise<HttpServer> {
+  const { server, info } = await new Promise<{ server: Server; info: AddressInfo }>(
+    (resolve, reject) => {
+      const s = serve({ fetch, hostname: host, port }, (info) =>
+        resolve({ server: s as Server, info }),
+      )
+      ;(s as Server).once('error', reject)
+    },
+  )
+  // Slow or idle clients cannot hold a member: bounded header and keep-alive times.
+  server.headersTimeout = 20_000
+  server.requestTimeout = 120_000
+  server.keepAliveTimeout = 5_000
+  const address =
+    info.family === 'IPv6' ? `[${info.address}]:${info.port}` : `${info.address}:${info.port}`
+  let closing: Promise<void> | undefined
+  return {
+    address,
+    close(graceMs = 10_000) {
+      closing ??= new Promise<void>((resolve) => {
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs)
+        server.close(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+        server.closeIdleConnections()
+      })
+      return closing
+    },
+  }
+}

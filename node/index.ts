@@ -1,0 +1,136 @@
+// Wires a member together: `createMember(config)` returns an object with
+// start(), stop() and the few operations the CLI and tests need. Nothing else
+// lives here; each part is built by its own factory.
+
+import { join } from 'node:path'
+import type { MemberConfig } from './config.ts'
+import { memberTag, tagHex } from './event/id.ts'
+import type { App } from './http/app.ts'
+import { createApp } from './http/app.ts'
+import type { HttpServer } from './http/server.ts'
+import { listen } from './http/server.ts'
+import type { Ingest } from './ingest/ingest.ts'
+import { createIngest } from './ingest/ingest.ts'
+import type { Logger } from './log.ts'
+import { component, createRootLogger } from './log.ts'
+import type { Coordinator, SliceTarget } from './query/coordinator.ts'
+import { createCoordinator } from './query/coordinator.ts'
+import { createLookupHandler, createSliceHandler } from './query/slice.ts'
+import type { EventLog } from './store/event-log.ts'
+import { openEventLog } from './store/event-log.ts'
+import { loadOrCreateIdentity } from './store/identity.ts'
+import { startRetention } from './store/retention.ts'
+
+export const VERSION = '0.1.0'
+
+export interface MemberInit {
+  /** Wall clock in ms; injectable so tests can step it. Default `Date.now`. */
+  clock?: () => number
+  /** Root logger; default one from the config's level. */
+  logger?: Logger
+}
+
+export interface Member {
+  readonly peerId: string
+  readonly name: string
+  /** `host:port` the HTTP API listens on; set after start(). */
+  readonly httpAddress: string
+  readonly app: App
+  readonly log: EventLog
+  readonly ingest: Ingest
+  readonly coordinator: Coordinator
+  start(): Promise<void>
+  /** Graceful: stop accepting, finish requests in flight, write what was queued, close the store. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** Opens the member's store and identity; start() then listens. */
+export async function createMember(config: MemberConfig, init: MemberInit = {}): Promise<Member> {
+  const clock = init.clock ?? Date.now
+  const root = init.logger ?? createRootLogger({ level: config.logLevel, member: config.name })
+  const logger = component(root, 'member')
+  const dir = join(config.dataDir, 'chorus')
+  const identity = await loadOrCreateIdentity(dir)
+  const tag = memberTag(identity.peerId)
+  const log = await openEventLog({ dir: join(dir, 'store'), tag, clock })
+  const name = config.name
+
+  const ingest = createIngest({
+    log,
+    limits: config.ingestLimits,
+    eventLimits: config.eventLimits,
+    clock,
+  })
+  const slice = createSliceHandler({ log, peerId: identity.peerId, name: () => name })
+  const lookup = createLookupHandler({ log, peerId: identity.peerId, name: () => name })
+  const self: SliceTarget = {
+    peerId: identity.peerId,
+    name,
+    tag: tagHex(tag),
+    state: 'alive',
+    slice: (request, options) => slice(request, options),
+    lookup: (id) => lookup(id),
+  }
+  const coordinator = createCoordinator({ targets: () => [self] })
+
+  let started = false
+  let stopping: Promise<void> | undefined
+  let server: HttpServer | undefined
+  let retention: { stop(): Promise<void> } | undefined
+
+  const app = createApp({
+    ingest,
+    coordinator,
+    ingestLimits: config.ingestLimits,
+    eventLimits: config.eventLimits,
+    queryTimeoutMs: config.queryTimeoutMs,
+    clock,
+    logger: component(root, 'http'),
+    ready: () => started && stopping === undefined,
+    version: VERSION,
+  })
+
+  return {
+    peerId: identity.peerId,
+    name,
+    get httpAddress() {
+      return server?.address ?? ''
+    },
+    app,
+    log,
+    ingest,
+    coordinator,
+    async start() {
+      if (started) return
+      try {
+        retention = startRetention({
+          log,
+          retentionMs: config.retentionMs,
+          idempotencyTtlMs: config.ingestLimits.idempotencyTtlMs,
+          clock,
+          logger: component(root, 'retention'),
+        })
+        server = await listen(app.fetch, config.http.host, config.http.port)
+      } catch (err) {
+        await retention?.stop()
+        await log.close()
+        throw err
+      }
+      started = true
+      logger.info(
+        { peerId: identity.peerId, http: server.address, dataDir: config.dataDir },
+        'member started',
+      )
+    },
+    stop() {
+      stopping ??= (async () => {
+        await server?.close()
+        await retention?.stop()
+        await ingest.close()
+        await log.close()
+        logger.info('member stopped')
+      })()
+      return stopping
+    },
+  }
+}

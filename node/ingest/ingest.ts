@@ -1,0 +1,274 @@
+// Ingest: turns request bodies (one JSON event, a JSON array, or NDJSON) into
+// validated events, and writes them with group commit: requests that arrive
+// while a write is in progress are written together in the next batch, so
+// concurrent clients share one WAL sync. A request's ids are answered only
+// after the batch holding its events is synced.
+
+import { createHash } from 'node:crypto'
+import type { z } from '@hono/zod-openapi'
+import type { FieldProblem } from '../errors.ts'
+import {
+  ConflictError,
+  InvalidInputError,
+  LimitExceededError,
+  StoreUnavailableError,
+  UnsupportedMediaTypeError,
+} from '../errors.ts'
+import type { EventInput, EventLimits } from '../event/event.ts'
+import { createEventInputSchema } from '../event/event.ts'
+import type { AppendGroup, EventLog } from '../store/event-log.ts'
+
+export interface IngestLimits {
+  /** Largest request body, in bytes. Default 16 MiB. */
+  maxBodyBytes: number
+  /** Most events in one request. Default 10,000. */
+  maxEventsPerRequest: number
+  /** Longest Idempotency-Key, in characters. Default 256. */
+  maxIdempotencyKeyLength: number
+  /** How long an Idempotency-Key is remembered, in ms. Default 24 h. */
+  idempotencyTtlMs: number
+}
+
+export const DEFAULT_INGEST_LIMITS: IngestLimits = {
+  maxBodyBytes: 16 * 1024 * 1024,
+  maxEventsPerRequest: 10_000,
+  maxIdempotencyKeyLength: 256,
+  idempotencyTtlMs: 24 * 3_600_000,
+}
+
+/** Most events written in one group-commit batch (a single larger request is still written whole). */
+const MAX_GROUP_EVENTS = 8192
+/** Most problems listed in one 400 answer. */
+const MAX_PROBLEMS = 100
+
+export interface IngestComponents {
+  log: EventLog
+  limits: IngestLimits
+  eventLimits: EventLimits
+  /** Wall clock in ms. Default `Date.now`. */
+  clock?: () => number
+}
+
+export interface Ingest {
+  /** Parses and validates a body; throws InvalidInputError, LimitExceededError or UnsupportedMediaTypeError. */
+  parse(contentType: string | undefined, body: Uint8Array): EventInput[]
+  /**
+   * Writes events durably and answers their ids in order. With an
+   * idempotency key seen before (and the same body hash), answers the ids
+   * of that request and writes nothing.
+   */
+  submit(events: EventInput[], idempotency?: { key: string; hash: string }): Promise<string[]>
+  /** Number of events waiting for the next batch. */
+  readonly queued: number
+  /** Refuses new work and waits for queued events to be written. */
+  close(): Promise<void>
+}
+
+interface Pending {
+  group: AppendGroup
+  resolve: (ids: string[]) => void
+  reject: (err: unknown) => void
+}
+
+export function bodyHash(body: Uint8Array): string {
+  return createHash('sha256').update(body).digest('base64url')
+}
+
+function describeIssues(index: number, issues: z.core.$ZodIssue[], problems: FieldProblem[]): void {
+  for (const issue of issues) {
+    if (problems.length >= MAX_PROBLEMS) return
+    const path = issue.path
+      .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+      .join('')
+    let message = issue.message
+    if (issue.code === 'unrecognized_keys') message = `unknown field(s): ${issue.keys.join(', ')}`
+    problems.push({ field: `events[${index}]${path}`, message })
+  }
+}
+
+export function createIngest(components: IngestComponents): Ingest {
+  const { log, limits } = components
+  const clock = components.clock ?? Date.now
+  const schema = createEventInputSchema(components.eventLimits)
+  const pending: Pending[] = []
+  const inflight = new Map<string, Promise<{ ids: string[]; hash: string }>>()
+  let queued = 0
+  let scheduled = false
+  let closing = false
+  let drained: (() => void) | undefined
+
+  function validate(raw: unknown[]): EventInput[] {
+    if (raw.length > limits.maxEventsPerRequest) {
+      throw new LimitExceededError(
+        `a request may carry at most ${limits.maxEventsPerRequest} events, got ${raw.length}`,
+        [{ field: 'events', message: `at most ${limits.maxEventsPerRequest} events` }],
+      )
+    }
+    if (raw.length === 0) {
+      throw new InvalidInputError('the request carries no events', [
+        { field: 'events', message: 'at least one event' },
+      ])
+    }
+    const events: EventInput[] = new Array(raw.length)
+    const problems: FieldProblem[] = []
+    for (let i = 0; i < raw.length; i++) {
+      const result = schema.safeParse(raw[i])
+      if (result.success) events[i] = result.data as EventInput
+      else describeIssues(i, result.error.issues, problems)
+    }
+    if (problems.length > 0) {
+      const first = problems[0] as FieldProblem
+      throw new InvalidInputError(
+        `"${first.field}": ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''}; nothing was stored`,
+        problems,
+      )
+    }
+    return events
+  }
+
+  function parse(contentType: string | undefined, body: Uint8Array): EventInput[] {
+    const media = (contentType ?? 'application/json').split(';')[0]?.trim().toLowerCase()
+    const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
+    if (
+      media === 'application/x-ndjson' ||
+      media === 'application/jsonl' ||
+      media === 'application/jsonlines'
+    ) {
+      const raw: unknown[] = []
+      let start = 0
+      let line = 0
+      while (start <= text.length) {
+        let end = text.indexOf('\n', start)
+        if (end === -1) end = text.length
+        line++
+        const chunk = text.slice(start, end).trim()
+        start = end + 1
+        if (chunk === '') continue
+        if (raw.length >= limits.maxEventsPerRequest) {
+          throw new LimitExceededError(
+            `a request may carry at most ${limits.maxEventsPerRequest} events`,
+            [{ field: 'events', message: `at most ${limits.maxEventsPerRequest} events` }],
+          )
+        }
+        try {
+          raw.push(JSON.parse(chunk))
+        } catch (err) {
+          throw new InvalidInputError(
+            `line ${line} (events[${raw.length}]) is not valid JSON: ${(err as Error).message}; nothing was stored`,
+            [{ field: `events[${raw.length}]`, message: `line ${line} is not valid JSON` }],
+          )
+        }
+      }
+      return validate(raw)
+    }
+    if (media === 'application/json' || media === '' || media === undefined) {
+      let raw: unknown
+      try {
+        raw = JSON.parse(text)
+      } catch (err) {
+        throw new InvalidInputError(`the body is not valid JSON: ${(err as Error).message}`, [
+          { field: 'body', message: 'not valid JSON' },
+        ])
+      }
+      return validate(Array.isArray(raw) ? raw : [raw])
+    }
+    throw new UnsupportedMediaTypeError(
+      `content type "${media}" is not accepted; send application/json or application/x-ndjson`,
+      [{ field: 'content-type', message: 'application/json or application/x-ndjson' }],
+    )
+  }
+
+  function flush(): void {
+    scheduled = false
+    if (pending.length === 0) return
+    let events = 0
+    let count = 0
+    while (count < pending.length) {
+      const size = (pending[count] as Pending).group.events.length
+      if (count > 0 && events + size > MAX_GROUP_EVENTS) break
+      events += size
+      count++
+    }
+    const batch = pending.splice(0, count)
+    queued -= events
+    try {
+      const ids = log.append(batch.map((p) => p.group))
+      for (let i = 0; i < batch.length; i++) (batch[i] as Pending).resolve(ids[i] as string[])
+    } catch (err) {
+      for (const p of batch) p.reject(err)
+    }
+    if (pending.length > 0) {
+      scheduled = true
+      // setImmediate, not a microtask: requests that arrived during the
+      // write get parsed first and join the next batch.
+      setImmediate(flush)
+    } else if (drained !== undefined) {
+      drained()
+    }
+  }
+
+  function enqueue(group: AppendGroup): Promise<string[]> {
+    if (closing) return Promise.reject(new StoreUnavailableError('the member is shutting down'))
+    return new Promise((resolve, reject) => {
+      pending.push({ group, resolve, reject })
+      queued += group.events.length
+      if (!scheduled) {
+        scheduled = true
+        setImmediate(flush)
+      }
+    })
+  }
+
+  async function submitOnce(events: EventInput[], key: string, hash: string) {
+    const record = await log.findIdempotency(key)
+    if (record !== undefined && record.atMs > clock() - limits.idempotencyTtlMs) {
+      return { ids: record.ids, hash: record.hash }
+    }
+    const ids = await enqueue({ events, idempotency: { key, hash, atMs: clock() } })
+    return { ids, hash }
+  }
+
+  return {
+    parse,
+    get queued() {
+      return queued
+    },
+    async submit(events, idempotency) {
+      if (idempotency === undefined) return enqueue({ events })
+      const { key, hash } = idempotency
+      if (key.length === 0 || key.length > limits.maxIdempotencyKeyLength) {
+        throw new InvalidInputError(
+          `"Idempotency-Key" must be 1 to ${limits.maxIdempotencyKeyLength} characters`,
+          [
+            {
+              field: 'Idempotency-Key',
+              message: `1 to ${limits.maxIdempotencyKeyLength} characters`,
+            },
+          ],
+        )
+      }
+      let work = inflight.get(key)
+      if (work === undefined) {
+        work = submitOnce(events, key, hash)
+        inflight.set(key, work)
+        const settled = () => inflight.delete(key)
+        work.then(settled, settled)
+      }
+      const done = await work
+      if (done.hash !== hash) {
+        throw new ConflictError(
+          `"Idempotency-Key" ${JSON.stringify(key)} was used before with a different body`,
+          'idempotency_key_reused',
+        )
+      }
+      return done.ids
+    },
+    async close() {
+      closing = true
+      if (pending.length === 0) return
+      await new Promise<void>((resolve) => {
+        drained = resolve
+      })
+    },
+  }
+}

@@ -1,0 +1,130 @@
+// Result-set cursors. A cursor freezes a set: its query (filters, period,
+// order, limit), a position (an id) and a direction, and every member's
+// high-water mark (`seq`) at the set's first page. Any member can serve the
+// next page from it alone: no coordinator keeps state between pages.
+//
+// Wire form: base64url of a MessagePack array
+//   [1, query, dir ('n'|'p'), position id, inclusive, [[peer id, hwm], ...]]
+// It is opaque to clients and validated like any other input when it comes back.
+
+import { Packr } from 'msgpackr'
+import { z } from 'zod'
+import { InvalidInputError } from '../errors.ts'
+import { SEVERITIES } from '../event/event.ts'
+import { decodeId, ID_LENGTH } from '../event/id.ts'
+
+const CURSOR_VERSION = 1
+/** Longest cursor accepted, in characters: room for the marks of a few thousand members. */
+export const MAX_CURSOR_LENGTH = 262_144
+
+/** A query as the coordinator runs it, with every default applied and times made absolute. */
+export interface EventQuery {
+  fromMs: number
+  toMs: number
+  types: string[]
+  minSeverity: number
+  /** Member names or peer ids; empty: every member. */
+  members: string[]
+  text?: string
+  limit: number
+  order: 'asc' | 'desc'
+  /** Only events after this id (id order), from `after=<id>`. */
+  after?: string
+  /** Only events before this id (id order), from `before=<id>`. */
+  before?: string
+}
+
+export interface CursorState {
+  query: EventQuery
+  /** `next` continues in the set's order, `prev` goes back. */
+  dir: 'next' | 'prev'
+  /** Id the page continues past. */
+  position: string
+  /** Whether the event at `position` itself belongs to the page (after an empty page). */
+  inclusive: boolean
+  /** The set's members and their high-water marks, fixed at its first page; -1: it did not answer then, and stays out. */
+  marks: Array<[string, number]>
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+
+const idText = z
+  .string()
+  .length(ID_LENGTH)
+  .refine((s) => decodeId(s) !== undefined)
+
+const QueryShape = z.strictObject({
+  fromMs: z.number().int().nonnegative(),
+  toMs: z.number().int().nonnegative(),
+  types: z.array(z.string().max(256)).max(64),
+  minSeverity: z
+    .number()
+    .int()
+    .min(0)
+    .max(SEVERITIES.length - 1),
+  members: z.array(z.string().max(256)).max(1024),
+  text: z.string().max(1024).optional(),
+  limit: z.number().int().min(1).max(10_000),
+  order: z.enum(['asc', 'desc']),
+  after: idText.optional(),
+  before: idText.optional(),
+})
+
+const CursorShape = z.tuple([
+  z.literal(CURSOR_VERSION),
+  QueryShape,
+  z.enum(['n', 'p']),
+  idText,
+  z.boolean(),
+  z.array(z.tuple([z.string().min(1).max(128), z.number().int().min(-1)])).max(10_000),
+])
+
+export function encodeCursor(state: CursorState): string {
+  const query: Record<string, unknown> = { ...state.query }
+  for (const key of Object.keys(query)) if (query[key] === undefined) delete query[key]
+  const packed = packr.pack([
+    CURSOR_VERSION,
+    query,
+    state.dir === 'next' ? 'n' : 'p',
+    state.position,
+    state.inclusive,
+    state.marks,
+  ])
+  return Buffer.from(packed).toString('base64url')
+}
+
+function invalidCursor(why: string): InvalidInputError {
+  return new InvalidInputError(
+    `"cursor" is not a cursor this array issued: ${why}`,
+    [{ field: 'cursor', message: why }],
+    'invalid_cursor',
+  )
+}
+
+export function decodeCursor(text: string): CursorState {
+  if (text.length > MAX_CURSOR_LENGTH)
+    throw invalidCursor(`longer than ${MAX_CURSOR_LENGTH} characters`)
+  if (!/^[A-Za-z0-9_-]+$/.test(text)) throw invalidCursor('not base64url')
+  let raw: unknown
+  try {
+    raw = packr.unpack(Buffer.from(text, 'base64url'))
+  } catch {
+    throw invalidCursor('cannot be decoded')
+  }
+  const parsed = CursorShape.safeParse(raw)
+  if (!parsed.success) throw invalidCursor('its contents are malformed')
+  const [, query, dir, position, inclusive, marks] = parsed.data
+  const out: EventQuery = {
+    fromMs: query.fromMs,
+    toMs: query.toMs,
+    types: query.types,
+    minSeverity: query.minSeverity,
+    members: query.members,
+    limit: query.limit,
+    order: query.order,
+  }
+  if (query.text !== undefined) out.text = query.text
+  if (query.after !== undefined) out.after = query.after
+  if (query.before !== undefined) out.before = query.before
+  return { query: out, dir: dir === 'n' ? 'next' : 'prev', position, inclusive, marks }
+}

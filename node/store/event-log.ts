@@ -1,0 +1,340 @@
+// The member's event log on RocksDB: it stamps events with `ts` and `seq`,
+// writes them with their index entries and the member's counters in one
+// atomic, synced batch, and reads them back by id or by time range. The key
+// layout is in keys.ts, the value format in codec.ts.
+//
+// `seq` and `ts` survive crashes because the counters are written in the same
+// batch as the events they numbered: after a restart the log continues from
+// the last batch that reached the WAL, and nothing acknowledged (synced) can
+// be behind it.
+
+import { RocksLevel } from '@nxtedition/rocksdb'
+import { Packr } from 'msgpackr'
+import { DataDirError, StorageFullError, StoreUnavailableError } from '../errors.ts'
+import type { EventInput } from '../event/event.ts'
+import { encodeId, ID_BYTES, MAX_SEQ, MAX_TS, writeIdBytes } from '../event/id.ts'
+import { encodeEventValue } from './codec.ts'
+import {
+  EVENT,
+  eventKeyAtTs,
+  IDEMPOTENCY_AGE,
+  idempotencyAgeKey,
+  idempotencyKey,
+  metaKey,
+  TYPE_CATALOGUE,
+  typeCatalogueKey,
+  typeIndexKey,
+  typePrefix,
+} from './keys.ts'
+
+/** Version of the on-disk layout. A member refuses a store with a newer one. */
+export const STORE_FORMAT = 1
+
+const FORMAT_KEY = metaKey('format')
+const COUNTERS_KEY = metaKey('counters')
+const meta = new Packr({ useRecords: false, mapsAsObjects: true })
+
+export interface EventLogInit {
+  /** Directory of the RocksDB store; created if missing. */
+  dir: string
+  /** Tag of the owning member, written into every id. */
+  tag: Uint8Array
+  /** Wall clock in ms; injectable for tests. Default `Date.now`. */
+  clock?: () => number
+  /** fsync the WAL before a write returns. Default true; off only in benchmarks of the floor. */
+  sync?: boolean
+}
+
+/** One request's worth of events, written together with the others of a group commit. */
+export interface AppendGroup {
+  events: readonly EventInput[]
+  /** Remembered with the ids, so a retry with the same key answers the same ids. */
+  idempotency?: { key: string; hash: string; atMs: number }
+}
+
+export interface IdempotencyRecord {
+  ids: string[]
+  hash: string
+  atMs: number
+}
+
+export interface RangeScan {
+  gt?: Uint8Array
+  gte?: Uint8Array
+  lt?: Uint8Array
+  lte?: Uint8Array
+  reverse?: boolean
+}
+
+export interface EventLog {
+  readonly tag: Uint8Array
+  /** Newest `seq` written; 0 before the first event. */
+  readonly lastSeq: number
+  /** Newest `ts` written; ts never goes below it. */
+  readonly lastTs: number
+  /** Every event type ever logged here, sorted. */
+  types(): readonly string[]
+  /**
+   * Stamps and writes the groups' events in one batch, synced when the log
+   * is, and returns each group's ids in order. Runs on the calling thread.
+   * Throws StorageFullError or StoreUnavailableError and then has written
+   * nothing and advanced no counter.
+   */
+  append(groups: readonly AppendGroup[]): string[][]
+  /** Values of the events with these ids (16 bytes each), `undefined` where absent. */
+  getMany(ids: readonly Uint8Array[]): Promise<Array<Buffer | undefined>>
+  /** Iterates raw entries of a key range in batches of up to `batchSize`. */
+  scan(range: RangeScan, batchSize: number): AsyncGenerator<Array<[Buffer, Buffer]>>
+  findIdempotency(key: string): Promise<IdempotencyRecord | undefined>
+  /** Deletes events with `ts` below `beforeTs` and their index entries. */
+  deleteEventsBefore(beforeTs: number): Promise<void>
+  /** Deletes idempotency records remembered before `beforeMs`; returns how many. */
+  deleteIdempotencyBefore(beforeMs: number): Promise<number>
+  /** Approximate bytes on disk (SST files plus memtables). */
+  sizeBytes(): number
+  close(): Promise<void>
+}
+
+function translateWriteError(err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err)
+  if (/No space left|ENOSPC|space/i.test(message)) {
+    return new StorageFullError('the disk is full: nothing of this request was stored')
+  }
+  return new StoreUnavailableError(`the store refused the write: ${message}`)
+}
+
+export async function openEventLog(init: EventLogInit): Promise<EventLog> {
+  const db = new RocksLevel(init.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+  try {
+    await db.open({ createIfMissing: true, infoLogLevel: 'error' })
+  } catch (err) {
+    const message = err instanceof Error ? `${err.message} ${String(err.cause ?? '')}` : String(err)
+    if (/lock/i.test(message)) {
+      throw new DataDirError(
+        `the store at ${init.dir} is in use by another chorus process; stop it or choose another --data-dir`,
+      )
+    }
+    throw new DataDirError(`cannot open the store at ${init.dir}: ${message}`)
+  }
+
+  const clock = init.clock ?? Date.now
+  const sync = init.sync ?? true
+  const tag = init.tag
+
+  let format: number | undefined
+  let lastSeq = 0
+  let lastTs = 0
+  const types: string[] = []
+  try {
+    const [formatValue, countersValue] = await db.getMany([FORMAT_KEY, COUNTERS_KEY])
+    format = formatValue === undefined ? undefined : (meta.unpack(formatValue) as number)
+    if (countersValue !== undefined) {
+      const counters = meta.unpack(countersValue) as [number, number]
+      lastSeq = counters[0]
+      lastTs = counters[1]
+    }
+    if (format !== undefined && format > STORE_FORMAT) {
+      throw new DataDirError(
+        `the store at ${init.dir} has format ${format}, newer than this chorus understands (${STORE_FORMAT}); run a newer chorus`,
+      )
+    }
+    if (format === undefined) {
+      // A new store, or one from before formats were recorded: format 1 is
+      // the first layout, so recording it is the whole upgrade.
+      const batch = db.batch()
+      batch.put(FORMAT_KEY, meta.pack(STORE_FORMAT))
+      await batch.write({ sync: true })
+    }
+    const it = db.iterator({
+      gt: Buffer.of(TYPE_CATALOGUE),
+      lt: Buffer.of(TYPE_CATALOGUE + 1),
+      values: false,
+    })
+    try {
+      for (;;) {
+        const rows = await it.nextv(1000)
+        if (rows.length === 0) break
+        for (const [key] of rows) types.push(key.subarray(1).toString('utf8'))
+      }
+    } finally {
+      await it.close()
+    }
+  } catch (err) {
+    await db.close()
+    throw err
+  }
+  const typeSet = new Set(types)
+  const typePrefixes = new Map<string, Buffer>()
+  let sortedTypes: readonly string[] = [...types].sort()
+  let closed = false
+
+  function prefixOf(type: string): Buffer {
+    let prefix = typePrefixes.get(type)
+    if (prefix === undefined) {
+      prefix = typePrefix(type)
+      typePrefixes.set(type, prefix)
+    }
+    return prefix
+  }
+
+  return {
+    tag,
+    get lastSeq() {
+      return lastSeq
+    },
+    get lastTs() {
+      return lastTs
+    },
+    types: () => sortedTypes,
+
+    append(groups) {
+      if (closed) throw new StoreUnavailableError('the store is closed')
+      const batch = db.batch()
+      let seq = lastSeq
+      const ts = Math.max(clock(), lastTs)
+      if (ts > MAX_TS)
+        throw new StoreUnavailableError('the clock is past the largest time an id can hold')
+      const newTypes: string[] = []
+      const out: string[][] = []
+      const id = new Uint8Array(ID_BYTES)
+      for (const group of groups) {
+        const ids: string[] = []
+        for (const event of group.events) {
+          seq++
+          writeIdBytes(id, 0, ts, tag, seq)
+          const key = Buffer.allocUnsafe(1 + ID_BYTES)
+          key[0] = EVENT
+          key.set(id, 1)
+          batch.put(key, encodeEventValue(event))
+          batch.put(typeIndexKey(prefixOf(event.type), id), EMPTY)
+          if (!typeSet.has(event.type) && !newTypes.includes(event.type)) {
+            newTypes.push(event.type)
+            batch.put(typeCatalogueKey(event.type), EMPTY)
+          }
+          ids.push(encodeId(id))
+        }
+        if (group.idempotency !== undefined) {
+          const { key, hash, atMs } = group.idempotency
+          batch.put(idempotencyKey(key), meta.pack([ids, hash, atMs]))
+          batch.put(idempotencyAgeKey(atMs, key), EMPTY)
+        }
+        out.push(ids)
+      }
+      if (seq > MAX_SEQ)
+        throw new StoreUnavailableError('this member has used up its sequence numbers')
+      batch.put(COUNTERS_KEY, meta.pack([seq, ts]))
+      try {
+        // The binding writes on the calling thread and resolves on the next
+        // tick; `write` without await would still have written by now, but
+        // its rejection would be lost, so use the synchronous core.
+        writeBatchSync(batch, sync)
+      } catch (err) {
+        throw translateWriteError(err)
+      }
+      lastSeq = seq
+      lastTs = ts
+      if (newTypes.length > 0) {
+        for (const type of newTypes) typeSet.add(type)
+        sortedTypes = [...typeSet].sort()
+      }
+      return out
+    },
+
+    getMany(ids) {
+      const keys = ids.map((id) => {
+        const key = Buffer.allocUnsafe(1 + ID_BYTES)
+        key[0] = EVENT
+        key.set(id, 1)
+        return key
+      })
+      return db.getMany(keys)
+    },
+
+    async *scan(range, batchSize) {
+      const it = db.iterator({ ...range, keys: true, values: true })
+      try {
+        for (;;) {
+          const rows = await it.nextv(batchSize)
+          if (rows.length === 0) return
+          yield rows
+        }
+      } finally {
+        await it.close()
+      }
+    },
+
+    async findIdempotency(key) {
+      const [value] = await db.getMany([idempotencyKey(key)])
+      if (value === undefined) return undefined
+      const [ids, hash, atMs] = meta.unpack(value) as [string[], string, number]
+      return { ids, hash, atMs }
+    },
+
+    async deleteEventsBefore(beforeTs) {
+      if (closed) return
+      const end = eventKeyAtTs(beforeTs)
+      // DeleteRange: one tombstone per range, so this costs the same for a
+      // million old events as for one and does not hold up ingest.
+      await db.clear({ gte: Buffer.of(EVENT), lt: end })
+      const boundary = end.subarray(1)
+      for (const type of sortedTypes) {
+        const prefix = prefixOf(type)
+        await db.clear({ gte: prefix, lt: typeIndexKey(prefix, boundary) })
+      }
+    },
+
+    async deleteIdempotencyBefore(beforeMs) {
+      if (closed) return 0
+      const lt = idempotencyAgeKey(beforeMs, '')
+      const keys: Buffer[] = []
+      const it = db.iterator({ gte: Buffer.of(IDEMPOTENCY_AGE), lt, values: false })
+      try {
+        for (;;) {
+          const rows = await it.nextv(1000)
+          if (rows.length === 0) break
+          for (const [key] of rows) keys.push(key)
+          if (keys.length >= 100_000) break
+        }
+      } finally {
+        await it.close()
+      }
+      if (keys.length === 0 || closed) return 0
+      const batch = db.batch()
+      for (const key of keys) {
+        batch.del(key)
+        batch.del(idempotencyKey(key.subarray(7).toString('utf8')))
+      }
+      await batch.write({ sync: false })
+      return keys.length
+    },
+
+    sizeBytes() {
+      if (closed) return 0
+      const sst = Number(db.getProperty('rocksdb.total-sst-files-size'))
+      const mem = Number(db.getProperty('rocksdb.cur-size-all-mem-tables'))
+      return (Number.isFinite(sst) ? sst : 0) + (Number.isFinite(mem) ? mem : 0)
+    },
+
+    async close() {
+      if (closed) return
+      closed = true
+      await db.close()
+    },
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+interface SyncWritable {
+  _writeSync(options: { sync: boolean }): void
+  close(): Promise<void>
+}
+
+function writeBatchSync(batch: unknown, sync: boolean): void {
+  const chained = batch as SyncWritable
+  try {
+    chained._writeSync({ sync })
+  } finally {
+    void chained.close()
+  }
+}

@@ -1,0 +1,91 @@
+// Key layout of a member's RocksDB store. One keyspace, one leading byte per
+// kind of record, so that every query is a range scan or a point lookup:
+//
+//   'E' id(16)                       → event value      time order; id lookup
+//   'T' type 0x00 id(16)             → (empty)          time order within a type
+//   'Y' type                         → (empty)          catalogue of types seen
+//   'M' name                         → meta value       format, last seq and ts
+//   'I' key                          → idempotency record (ids, body hash, time)
+//   'J' at(6) key                    → (empty)          idempotency keys by age
+//
+// Ids are big-endian (ts, member tag, seq), so the event keys of a time range
+// are contiguous, and so are a type's index keys within the same range. Types
+// cannot contain 0x00 (TYPE_PATTERN), which makes the separator unambiguous.
+
+import { ID_BYTES, idBytes, writeIdBytes } from '../event/id.ts'
+
+export const EVENT = 0x45 // 'E'
+export const TYPE_INDEX = 0x54 // 'T'
+export const TYPE_CATALOGUE = 0x59 // 'Y'
+export const META = 0x4d // 'M'
+export const IDEMPOTENCY = 0x49 // 'I'
+export const IDEMPOTENCY_AGE = 0x4a // 'J'
+
+const ZERO_TAG = new Uint8Array(5)
+
+export function eventKey(ts: number, tag: Uint8Array, seq: number): Buffer {
+  const key = Buffer.allocUnsafe(1 + ID_BYTES)
+  key[0] = EVENT
+  writeIdBytes(key, 1, ts, tag, seq)
+  return key
+}
+
+export function eventKeyOfId(id: Uint8Array): Buffer {
+  const key = Buffer.allocUnsafe(1 + ID_BYTES)
+  key[0] = EVENT
+  key.set(id, 1)
+  return key
+}
+
+/** The smallest event key at or after `ts`. */
+export function eventKeyAtTs(ts: number): Buffer {
+  return eventKeyOfId(idBytes(ts, ZERO_TAG, 0))
+}
+
+export function typePrefix(type: string): Buffer {
+  const name = Buffer.from(type, 'utf8')
+  const key = Buffer.allocUnsafe(2 + name.length)
+  key[0] = TYPE_INDEX
+  name.copy(key, 1)
+  key[1 + name.length] = 0
+  return key
+}
+
+export function typeIndexKey(prefix: Buffer, id: Uint8Array): Buffer {
+  const key = Buffer.allocUnsafe(prefix.length + ID_BYTES)
+  prefix.copy(key, 0)
+  key.set(id, prefix.length)
+  return key
+}
+
+export function typeCatalogueKey(type: string): Buffer {
+  return Buffer.concat([Buffer.of(TYPE_CATALOGUE), Buffer.from(type, 'utf8')])
+}
+
+export function metaKey(name: string): Buffer {
+  return Buffer.concat([Buffer.of(META), Buffer.from(name, 'utf8')])
+}
+
+export function idempotencyKey(key: string): Buffer {
+  return Buffer.concat([Buffer.of(IDEMPOTENCY), Buffer.from(key, 'utf8')])
+}
+
+export function idempotencyAgeKey(atMs: number, key: string): Buffer {
+  const out = Buffer.allocUnsafe(7 + Buffer.byteLength(key))
+  out[0] = IDEMPOTENCY_AGE
+  out.writeUIntBE(atMs, 1, 6)
+  out.write(key, 7, 'utf8')
+  return out
+}
+
+/** The first key after every key that starts with `prefix`. */
+export function prefixEnd(prefix: Uint8Array): Buffer {
+  const end = Buffer.from(prefix)
+  for (let i = end.length - 1; i >= 0; i--) {
+    if ((end[i] as number) < 0xff) {
+      end[i] = (end[i] as number) + 1
+      return end.subarray(0, i + 1)
+    }
+  }
+  return Buffer.of(0xff, 0xff, 0xff, 0xff)
+}

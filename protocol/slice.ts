@@ -1,0 +1,48 @@
+// The slice request: what a coordinator asks one member for, and what the
+// member says when its answer is complete. These are the messages of
+// `/chorus/slice/1`; until the mesh exists the coordinator hands them to its
+// own member by a direct call, through the same handler peers will use.
+
+/** A bound on ids, exclusive unless `inclusive`. */
+export interface IdBound {
+  /** 16 id bytes. */
+  id: Uint8Array
+  inclusive: boolean
+}
+
+export interface SliceRequest {
+  /** Lower end of the period over `ts`, ms since the epoch, inclusive. */
+  fromMs: number
+  /** Upper end of the period over `ts`, ms since the epoch, exclusive. */
+  toMs: number
+  /** Only events with ids past this bound (in id order), e.g. from `after=<id>`. */
+  lower?: IdBound
+  /** Only events with ids before this bound (in id order), e.g. from `before=<id>`. */
+  upper?: IdBound
+  /** Continue strictly past this id in scan direction (inclusive if said): a cursor's position. */
+  position?: IdBound
+  /** Scan from the newest end of the range down. */
+  reverse: boolean
+  /** Exact types, or prefixes written `http.*`; empty: every type. */
+  types: readonly string[]
+  /** Minimum severity rank (0 debug … 4 critical). */
+  minSeverity: number
+  /** Case-insensitive substring of `message`. */
+  text?: string
+  /** The member's high-water mark for this result set: events with a larger seq are not part of it. */
+  hwm?: number
+  /** Most events to answer with. */
+  limit: number
+}
+
+export interface SliceTrailer {
+  /** The high-water mark that was applied (the member's newest seq when none was given). */
+  hwm: number
+  /** How many stored entries were examined. */
+  scanned: number
+  /** True when more matching events exist past the last one sent. */
+  more: boolean
+}
+
+/** Largest `limit` of one slice request: the page limit. */
+export const MAX_SLICE_LIMIT = 10_000
