@@ -86,7 +86,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     queryTimeoutMs: config.queryTimeoutMs,
     clock,
     logger: component(root, 'http'),
-    ready: () => started && stopping === undefined,
+    ready: () => started && stopping === undefined && log.writeError === undefined,
     version: VERSION,
   })
 

@@ -161,7 +161,13 @@ export function createIngest(components: IngestComponents): Ingest {
       }
       return validate(raw)
     }
-    if (media === 'application/json' || media === '' || media === undefined) {
+    // text/plain is what fetch() and many tools send for a string body.
+    if (
+      media === 'application/json' ||
+      media === 'text/plain' ||
+      media === '' ||
+      media === undefined
+    ) {
       let raw: unknown
       try {
         raw = JSON.parse(text)
@@ -173,7 +179,7 @@ export function createIngest(components: IngestComponents): Ingest {
       return validate(Array.isArray(raw) ? raw : [raw])
     }
     throw new UnsupportedMediaTypeError(
-      `content type "${media}" is not accepted; send application/json or application/x-ndjson`,
+      `content type "${media}" is not accepted; send application/json or application/x-ndjson (with curl: -H 'content-type: application/json')`,
       [{ field: 'content-type', message: 'application/json or application/x-ndjson' }],
     )
   }

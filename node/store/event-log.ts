@@ -90,17 +90,19 @@ export interface EventLog {
   deleteEventsBefore(beforeTs: number): Promise<void>
   /** Deletes idempotency records remembered before `beforeMs`; returns how many. */
   deleteIdempotencyBefore(beforeMs: number): Promise<number>
+  /**
+   * The write error that stopped the store, if any. After a failed write
+   * RocksDB refuses further writes until the member is restarted.
+   */
+  readonly writeError: Error | undefined
   /** Approximate bytes on disk (SST files plus memtables). */
   sizeBytes(): number
   close(): Promise<void>
 }
 
-function translateWriteError(err: unknown): Error {
+function isNoSpace(err: unknown): boolean {
   const message = err instanceof Error ? err.message : String(err)
-  if (/No space left|ENOSPC|space/i.test(message)) {
-    return new StorageFullError('the disk is full: nothing of this request was stored')
-  }
-  return new StoreUnavailableError(`the store refused the write: ${message}`)
+  return /No space left|ENOSPC/i.test(message)
 }
 
 export async function openEventLog(init: EventLogInit): Promise<EventLog> {
@@ -167,6 +169,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   const typePrefixes = new Map<string, Buffer>()
   let sortedTypes: readonly string[] = [...types].sort()
   let closed = false
+  let writeError: Error | undefined
 
   function prefixOf(type: string): Buffer {
     let prefix = typePrefixes.get(type)
@@ -187,8 +190,13 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     },
     types: () => sortedTypes,
 
+    get writeError() {
+      return writeError
+    },
+
     append(groups) {
       if (closed) throw new StoreUnavailableError('the store is closed')
+      if (writeError !== undefined) throw writeError
       const batch = db.batch()
       let seq = lastSeq
       const ts = Math.max(clock(), lastTs)
@@ -229,7 +237,16 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         // its rejection would be lost, so use the synchronous core.
         writeBatchSync(batch, sync)
       } catch (err) {
-        throw translateWriteError(err)
+        // The first failure decides what every later write is told: RocksDB
+        // keeps refusing writes after it, with a less telling message.
+        writeError ??= isNoSpace(err)
+          ? new StorageFullError(
+              'the disk is full: nothing of this request was stored; free space and restart the member',
+            )
+          : new StoreUnavailableError(
+              `the store refused the write: ${(err as Error).message}; nothing of this request was stored`,
+            )
+        throw writeError
       }
       lastSeq = seq
       lastTs = ts
@@ -318,7 +335,13 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     async close() {
       if (closed) return
       closed = true
-      await db.close()
+      try {
+        await db.close()
+      } catch (err) {
+        // A store that failed a write cannot flush on close; what was
+        // acknowledged is in the WAL and is replayed at the next open.
+        if (writeError === undefined) throw err
+      }
     },
   }
 }

@@ -1,0 +1,139 @@
+// Shared pieces of the benchmark scripts: member processes on loopback,
+// percentiles, peak RSS from /proc, and a printed table. Benchmarks print
+// figures; they never assert on speed.
+
+import type { ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const CLI = join(import.meta.dirname, '..', '..', 'node', 'cli.ts')
+
+export interface BenchMember {
+  name: string
+  url: string
+  pid: number
+  child: ChildProcess
+  dataDir: string
+  stop(): Promise<void>
+}
+
+export async function startBenchMember(
+  name: string,
+  args: string[] = [],
+  extraEnv: Record<string, string> = {},
+): Promise<BenchMember> {
+  const dataDir = await mkdtemp(join(tmpdir(), `chorus-bench-${name}-`))
+  const child = spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      CLI,
+      'start',
+      '--name',
+      name,
+      '--data-dir',
+      dataDir,
+      '--http',
+      '127.0.0.1:0',
+      ...args,
+    ],
+    {
+      env: { ...process.env, CHORUS_LOG_LEVEL: 'warn', ...extraEnv },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s`)), 30_000)
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString()
+      const match = /listening on (http:\/\/[\d.:]+)/.exec(out)
+      if (match) {
+        clearTimeout(timer)
+        resolve(match[1] as string)
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`${name} exited ${code}`)))
+  })
+  return {
+    name,
+    url,
+    pid: child.pid as number,
+    child,
+    dataDir,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve))
+        child.kill('SIGTERM')
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
+        await exited
+        clearTimeout(timer)
+      }
+      await rm(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** Peak resident set size of a process so far, in MiB (VmHWM). */
+export function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const match = /VmHWM:\s+(\d+) kB/.exec(status)
+  return match ? Math.round(Number(match[1]) / 1024) : Number.NaN
+}
+
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const match = /VmRSS:\s+(\d+) kB/.exec(status)
+  return match ? Math.round(Number(match[1]) / 1024) : Number.NaN
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)
+  return sorted[Math.max(0, index)] as number
+}
+
+export function summary(latenciesMs: number[]) {
+  const sorted = [...latenciesMs].sort((a, b) => a - b)
+  return {
+    p50: round(percentile(sorted, 50)),
+    p95: round(percentile(sorted, 95)),
+    p99: round(percentile(sorted, 99)),
+    n: sorted.length,
+  }
+}
+
+export function round(x: number, digits = 1): number {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
+
+export function printTable(title: string, rows: Array<Record<string, string | number>>): void {
+  if (rows.length === 0) return
+  const keys = Object.keys(rows[0] as object)
+  const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => String(r[k]).length)))
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i] as number)).join('  ')
+  process.stdout.write(`\n${title}\n${line(keys)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`)
+  for (const row of rows) process.stdout.write(`${line(keys.map((k) => String(row[k])))}\n`)
+}
+
+/** A ~200-byte operational event, varied enough that compression does not flatter the figures. */
+export function sampleEvent(i: number): string {
+  const types = ['http.request', 'http.error', 'db.query', 'app.login', 'queue.depth']
+  const severities = ['debug', 'info', 'info', 'warn', 'error']
+  return JSON.stringify({
+    type: types[i % types.length],
+    severity: severities[(i >> 3) % severities.length],
+    message: `request ${i.toString(36)} to /api/v1/items/${(i * 7919) % 100_000} took ${(i * 31) % 997} ms`,
+    source: `web-${i % 16}`,
+    value: (i * 31) % 997,
+    attrs: {
+      region: i % 2 ? 'eu-west' : 'us-east',
+      status: 200 + (i % 5),
+      user: `u${(i * 104729) % 50_000}`,
+    },
+  })
+}

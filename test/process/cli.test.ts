@@ -1,0 +1,175 @@
+// The chorus command as an operator runs it: start, emit, query, SIGTERM.
+
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ResultPage } from '../../node/query/coordinator.ts'
+import { allEvents, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
+import { runCli, startMember, stopAll } from './harness.ts'
+
+afterEach(async () => {
+  await stopAll()
+  await removeTempDirs()
+})
+
+describe('chorus emit and query', () => {
+  it('log an event with attributes and print result sets as a table, as JSON, and by cursor', async () => {
+    const member = await startMember({ name: 'cli-a', dataDir: await tempDir() })
+    const env = { CHORUS_URL: member.url }
+    const first = await runCli(
+      [
+        'emit',
+        '--type',
+        'deploy.finished',
+        '--severity',
+        'warn',
+        '--message',
+        'v2 rolled out',
+        '--value',
+        '12.5',
+        '--attr',
+        'region=eu',
+        '--attr',
+        'canary=true',
+        '--attr',
+        'pods=3',
+      ],
+      { env },
+    )
+    expect(first.code, first.stderr).toBe(0)
+    const second = await runCli(['emit', '--type', 'deploy.started', '--url', member.url])
+    expect(second.code).toBe(0)
+    const [id1, id2] = [first.stdout.trim(), second.stdout.trim()]
+
+    const table = await runCli(['query', '--from', '1h'], { env })
+    expect(table.code, table.stderr).toBe(0)
+    const lines = table.stdout.trim().split('\n')
+    expect(lines[0]).toMatch(/cli-a\s+deploy\.finished\s+warn\s+v2 rolled out/)
+    expect(lines[1]).toMatch(/cli-a\s+deploy\.started\s+info/)
+    expect(lines[2]).toBe(`2 events, first id ${id1}, last id ${id2}`)
+
+    const json = await runCli(['query', '--json', '--type', 'deploy.finished', '--limit', '5'], {
+      env,
+    })
+    const page = JSON.parse(json.stdout) as ResultPage
+    expect(page.events).toHaveLength(1)
+    expect(page.events[0]).toMatchObject({
+      id: id1,
+      type: 'deploy.finished',
+      severity: 'warn',
+      value: 12.5,
+      attrs: { region: 'eu', canary: true, pods: 3 },
+    })
+
+    const paged = JSON.parse(
+      (await runCli(['query', '--json', '--limit', '1'], { env })).stdout,
+    ) as ResultPage
+    expect(paged.events.map((e) => e.id)).toEqual([id1])
+    const rest = JSON.parse(
+      (await runCli(['query', '--json', '--cursor', paged.next as string], { env })).stdout,
+    ) as ResultPage
+    expect(rest.events.map((e) => e.id)).toEqual([id2])
+  })
+
+  it('query --follow prints events as they arrive', async () => {
+    const member = await startMember({ name: 'cli-f', dataDir: await tempDir() })
+    const child = spawn(
+      process.execPath,
+      [
+        join(import.meta.dirname, '..', '..', 'node', 'cli.ts'),
+        'query',
+        '--follow',
+        '--url',
+        member.url,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    try {
+      for (const n of [1, 2, 3]) {
+        const emitted = await runCli([
+          'emit',
+          '--url',
+          member.url,
+          '--type',
+          'tail.test',
+          '--message',
+          `line ${n}`,
+        ])
+        expect(emitted.code).toBe(0)
+        await waitFor(() => out.includes(`line ${n}`), {
+          timeoutMs: 10_000,
+          what: `line ${n} in the tail`,
+        })
+      }
+      expect(out.match(/tail\.test/g)).toHaveLength(3)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+
+  it('fail with one clear line naming the problem', async () => {
+    const badFlag = await runCli(['start', '--http', 'nowhere', '--data-dir', await tempDir()])
+    expect(badFlag.code).toBe(2)
+    expect(badFlag.stderr).toMatch(/^chorus: invalid configuration: http: --http must be HOST:PORT/)
+    const badEnv = await runCli(['start', '--data-dir', await tempDir()], {
+      env: { CHORUS_RETENTION: 'ages' },
+    })
+    expect(badEnv.stderr).toMatch(/retention: CHORUS_RETENTION must be a duration/)
+    const unreachable = await runCli(['query', '--url', 'http://127.0.0.1:1'])
+    expect(unreachable.code).toBe(1)
+    expect(unreachable.stderr).toMatch(/^chorus: cannot reach http:\/\/127\.0\.0\.1:1/)
+    const member = await startMember({ name: 'cli-e', dataDir: await tempDir() })
+    const badType = await runCli(['emit', '--url', member.url, '--type', 'Not Valid'])
+    expect(badType.code).toBe(1)
+    expect(badType.stderr.trim()).toMatch(/^chorus: 400: "events\[0\]\.type"/)
+    expect(badType.stderr.trim().split('\n')).toHaveLength(1)
+  })
+})
+
+describe('SIGTERM', () => {
+  it('finishes requests in flight, stops accepting, exits 0, and a restart finds everything', async () => {
+    const dataDir = await tempDir()
+    const member = await startMember({ name: 'graceful', dataDir })
+    const body = Array.from({ length: 5000 }, (_, i) =>
+      JSON.stringify({ type: 'term.test', attrs: { i } }),
+    ).join('\n')
+    let firstAnswered: () => void = () => {}
+    const answered = new Promise<void>((resolve) => {
+      firstAnswered = resolve
+    })
+    const requests = Array.from({ length: 6 }, () =>
+      fetch(`${member.url}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body,
+      })
+        .then(async (r) => {
+          const ids = r.status === 201 ? ((await r.json()) as { ids: string[] }).ids : []
+          firstAnswered()
+          return { status: r.status, ids, at: Date.now() }
+        })
+        .catch(() => ({ status: 0, ids: [] as string[], at: Date.now() })),
+    )
+    // Stop while the other requests are still being read and written.
+    await answered
+    const termAt = Date.now()
+    member.signal('SIGTERM')
+    const answers = await Promise.all(requests)
+    expect(await member.exited).toBe(0)
+    const acked = answers.flatMap((a) => a.ids)
+    // Every request was sent before SIGTERM, so every one is answered, most after it.
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(201))
+    expect(answers.filter((a) => a.at > termAt).length).toBeGreaterThan(0)
+    await expect(fetch(`${member.url}/healthz`)).rejects.toThrow()
+
+    const restarted = await startMember({ name: 'graceful', dataDir })
+    const stored = (await allEvents(restarted.url)).map((e) => e.id)
+    expect(stored).toEqual([...acked].sort())
+  })
+})

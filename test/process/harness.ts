@@ -1,0 +1,135 @@
+// Members as separate processes, for tests where a crash or a pause matters.
+// Every process started here is tracked and killed by stopAll(), which each
+// test file calls in afterEach, so nothing outlives its test.
+
+import type { ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+
+const ROOT = join(import.meta.dirname, '..', '..')
+const CLI = join(ROOT, 'node', 'cli.ts')
+const running = new Set<MemberProcess>()
+
+export interface MemberProcess {
+  readonly name: string
+  readonly pid: number
+  /** Base URL of its HTTP API. */
+  readonly url: string
+  readonly child: ChildProcess
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string
+  /** Resolves with the exit code (or signal name) once the process has ended. */
+  readonly exited: Promise<number | string>
+  signal(signal: NodeJS.Signals): void
+}
+
+export interface StartOptions {
+  name: string
+  dataDir: string
+  args?: string[]
+  env?: Record<string, string>
+  /** How long to wait for the listening line. Default 20 s. */
+  timeoutMs?: number
+}
+
+/** Runs `chorus <args>` to completion (bounded), for CLI tests. */
+export async function runCli(
+  args: string[],
+  { env = {}, timeoutMs = 20_000 }: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, CHORUS_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString()
+  })
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString()
+  })
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)))
+  clearTimeout(timer)
+  return { code, stdout, stderr }
+}
+
+/** Starts a member process and waits until it prints its HTTP address. */
+export async function startMember(options: StartOptions): Promise<MemberProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'start',
+      '--name',
+      options.name,
+      '--data-dir',
+      options.dataDir,
+      '--http',
+      '127.0.0.1:0',
+      ...(options.args ?? []),
+    ],
+    {
+      env: { ...process.env, CHORUS_LOG_LEVEL: 'warn', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let output = ''
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => {
+      resolve(code ?? signal ?? 'unknown')
+    })
+  })
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(
+        new Error(
+          `${options.name} did not start within ${options.timeoutMs ?? 20_000} ms:\n${output}`,
+        ),
+      )
+    }, options.timeoutMs ?? 20_000)
+    const onData = (data: Buffer) => {
+      output += data.toString()
+      const match = /listening on (http:\/\/[\d.:]+)/.exec(output)
+      if (match !== null) {
+        clearTimeout(timer)
+        resolve(match[1] as string)
+      }
+    }
+    child.stdout?.on('data', onData)
+    child.stderr?.on('data', (d: Buffer) => {
+      output += d.toString()
+    })
+    void exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`${options.name} exited (${code}) before starting:\n${output}`))
+    })
+  })
+  const member: MemberProcess = {
+    name: options.name,
+    pid: child.pid as number,
+    url,
+    child,
+    output: () => output,
+    exited,
+    signal: (signal) => {
+      if (child.exitCode === null && child.signalCode === null)
+        process.kill(child.pid as number, signal)
+    },
+  }
+  running.add(member)
+  void exited.then(() => running.delete(member))
+  return member
+}
+
+/** Kills every member process still running (SIGCONT first, so a stopped one can die). */
+export async function stopAll(): Promise<void> {
+  const all = [...running]
+  for (const member of all) {
+    member.signal('SIGCONT')
+    member.signal('SIGKILL')
+  }
+  await Promise.all(all.map((m) => m.exited))
+}

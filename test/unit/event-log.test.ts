@@ -1,0 +1,149 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { RocksLevel } from '@nxtedition/rocksdb'
+import { afterEach, describe, expect, it } from 'vitest'
+import { decodeId, memberTag, parseId } from '../../node/event/id.ts'
+import { createLookupHandler, createSliceHandler } from '../../node/query/slice.ts'
+import { openEventLog, STORE_FORMAT } from '../../node/store/event-log.ts'
+import { metaKey } from '../../node/store/keys.ts'
+import { removeTempDirs, tempDir } from '../helpers.ts'
+
+afterEach(removeTempDirs)
+
+const TAG_A = memberTag('member-a')
+
+async function collect<T, R>(gen: AsyncGenerator<T[], R>): Promise<{ items: T[]; trailer: R }> {
+  const items: T[] = []
+  for (;;) {
+    const next = await gen.next()
+    if (next.done === true) return { items, trailer: next.value }
+    items.push(...next.value)
+  }
+}
+
+describe('event log', () => {
+  it('keeps ts and ids monotonic when the wall clock steps backwards', async () => {
+    const dir = await tempDir()
+    let now = 1_800_000_000_000
+    const log = await openEventLog({ dir, tag: TAG_A, clock: () => now })
+    const ids: string[] = []
+    for (let i = 0; i < 50; i++) {
+      ids.push(...(log.append([{ events: [{ type: 'clock.test' }] }])[0] as string[]))
+      now += i % 10 === 9 ? -60_000 : 5 // a step back of a minute every tenth event
+    }
+    const parts = ids.map((id) => parseId(id))
+    for (let i = 1; i < ids.length; i++) {
+      expect((ids[i] as string) > (ids[i - 1] as string)).toBe(true)
+      expect(parts[i]?.ts).toBeGreaterThanOrEqual(parts[i - 1]?.ts as number)
+      expect(parts[i]?.seq).toBe((parts[i - 1]?.seq as number) + 1)
+    }
+    // And across a restart with the clock still behind.
+    await log.close()
+    now -= 3_600_000
+    const reopened = await openEventLog({ dir, tag: TAG_A, clock: () => now })
+    const [[after]] = reopened.append([{ events: [{ type: 'clock.test' }] }]) as [[string]]
+    expect(after > (ids.at(-1) as string)).toBe(true)
+    expect(parseId(after)?.seq).toBe(51)
+    await reopened.close()
+  })
+
+  it('gives unique ids across members, ordered by (ts, member, seq)', async () => {
+    const now = 1_800_000_000_000
+    const logs = await Promise.all(
+      ['a', 'b', 'c', 'd'].map(async (name) =>
+        openEventLog({ dir: await tempDir(), tag: memberTag(`peer-${name}`), clock: () => now }),
+      ),
+    )
+    const all: string[] = []
+    for (let round = 0; round < 25; round++) {
+      for (const log of logs)
+        all.push(...(log.append([{ events: [{ type: 'x' }, { type: 'y' }] }])[0] as string[]))
+    }
+    expect(new Set(all).size).toBe(all.length)
+    const sorted = [...all].sort()
+    const tuples = sorted.map((id) => parseId(id))
+    for (let i = 1; i < tuples.length; i++) {
+      const a = tuples[i - 1]
+      const b = tuples[i]
+      if (a === undefined || b === undefined) throw new Error('bad id')
+      const tagOrder = Buffer.compare(a.tag, b.tag)
+      expect(
+        a.ts < b.ts || (a.ts === b.ts && (tagOrder < 0 || (tagOrder === 0 && a.seq < b.seq))),
+      ).toBe(true)
+    }
+    await Promise.all(logs.map((log) => log.close()))
+  })
+
+  it('refuses a store of a newer format with a clear message', async () => {
+    const dir = await tempDir()
+    const log = await openEventLog({ dir, tag: TAG_A })
+    await log.close()
+    const db = new RocksLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open()
+    const batch = db.batch()
+    batch.put(metaKey('format'), Buffer.of(STORE_FORMAT + 1)) // msgpack fixint
+    await batch.write()
+    await db.close()
+    await expect(openEventLog({ dir, tag: TAG_A })).rejects.toThrow(
+      /format 2, newer than this chorus understands/,
+    )
+  })
+
+  it('deletes events older than retention from the time and type indexes, and keeps the rest', async () => {
+    const dir = await tempDir()
+    let now = 1_800_000_000_000
+    const log = await openEventLog({ dir, tag: TAG_A, clock: () => now })
+    const old = log.append([{ events: [{ type: 'app.old' }, { type: 'app.both' }] }])[0] as string[]
+    now += 10 * 86_400_000
+    const fresh = log.append([
+      { events: [{ type: 'app.new' }, { type: 'app.both' }] },
+    ])[0] as string[]
+    await log.deleteEventsBefore(now - 86_400_000)
+
+    const slice = createSliceHandler({ log, peerId: 'peer', name: () => 'a' })
+    const base = { fromMs: 0, toMs: now + 1, reverse: false, minSeverity: 0, limit: 100 }
+    const everything = await collect(slice({ ...base, types: [] }))
+    expect(everything.items.map((e) => e.id)).toEqual(fresh)
+    const both = await collect(slice({ ...base, types: ['app.both'] }))
+    expect(both.items.map((e) => e.id)).toEqual([fresh[1]])
+    const oldType = await collect(slice({ ...base, types: ['app.old'] }))
+    expect(oldType.items).toEqual([])
+    const lookup = createLookupHandler({ log, peerId: 'peer', name: () => 'a' })
+    expect(await lookup(decodeId(old[0] as string) as Uint8Array)).toBeUndefined()
+    expect((await lookup(decodeId(fresh[0] as string) as Uint8Array))?.type).toBe('app.new')
+    await log.close()
+  })
+
+  it('scans a type prefix through the per-type indexes in id order, both directions', async () => {
+    const dir = await tempDir()
+    let now = 1_800_000_000_000
+    const log = await openEventLog({ dir, tag: TAG_A, clock: () => now++ })
+    const types = ['http.request', 'http.error', 'db.query', 'http.request.slow', 'httpx.other']
+    const ids: Array<[string, string]> = []
+    for (let i = 0; i < 300; i++) {
+      const type = types[i % types.length] as string
+      ids.push([type, (log.append([{ events: [{ type }] }])[0] as string[])[0] as string])
+    }
+    const slice = createSliceHandler({ log, peerId: 'peer', name: () => 'a' })
+    const expected = ids.filter(([t]) => t.startsWith('http.')).map(([, id]) => id)
+    const base = { fromMs: 0, toMs: now + 1, minSeverity: 0, limit: 1000, types: ['http.*'] }
+    const asc = await collect(slice({ ...base, reverse: false }))
+    expect(asc.items.map((e) => e.id)).toEqual(expected)
+    const desc = await collect(slice({ ...base, reverse: true }))
+    expect(desc.items.map((e) => e.id)).toEqual([...expected].reverse())
+    const limited = await collect(slice({ ...base, reverse: false, limit: 10 }))
+    expect(limited.items.map((e) => e.id)).toEqual(expected.slice(0, 10))
+    expect(limited.trailer.more).toBe(true)
+    expect(asc.trailer.more).toBe(false)
+    await log.close()
+  })
+
+  it('leaves files it did not write alone in the data dir', async () => {
+    const dir = await tempDir()
+    await writeFile(join(dir, 'operator-notes.txt'), 'keep me')
+    const log = await openEventLog({ dir: join(dir, 'chorus', 'store'), tag: TAG_A })
+    log.append([{ events: [{ type: 'x' }] }])
+    await log.close()
+    expect(await readFile(join(dir, 'operator-notes.txt'), 'utf8')).toBe('keep me')
+  })
+})
