@@ -28,6 +28,8 @@ export interface MemberInit {
   clock?: () => number
   /** Root logger; default one from the config's level. */
   logger?: Logger
+  /** How often retention runs, in ms; tests shorten it. Default RETENTION_INTERVAL_MS (1 min). */
+  retentionIntervalMs?: number
 }
 
 export interface Member {
@@ -109,6 +111,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
           idempotencyTtlMs: config.ingestLimits.idempotencyTtlMs,
           clock,
           logger: component(root, 'retention'),
+          ...(init.retentionIntervalMs === undefined
+            ? {}
+            : { intervalMs: init.retentionIntervalMs }),
         })
         server = await listen(app.fetch, config.http.host, config.http.port)
       } catch (err) {
