@@ -8,6 +8,7 @@ import {
   DEFAULT_HTTP_HOST,
   DEFAULT_HTTP_PORT,
   envName,
+  LIST_OPTIONS,
   resolveConfig,
   START_OPTIONS,
 } from './config.ts'
@@ -39,6 +40,10 @@ const START_HELP: Record<StartOption, string> = {
   'max-body-bytes': 'largest ingest request body in bytes (default: 16777216)',
   'max-events-per-request': 'most events in one ingest request (default: 10000)',
   'log-level': 'trace, debug, info, warn, error, fatal or silent (default: info)',
+  listen: 'p2p listen multiaddr, repeatable (default: /ip4/127.0.0.1/tcp/7701)',
+  join: 'multiaddr of any member to join through, with or without /p2p/<id>; repeatable',
+  'announce-interval': 'membership announcement interval (default: 1s)',
+  'forget-after': 'forget dead and left members after this duration (default: 24h)',
 }
 
 function camel(option: string): string {
@@ -126,24 +131,27 @@ const program = new Command('chorus')
 
 const start = program.command('start').description('run a member')
 for (const option of START_OPTIONS) {
-  start.option(`--${option} <value>`, `${START_HELP[option]} [env ${envName(option)}]`)
+  const help = `${START_HELP[option]} [env ${envName(option)}]`
+  if (LIST_OPTIONS.includes(option)) start.option(`--${option} <value>`, help, collect)
+  else start.option(`--${option} <value>`, help)
 }
 start.option('--config <file>', 'YAML file with the same keys as these flags [env CHORUS_CONFIG]')
-start.action(async (opts: Record<string, string | undefined>) => {
+start.action(async (opts: Record<string, string | string[] | undefined>) => {
   const flags: RawOptions = {}
   for (const option of START_OPTIONS) {
     const value = opts[camel(option)]
     if (value !== undefined) flags[option] = value
   }
+  const configFile = typeof opts.config === 'string' ? opts.config : undefined
   const config = resolveConfig(
-    opts.config === undefined
+    configFile === undefined
       ? { flags, env: process.env }
-      : { flags, env: process.env, configFile: opts.config },
+      : { flags, env: process.env, configFile },
   )
   const member = await createMember(config)
   await member.start()
   process.stdout.write(
-    `chorus member ${member.name} (${member.peerId}) listening on http://${member.httpAddress}\n`,
+    `chorus member ${member.name} (${member.peerId}) listening on http://${member.httpAddress} and ${member.p2pAddrs().join(' ')}\n`,
   )
   const stop = (signal: string) => {
     process.stdout.write(`${signal}: stopping\n`)

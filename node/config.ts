@@ -18,6 +18,8 @@ import { parseDuration } from './time.ts'
 export const DEFAULT_HTTP_HOST = '127.0.0.1'
 export const DEFAULT_HTTP_PORT = 7700
 export const DEFAULT_DATA_DIR = '.chorus/data'
+/** Default p2p listen address: loopback, like HTTP. */
+export const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/7701'
 
 export interface MemberConfig {
   /** Human name of the member, unique in its array. Default: the host name. */
@@ -34,6 +36,14 @@ export interface MemberConfig {
   eventLimits: EventLimits
   /** Log level: trace, debug, info, warn, error, fatal or silent. Default info. */
   logLevel: string
+  /** libp2p listen multiaddrs. Default /ip4/127.0.0.1/tcp/7701. */
+  listen: string[]
+  /** Multiaddrs of members to join through, with or without /p2p/<peer id>. Default none. */
+  join: string[]
+  /** Membership announcement interval, ms. Default 1s. */
+  announceIntervalMs: number
+  /** Dead and left members are forgotten after this, ms. Default 24h. */
+  forgetAfterMs: number
 }
 
 /** The options a member takes, as flag names; the env name and YAML key derive from them. */
@@ -46,14 +56,20 @@ export const START_OPTIONS = [
   'max-body-bytes',
   'max-events-per-request',
   'log-level',
+  'listen',
+  'join',
+  'announce-interval',
+  'forget-after',
 ] as const
+/** Options that may be given several times (flags repeated, env comma-separated, YAML lists). */
+export const LIST_OPTIONS: readonly StartOption[] = ['listen', 'join']
 export type StartOption = (typeof START_OPTIONS)[number]
 
 export function envName(option: string): string {
   return `CHORUS_${option.toUpperCase().replaceAll('-', '_')}`
 }
 
-export type RawOptions = Partial<Record<StartOption, string>>
+export type RawOptions = Partial<Record<StartOption, string | string[]>>
 
 export interface ConfigSources {
   /** Values given as flags. */
@@ -89,6 +105,10 @@ export function readConfigFile(path: string, problems: FieldProblem[]): RawOptio
       problems.push({ field: key, message: `unknown option in ${path}` })
       continue
     }
+    if (Array.isArray(value) && LIST_OPTIONS.includes(key as StartOption)) {
+      out[key as StartOption] = value.map(String)
+      continue
+    }
     if (typeof value === 'object' && value !== null) {
       problems.push({ field: key, message: `must be a single value in ${path}` })
       continue
@@ -112,7 +132,7 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
   const configFile = sources.configFile ?? sources.env.CHORUS_CONFIG
   const file = configFile === undefined ? {} : readConfigFile(configFile, problems)
   const origin: Partial<Record<StartOption, string>> = {}
-  const raw = (option: StartOption): string | undefined => {
+  const rawAny = (option: StartOption): string | string[] | undefined => {
     const flag = sources.flags[option]
     if (flag !== undefined) {
       origin[option] = `--${option}`
@@ -121,13 +141,26 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     const env = sources.env[envName(option)]
     if (env !== undefined && env !== '') {
       origin[option] = envName(option)
-      return env
+      return LIST_OPTIONS.includes(option)
+        ? env
+            .split(',')
+            .map((v) => v.trim())
+            .filter(Boolean)
+        : env
     }
     if (file[option] !== undefined) {
       origin[option] = `${option} in ${configFile}`
       return file[option]
     }
     return undefined
+  }
+  const raw = (option: StartOption): string | undefined => {
+    const value = rawAny(option)
+    return Array.isArray(value) ? value.at(-1) : value
+  }
+  const list = (option: StartOption): string[] | undefined => {
+    const value = rawAny(option)
+    return value === undefined ? undefined : Array.isArray(value) ? value : [value]
   }
   const bad = (option: StartOption, rule: string, got: string) =>
     problems.push({
@@ -186,6 +219,29 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
   if (!LOG_LEVELS.includes(logLevel))
     bad('log-level', `must be one of ${LOG_LEVELS.join(', ')}`, logLevel)
 
+  const multiaddrs = (option: StartOption, fallback: string[]): string[] => {
+    const values = list(option)
+    if (values === undefined) return fallback
+    for (const value of values) {
+      if (!/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[A-Za-z0-9]+)?$/.test(value)) {
+        bad(
+          option,
+          'must be a multiaddr such as /ip4/127.0.0.1/tcp/7701 (optionally ending in /p2p/<peer id>)',
+          value,
+        )
+      }
+    }
+    return values
+  }
+  const listen = multiaddrs('listen', [DEFAULT_LISTEN])
+  for (const address of listen) {
+    if (address.includes('/p2p/'))
+      bad('listen', 'is where this member listens: no /p2p/ part', address)
+  }
+  const join = multiaddrs('join', [])
+  const announceIntervalMs = duration('announce-interval', 1000, 50)
+  const forgetAfterMs = duration('forget-after', 86_400_000, 1000)
+
   if (problems.length > 0) {
     const lines = problems.map((p) => `${p.field}: ${p.message}`)
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`, problems)
@@ -199,5 +255,9 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     ingestLimits: { ...DEFAULT_INGEST_LIMITS, maxBodyBytes, maxEventsPerRequest },
     eventLimits: { ...DEFAULT_EVENT_LIMITS },
     logLevel,
+    listen,
+    join,
+    announceIntervalMs,
+    forgetAfterMs,
   }
 }

@@ -13,6 +13,9 @@ import type { Ingest } from './ingest/ingest.ts'
 import { createIngest } from './ingest/ingest.ts'
 import type { Logger } from './log.ts'
 import { component, createRootLogger } from './log.ts'
+import { defaultTiming, type Membership } from './mesh/membership.ts'
+import type { Mesh } from './mesh/mesh.ts'
+import { createMesh } from './mesh/mesh.ts'
 import type { Coordinator, SliceTarget } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
 import { createLookupHandler, createSliceHandler } from './query/slice.ts'
@@ -41,6 +44,10 @@ export interface Member {
   readonly log: EventLog
   readonly ingest: Ingest
   readonly coordinator: Coordinator
+  readonly mesh: Mesh
+  readonly membership: Membership
+  /** The multiaddrs this member listens on, each ending in /p2p/<peer id>. */
+  p2pAddrs(): string[]
   start(): Promise<void>
   /** Graceful: stop accepting, finish requests in flight, write what was queued, close the store. Idempotent. */
   stop(): Promise<void>
@@ -70,15 +77,33 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     name,
     tag: tagHex(tag),
     state: 'alive',
-    slice: (request, options) => slice(request, options),
+    slice: async (request, options) => slice(request, options),
     lookup: (id) => lookup(id),
   }
-  const coordinator = createCoordinator({ targets: () => [self] })
-
   let started = false
   let stopping: Promise<void> | undefined
   let server: HttpServer | undefined
   let retention: { stop(): Promise<void> } | undefined
+
+  const mesh = await createMesh({
+    privateKey: identity.privateKey,
+    peerId: identity.peerId,
+    name,
+    version: VERSION,
+    startedAt: clock(),
+    listen: config.listen,
+    join: config.join,
+    timing: defaultTiming(config.announceIntervalMs, config.forgetAfterMs),
+    http: () => server?.address ?? '',
+    seq: () => log.lastSeq,
+    health: () => 'ok',
+    slice,
+    lookup,
+    self,
+    clock,
+    logger: component(root, 'mesh'),
+  })
+  const coordinator = createCoordinator({ targets: () => mesh.targets() })
 
   const app = createApp({
     ingest,
@@ -90,6 +115,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     logger: component(root, 'http'),
     ready: () => started && stopping === undefined && log.writeError === undefined,
     version: VERSION,
+    membership: mesh.membership,
+    selfPeerId: identity.peerId,
   })
 
   return {
@@ -102,6 +129,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     log,
     ingest,
     coordinator,
+    mesh,
+    membership: mesh.membership,
+    p2pAddrs: () => mesh.addrs(),
     async start() {
       if (started) return
       try {
@@ -116,7 +146,10 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
             : { intervalMs: init.retentionIntervalMs }),
         })
         server = await listen(app.fetch, config.http.host, config.http.port)
+        await mesh.start()
       } catch (err) {
+        await server?.close(0)
+        await mesh.stop({ leaving: false }).catch(() => {})
         await retention?.stop()
         await log.close()
         throw err
@@ -130,6 +163,11 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     stop() {
       stopping ??= (async () => {
         await server?.close()
+        // Announce leaving only after the last request is answered: until
+        // then the others may still ask this member for slices.
+        await mesh
+          .stop({ leaving: true })
+          .catch((err: unknown) => logger.warn({ err }, 'mesh stop failed'))
         await retention?.stop()
         await ingest.close()
         await log.close()

@@ -46,3 +46,12 @@ export interface SliceTrailer {
 
 /** Largest `limit` of one slice request: the page limit. */
 export const MAX_SLICE_LIMIT = 10_000
+
+/**
+ * A member's answer to a slice request: its high-water mark, known before
+ * the first event, then batches of events in scan order, then the trailer.
+ */
+export interface SliceAnswer<E> {
+  hwm: number
+  batches: AsyncGenerator<E[], SliceTrailer>
+}

@@ -6,8 +6,10 @@ import type { Logger } from '../log.ts'
 import { createOnError, notFound } from './errors.ts'
 import type { EventRoutesComponents } from './events.ts'
 import { createEventRoutes } from './events.ts'
+import type { MemberRoutesComponents } from './members.ts'
+import { createMemberRoutes } from './members.ts'
 
-export interface AppComponents extends EventRoutesComponents {
+export interface AppComponents extends EventRoutesComponents, MemberRoutesComponents {
   logger: Logger
   /** True once the store is open and the member is started. */
   ready: () => boolean
@@ -20,6 +22,7 @@ export function createApp(components: AppComponents) {
   app.notFound(notFound)
 
   app.route('/', createEventRoutes(components))
+  app.route('/', createMemberRoutes(components))
 
   app.openapi(
     createRoute({

@@ -1,6 +1,7 @@
 // One mapping from error names to HTTP answers, used by app.onError and by
 // validation hooks: `{ "error": { "code", "message", "details" } }`.
 
+import { z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
@@ -61,4 +62,19 @@ export function createOnError(log: Logger): (err: Error, c: Context) => Response
 
 export function notFound(c: Context): Response {
   return c.json(errorBody('route_not_found', `no route ${c.req.method} ${c.req.path}`), 404)
+}
+
+const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      details: z.array(z.object({ field: z.string(), message: z.string() })),
+    }),
+  })
+  .openapi('Error')
+
+/** An error answer for a route's OpenAPI description. */
+export function errorResponse(description: string) {
+  return { content: { 'application/json': { schema: ErrorSchema } }, description }
 }

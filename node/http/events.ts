@@ -20,7 +20,7 @@ import type { Coordinator } from '../query/coordinator.ts'
 import type { EventQuery } from '../query/cursor.ts'
 import { decodeCursor } from '../query/cursor.ts'
 import { parseDuration, parseTime } from '../time.ts'
-import { errorBody, invalidRequest } from './errors.ts'
+import { errorBody, errorResponse, invalidRequest } from './errors.ts'
 
 /** Default page size and the largest one. */
 export const DEFAULT_LIMIT = 100
@@ -39,21 +39,6 @@ export interface EventRoutesComponents {
   queryTimeoutMs: number
   clock: () => number
 }
-
-const ErrorSchema = z
-  .object({
-    error: z.object({
-      code: z.string(),
-      message: z.string(),
-      details: z.array(z.object({ field: z.string(), message: z.string() })),
-    }),
-  })
-  .openapi('Error')
-
-const errorResponse = (description: string) => ({
-  content: { 'application/json': { schema: ErrorSchema } },
-  description,
-})
 
 const repeatable = z
   .union([z.string(), z.array(z.string())])

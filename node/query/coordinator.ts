@@ -6,13 +6,12 @@
 // Membership, fan-out and merging are kept apart, as in Serf: this module
 // sees members only as SliceTargets.
 
-import type { IdBound, SliceRequest, SliceTrailer } from '../../protocol/slice.ts'
+import type { IdBound, SliceAnswer, SliceRequest, SliceTrailer } from '../../protocol/slice.ts'
 import { NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
 import type { CursorState, EventQuery } from './cursor.ts'
 import { encodeCursor } from './cursor.ts'
-import { mergeSlices } from './merge.ts'
 
 /** Default per-member deadline of a query, in ms. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 2000
@@ -44,12 +43,13 @@ export interface SliceTarget {
   name: string
   /** Hex of the member's 40-bit id tag. */
   tag: string
-  /** `dead` members are not asked and get a `dead` row. */
-  state: 'alive' | 'suspect' | 'dead'
-  slice(
-    request: SliceRequest,
-    options: { signal: AbortSignal },
-  ): AsyncGenerator<ChorusEvent[], SliceTrailer>
+  /**
+   * `dead` members are not asked and get a `dead` row; a member in `conflict`
+   * (its name is taken) is not asked either and gets an `error` row.
+   */
+  state: 'alive' | 'suspect' | 'dead' | 'conflict'
+  /** Resolves once the member's answer has begun (its high-water mark is known). */
+  slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
   lookup(id: Uint8Array, options: { signal: AbortSignal }): Promise<ChorusEvent | undefined>
 }
 
@@ -76,70 +76,175 @@ export interface Coordinator {
 export const UNSUPPORTED_PROTOCOL_ERROR = 'UnsupportedProtocolError'
 const UNREACHABLE_ERRORS = new Set(['UnreachableError', 'DialError', 'ConnectionClosedError'])
 
-interface Answer {
-  target: SliceTarget
-  events: ChorusEvent[]
-  trailer?: SliceTrailer
-  row: MemberRow
-}
-
 function idBound(id: string | undefined): IdBound | undefined {
   if (id === undefined) return undefined
   const bytes = decodeId(id)
   return bytes === undefined ? undefined : { id: bytes, inclusive: false }
 }
 
+/** The row of a member that is not asked, or undefined when it is asked. */
+function notAskedRow(target: SliceTarget): MemberRow | undefined {
+  if (target.state === 'dead')
+    return { member: target.peerId, name: target.name, status: 'dead', count: 0, ms: 0 }
+  if (target.state === 'conflict') {
+    return {
+      member: target.peerId,
+      name: target.name,
+      status: 'error',
+      count: 0,
+      ms: 0,
+      error: `name conflict: another member is called ${target.name}`,
+    }
+  }
+  return undefined
+}
+
 function matchesMemberFilter(target: SliceTarget, filter: readonly string[]): boolean {
   return filter.length === 0 || filter.includes(target.name) || filter.includes(target.peerId)
 }
 
-async function askOne(
+/**
+ * One member's answer as the merge consumes it: a buffer of its latest batch,
+ * refilled on demand, so that the merge holds at most a batch per member and
+ * can stop reading (and cancel) as soon as the page is full.
+ */
+interface Source {
+  target: SliceTarget
+  opening: Promise<SliceAnswer<ChorusEvent>>
+  stream?: AsyncGenerator<ChorusEvent[], SliceTrailer>
+  /** The member's high-water mark for this set, from the head of its answer. */
+  hwm?: number
+  buffer: ChorusEvent[]
+  at: number
+  done: boolean
+  failed: boolean
+  trailer?: SliceTrailer
+  row: MemberRow
+  started: number
+  deadline: AbortSignal
+  cancel: AbortController
+  /** Rejects when the source's signal aborts, so a stream that ignores it cannot hold the answer. */
+  aborted: Promise<never>
+}
+
+function openSource(
   target: SliceTarget,
   request: SliceRequest,
   timeoutMs: number,
   parent: AbortSignal | undefined,
-): Promise<Answer> {
-  const started = performance.now()
+): Source {
   const deadline = AbortSignal.timeout(timeoutMs)
-  const signal = parent === undefined ? deadline : AbortSignal.any([parent, deadline])
-  const events: ChorusEvent[] = []
-  const row: MemberRow = { member: target.peerId, name: target.name, status: 'ok', count: 0, ms: 0 }
-  let trailer: SliceTrailer | undefined
-  const stream = target.slice(request, { signal })
+  const cancel = new AbortController()
+  const signals = [deadline, cancel.signal]
+  if (parent !== undefined) signals.push(parent)
+  const signal = AbortSignal.any(signals)
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason)
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+  })
+  aborted.catch(() => {})
+  const opening = target.slice(request, { signal })
+  // Raced against `aborted`; a rejection after the race is lost must not go unhandled.
+  opening.catch(() => {})
+  return {
+    target,
+    opening,
+    buffer: [],
+    at: 0,
+    done: false,
+    failed: false,
+    row: { member: target.peerId, name: target.name, status: 'ok', count: 0, ms: 0 },
+    started: performance.now(),
+    deadline,
+    cancel,
+    aborted,
+  }
+}
+
+const needsFill = (s: Source) => !s.done && !s.failed && s.at >= s.buffer.length
+
+/** Reads the source's next batch (or its trailer, or its failure). */
+async function fill(source: Source): Promise<void> {
   try {
-    // The answer must come by the deadline even if the stream ignores the
-    // signal, so each read races it.
-    const aborted = new Promise<never>((_, reject) => {
-      if (signal.aborted) reject(signal.reason)
-      signal.addEventListener('abort', () => reject(signal.reason), { once: true })
-    })
-    aborted.catch(() => {})
-    for (;;) {
-      const next = await Promise.race([stream.next(), aborted])
+    if (source.stream === undefined) {
+      const answer = await Promise.race([source.opening, source.aborted])
+      source.hwm = answer.hwm
+      source.stream = answer.batches
+    }
+    while (needsFill(source)) {
+      const reading = source.stream.next()
+      reading.catch(() => {})
+      const next = await Promise.race([reading, source.aborted])
       if (next.done === true) {
-        trailer = next.value
-        break
+        source.trailer = next.value
+        source.done = true
+        source.row.ms = Math.round(performance.now() - source.started)
+      } else {
+        source.buffer = next.value
+        source.at = 0
       }
-      for (const event of next.value) events.push(event)
     }
   } catch (err) {
+    source.failed = true
+    source.buffer = []
+    source.at = 0
+    source.row.ms = Math.round(performance.now() - source.started)
     const name = err instanceof Error ? err.name : ''
-    if (deadline.aborted) {
-      row.status = 'timed_out'
-    } else if (name === UNSUPPORTED_PROTOCOL_ERROR) {
-      row.status = 'unsupported'
-    } else if (UNREACHABLE_ERRORS.has(name)) {
-      row.status = 'unreachable'
+    if (source.deadline.aborted) {
+      source.row.status = 'timed_out'
     } else {
-      row.status = 'error'
+      source.row.status =
+        name === UNSUPPORTED_PROTOCOL_ERROR
+          ? 'unsupported'
+          : UNREACHABLE_ERRORS.has(name)
+            ? 'unreachable'
+            : 'error'
+      source.row.error = err instanceof Error ? err.message : String(err)
     }
-    if (row.status !== 'timed_out') row.error = err instanceof Error ? err.message : String(err)
-    events.length = 0
-    void stream.return(undefined as unknown as SliceTrailer).catch(() => {})
+    void source.stream?.return(undefined as unknown as SliceTrailer).catch(() => {})
+    // An answer that begins after we gave up on it must still be closed.
+    if (source.stream === undefined) {
+      source.opening
+        .then((a) => a.batches.return(undefined as unknown as SliceTrailer))
+        .catch(() => {})
+    }
   }
-  row.ms = Math.round(performance.now() - started)
-  row.count = events.length
-  return trailer === undefined ? { target, events, row } : { target, events, trailer, row }
+}
+
+/** Stops reading a source whose events the page no longer needs. */
+function close(source: Source): void {
+  if (source.done || source.failed) return
+  source.row.ms = Math.round(performance.now() - source.started)
+  source.cancel.abort(new Error('page full'))
+  void source.stream?.return(undefined as unknown as SliceTrailer).catch(() => {})
+}
+
+/**
+ * K-way merge of the sources in scan order, streaming: it reads a member's
+ * next batch only when the merge needs it, stops at `limit`, then looks one
+ * event further to know whether the set goes on, and cancels the rest.
+ */
+async function mergeSources(sources: Source[], reverse: boolean, limit: number) {
+  const events: ChorusEvent[] = []
+  const before = (a: ChorusEvent, b: ChorusEvent) => (reverse ? a.id > b.id : a.id < b.id)
+  for (;;) {
+    const empty = sources.filter(needsFill)
+    if (empty.length > 0) await Promise.all(empty.map(fill))
+    if (events.length >= limit) break
+    let best: Source | undefined
+    for (const source of sources) {
+      const head = source.buffer[source.at]
+      if (head === undefined) continue
+      if (best === undefined || before(head, best.buffer[best.at] as ChorusEvent)) best = source
+    }
+    if (best === undefined) break
+    events.push(best.buffer[best.at] as ChorusEvent)
+    best.at++
+    best.row.count++
+  }
+  const more = sources.some((s) => s.at < s.buffer.length || s.trailer?.more === true)
+  for (const source of sources) close(source)
+  return { events, more }
 }
 
 export function createCoordinator(components: CoordinatorComponents): Coordinator {
@@ -155,19 +260,23 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
       const marks = cursor === undefined ? undefined : new Map(cursor.marks)
       const rows: MemberRow[] = []
       const asked: SliceTarget[] = []
+      /** Members of the set that were not asked at its first page; they stay out of it. */
+      const absent: string[] = []
       if (marks === undefined) {
         for (const target of all) {
           if (!matchesMemberFilter(target, q.members)) continue
-          if (target.state === 'dead') {
-            rows.push({ member: target.peerId, name: target.name, status: 'dead', count: 0, ms: 0 })
-          } else {
-            asked.push(target)
+          const row = notAskedRow(target)
+          if (row === undefined) asked.push(target)
+          else {
+            rows.push(row)
+            absent.push(target.tag)
           }
         }
       } else {
-        const byPeer = new Map(all.map((t) => [t.peerId, t]))
-        for (const [peerId, hwm] of marks) {
-          const target = byPeer.get(peerId)
+        const byTag = new Map(all.map((t) => [t.tag, t]))
+        for (const [tag, hwm] of marks) {
+          const target = byTag.get(tag)
+          const peerId = target?.peerId ?? `tag:${tag}`
           const name = target?.name ?? peerId
           if (hwm < 0) {
             rows.push({
@@ -187,10 +296,10 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
               ms: 0,
               error: 'no longer in the membership table',
             })
-          } else if (target.state === 'dead') {
-            rows.push({ member: peerId, name, status: 'dead', count: 0, ms: 0 })
           } else {
-            asked.push(target)
+            const row = notAskedRow(target)
+            if (row === undefined) asked.push(target)
+            else rows.push(row)
           }
         }
       }
@@ -213,26 +322,22 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
         if (position !== undefined) base.position = { id: position, inclusive: cursor.inclusive }
       }
 
-      const answers = await Promise.all(
-        asked.map((target) => {
-          const hwm = marks?.get(target.peerId)
-          const request = hwm === undefined ? base : { ...base, hwm }
-          return askOne(target, request, input.timeoutMs, options.signal)
-        }),
-      )
+      const sources = asked.map((target) => {
+        const hwm = marks?.get(target.tag)
+        const request = hwm === undefined ? base : { ...base, hwm }
+        return openSource(target, request, input.timeoutMs, options.signal)
+      })
+      const merged = await mergeSources(sources, reverse, q.limit)
+      const more = merged.more
+      const events = dir === 'prev' ? merged.events.reverse() : merged.events
 
-      const ok = answers.filter((a) => a.trailer !== undefined)
-      const merged = mergeSlices(
-        ok.map((a) => a.events),
-        reverse,
-        q.limit,
-      )
-      const more = merged.leftover || ok.some((a) => a.trailer?.more === true)
-      const events = dir === 'prev' ? merged.items.reverse() : merged.items
-
-      const newMarks: Array<[string, number]> =
-        cursor?.marks ??
-        answers.map((a) => [a.target.peerId, a.trailer === undefined ? -1 : a.trailer.hwm])
+      const newMarks: Array<[string, number]> = cursor?.marks ?? [
+        ...sources.map((s): [string, number] => [
+          s.target.tag,
+          s.failed || s.hwm === undefined ? -1 : s.hwm,
+        ]),
+        ...absent.map((tag): [string, number] => [tag, -1]),
+      ]
       const cursorAt = (d: 'next' | 'prev', position: string, inclusive: boolean) =>
         encodeCursor({ query: q, dir: d, position, inclusive, marks: newMarks })
 
@@ -256,7 +361,7 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
             : cursorAt('next', (cursor as CursorState).position, !(cursor as CursorState).inclusive)
       }
 
-      const memberRows = [...answers.map((a) => a.row), ...rows]
+      const memberRows = [...sources.map((s) => s.row), ...rows]
       return {
         events,
         firstId: first?.id ?? null,

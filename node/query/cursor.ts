@@ -42,7 +42,11 @@ export interface CursorState {
   position: string
   /** Whether the event at `position` itself belongs to the page (after an empty page). */
   inclusive: boolean
-  /** The set's members and their high-water marks, fixed at its first page; -1: it did not answer then, and stays out. */
+  /**
+   * The set's members (by the hex of their 40-bit id tag, which keeps cursors
+   * short for large arrays) and their high-water marks, fixed at its first
+   * page; -1: it did not answer then, and stays out.
+   */
   marks: Array<[string, number]>
 }
 
@@ -76,7 +80,18 @@ const CursorShape = z.tuple([
   z.enum(['n', 'p']),
   idText,
   z.boolean(),
-  z.array(z.tuple([z.string().min(1).max(128), z.number().int().min(-1)])).max(10_000),
+  z
+    .array(
+      z.tuple([
+        z.instanceof(Uint8Array).refine((tag) => tag.byteLength === 5),
+        z
+          .number()
+          .int()
+          .min(-1)
+          .max(2 ** 40),
+      ]),
+    )
+    .max(10_000),
 ])
 
 export function encodeCursor(state: CursorState): string {
@@ -88,7 +103,7 @@ export function encodeCursor(state: CursorState): string {
     state.dir === 'next' ? 'n' : 'p',
     state.position,
     state.inclusive,
-    state.marks,
+    state.marks.map(([tag, hwm]) => [Buffer.from(tag, 'hex'), hwm]),
   ])
   return Buffer.from(packed).toString('base64url')
 }
@@ -126,5 +141,11 @@ export function decodeCursor(text: string): CursorState {
   if (query.text !== undefined) out.text = query.text
   if (query.after !== undefined) out.after = query.after
   if (query.before !== undefined) out.before = query.before
-  return { query: out, dir: dir === 'n' ? 'next' : 'prev', position, inclusive, marks }
+  return {
+    query: out,
+    dir: dir === 'n' ? 'next' : 'prev',
+    position,
+    inclusive,
+    marks: marks.map(([tag, hwm]) => [Buffer.from(tag).toString('hex'), hwm]),
+  }
 }

@@ -3,7 +3,7 @@
 // and returns a trailer. The coordinator calls it directly for its own member
 // and (with the mesh) peers reach it over /chorus/slice/1.
 
-import type { IdBound, SliceRequest, SliceTrailer } from '../../protocol/slice.ts'
+import type { IdBound, SliceAnswer, SliceRequest, SliceTrailer } from '../../protocol/slice.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { encodeId, ID_BYTES, idBytes, partsOfIdBytes } from '../event/id.ts'
 import { decodeEventValue, toEvent } from '../store/codec.ts'
@@ -28,7 +28,7 @@ export interface SliceHandlerComponents {
 export type SliceHandler = (
   request: SliceRequest,
   options?: { signal?: AbortSignal },
-) => AsyncGenerator<ChorusEvent[], SliceTrailer>
+) => SliceAnswer<ChorusEvent>
 
 /** Exact types that a filter of exact names and `prefix.*` patterns selects, out of `known` (sorted). */
 export function matchTypes(filter: readonly string[], known: readonly string[]): string[] {
@@ -180,9 +180,16 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
     }
   }
 
-  return async function* slice(request, options = {}) {
-    const signal = options.signal
+  return (request, options = {}) => {
     const hwm = request.hwm ?? log.lastSeq
+    return { hwm, batches: scan(request, hwm, options.signal) }
+  }
+
+  async function* scan(
+    request: SliceRequest,
+    hwm: number,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<ChorusEvent[], SliceTrailer> {
     const bounds = requestBounds(request)
     const trailer: SliceTrailer = { hwm, scanned: 0, more: false }
     if (Buffer.compare(bounds.lower.id, bounds.upper.id) > 0 || request.limit <= 0) return trailer

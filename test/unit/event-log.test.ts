@@ -12,7 +12,10 @@ afterEach(removeTempDirs)
 
 const TAG_A = memberTag('member-a')
 
-async function collect<T, R>(gen: AsyncGenerator<T[], R>): Promise<{ items: T[]; trailer: R }> {
+async function collect<T, R>(answer: {
+  batches: AsyncGenerator<T[], R>
+}): Promise<{ items: T[]; trailer: R }> {
+  const gen = answer.batches
   const items: T[] = []
   for (;;) {
     const next = await gen.next()

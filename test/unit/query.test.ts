@@ -57,8 +57,8 @@ describe('cursors', () => {
     position: '01M8C3SPGBYGR35JM900000002',
     inclusive: true,
     marks: [
-      ['12D3KooWATU2e9goADgbYTNdziuiBSk4HNyTumrMwB8VxiBLjWkm', 17],
-      ['12D3KooWCWucp3XCJtHTmvGC5G2D8XjitML53SPtmswezsD92MWL', -1],
+      ['0a1b2c3d4e', 17],
+      ['ffee000102', -1],
     ],
   }
 

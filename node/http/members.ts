@@ -1,0 +1,103 @@
+// Routes of /v1/members: the membership table as this member sees it, and
+// forgetting a dead or left member at once.
+
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { ConflictError, NotFoundError } from '../errors.ts'
+import type { Membership } from '../mesh/membership.ts'
+import { errorResponse, invalidRequest } from './errors.ts'
+
+export interface MemberRoutesComponents {
+  membership: Membership
+  selfPeerId: string
+}
+
+const MemberSchema = z
+  .object({
+    member: z.string().openapi({ description: 'peer id' }),
+    name: z.string(),
+    state: z.enum(['alive', 'suspect', 'dead', 'left', 'conflict']),
+    lastSeen: z.number().int().openapi({ description: "ms since the epoch, this member's clock" }),
+    addrs: z.array(z.string()),
+    http: z.string(),
+    seq: z.number().int().openapi({ description: 'newest seq it announced' }),
+    offsetMs: z.number().int().openapi({ description: "its clock minus this member's, estimated" }),
+    version: z.string(),
+    health: z.string(),
+  })
+  .openapi('Member')
+
+export function createMemberRoutes(components: MemberRoutesComponents) {
+  const { membership } = components
+  const app = new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidRequest(result.error, result.target)
+    },
+  })
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/members',
+      summary: 'The membership table as this member sees it, itself included',
+      responses: {
+        200: {
+          content: {
+            'application/json': {
+              schema: z.object({ self: z.string(), members: z.array(MemberSchema) }),
+            },
+          },
+          description: 'The table',
+        },
+      },
+    }),
+    (c) =>
+      c.json(
+        {
+          self: components.selfPeerId,
+          members: membership.table().map((m) => ({
+            member: m.member,
+            name: m.name,
+            state: m.state,
+            lastSeen: m.lastSeen,
+            addrs: m.addrs,
+            http: m.http,
+            seq: m.seq,
+            offsetMs: Math.round(m.offsetMs),
+            version: m.version,
+            health: m.health,
+          })),
+        },
+        200,
+      ),
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/v1/members/{name}',
+      summary: 'Forget a dead or left member now',
+      request: { params: z.object({ name: z.string().min(1).max(128) }) },
+      responses: {
+        200: {
+          content: { 'application/json': { schema: z.object({ forgotten: z.string() }) } },
+          description: 'Forgotten',
+        },
+        404: errorResponse('No such member'),
+        409: errorResponse('The member is not dead or left'),
+      },
+    }),
+    (c) => {
+      const { name } = c.req.valid('param')
+      const result = membership.forget(name)
+      if (result === 'not_found') throw new NotFoundError(`no member named ${name} is in the table`)
+      if (result === 'not_dead') {
+        throw new ConflictError(
+          `member ${name} is not dead or left; only those can be forgotten`,
+          'member_not_dead',
+        )
+      }
+      return c.json({ forgotten: name }, 200)
+    },
+  )
+  return app
+}

@@ -1,0 +1,216 @@
+// The member's place in the mesh: the libp2p host, membership gossip on its
+// topic, joining through any member's address, the slice and lookup servers,
+// and the coordinator's view of the other members as SliceTargets.
+
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { decodeAnnouncement, encodeAnnouncement, MEMBERS_TOPIC } from '../../protocol/index.ts'
+import { memberTag, tagHex } from '../event/id.ts'
+import type { Logger } from '../log.ts'
+import type { SliceTarget } from '../query/coordinator.ts'
+import type { LookupHandler, SliceHandler } from '../query/slice.ts'
+import { createHost, type Host } from './host.ts'
+import { createMembership, type Membership, type MembershipTiming } from './membership.ts'
+import { remoteLookup, remoteSlice } from './slice-client.ts'
+import { registerSliceServer } from './slice-server.ts'
+
+/** Join retries: first delay and cap, ms. A failed join is retried for as long as the member runs. */
+const JOIN_RETRY_FIRST_MS = 500
+const JOIN_RETRY_MAX_MS = 30_000
+
+export interface MeshInit {
+  privateKey: PrivateKey
+  peerId: string
+  name: string
+  version: string
+  startedAt: number
+  /** Multiaddrs to listen on. */
+  listen: string[]
+  /** Multiaddrs of members to join through, with or without /p2p/<peer id>. */
+  join: string[]
+  timing: MembershipTiming
+  http: () => string
+  seq: () => number
+  health: () => string
+  slice: SliceHandler
+  lookup: LookupHandler
+  /** This member as the coordinator asks it: by a direct call. */
+  self: SliceTarget
+  clock: () => number
+  logger: Logger
+}
+
+export interface MeshCounters {
+  /** Announcements dropped by the topic validator (undecodable, unsigned, or not from the member they name). */
+  announcementsDropped: number
+  announcementsReceived: number
+  sliceRequests: Record<string, number>
+}
+
+export interface Mesh {
+  readonly host: Host
+  readonly membership: Membership
+  readonly counters: MeshCounters
+  /** Multiaddrs this member listens on, each with /p2p/<peer id>. */
+  addrs(): string[]
+  /** The members the coordinator may ask, this member first. */
+  targets(): SliceTarget[]
+  start(): Promise<void>
+  stop(options: { leaving: boolean }): Promise<void>
+}
+
+export async function createMesh(init: MeshInit): Promise<Mesh> {
+  const { logger } = init
+  const host = await createHost({ privateKey: init.privateKey, listen: init.listen })
+  const counters: MeshCounters = {
+    announcementsDropped: 0,
+    announcementsReceived: 0,
+    sliceRequests: {},
+  }
+  const peerIds = new Map<string, PeerId>()
+  const stopping = new AbortController()
+  const pubsub = host.services.pubsub
+
+  const peerIdOf = (id: string): PeerId => {
+    let peer = peerIds.get(id)
+    if (peer === undefined) {
+      peer = peerIdFromString(id)
+      peerIds.set(id, peer)
+    }
+    return peer
+  }
+
+  const listenAddrs = () => host.getMultiaddrs().map((ma) => ma.toString())
+
+  const membership = createMembership({
+    self: {
+      peerId: init.peerId,
+      name: init.name,
+      version: init.version,
+      startedAt: init.startedAt,
+      http: init.http,
+      addrs: () => listenAddrs().map((a) => a.replace(/\/p2p\/[^/]+$/, '')),
+      seq: init.seq,
+      health: init.health,
+    },
+    timing: init.timing,
+    clock: init.clock,
+    logger,
+    publish: async (announcement) => {
+      if (host.status !== 'started') return
+      await pubsub.publish(MEMBERS_TOPIC, encodeAnnouncement(announcement))
+    },
+    ping: async (peerId, signal) => {
+      await host.services.ping.ping(peerIdOf(peerId), { signal })
+    },
+    dial: async (peerId, addrs) => {
+      if (host.status !== 'started') return
+      const peer = peerIdOf(peerId)
+      if (host.getConnections(peer).length > 0) return
+      await host.peerStore.merge(peer, { multiaddrs: addrs.map((a) => multiaddr(a)) })
+      await host.dial(peer, {
+        signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)]),
+      })
+    },
+  })
+
+  pubsub.topicValidators.set(MEMBERS_TOPIC, (_from, message) => {
+    try {
+      if (message.type !== 'signed') throw new Error('unsigned announcement')
+      const announcement = decodeAnnouncement(message.data)
+      // Signed by its sender (StrictSign): a member can only speak for itself.
+      if (announcement.peerId !== message.from.toString())
+        throw new Error('announcement for another member')
+      return TopicValidatorResult.Accept
+    } catch (err) {
+      counters.announcementsDropped++
+      logger.debug({ err }, 'announcement dropped')
+      return TopicValidatorResult.Reject
+    }
+  })
+  pubsub.addEventListener('message', (event) => {
+    const message = event.detail
+    if (message.topic !== MEMBERS_TOPIC) return
+    try {
+      const announcement = decodeAnnouncement(message.data)
+      counters.announcementsReceived++
+      membership.receive(announcement, init.clock())
+    } catch {
+      counters.announcementsDropped++
+    }
+  })
+  // A new connection: tell the peer who we are now rather than at the next beat.
+  host.addEventListener('peer:identify', () => membership.announceNow())
+
+  await registerSliceServer({
+    host,
+    slice: init.slice,
+    lookup: init.lookup,
+    logger,
+    count: (protocol, outcome) => {
+      const key = `${protocol}:${outcome}`
+      counters.sliceRequests[key] = (counters.sliceRequests[key] ?? 0) + 1
+    },
+  })
+
+  async function join(address: string) {
+    let delay = JOIN_RETRY_FIRST_MS
+    while (!stopping.signal.aborted) {
+      try {
+        await host.dial(multiaddr(address), {
+          signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)]),
+        })
+        logger.info({ address }, 'joined')
+        return
+      } catch (err) {
+        if (stopping.signal.aborted) return
+        logger.warn(
+          { address, err: (err as Error).message, retryInMs: delay },
+          'join failed; retrying',
+        )
+        await new Promise((resolve) => setTimeout(resolve, delay).unref())
+        delay = Math.min(JOIN_RETRY_MAX_MS, delay * 2)
+      }
+    }
+  }
+
+  return {
+    host,
+    membership,
+    counters,
+    addrs: listenAddrs,
+    targets() {
+      const out: SliceTarget[] = [init.self]
+      for (const entry of membership.table()) {
+        if (entry.self || entry.state === 'left') continue
+        const peer = peerIdOf(entry.member)
+        out.push({
+          peerId: entry.member,
+          name: entry.name,
+          tag: tagHex(memberTag(entry.member)),
+          state: entry.state,
+          slice: (request, options) => remoteSlice(host, peer, entry.name, request, options),
+          lookup: (id, options) => remoteLookup(host, peer, entry.name, id, options),
+        })
+      }
+      return out
+    },
+    async start() {
+      await host.start()
+      pubsub.subscribe(MEMBERS_TOPIC)
+      membership.start()
+      for (const address of init.join) void join(address)
+    },
+    async stop({ leaving }) {
+      await membership.stop({ leaving })
+      stopping.abort()
+      if (leaving) {
+        // Give the leaving announcement a moment on the wire before closing it.
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      await host.stop()
+    },
+  }
+}

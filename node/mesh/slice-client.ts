@@ -1,0 +1,129 @@
+// Asks one peer for a slice or an event over chorus's protocols. Errors come
+// out with names the coordinator maps to member rows: UnreachableError (the
+// peer could not be dialled or its stream broke), UnsupportedProtocolError
+// (it speaks another version), RemoteError (it answered with an error code),
+// ProtocolError (it sent something malformed); an aborted signal is the
+// deadline.
+
+import type { PeerId } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import {
+  decodeAnswer,
+  decodeLookupReply,
+  encodeLookupRequest,
+  encodeSliceRequest,
+  LOOKUP_PROTOCOL,
+  MAX_ANSWER_BYTES,
+  ProtocolError,
+  SLICE_PROTOCOL,
+  type SliceAnswer,
+  type SliceRequest,
+  type SliceTrailer,
+} from '../../protocol/index.ts'
+import type { ChorusEvent } from '../event/event.ts'
+import type { Host } from './host.ts'
+import { fromWire } from './wire.ts'
+
+export class UnreachableError extends Error {
+  override readonly name = 'UnreachableError'
+}
+
+export class RemoteError extends Error {
+  override readonly name = 'RemoteError'
+}
+
+function translate(err: unknown, signal: AbortSignal): Error {
+  if (signal.aborted) return signal.reason instanceof Error ? signal.reason : new Error('aborted')
+  const e = err instanceof Error ? err : new Error(String(err))
+  if (
+    e.name === 'UnsupportedProtocolError' ||
+    e.name === 'ProtocolError' ||
+    e.name === 'RemoteError'
+  )
+    return e
+  return new UnreachableError(e.message || e.name, { cause: e })
+}
+
+async function open(host: Host, peer: PeerId, protocol: string, signal: AbortSignal) {
+  try {
+    const stream = await host.dialProtocol(peer, protocol, { signal })
+    return { stream, lp: lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES }) }
+  } catch (err) {
+    throw translate(err, signal)
+  }
+}
+
+/** Opens a slice stream to `peer` and waits for its head (the high-water mark); batches follow. */
+export async function remoteSlice(
+  host: Host,
+  peer: PeerId,
+  name: string,
+  request: SliceRequest,
+  options: { signal: AbortSignal },
+): Promise<SliceAnswer<ChorusEvent>> {
+  const { signal } = options
+  const { stream, lp } = await open(host, peer, SLICE_PROTOCOL, signal)
+  const member = peer.toString()
+  const fail = (err: unknown): never => {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw translate(err, signal)
+  }
+  let hwm = 0
+  try {
+    await lp.write(encodeSliceRequest(request), { signal })
+    const head = decodeAnswer((await lp.read({ signal })).subarray())
+    if (head.kind === 'error')
+      throw new RemoteError(`${name} answered ${head.code}: ${head.message}`)
+    if (head.kind !== 'head')
+      throw new ProtocolError('malformed', `${name} did not start its answer with a head`)
+    hwm = head.hwm
+  } catch (err) {
+    fail(err)
+  }
+  async function* batches(): AsyncGenerator<ChorusEvent[], SliceTrailer> {
+    let finished = false
+    try {
+      for (;;) {
+        const message = decodeAnswer((await lp.read({ signal })).subarray())
+        if (message.kind === 'batch') {
+          yield message.events.map((e) => fromWire(e, member, name))
+        } else if (message.kind === 'trailer') {
+          finished = true
+          await stream.close({ signal }).catch(() => {})
+          return message.trailer
+        } else if (message.kind === 'error') {
+          throw new RemoteError(`${name} answered ${message.code}: ${message.message}`)
+        } else {
+          throw new ProtocolError('malformed', `${name} sent a second head`)
+        }
+      }
+    } catch (err) {
+      throw translate(err, signal)
+    } finally {
+      // Cancelled (the page is full or the deadline passed) or failed: reset.
+      if (!finished) stream.abort(new Error('slice cancelled'))
+    }
+  }
+  return { hwm, batches: batches() }
+}
+
+export async function remoteLookup(
+  host: Host,
+  peer: PeerId,
+  name: string,
+  id: Uint8Array,
+  options: { signal: AbortSignal },
+): Promise<ChorusEvent | undefined> {
+  const { signal } = options
+  const { stream, lp } = await open(host, peer, LOOKUP_PROTOCOL, signal)
+  try {
+    await lp.write(encodeLookupRequest(id), { signal })
+    const reply = decodeLookupReply((await lp.read({ signal })).subarray())
+    await stream.close({ signal }).catch(() => {})
+    if ('code' in reply) throw new RemoteError(`${name} answered ${reply.code}: ${reply.message}`)
+    return reply.event === undefined ? undefined : fromWire(reply.event, peer.toString(), name)
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw translate(err, signal)
+  }
+}

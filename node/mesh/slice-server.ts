@@ -1,0 +1,135 @@
+// Answers peers on /chorus/slice/1 and /chorus/lookup/1 from this member's
+// own store, through the same handlers the coordinator calls directly for
+// itself. A malformed or oversized request gets an error message, never a
+// crash; a closed or reset stream stops the scan; writes wait for the stream
+// to drain, so a slow coordinator slows the scan instead of filling memory.
+
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import {
+  decodeLookupRequest,
+  decodeSliceRequest,
+  encodeBatch,
+  encodeError,
+  encodeHead,
+  encodeLookupReply,
+  encodeTrailer,
+  LOOKUP_PROTOCOL,
+  MAX_REQUEST_BYTES,
+  ProtocolError,
+  SLICE_PROTOCOL,
+  type WireEvent,
+} from '../../protocol/index.ts'
+import type { Logger } from '../log.ts'
+import type { LookupHandler, SliceHandler } from '../query/slice.ts'
+import type { Host } from './host.ts'
+import { toWire } from './wire.ts'
+
+/** Concurrent inbound slice or lookup streams per connection (that is, per peer). */
+export const MAX_INBOUND_STREAMS_PER_PEER = 32
+/** A peer must send its request within this, ms. */
+export const REQUEST_READ_TIMEOUT_MS = 10_000
+/** A whole answer must be taken by the peer within this, ms. */
+export const ANSWER_TIMEOUT_MS = 120_000
+
+export interface SliceServerComponents {
+  host: Host
+  slice: SliceHandler
+  lookup: LookupHandler
+  logger: Logger
+  /** Counts requests served and refused, by protocol and outcome. */
+  count?: (protocol: 'slice' | 'lookup', outcome: 'ok' | 'malformed' | 'error') => void
+}
+
+/** Encodes events into as many batch messages as the size limit needs. */
+export function encodeBatches(events: readonly WireEvent[]): Uint8Array[] {
+  try {
+    return [encodeBatch(events)]
+  } catch (err) {
+    if (!(err instanceof ProtocolError) || err.code !== 'too_large' || events.length === 1)
+      throw err
+    const half = Math.ceil(events.length / 2)
+    return [...encodeBatches(events.slice(0, half)), ...encodeBatches(events.slice(half))]
+  }
+}
+
+function closedSignal(stream: Stream): AbortSignal {
+  const controller = new AbortController()
+  stream.addEventListener('close', () => controller.abort(new Error('stream closed')), {
+    once: true,
+  })
+  return AbortSignal.any([controller.signal, AbortSignal.timeout(ANSWER_TIMEOUT_MS)])
+}
+
+export async function registerSliceServer(components: SliceServerComponents): Promise<void> {
+  const { host, slice, lookup, logger } = components
+  const count = components.count ?? (() => {})
+
+  await host.handle(
+    SLICE_PROTOCOL,
+    async (stream) => {
+      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+      const signal = closedSignal(stream)
+      let request: ReturnType<typeof decodeSliceRequest>
+      try {
+        const bytes = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
+        request = decodeSliceRequest(bytes.subarray())
+      } catch (err) {
+        count('slice', 'malformed')
+        const code = err instanceof ProtocolError ? err.code : 'malformed'
+        await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
+        await stream.close().catch(() => stream.abort(err as Error))
+        return
+      }
+      try {
+        const answer = slice(request, { signal })
+        await lp.write(encodeHead(answer.hwm), { signal })
+        for (;;) {
+          const next = await answer.batches.next()
+          if (next.done === true) {
+            await lp.write(encodeTrailer(next.value), { signal })
+            break
+          }
+          for (const bytes of encodeBatches(next.value.map(toWire)))
+            await lp.write(bytes, { signal })
+        }
+        await stream.close({ signal })
+        count('slice', 'ok')
+      } catch (err) {
+        count('slice', 'error')
+        if (signal.aborted) {
+          stream.abort(err as Error)
+          return
+        }
+        logger.warn({ err }, 'slice request failed')
+        await lp.write(encodeError('internal', (err as Error).message), { signal }).catch(() => {})
+        await stream.close().catch(() => stream.abort(err as Error))
+      }
+    },
+    { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
+  )
+
+  await host.handle(
+    LOOKUP_PROTOCOL,
+    async (stream) => {
+      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+      const signal = closedSignal(stream)
+      try {
+        const bytes = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
+        const id = decodeLookupRequest(bytes.subarray())
+        const event = await lookup(id)
+        await lp.write(encodeLookupReply(event === undefined ? undefined : toWire(event)), {
+          signal,
+        })
+        await stream.close({ signal })
+        count('lookup', 'ok')
+      } catch (err) {
+        count('lookup', err instanceof ProtocolError ? 'malformed' : 'error')
+        const code = err instanceof ProtocolError ? err.code : 'internal'
+        await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
+        await stream.close().catch(() => stream.abort(err as Error))
+      }
+    },
+    { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
+  )
+}

@@ -1,0 +1,410 @@
+// Binary codec of chorus messages. Each message is a MessagePack array whose
+// first element is its kind:
+//
+//   slice request  [1, fromMs, toMs, lower|null, upper|null, position|null,
+//                   reverse, types[], minSeverity, text|null, hwm|null, limit]
+//                  where a bound is [id bytes(16), inclusive]
+//   slice head     [8, hwm]        first message of every slice answer
+//   event batch    [2, events[]]   each event [id(16), type, severity,
+//                   message|null, source|null, value|null, attrs|null, time|null]
+//   trailer        [3, hwm, scanned, more]
+//   error          [4, code, message]
+//   lookup request [5, id(16)]
+//   lookup reply   [6, event|null]
+//   announcement   [7, fields...] (see encodeAnnouncement)
+//
+// Decoders never trust the peer: sizes are bounded by the frame limits
+// below (enforced by the framing before allocation), and every field is
+// checked here; anything else is a ProtocolError with a code.
+
+import { Packr } from 'msgpackr'
+import type { IdBound, SliceRequest, SliceTrailer } from './slice.ts'
+import { MAX_SLICE_LIMIT } from './slice.ts'
+
+/** Largest request message (slice or lookup), bytes. */
+export const MAX_REQUEST_BYTES = 64 * 1024
+/** Largest event batch or other answer message, bytes. */
+export const MAX_ANSWER_BYTES = 1024 * 1024
+/** Largest membership announcement, bytes. */
+export const MAX_ANNOUNCEMENT_BYTES = 16 * 1024
+/** Events per batch a member sends at most. */
+export const MAX_BATCH_EVENTS = 1024
+/** Longest type filter list and longest single filter string. */
+const MAX_TYPES = 64
+const MAX_STRING = 16 * 1024
+const MAX_ATTRS = 256
+
+export const KIND_SLICE_REQUEST = 1
+export const KIND_BATCH = 2
+export const KIND_TRAILER = 3
+export const KIND_ERROR = 4
+export const KIND_LOOKUP_REQUEST = 5
+export const KIND_LOOKUP_REPLY = 6
+export const KIND_ANNOUNCEMENT = 7
+export const KIND_HEAD = 8
+
+/** Error codes carried by error messages. */
+export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError'
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/** An event as it crosses the wire: the owner's peer id and name are known from the stream. */
+export interface WireEvent {
+  id: Uint8Array
+  type: string
+  severity: number
+  message?: string
+  source?: string
+  value?: number
+  attrs?: Record<string, string | number | boolean>
+  time?: string | number
+}
+
+export type AnswerMessage =
+  | { kind: 'head'; hwm: number }
+  | { kind: 'batch'; events: WireEvent[] }
+  | { kind: 'trailer'; trailer: SliceTrailer }
+  | { kind: 'error'; code: ErrorCode; message: string }
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+
+function malformed(what: string): ProtocolError {
+  return new ProtocolError('malformed', `malformed message: ${what}`)
+}
+
+function unpack(bytes: Uint8Array, limit: number): unknown {
+  if (bytes.byteLength > limit)
+    throw new ProtocolError(
+      'too_large',
+      `message of ${bytes.byteLength} bytes over the limit of ${limit}`,
+    )
+  try {
+    return packr.unpack(bytes)
+  } catch (err) {
+    throw malformed(err instanceof Error ? err.message : 'undecodable')
+  }
+}
+
+function pack(value: unknown, limit: number): Uint8Array {
+  const bytes = packr.pack(value)
+  if (bytes.byteLength > limit)
+    throw new ProtocolError(
+      'too_large',
+      `message of ${bytes.byteLength} bytes over the limit of ${limit}`,
+    )
+  return bytes
+}
+
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max
+const isString = (v: unknown, max = MAX_STRING): v is string =>
+  typeof v === 'string' && v.length <= max
+const isId = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.byteLength === 16
+
+function bound(v: unknown, what: string): IdBound | undefined {
+  if (v === null) return undefined
+  if (!Array.isArray(v) || v.length !== 2 || !isId(v[0]) || typeof v[1] !== 'boolean')
+    throw malformed(what)
+  return { id: new Uint8Array(v[0]), inclusive: v[1] }
+}
+
+const boundOut = (b: IdBound | undefined) => (b === undefined ? null : [b.id, b.inclusive])
+
+export function encodeSliceRequest(r: SliceRequest): Uint8Array {
+  return pack(
+    [
+      KIND_SLICE_REQUEST,
+      r.fromMs,
+      r.toMs,
+      boundOut(r.lower),
+      boundOut(r.upper),
+      boundOut(r.position),
+      r.reverse,
+      r.types,
+      r.minSeverity,
+      r.text ?? null,
+      r.hwm ?? null,
+      r.limit,
+    ],
+    MAX_REQUEST_BYTES,
+  )
+}
+
+export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
+  const m = unpack(bytes, MAX_REQUEST_BYTES)
+  if (!Array.isArray(m) || m.length !== 12 || m[0] !== KIND_SLICE_REQUEST)
+    throw malformed('not a slice request')
+  const [, fromMs, toMs, lower, upper, position, reverse, types, minSeverity, text, hwm, limit] = m
+  if (!isInt(fromMs, 0, 2 ** 48) || !isInt(toMs, 0, 2 ** 48)) throw malformed('period')
+  if (typeof reverse !== 'boolean') throw malformed('reverse')
+  if (!Array.isArray(types) || types.length > MAX_TYPES || !types.every((t) => isString(t, 256)))
+    throw malformed('types')
+  if (!isInt(minSeverity, 0, 4)) throw malformed('minSeverity')
+  if (text !== null && !isString(text, 1024)) throw malformed('text')
+  if (hwm !== null && !isInt(hwm, 0, 2 ** 40)) throw malformed('hwm')
+  if (!isInt(limit, 1, MAX_SLICE_LIMIT)) throw malformed('limit')
+  const out: SliceRequest = { fromMs, toMs, reverse, types: types as string[], minSeverity, limit }
+  const lo = bound(lower, 'lower')
+  const up = bound(upper, 'upper')
+  const pos = bound(position, 'position')
+  if (lo !== undefined) out.lower = lo
+  if (up !== undefined) out.upper = up
+  if (pos !== undefined) out.position = pos
+  if (text !== null) out.text = text
+  if (hwm !== null) out.hwm = hwm
+  return out
+}
+
+function eventOut(e: WireEvent): unknown[] {
+  return [
+    e.id,
+    e.type,
+    e.severity,
+    e.message ?? null,
+    e.source ?? null,
+    e.value ?? null,
+    e.attrs ?? null,
+    e.time ?? null,
+  ]
+}
+
+function eventIn(v: unknown): WireEvent {
+  if (!Array.isArray(v) || v.length !== 8) throw malformed('event')
+  const [id, type, severity, message, source, value, attrs, time] = v
+  if (!isId(id) || !isString(type, 256) || !isInt(severity, 0, 4))
+    throw malformed('event id, type or severity')
+  const e: WireEvent = { id, type, severity }
+  if (message !== null) {
+    if (!isString(message, 64 * 1024)) throw malformed('event message')
+    e.message = message
+  }
+  if (source !== null) {
+    if (!isString(source)) throw malformed('event source')
+    e.source = source
+  }
+  if (value !== null) {
+    if (typeof value !== 'number' || !Number.isFinite(value)) throw malformed('event value')
+    e.value = value
+  }
+  if (attrs !== null) {
+    if (typeof attrs !== 'object' || Array.isArray(attrs) || attrs instanceof Uint8Array)
+      throw malformed('event attrs')
+    const entries = Object.entries(attrs as Record<string, unknown>)
+    if (entries.length > MAX_ATTRS) throw malformed('event attrs')
+    for (const [k, a] of entries) {
+      if (
+        k.length > 256 ||
+        !(typeof a === 'boolean' || isString(a) || (typeof a === 'number' && Number.isFinite(a)))
+      ) {
+        throw malformed('event attr')
+      }
+    }
+    e.attrs = attrs as Record<string, string | number | boolean>
+  }
+  if (time !== null) {
+    if (!(isString(time, 256) || (typeof time === 'number' && Number.isFinite(time))))
+      throw malformed('event time')
+    e.time = time
+  }
+  return e
+}
+
+export function encodeBatch(events: readonly WireEvent[]): Uint8Array {
+  return pack([KIND_BATCH, events.map(eventOut)], MAX_ANSWER_BYTES)
+}
+
+export function encodeHead(hwm: number): Uint8Array {
+  return pack([KIND_HEAD, hwm], MAX_ANSWER_BYTES)
+}
+
+export function encodeTrailer(t: SliceTrailer): Uint8Array {
+  return pack([KIND_TRAILER, t.hwm, t.scanned, t.more], MAX_ANSWER_BYTES)
+}
+
+export function encodeError(code: ErrorCode, message: string): Uint8Array {
+  return pack([KIND_ERROR, code, message.slice(0, 1024)], MAX_ANSWER_BYTES)
+}
+
+/** Decodes one message of a slice answer: the head, a batch, the trailer, or an error. */
+export function decodeAnswer(bytes: Uint8Array): AnswerMessage {
+  const m = unpack(bytes, MAX_ANSWER_BYTES)
+  if (!Array.isArray(m) || m.length === 0) throw malformed('not an answer')
+  switch (m[0]) {
+    case KIND_BATCH: {
+      if (m.length !== 2 || !Array.isArray(m[1]) || m[1].length > MAX_BATCH_EVENTS)
+        throw malformed('batch')
+      return { kind: 'batch', events: m[1].map(eventIn) }
+    }
+    case KIND_HEAD: {
+      if (m.length !== 2 || !isInt(m[1], 0, 2 ** 40)) throw malformed('head')
+      return { kind: 'head', hwm: m[1] }
+    }
+    case KIND_TRAILER: {
+      const [, hwm, scanned, more] = m
+      if (
+        m.length !== 4 ||
+        !isInt(hwm, 0, 2 ** 40) ||
+        !isInt(scanned, 0, Number.MAX_SAFE_INTEGER) ||
+        typeof more !== 'boolean'
+      ) {
+        throw malformed('trailer')
+      }
+      return { kind: 'trailer', trailer: { hwm, scanned, more } }
+    }
+    case KIND_ERROR: {
+      const [, code, message] = m
+      if (
+        m.length !== 3 ||
+        !(ERROR_CODES as readonly unknown[]).includes(code) ||
+        !isString(message, 1024)
+      )
+        throw malformed('error')
+      return { kind: 'error', code: code as ErrorCode, message }
+    }
+    default:
+      throw malformed(`unknown kind ${String(m[0])}`)
+  }
+}
+
+export function encodeLookupRequest(id: Uint8Array): Uint8Array {
+  return pack([KIND_LOOKUP_REQUEST, id], MAX_REQUEST_BYTES)
+}
+
+export function decodeLookupRequest(bytes: Uint8Array): Uint8Array {
+  const m = unpack(bytes, MAX_REQUEST_BYTES)
+  if (!Array.isArray(m) || m.length !== 2 || m[0] !== KIND_LOOKUP_REQUEST || !isId(m[1]))
+    throw malformed('not a lookup request')
+  return new Uint8Array(m[1])
+}
+
+export function encodeLookupReply(event: WireEvent | undefined): Uint8Array {
+  return pack([KIND_LOOKUP_REPLY, event === undefined ? null : eventOut(event)], MAX_ANSWER_BYTES)
+}
+
+/** Decodes a lookup answer: the event, `undefined` when the owner has none, or an error message. */
+export function decodeLookupReply(
+  bytes: Uint8Array,
+): { event: WireEvent | undefined } | { code: ErrorCode; message: string } {
+  const m = unpack(bytes, MAX_ANSWER_BYTES)
+  if (Array.isArray(m) && m[0] === KIND_ERROR) {
+    const answer = decodeAnswer(bytes)
+    if (answer.kind === 'error') return { code: answer.code, message: answer.message }
+  }
+  if (!Array.isArray(m) || m.length !== 2 || m[0] !== KIND_LOOKUP_REPLY)
+    throw malformed('not a lookup reply')
+  return { event: m[1] === null ? undefined : eventIn(m[1]) }
+}
+
+/** A member's announcement of itself on the membership topic. */
+export interface Announcement {
+  peerId: string
+  name: string
+  /** Multiaddrs it listens on, without /p2p/. */
+  addrs: string[]
+  /** Its HTTP address, host:port. */
+  http: string
+  version: string
+  /** Newest seq in its store. */
+  seq: number
+  /** When it started, ms since the epoch (its clock). */
+  startedAt: number
+  /** Its clock when it sent this, ms since the epoch. */
+  sentAt: number
+  /** Its own health: ok, warning, critical or unknown. */
+  health: string
+  /** Raised when it refutes a suspicion of itself (SWIM). */
+  incarnation: number
+  /** True when it is leaving the array (SIGTERM). */
+  leaving: boolean
+  /** Peer ids this member currently suspects, for Lifeguard's suspicion confirmations. */
+  suspects: string[]
+}
+
+const MAX_ADDRS = 16
+const MAX_SUSPECTS = 64
+
+export function encodeAnnouncement(a: Announcement): Uint8Array {
+  return pack(
+    [
+      KIND_ANNOUNCEMENT,
+      a.peerId,
+      a.name,
+      a.addrs.slice(0, MAX_ADDRS),
+      a.http,
+      a.version,
+      a.seq,
+      a.startedAt,
+      a.sentAt,
+      a.health,
+      a.incarnation,
+      a.leaving,
+      a.suspects.slice(0, MAX_SUSPECTS),
+    ],
+    MAX_ANNOUNCEMENT_BYTES,
+  )
+}
+
+export function decodeAnnouncement(bytes: Uint8Array): Announcement {
+  const m = unpack(bytes, MAX_ANNOUNCEMENT_BYTES)
+  if (!Array.isArray(m) || m.length !== 13 || m[0] !== KIND_ANNOUNCEMENT)
+    throw malformed('not an announcement')
+  const [
+    ,
+    peerId,
+    name,
+    addrs,
+    http,
+    version,
+    seq,
+    startedAt,
+    sentAt,
+    health,
+    incarnation,
+    leaving,
+    suspects,
+  ] = m
+  if (!isString(peerId, 128) || !isString(name, 63) || name.length === 0)
+    throw malformed('announcement peer id or name')
+  if (!Array.isArray(addrs) || addrs.length > MAX_ADDRS || !addrs.every((x) => isString(x, 256)))
+    throw malformed('announcement addrs')
+  if (!isString(http, 256) || !isString(version, 64) || !isString(health, 32))
+    throw malformed('announcement http, version or health')
+  if (
+    !isInt(seq, 0, 2 ** 40) ||
+    !isInt(startedAt, 0, 2 ** 48) ||
+    !isInt(sentAt, 0, 2 ** 48) ||
+    !isInt(incarnation, 0, 2 ** 32)
+  ) {
+    throw malformed('announcement numbers')
+  }
+  if (typeof leaving !== 'boolean') throw malformed('announcement leaving')
+  if (
+    !Array.isArray(suspects) ||
+    suspects.length > MAX_SUSPECTS ||
+    !suspects.every((x) => isString(x, 128))
+  ) {
+    throw malformed('announcement suspects')
+  }
+  return {
+    peerId,
+    name,
+    addrs,
+    http,
+    version,
+    seq,
+    startedAt,
+    sentAt,
+    health,
+    incarnation,
+    leaving,
+    suspects,
+  }
+}
