@@ -297,4 +297,52 @@ clientOptions(
   }
 })
 
+clientOptions(
+  program
+    .command('members')
+    .description('print the membership table as a member sees it')
+    .option('--json', 'print the whole answer as JSON'),
+).action(async (opts: { json?: boolean } & ClientOptions) => {
+  const body = (await request(opts, 'GET', 'v1/members')) as {
+    self: string
+    members: Array<{
+      member: string
+      name: string
+      state: string
+      lastSeen: number
+      addrs: string[]
+      http: string
+      seq: number
+      offsetMs: number
+    }>
+  }
+  if (opts.json === true) {
+    process.stdout.write(`${JSON.stringify(body)}\n`)
+    return
+  }
+  const now = Date.now()
+  const rows = [
+    ['NAME', 'STATE', 'LAST HEARD', 'SEQ', 'OFFSET', 'HTTP', 'ADDRESSES', 'PEER ID'],
+    ...body.members.map((m) => [
+      m.member === body.self ? `${m.name} (self)` : m.name,
+      m.state,
+      m.member === body.self ? '-' : `${((now - m.lastSeen) / 1000).toFixed(1)}s ago`,
+      String(m.seq),
+      `${m.offsetMs}ms`,
+      m.http,
+      m.addrs.join(','),
+      m.member,
+    ]),
+  ]
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length))) ?? []
+  for (const row of rows) {
+    process.stdout.write(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i] as number))
+        .join('  ')
+        .trimEnd()}\n`,
+    )
+  }
+})
+
 program.parseAsync(process.argv).catch(fail)

@@ -4,6 +4,7 @@
 
 import { join } from 'node:path'
 import type { MemberConfig } from './config.ts'
+import { ConfigError } from './errors.ts'
 import { memberTag, tagHex } from './event/id.ts'
 import type { App } from './http/app.ts'
 import { createApp } from './http/app.ts'
@@ -145,7 +146,12 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
             ? {}
             : { intervalMs: init.retentionIntervalMs }),
         })
-        server = await listen(app.fetch, config.http.host, config.http.port)
+        server = await listen(app.fetch, config.http.host, config.http.port).catch((err: Error) => {
+          const address = `${config.http.host}:${config.http.port}`
+          throw new ConfigError(`cannot listen for HTTP on ${address}: ${err.message}`, [
+            { field: 'http', message: err.message },
+          ])
+        })
         await mesh.start()
       } catch (err) {
         await server?.close(0)
@@ -156,7 +162,12 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       }
       started = true
       logger.info(
-        { peerId: identity.peerId, http: server.address, dataDir: config.dataDir },
+        {
+          peerId: identity.peerId,
+          http: server.address,
+          p2p: mesh.addrs(),
+          dataDir: config.dataDir,
+        },
         'member started',
       )
     },

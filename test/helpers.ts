@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { MemberConfig } from '../node/config.ts'
 import { resolveConfig } from '../node/config.ts'
+import { createMember, type Member } from '../node/index.ts'
 import type { ResultPage } from '../node/query/coordinator.ts'
 
 /** The loose shape of an API answer as tests read it. */
@@ -78,4 +79,39 @@ export async function allEvents(url: string, params = ''): Promise<ResultPage['e
     if (next === null) return events
   }
   throw new Error('more than 1000 pages')
+}
+
+/** Starts `count` members in this process on loopback, each joining the first; waits until every table lists all alive. */
+export async function startArray(
+  count: number,
+  options: { names?: string[]; overrides?: Partial<MemberConfig> } = {},
+): Promise<Member[]> {
+  const members: Member[] = []
+  for (let i = 0; i < count; i++) {
+    const name = options.names?.[i] ?? `m${i}`
+    const join = i === 0 ? [] : [members[0]?.p2pAddrs()[0] as string]
+    const config = {
+      ...(await testConfig(name)),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      join,
+      ...options.overrides,
+    }
+    const member = await createMember(config)
+    await member.start()
+    members.push(member)
+  }
+  await waitFor(() => members.every((m) => aliveCount(m) === count), {
+    timeoutMs: 15_000,
+    what: `${count} members alive in every table`,
+  })
+  return members
+}
+
+export function aliveCount(member: Member): number {
+  return member.membership.table().filter((e) => e.state === 'alive').length
+}
+
+/** The state of member `name` in `member`'s table, or undefined if absent. */
+export function stateOf(member: Member, name: string): string | undefined {
+  return member.membership.table().find((e) => e.name === name)?.state
 }

@@ -7,6 +7,7 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { decodeAnnouncement, encodeAnnouncement, MEMBERS_TOPIC } from '../../protocol/index.ts'
+import { ConfigError } from '../errors.ts'
 import { memberTag, tagHex } from '../event/id.ts'
 import type { Logger } from '../log.ts'
 import type { SliceTarget } from '../query/coordinator.ts'
@@ -198,7 +199,18 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       return out
     },
     async start() {
-      await host.start()
+      try {
+        await host.start()
+      } catch (err) {
+        // libp2p explains over several lines; an operator needs the one that says why.
+        const lines = String((err as Error).message)
+          .split('\n')
+          .map((l) => l.trim())
+        const why = lines.find((l) => /E[A-Z]{4,}/.test(l)) ?? lines[0]
+        throw new ConfigError(`cannot listen on ${init.listen.join(', ')}: ${why}`, [
+          { field: 'listen', message: String(why) },
+        ])
+      }
       pubsub.subscribe(MEMBERS_TOPIC)
       membership.start()
       for (const address of init.join) void join(address)

@@ -15,6 +15,8 @@ export interface MemberProcess {
   readonly pid: number
   /** Base URL of its HTTP API. */
   readonly url: string
+  /** Its p2p multiaddr, ending in /p2p/<peer id>. */
+  readonly p2p: string
   readonly child: ChildProcess
   /** Everything it wrote to stdout and stderr so far. */
   output(): string
@@ -68,6 +70,8 @@ export async function startMember(options: StartOptions): Promise<MemberProcess>
       options.dataDir,
       '--http',
       '127.0.0.1:0',
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
       ...(options.args ?? []),
     ],
     {
@@ -81,7 +85,7 @@ export async function startMember(options: StartOptions): Promise<MemberProcess>
       resolve(code ?? signal ?? 'unknown')
     })
   })
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, p2p } = await new Promise<{ url: string; p2p: string }>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
       reject(
@@ -92,10 +96,10 @@ export async function startMember(options: StartOptions): Promise<MemberProcess>
     }, options.timeoutMs ?? 20_000)
     const onData = (data: Buffer) => {
       output += data.toString()
-      const match = /listening on (http:\/\/[\d.:]+)/.exec(output)
+      const match = /listening on (http:\/\/[\d.:]+) and (\S+)/.exec(output)
       if (match !== null) {
         clearTimeout(timer)
-        resolve(match[1] as string)
+        resolve({ url: match[1] as string, p2p: match[2] as string })
       }
     }
     child.stdout?.on('data', onData)
@@ -111,6 +115,7 @@ export async function startMember(options: StartOptions): Promise<MemberProcess>
     name: options.name,
     pid: child.pid as number,
     url,
+    p2p,
     child,
     output: () => output,
     exited,

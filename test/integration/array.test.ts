@@ -1,0 +1,271 @@
+// Five real members in one process, over TCP on loopback: any member answers
+// for the whole array with one ordered, id-bounded result set.
+
+import { lpStream } from '@libp2p/utils'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ChorusEvent } from '../../node/event/event.ts'
+import type { Member } from '../../node/index.ts'
+import type { ResultPage } from '../../node/query/coordinator.ts'
+import { decodeAnswer, LOOKUP_PROTOCOL, SLICE_PROTOCOL } from '../../protocol/index.ts'
+import { removeTempDirs, startArray, stateOf, waitFor } from '../helpers.ts'
+
+let array: Member[] = []
+/** Every acknowledged id, by member name. */
+const ingested = new Map<string, string[]>()
+
+async function post(member: Member, events: object[]): Promise<string[]> {
+  const response = await member.app.request('/v1/events', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(events),
+  })
+  expect(response.status).toBe(201)
+  const ids = ((await response.json()) as { ids: string[] }).ids
+  ingested.set(member.name, [...(ingested.get(member.name) ?? []), ...ids])
+  return ids
+}
+
+async function page(member: Member, query: string): Promise<ResultPage> {
+  const response = await member.app.request(`/v1/events?${query}`)
+  const body = (await response.json()) as ResultPage
+  expect(response.status, JSON.stringify(body)).toBe(200)
+  return body
+}
+
+async function walk(
+  member: Member,
+  query: string,
+  direction: 'next' | 'prev' = 'next',
+): Promise<{ events: ChorusEvent[]; pages: ResultPage[] }> {
+  const pages: ResultPage[] = []
+  let current = await page(member, query)
+  for (let i = 0; i < 1000; i++) {
+    pages.push(current)
+    const cursor = current[direction]
+    if (cursor === null) break
+    current = await page(member, `cursor=${cursor}`)
+  }
+  const events =
+    direction === 'next' ? pages.flatMap((p) => p.events) : pages.reverse().flatMap((p) => p.events)
+  return { events, pages }
+}
+
+beforeAll(async () => {
+  array = await startArray(5)
+  const types = ['web.request', 'web.error', 'db.query', 'auth.login']
+  const severities = ['debug', 'info', 'warn', 'error', 'critical']
+  // 10,000 events, 2,000 per member, ingested in interleaved rounds.
+  for (let round = 0; round < 10; round++) {
+    await Promise.all(
+      array.map((member, m) =>
+        post(
+          member,
+          Array.from({ length: 200 }, (_, i) => ({
+            type: types[(i + m) % types.length],
+            severity: severities[(i * 3 + m) % severities.length],
+            message: `round ${round} event ${i} from ${member.name}${i % 50 === 0 ? ' NEEDLE' : ''}`,
+            value: i,
+            attrs: { round, i },
+          })),
+        ),
+      ),
+    )
+  }
+}, 120_000)
+
+afterAll(async () => {
+  await Promise.all(array.map((m) => m.stop()))
+  await removeTempDirs()
+})
+
+const allIds = () => [...ingested.values()].flat().sort()
+
+describe('an array of five members', () => {
+  it("answers from any member with every member's events as one set in exact array order", async () => {
+    const expected = allIds().slice(0, 500)
+    for (const member of array) {
+      const result = await page(member, 'from=0&limit=500')
+      expect(result.events.map((e) => e.id)).toEqual(expected)
+      expect(result.partial).toBe(false)
+      expect(result.members.map((r) => r.name).sort()).toEqual(['m0', 'm1', 'm2', 'm3', 'm4'])
+      expect(result.members.every((r) => r.status === 'ok')).toBe(true)
+      expect(result.members.reduce((sum, r) => sum + r.count, 0)).toBe(500)
+      for (const e of result.events) expect(ingested.get(e.memberName)).toContain(e.id)
+      for (const r of result.members) {
+        expect(r.count).toBe(result.events.filter((e) => e.memberName === r.name).length)
+      }
+    }
+  })
+
+  it('pages with next through 10,000 events exactly once and in order, and prev walks back', async () => {
+    const expected = allIds()
+    expect(expected).toHaveLength(10_000)
+    const forward = await walk(array[2] as Member, 'from=0&limit=777')
+    expect(forward.events.map((e) => e.id)).toEqual(expected)
+    // The pages' ids bound them.
+    for (const p of forward.pages) {
+      expect(p.firstId).toBe(p.events[0]?.id ?? null)
+      expect(p.lastId).toBe(p.events.at(-1)?.id ?? null)
+    }
+    // Back from the last page, through another member.
+    const last = forward.pages.at(-1) as ResultPage
+    const back: ChorusEvent[] = []
+    let cursor = last.prev
+    for (let i = 0; i < 100 && cursor !== null; i++) {
+      const p = await page(array[4] as Member, `cursor=${cursor}`)
+      back.unshift(...p.events)
+      cursor = p.prev
+    }
+    expect(back.map((e) => e.id)).toEqual(expected.slice(0, expected.length - last.events.length))
+    const descending = await walk(array[0] as Member, 'from=0&limit=3000&order=desc')
+    expect(descending.events.map((e) => e.id)).toEqual([...expected].reverse())
+  })
+
+  it('keeps events logged after the first page out of the later pages of that set', async () => {
+    const before = allIds()
+    const first = await page(array[1] as Member, 'from=0&limit=4000')
+    // Log more everywhere, at times inside [from, to) of the set.
+    const late = (
+      await Promise.all(array.map((m) => post(m, [{ type: 'late.event' }, { type: 'late.event' }])))
+    ).flat()
+    const seen = [...first.events]
+    let cursor = first.next
+    while (cursor !== null) {
+      const p = await page(array[3] as Member, `cursor=${cursor}`)
+      seen.push(...p.events)
+      cursor = p.next
+    }
+    expect(seen.map((e) => e.id)).toEqual(before)
+    // A new set started after the last event sees them.
+    const tail = await page(array[0] as Member, `after=${before.at(-1)}`)
+    expect(tail.events.map((e) => e.id)).toEqual([...late].sort())
+  })
+
+  it('filters by type, severity, member and text across members', async () => {
+    const all = (await walk(array[0] as Member, 'from=0&limit=10000&type=web.*,db.query')).events
+    expect(all.length).toBeGreaterThan(0)
+    expect(all.every((e) => e.type.startsWith('web.') || e.type === 'db.query')).toBe(true)
+    expect(new Set(all.map((e) => e.memberName)).size).toBe(5)
+    const severe = (
+      await walk(array[1] as Member, 'from=0&limit=10000&severity=error&type=auth.login')
+    ).events
+    expect(
+      severe.every(
+        (e) => (e.severity === 'error' || e.severity === 'critical') && e.type === 'auth.login',
+      ),
+    ).toBe(true)
+    expect(severe.length).toBeGreaterThan(0)
+    const two = await page(
+      array[2] as Member,
+      'from=0&limit=10000&member=m1&member=m3&type=db.query',
+    )
+    expect(new Set(two.events.map((e) => e.memberName))).toEqual(new Set(['m1', 'm3']))
+    expect(two.members.map((r) => r.name).sort()).toEqual(['m1', 'm3'])
+    const needles = await page(array[3] as Member, 'from=0&limit=10000&q=needle')
+    expect(needles.events).toHaveLength(5 * 10 * 4)
+    expect(needles.events.map((e) => e.id)).toEqual([...needles.events.map((e) => e.id)].sort())
+  })
+
+  it('fetches one event by id from its owner through any member', async () => {
+    for (const owner of array) {
+      const id = ingested.get(owner.name)?.[7] as string
+      for (const asker of array) {
+        const response = await asker.app.request(`/v1/events/${id}`)
+        expect(response.status).toBe(200)
+        const event = (await response.json()) as ChorusEvent
+        expect(event).toMatchObject({
+          id,
+          member: owner.peerId,
+          memberName: owner.name,
+          attrs: { round: 0, i: 7 },
+        })
+      }
+    }
+    const [someId] = ingested.get('m4') as [string]
+    const missing = `${someId.slice(0, -3)}ZZZ`
+    const notFound = await (array[0] as Member).app.request(`/v1/events/${missing}`)
+    expect(notFound.status).toBe(404)
+  })
+
+  it('answers a malformed or oversized slice request with an error code and keeps serving', async () => {
+    const [asker, target] = array as [Member, Member]
+    const garbage = await asker.mesh.host.dialProtocol(target.mesh.host.peerId, SLICE_PROTOCOL)
+    const lp = lpStream(garbage)
+    await lp.write(Uint8Array.of(0xc1, 0x00, 0xff))
+    const reply = decodeAnswer((await lp.read()).subarray())
+    expect(reply).toMatchObject({ kind: 'error', code: 'malformed' })
+
+    const huge = await asker.mesh.host.dialProtocol(target.mesh.host.peerId, LOOKUP_PROTOCOL)
+    // A length prefix of 4 GiB: refused on the prefix alone.
+    huge.send(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x10))
+    const hugeReply = decodeAnswer((await lpStream(huge).read()).subarray())
+    expect(hugeReply.kind).toBe('error')
+    const still = await page(asker, 'from=0&limit=10')
+    expect(still.partial).toBe(false)
+  })
+
+  it('reports a member that speaks another protocol version as unsupported, without waiting for the deadline', async () => {
+    const odd = array[4] as Member
+    await odd.mesh.host.unhandle(SLICE_PROTOCOL)
+    try {
+      const started = Date.now()
+      const result = await page(array[0] as Member, 'from=0&limit=10&timeout=5s')
+      expect(Date.now() - started).toBeLessThan(4000)
+      expect(result.partial).toBe(true)
+      expect(result.members.find((r) => r.name === odd.name)?.status).toBe('unsupported')
+      expect(result.members.filter((r) => r.status === 'ok')).toHaveLength(4)
+    } finally {
+      await odd.mesh.host.handle(SLICE_PROTOCOL, () => {}, { force: true }).catch(() => {})
+    }
+  })
+})
+
+describe('membership in one process', () => {
+  it('shows a member stopped gracefully as left, which makes no answer partial, and forgets it on DELETE', async () => {
+    const extra = await startArray(3, { names: ['x0', 'x1', 'x2'] })
+    try {
+      const [a, b, c] = extra as [Member, Member, Member]
+      await c.stop()
+      await waitFor(() => stateOf(a, 'x2') === 'left' && stateOf(b, 'x2') === 'left', {
+        what: 'x2 left',
+      })
+      const result = await page(a, 'from=0')
+      expect(result.partial).toBe(false)
+      expect(result.members.map((r) => r.name).sort()).toEqual(['x0', 'x1'])
+      const alive = await a.app.request('/v1/members/x1', { method: 'DELETE' })
+      expect(alive.status).toBe(409)
+      const gone = await a.app.request('/v1/members/x2', { method: 'DELETE' })
+      expect(gone.status).toBe(200)
+      expect(stateOf(a, 'x2')).toBeUndefined()
+      const again = await a.app.request('/v1/members/x2', { method: 'DELETE' })
+      expect(again.status).toBe(404)
+    } finally {
+      await Promise.all(extra.map((m) => m.stop()))
+    }
+  })
+
+  it('refuses a second member that announces a name already taken', async () => {
+    const pair = await startArray(2, { names: ['dup', 'other'] })
+    const twin = await startArray(1, {
+      names: ['dup'],
+      overrides: { join: [pair[0]?.p2pAddrs()[0] as string] },
+    }).catch(() => [])
+    try {
+      const [first, other] = pair as [Member, Member]
+      await waitFor(() => other.membership.table().filter((e) => e.name === 'dup').length === 2, {
+        what: 'both dups known',
+      })
+      const rows = other.membership.table().filter((e) => e.name === 'dup')
+      const winner = rows.find((r) => r.member === first.peerId)
+      const loser = rows.find((r) => r.member !== first.peerId)
+      expect(winner?.state).toBe('alive')
+      expect(loser?.state).toBe('conflict')
+      const result = await page(other, 'from=0')
+      expect(result.members.find((r) => r.member === loser?.member)).toMatchObject({
+        status: 'error',
+      })
+    } finally {
+      await Promise.all([...pair, ...twin].map((m) => m.stop()))
+    }
+  })
+})

@@ -1,0 +1,193 @@
+// Members as separate processes, where a crash or a pause is real: kill -9,
+// SIGSTOP and SIGCONT, and joining through one address.
+
+import { type AddressInfo, createServer } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ResultPage } from '../../node/query/coordinator.ts'
+import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
+import { type MemberProcess, startMember, stopAll } from './harness.ts'
+
+afterEach(async () => {
+  await stopAll()
+  await removeTempDirs()
+})
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+interface MembersBody {
+  self: string
+  members: Array<{ name: string; state: string; member: string }>
+}
+
+async function members(m: MemberProcess): Promise<MembersBody['members']> {
+  const body = (await (await fetch(`${m.url}/v1/members`)).json()) as MembersBody
+  return body.members
+}
+
+async function stateIn(m: MemberProcess, name: string): Promise<string | undefined> {
+  return (await members(m)).find((e) => e.name === name)?.state
+}
+
+async function startArray(names: string[]): Promise<MemberProcess[]> {
+  const out: MemberProcess[] = []
+  for (const name of names) {
+    const args = out.length === 0 ? [] : ['--join', (out[0] as MemberProcess).p2p]
+    out.push(await startMember({ name, dataDir: await tempDir(), args }))
+  }
+  await waitFor(
+    async () => {
+      for (const m of out) {
+        const table = await members(m)
+        if (table.filter((e) => e.state === 'alive').length !== names.length) return false
+      }
+      return true
+    },
+    { timeoutMs: 20_000, what: 'every member alive in every table' },
+  )
+  return out
+}
+
+async function emit(m: MemberProcess, count: number): Promise<string[]> {
+  const response = await fetch(`${m.url}/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(
+      Array.from({ length: count }, (_, i) => ({ type: 'fail.test', message: `${m.name} ${i}` })),
+    ),
+  })
+  return ((await response.json()) as { ids: string[] }).ids
+}
+
+async function query(m: MemberProcess, params: string): Promise<{ page: ResultPage; ms: number }> {
+  const started = performance.now()
+  const page = (await (await fetch(`${m.url}/v1/events?${params}`)).json()) as ResultPage
+  return { page, ms: performance.now() - started }
+}
+
+describe('a member killed with SIGKILL', () => {
+  it('makes answers partial, names it unreachable or timed out, and keeps the others complete within the deadline', async () => {
+    const [a, b, c] = (await startArray(['pa', 'pb', 'pc'])) as [
+      MemberProcess,
+      MemberProcess,
+      MemberProcess,
+    ]
+    const kept = [...(await emit(a, 30)), ...(await emit(b, 30))].sort()
+    await emit(c, 30)
+    c.signal('SIGKILL')
+    await c.exited
+    const { page, ms } = await query(a, 'from=0&limit=1000&timeout=2s')
+    expect(page.partial).toBe(true)
+    expect(['unreachable', 'timed_out']).toContain(
+      page.members.find((r) => r.name === 'pc')?.status,
+    )
+    expect(
+      page.members
+        .filter((r) => r.status === 'ok')
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(['pa', 'pb'])
+    expect(page.events.map((e) => e.id)).toEqual(kept)
+    expect(ms).toBeLessThan(4000) // the 2 s deadline, with a 2× margin
+  })
+})
+
+describe('a member paused with SIGSTOP', () => {
+  it('times out in queries, turns suspect then dead in every table, and is alive and answering again after SIGCONT', async () => {
+    const [a, b, c] = (await startArray(['sa', 'sb', 'sc'])) as [
+      MemberProcess,
+      MemberProcess,
+      MemberProcess,
+    ]
+    const all = [...(await emit(a, 10)), ...(await emit(b, 10)), ...(await emit(c, 10))].sort()
+    c.signal('SIGSTOP')
+    const paused = await query(a, 'from=0&limit=100&timeout=1s')
+    expect(paused.page.partial).toBe(true)
+    expect(paused.page.members.find((r) => r.name === 'sc')?.status).toBe('timed_out')
+    expect(paused.ms).toBeLessThan(2000) // the 1 s deadline, with a 2× margin
+
+    const seen = new Map<string, Set<string>>([
+      ['sa', new Set()],
+      ['sb', new Set()],
+    ])
+    await waitFor(
+      async () => {
+        for (const m of [a, b]) seen.get(m.name)?.add((await stateIn(m, 'sc')) ?? 'absent')
+        return [a, b].every((m) => seen.get(m.name)?.has('dead'))
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'sc dead in every table' },
+    )
+    for (const states of seen.values()) expect(states.has('suspect')).toBe(true)
+    const whileDead = await query(b, 'from=0&limit=100&timeout=1s')
+    expect(whileDead.page.members.find((r) => r.name === 'sc')?.status).toBe('dead')
+
+    c.signal('SIGCONT')
+    await waitFor(
+      async () => (await stateIn(a, 'sc')) === 'alive' && (await stateIn(b, 'sc')) === 'alive',
+      {
+        timeoutMs: 40_000,
+        intervalMs: 100,
+        what: 'sc alive again',
+      },
+    )
+    await waitFor(async () => !(await query(a, 'from=0&limit=100&timeout=2s')).page.partial, {
+      timeoutMs: 20_000,
+      what: 'complete answers again',
+    })
+    const { page } = await query(b, 'from=0&limit=100&timeout=2s')
+    expect(page.events.map((e) => e.id)).toEqual(all)
+  })
+})
+
+describe('a new member started with one --join address', () => {
+  it("appears in every member's table, and sees every member, within 2 s of being ready (4 s allowed)", async () => {
+    const [a, b] = (await startArray(['ja', 'jb'])) as [MemberProcess, MemberProcess]
+    // Join through b, by address only (no /p2p/ part).
+    const joinAddr = b.p2p.replace(/\/p2p\/.*$/, '')
+    const c = await startMember({
+      name: 'jc',
+      dataDir: await tempDir(),
+      args: ['--join', joinAddr],
+    })
+    const ready = performance.now()
+    await waitFor(
+      async () => {
+        for (const m of [a, b, c]) {
+          if ((await members(m)).filter((e) => e.state === 'alive').length !== 3) return false
+        }
+        return true
+      },
+      { timeoutMs: 4000, intervalMs: 25, what: "jc in every table and every member in jc's" },
+    )
+    expect(performance.now() - ready).toBeLessThan(4000)
+  })
+
+  it('keeps retrying a join that fails, without stopping, until the address answers', async () => {
+    const port = await freePort()
+    const lonely = await startMember({
+      name: 'lonely',
+      dataDir: await tempDir(),
+      args: ['--join', `/ip4/127.0.0.1/tcp/${port}`],
+    })
+    expect((await fetch(`${lonely.url}/readyz`)).status).toBe(200)
+    // Nobody listens there yet: the member keeps running and retrying.
+    await waitFor(() => (lonely.output().match(/join failed; retrying/g)?.length ?? 0) >= 2, {
+      what: 'two failed joins',
+    })
+    expect(lonely.child.exitCode).toBeNull()
+    await startMember({
+      name: 'later',
+      dataDir: await tempDir(),
+      args: ['--listen', `/ip4/127.0.0.1/tcp/${port}`],
+    })
+    await waitFor(async () => (await stateIn(lonely, 'later')) === 'alive', {
+      timeoutMs: 40_000,
+      what: 'the retried join',
+    })
+  })
+})

@@ -1,0 +1,212 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { encodeBatches } from '../../node/mesh/slice-server.ts'
+import {
+  type Announcement,
+  decodeAnnouncement,
+  decodeAnswer,
+  decodeLookupReply,
+  decodeLookupRequest,
+  decodeSliceRequest,
+  encodeAnnouncement,
+  encodeBatch,
+  encodeError,
+  encodeHead,
+  encodeLookupReply,
+  encodeLookupRequest,
+  encodeSliceRequest,
+  encodeTrailer,
+  MAX_ANSWER_BYTES,
+  MAX_REQUEST_BYTES,
+  ProtocolError,
+  type SliceRequest,
+  type WireEvent,
+} from '../../protocol/index.ts'
+
+const id = fc.uint8Array({ minLength: 16, maxLength: 16 })
+const bound = fc.option(fc.record({ id, inclusive: fc.boolean() }), { nil: undefined })
+const requestArb: fc.Arbitrary<SliceRequest> = fc
+  .record({
+    fromMs: fc.integer({ min: 0, max: 2 ** 47 }),
+    toMs: fc.integer({ min: 0, max: 2 ** 47 }),
+    lower: bound,
+    upper: bound,
+    position: bound,
+    reverse: fc.boolean(),
+    types: fc.array(fc.string({ maxLength: 40 }), { maxLength: 10 }),
+    minSeverity: fc.integer({ min: 0, max: 4 }),
+    text: fc.option(fc.string({ maxLength: 100 }), { nil: undefined }),
+    hwm: fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }),
+    limit: fc.integer({ min: 1, max: 10_000 }),
+  })
+  .map((r) => {
+    const out: Record<string, unknown> = { ...r }
+    for (const key of Object.keys(out)) if (out[key] === undefined) delete out[key]
+    return out as unknown as SliceRequest
+  })
+
+const eventArb: fc.Arbitrary<WireEvent> = fc
+  .record({
+    id,
+    type: fc.string({ minLength: 1, maxLength: 60 }),
+    severity: fc.integer({ min: 0, max: 4 }),
+    message: fc.option(fc.string({ maxLength: 300 }), { nil: undefined }),
+    source: fc.option(fc.string({ maxLength: 50 }), { nil: undefined }),
+    value: fc.option(fc.double({ noNaN: true, noDefaultInfinity: true }), { nil: undefined }),
+    attrs: fc.option(
+      fc.dictionary(
+        fc.string({ minLength: 1, maxLength: 20 }),
+        fc.oneof(fc.string({ maxLength: 30 }), fc.boolean(), fc.integer()),
+      ),
+      { nil: undefined },
+    ),
+    time: fc.option(fc.oneof(fc.string({ maxLength: 30 }), fc.integer()), { nil: undefined }),
+  })
+  .map((e) => {
+    const out: Record<string, unknown> = { ...e }
+    for (const key of Object.keys(out)) if (out[key] === undefined) delete out[key]
+    return out as unknown as WireEvent
+  })
+
+/** Only the codec's own error may come out of a decoder. */
+function onlyProtocolErrors(decode: () => unknown): void {
+  try {
+    decode()
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProtocolError)
+  }
+}
+
+/** Plain JSON of a message, bytes as arrays (Buffer's toJSON runs before a replacer sees it). */
+const normalise = (v: unknown) =>
+  JSON.parse(
+    JSON.stringify(v, (_, x) =>
+      x instanceof Uint8Array ? [...x] : x?.type === 'Buffer' && Array.isArray(x.data) ? x.data : x,
+    ),
+  )
+
+describe('the wire codec', () => {
+  it('round-trips slice requests, heads, batches, trailers, errors, lookups and announcements', () => {
+    fc.assert(
+      fc.property(requestArb, (r) => {
+        expect(normalise(decodeSliceRequest(encodeSliceRequest(r)))).toEqual(normalise(r))
+      }),
+    )
+    fc.assert(
+      fc.property(fc.array(eventArb, { maxLength: 50 }), (events) => {
+        const decoded = decodeAnswer(encodeBatch(events))
+        expect(normalise(decoded)).toEqual(normalise({ kind: 'batch', events }))
+      }),
+    )
+    expect(decodeAnswer(encodeHead(42))).toEqual({ kind: 'head', hwm: 42 })
+    expect(decodeAnswer(encodeTrailer({ hwm: 9, scanned: 100, more: true }))).toEqual({
+      kind: 'trailer',
+      trailer: { hwm: 9, scanned: 100, more: true },
+    })
+    expect(decodeAnswer(encodeError('busy', 'try later'))).toEqual({
+      kind: 'error',
+      code: 'busy',
+      message: 'try later',
+    })
+    fc.assert(
+      fc.property(id, eventArb, (lookupId, event) => {
+        expect([...decodeLookupRequest(encodeLookupRequest(lookupId))]).toEqual([...lookupId])
+        expect(normalise(decodeLookupReply(encodeLookupReply(event)))).toEqual(normalise({ event }))
+      }),
+    )
+    expect(decodeLookupReply(encodeLookupReply(undefined))).toEqual({ event: undefined })
+    const announcement: Announcement = {
+      peerId: '12D3KooWATU2e9goADgbYTNdziuiBSk4HNyTumrMwB8VxiBLjWkm',
+      name: 'a',
+      addrs: ['/ip4/127.0.0.1/tcp/7701'],
+      http: '127.0.0.1:7700',
+      version: '0.1.0',
+      seq: 12,
+      startedAt: 1,
+      sentAt: 2,
+      health: 'ok',
+      incarnation: 3,
+      leaving: false,
+      suspects: ['x'],
+    }
+    expect(decodeAnnouncement(encodeAnnouncement(announcement))).toEqual(announcement)
+  })
+
+  it('splits a batch that would pass the answer size limit', () => {
+    const big = Array.from({ length: 300 }, (_, i) => ({
+      id: new Uint8Array(16).fill(i % 256),
+      type: 'big.event',
+      severity: 1,
+      message: 'x'.repeat(8000),
+    }))
+    const batches = encodeBatches(big)
+    expect(batches.length).toBeGreaterThan(1)
+    const back = batches.flatMap((b) => {
+      expect(b.byteLength).toBeLessThanOrEqual(MAX_ANSWER_BYTES)
+      const answer = decodeAnswer(b)
+      return answer.kind === 'batch' ? answer.events : []
+    })
+    expect(back).toHaveLength(300)
+  })
+
+  it('turns random bytes into nothing but ProtocolError, in every decoder', () => {
+    const decoders = [
+      decodeSliceRequest,
+      decodeAnswer,
+      decodeLookupRequest,
+      decodeLookupReply,
+      decodeAnnouncement,
+    ]
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => {
+        for (const decode of decoders) onlyProtocolErrors(() => decode(bytes))
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('turns truncated and corrupted messages into nothing but ProtocolError', () => {
+    fc.assert(
+      fc.property(
+        requestArb,
+        fc.array(eventArb, { maxLength: 20 }),
+        fc.nat(),
+        fc.nat(),
+        (r, events, cut, flip) => {
+          for (const message of [
+            encodeSliceRequest(r),
+            encodeBatch(events),
+            encodeTrailer({ hwm: 1, scanned: 2, more: false }),
+          ]) {
+            const truncated = message.subarray(0, cut % (message.byteLength + 1))
+            const corrupted = Uint8Array.from(message)
+            const at = flip % corrupted.byteLength
+            corrupted[at] = (corrupted[at] as number) ^ 0xff
+            for (const bytes of [truncated, corrupted]) {
+              onlyProtocolErrors(() => decodeSliceRequest(bytes))
+              onlyProtocolErrors(() => decodeAnswer(bytes))
+            }
+          }
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('refuses a message over its limit before decoding it, and messages that claim huge sizes', () => {
+    expect(() => decodeSliceRequest(new Uint8Array(MAX_REQUEST_BYTES + 1))).toThrowError(
+      expect.objectContaining({ name: 'ProtocolError', code: 'too_large' }),
+    )
+    // MessagePack headers claiming 4 GiB strings, arrays and maps in a few bytes.
+    for (const header of [
+      [0xdb, 0xff, 0xff, 0xff, 0xff],
+      [0xdd, 0xff, 0xff, 0xff, 0xff],
+      [0xdf, 0xff, 0xff, 0xff, 0xff],
+      [0xc6, 0xff, 0xff, 0xff, 0xff],
+    ]) {
+      const before = process.memoryUsage().arrayBuffers
+      onlyProtocolErrors(() => decodeAnswer(Uint8Array.from(header)))
+      expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024)
+    }
+  })
+})
