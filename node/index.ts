@@ -97,7 +97,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     timing: defaultTiming(config.announceIntervalMs, config.forgetAfterMs),
     http: () => server?.address ?? '',
     seq: () => log.lastSeq,
-    health: () => 'ok',
+    // Health rules come with the health issue; until then a member says it does not know.
+    health: () => 'unknown',
     slice,
     lookup,
     self,

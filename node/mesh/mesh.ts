@@ -48,6 +48,8 @@ export interface MeshCounters {
   announcementsDropped: number
   announcementsReceived: number
   sliceRequests: Record<string, number>
+  /** Events this member has written to peers' slice streams. */
+  sliceEventsSent: number
 }
 
 export interface Mesh {
@@ -69,6 +71,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     announcementsDropped: 0,
     announcementsReceived: 0,
     sliceRequests: {},
+    sliceEventsSent: 0,
   }
   const peerIds = new Map<string, PeerId>()
   const stopping = new AbortController()
@@ -150,6 +153,9 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     slice: init.slice,
     lookup: init.lookup,
     logger,
+    sent: (events) => {
+      counters.sliceEventsSent += events
+    },
     count: (protocol, outcome) => {
       const key = `${protocol}:${outcome}`
       counters.sliceRequests[key] = (counters.sliceRequests[key] ?? 0) + 1

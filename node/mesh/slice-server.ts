@@ -37,6 +37,8 @@ export interface SliceServerComponents {
   slice: SliceHandler
   lookup: LookupHandler
   logger: Logger
+  /** Counts events written to slice streams (after the peer has taken them). */
+  sent?: (events: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
   count?: (protocol: 'slice' | 'lookup', outcome: 'ok' | 'malformed' | 'error') => void
 }
@@ -90,8 +92,10 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
             await lp.write(encodeTrailer(next.value), { signal })
             break
           }
-          for (const bytes of encodeBatches(next.value.map(toWire)))
+          for (const bytes of encodeBatches(next.value.map(toWire))) {
             await lp.write(bytes, { signal })
+          }
+          components.sent?.(next.value.length)
         }
         await stream.close({ signal })
         count('slice', 'ok')

@@ -14,6 +14,8 @@ const CLI = join(import.meta.dirname, '..', '..', 'node', 'cli.ts')
 export interface BenchMember {
   name: string
   url: string
+  /** p2p multiaddr with /p2p/<peer id>. */
+  p2p: string
   pid: number
   child: ChildProcess
   dataDir: string
@@ -38,6 +40,8 @@ export async function startBenchMember(
       dataDir,
       '--http',
       '127.0.0.1:0',
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
       ...args,
     ],
     {
@@ -45,15 +49,15 @@ export async function startBenchMember(
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   )
-  const url = await new Promise<string>((resolve, reject) => {
+  const { url, p2p } = await new Promise<{ url: string; p2p: string }>((resolve, reject) => {
     let out = ''
     const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s`)), 30_000)
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString()
-      const match = /listening on (http:\/\/[\d.:]+)/.exec(out)
+      const match = /listening on (http:\/\/[\d.:]+) and (\S+)/.exec(out)
       if (match) {
         clearTimeout(timer)
-        resolve(match[1] as string)
+        resolve({ url: match[1] as string, p2p: match[2] as string })
       }
     })
     child.once('exit', (code) => reject(new Error(`${name} exited ${code}`)))
@@ -61,6 +65,7 @@ export async function startBenchMember(
   return {
     name,
     url,
+    p2p,
     pid: child.pid as number,
     child,
     dataDir,

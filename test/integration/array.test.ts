@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChorusEvent } from '../../node/event/event.ts'
 import type { Member } from '../../node/index.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
-import { decodeAnswer, LOOKUP_PROTOCOL, SLICE_PROTOCOL } from '../../protocol/index.ts'
+import {
+  decodeAnswer,
+  encodeAnnouncement,
+  encodeSliceRequest,
+  LOOKUP_PROTOCOL,
+  MAX_ANSWER_BYTES,
+  MEMBERS_TOPIC,
+  SLICE_PROTOCOL,
+} from '../../protocol/index.ts'
 import { removeTempDirs, startArray, stateOf, waitFor } from '../helpers.ts'
 
 let array: Member[] = []
@@ -220,7 +228,101 @@ describe('an array of five members', () => {
   })
 })
 
+describe('the slice protocol', () => {
+  it("slows the member's scan to the pace of a coordinator that reads slowly, instead of buffering the answer", async () => {
+    const [reader, holder] = (await startArray(2, { names: ['bp0', 'bp1'] })) as [Member, Member]
+    try {
+      for (let i = 0; i < 10; i++) {
+        await post(
+          holder,
+          Array.from({ length: 1000 }, (_, j) => ({
+            type: 'bulk.event',
+            message: `${i}-${j} ${'x'.repeat(1000)}`,
+          })),
+        )
+      }
+      const stream = await reader.mesh.host.dialProtocol(holder.mesh.host.peerId, SLICE_PROTOCOL)
+      const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
+      await lp.write(
+        encodeSliceRequest({
+          fromMs: 0,
+          toMs: Date.now() + 1,
+          reverse: false,
+          types: [],
+          minSeverity: 0,
+          limit: 10_000,
+        }),
+      )
+      expect(decodeAnswer((await lp.read()).subarray()).kind).toBe('head')
+      const first = decodeAnswer((await lp.read()).subarray())
+      expect(first.kind).toBe('batch')
+      let received = first.kind === 'batch' ? first.events.length : 0
+      // Not reading: the member's writes wait for the stream to drain.
+      const stalled = await settled(() => holder.mesh.counters.sliceEventsSent)
+      expect(stalled).toBeLessThan(5000)
+      for (;;) {
+        const message = decodeAnswer((await lp.read()).subarray())
+        if (message.kind === 'batch') received += message.events.length
+        if (message.kind === 'trailer') break
+      }
+      expect(received).toBe(10_000)
+      expect(holder.mesh.counters.sliceEventsSent).toBe(10_000)
+    } finally {
+      await reader.stop()
+      await holder.stop()
+    }
+  })
+})
+
+/** Polls a number until it has not changed for 5 polls 100 ms apart (at most 10 s), and returns it. */
+async function settled(read: () => number): Promise<number> {
+  let last = read()
+  let same = 0
+  for (let i = 0; i < 100 && same < 5; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const now = read()
+    same = now === last ? same + 1 : 0
+    last = now
+  }
+  return last
+}
+
 describe('membership in one process', () => {
+  it('drops and counts announcements that are malformed or speak for another member', async () => {
+    const [a, b, c] = array as [Member, Member, Member]
+    const before = b.mesh.counters.announcementsDropped + c.mesh.counters.announcementsDropped
+    const pubsub = a.mesh.host.services.pubsub
+    await pubsub.publish(MEMBERS_TOPIC, Uint8Array.of(1, 2, 3))
+    await pubsub.publish(
+      MEMBERS_TOPIC,
+      encodeAnnouncement({
+        peerId: b.peerId,
+        name: 'impostor',
+        addrs: [],
+        http: '',
+        version: '0',
+        seq: 0,
+        startedAt: Date.now(),
+        sentAt: Date.now(),
+        health: 'ok',
+        incarnation: 99,
+        leaving: true,
+        suspects: [],
+      }),
+    )
+    await waitFor(
+      () =>
+        b.mesh.counters.announcementsDropped + c.mesh.counters.announcementsDropped >= before + 2,
+      {
+        what: 'dropped announcements counted',
+      },
+    )
+    for (const m of array) {
+      expect(m.membership.table().some((e) => e.name === 'impostor')).toBe(false)
+      expect(stateOf(m, b.name)).toBe('alive')
+    }
+  })
+
   it('shows a member stopped gracefully as left, which makes no answer partial, and forgets it on DELETE', async () => {
     const extra = await startArray(3, { names: ['x0', 'x1', 'x2'] })
     try {

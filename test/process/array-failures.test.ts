@@ -5,7 +5,7 @@ import { type AddressInfo, createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
-import { type MemberProcess, startMember, stopAll } from './harness.ts'
+import { type MemberProcess, runCli, startMember, stopAll } from './harness.ts'
 
 afterEach(async () => {
   await stopAll()
@@ -165,6 +165,19 @@ describe('a new member started with one --join address', () => {
       { timeoutMs: 4000, intervalMs: 25, what: "jc in every table and every member in jc's" },
     )
     expect(performance.now() - ready).toBeLessThan(4000)
+    const table = await runCli(['members', '--url', c.url])
+    expect(table.code, table.stderr).toBe(0)
+    const lines = table.stdout.trim().split('\n')
+    expect(lines[0]).toMatch(
+      /^NAME\s+STATE\s+LAST HEARD\s+SEQ\s+OFFSET\s+HTTP\s+ADDRESSES\s+PEER ID$/,
+    )
+    expect(
+      lines
+        .slice(1)
+        .map((l) => l.split(/\s+/).slice(0, 2).join(' '))
+        .sort(),
+    ).toEqual(['ja alive', 'jb alive', 'jc (self)'])
+    expect(lines.find((l) => l.startsWith('ja '))).toContain(a.url.replace('http://', ''))
   })
 
   it('keeps retrying a join that fails, without stopping, until the address answers', async () => {

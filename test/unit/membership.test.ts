@@ -1,0 +1,203 @@
+// Membership rules with a fake clock: suspicion, Lifeguard's local health and
+// confirmations, refutation, leaving and forgetting.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { createRootLogger } from '../../node/log.ts'
+import { createMembership, defaultTiming, type Membership } from '../../node/mesh/membership.ts'
+import type { Announcement } from '../../protocol/index.ts'
+
+const T0 = 1_800_000_000_000
+
+interface Harness {
+  membership: Membership
+  published: Announcement[]
+  pings: string[]
+  dials: string[]
+  pingAnswers: boolean
+}
+
+function harness(forgetAfterMs = 60_000): Harness {
+  const h: Harness = {
+    published: [],
+    pings: [],
+    dials: [],
+    pingAnswers: false,
+  } as unknown as Harness
+  h.membership = createMembership({
+    self: {
+      peerId: 'self-id',
+      name: 'self',
+      version: '1',
+      startedAt: T0,
+      http: () => '127.0.0.1:1',
+      addrs: () => ['/ip4/127.0.0.1/tcp/1'],
+      seq: () => 0,
+      health: () => 'ok',
+    },
+    timing: defaultTiming(1000, forgetAfterMs),
+    clock: () => Date.now(),
+    logger: createRootLogger({ level: 'silent' }),
+    publish: async (a) => {
+      h.published.push(a)
+    },
+    ping: async (peerId, signal) => {
+      h.pings.push(peerId)
+      if (h.pingAnswers) return
+      await new Promise((_, reject) =>
+        signal.addEventListener('abort', () => reject(signal.reason)),
+      )
+    },
+    dial: async (peerId) => {
+      h.dials.push(peerId)
+    },
+  })
+  return h
+}
+
+function hello(peerId: string, name: string, extra: Partial<Announcement> = {}): Announcement {
+  return {
+    peerId,
+    name,
+    addrs: ['/ip4/127.0.0.1/tcp/2'],
+    http: '127.0.0.1:2',
+    version: '1',
+    seq: 0,
+    startedAt: T0,
+    sentAt: Date.now(),
+    health: 'ok',
+    incarnation: 0,
+    leaving: false,
+    suspects: [],
+    ...extra,
+  }
+}
+
+const stateOf = (m: Membership, name: string) => m.table().find((e) => e.name === name)?.state
+
+/** Advances the fake clock while the named peers keep announcing every second. */
+function run(h: Harness, ms: number, speaking: string[] = [], suspects: string[] = []) {
+  for (let t = 0; t < ms; t += 250) {
+    vi.advanceTimersByTime(250)
+    if (t % 1000 === 0)
+      for (const name of speaking)
+        h.membership.receive(hello(`${name}-id`, name, { suspects }), Date.now())
+  }
+}
+
+beforeEach(() => {
+  vi.useFakeTimers({ now: T0 })
+})
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('membership', () => {
+  it('lists itself alive, learns a member from its announcement and dials it', () => {
+    const h = harness()
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    expect(h.membership.table().map((e) => [e.name, e.state, e.self])).toEqual([
+      ['b', 'alive', false],
+      ['self', 'alive', true],
+    ])
+    expect(h.dials).toEqual(['b-id'])
+    run(h, 3000)
+    expect(h.published.length).toBeGreaterThanOrEqual(3)
+  })
+
+  it('makes a silent member suspect, probes it, then declares it dead; confirmations make that sooner', () => {
+    const alone = harness()
+    alone.membership.start()
+    alone.membership.receive(hello('b-id', 'b'), Date.now())
+    const deadAt = (h: Harness, speaking: string[], suspects: string[]) => {
+      const start = Date.now()
+      let sawSuspect = false
+      for (let t = 0; t < 20_000; t += 250) {
+        run(h, 250, speaking, suspects)
+        if (stateOf(h.membership, 'b') === 'suspect') sawSuspect = true
+        if (stateOf(h.membership, 'b') === 'dead') return { ms: Date.now() - start, sawSuspect }
+      }
+      return { ms: Number.POSITIVE_INFINITY, sawSuspect }
+    }
+    const lonely = deadAt(alone, [], [])
+    expect(lonely.sawSuspect).toBe(true)
+    expect(alone.pings).toContain('b-id')
+    expect(lonely.ms).toBeGreaterThanOrEqual(2500 + 4000)
+
+    vi.setSystemTime(T0 + 100_000)
+    const confirmed = harness()
+    confirmed.membership.start()
+    for (const name of ['b', 'c', 'd', 'e'])
+      confirmed.membership.receive(hello(`${name}-id`, name), Date.now())
+    // c, d and e keep speaking and all suspect b.
+    const withOthers = deadAt(confirmed, ['c', 'd', 'e'], ['b-id'])
+    expect(withOthers.sawSuspect).toBe(true)
+    expect(withOthers.ms).toBeLessThan(lonely.ms)
+    expect(stateOf(confirmed.membership, 'c')).toBe('alive')
+  })
+
+  it('clears a suspicion when the member answers a direct ping', async () => {
+    const h = harness()
+    h.pingAnswers = true
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    run(h, 3000)
+    expect(stateOf(h.membership, 'b')).toBe('suspect')
+    await vi.advanceTimersByTimeAsync(1) // the ping's answer arrives
+    expect(h.pings).toContain('b-id')
+    expect(stateOf(h.membership, 'b')).toBe('alive')
+  })
+
+  it('stretches its timeouts when its own timers run late (local health), so a stall is not taken for deaths', () => {
+    const h = harness()
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    run(h, 1000, ['b'])
+    // This process stalls for 6 s: the clock moves, no timer runs.
+    vi.setSystemTime(Date.now() + 6000)
+    vi.advanceTimersByTime(1000)
+    expect(h.membership.localHealthMultiplier).toBeGreaterThan(1)
+    expect(stateOf(h.membership, 'b')).toBe('alive')
+    run(h, 2000, ['b'])
+    expect(stateOf(h.membership, 'b')).toBe('alive')
+  })
+
+  it('refutes a suspicion of itself at once with a higher incarnation', () => {
+    const h = harness()
+    h.membership.start()
+    vi.advanceTimersByTime(500)
+    const before = h.published.length
+    h.membership.receive(hello('b-id', 'b', { suspects: ['self-id'] }), Date.now())
+    expect(h.published.length).toBe(before + 1)
+    expect(h.published.at(-1)?.incarnation).toBe(1)
+  })
+
+  it('marks a leaving member left, ignores stale announcements, and forgets it after forget-after', () => {
+    const h = harness(10_000)
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    const stale = hello('b-id', 'b', { sentAt: Date.now() - 500 })
+    h.membership.receive(hello('b-id', 'b', { leaving: true }), Date.now())
+    h.membership.receive(stale, Date.now())
+    expect(stateOf(h.membership, 'b')).toBe('left')
+    run(h, 9000)
+    expect(stateOf(h.membership, 'b')).toBe('left')
+    run(h, 2000)
+    expect(stateOf(h.membership, 'b')).toBeUndefined()
+    // It comes back with a new run.
+    h.membership.receive(hello('b-id', 'b', { startedAt: Date.now() }), Date.now())
+    expect(stateOf(h.membership, 'b')).toBe('alive')
+  })
+
+  it('keeps a name for the member that started first and marks a later one in conflict', () => {
+    const h = harness()
+    h.membership.start()
+    h.membership.receive(hello('b1-id', 'b', { startedAt: T0 - 10 }), Date.now())
+    h.membership.receive(hello('b2-id', 'b', { startedAt: T0 - 5 }), Date.now())
+    const rows = h.membership.table().filter((e) => e.name === 'b')
+    expect(rows.find((r) => r.member === 'b1-id')?.state).toBe('alive')
+    expect(rows.find((r) => r.member === 'b2-id')?.state).toBe('conflict')
+    h.membership.receive(hello('x-id', 'self', { startedAt: T0 - 1000 }), Date.now())
+    expect(h.membership.table().find((e) => e.self)?.state).toBe('conflict')
+  })
+})
