@@ -4,7 +4,10 @@
 //   slice request  [1, fromMs, toMs, lower|null, upper|null, position|null,
 //                   reverse, types[], minSeverity, text|null, hwm|null, limit]
 //                  where a bound is [id bytes(16), inclusive]
+//                  , window]
 //   slice head     [8, hwm]        first message of every slice answer
+//   more           [9, events]     coordinator → member: a grant of more events
+//   pause          [10]            member → coordinator: out of grant, more in hand
 //   event batch    [2, events[]]   each event [id(16), type, severity,
 //                   message|null, source|null, value|null, attrs|null, time|null]
 //   trailer        [3, hwm, scanned, more]
@@ -42,6 +45,8 @@ export const KIND_LOOKUP_REQUEST = 5
 export const KIND_LOOKUP_REPLY = 6
 export const KIND_ANNOUNCEMENT = 7
 export const KIND_HEAD = 8
+export const KIND_MORE = 9
+export const KIND_PAUSE = 10
 
 /** Error codes carried by error messages. */
 export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
@@ -70,6 +75,7 @@ export interface WireEvent {
 
 export type AnswerMessage =
   | { kind: 'head'; hwm: number }
+  | { kind: 'pause' }
   | { kind: 'batch'; events: WireEvent[] }
   | { kind: 'trailer'; trailer: SliceTrailer }
   | { kind: 'error'; code: ErrorCode; message: string }
@@ -133,6 +139,7 @@ export function encodeSliceRequest(r: SliceRequest): Uint8Array {
       r.text ?? null,
       r.hwm ?? null,
       r.limit,
+      r.window ?? r.limit,
     ],
     MAX_REQUEST_BYTES,
   )
@@ -140,9 +147,23 @@ export function encodeSliceRequest(r: SliceRequest): Uint8Array {
 
 export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   const m = unpack(bytes, MAX_REQUEST_BYTES)
-  if (!Array.isArray(m) || m.length !== 12 || m[0] !== KIND_SLICE_REQUEST)
+  if (!Array.isArray(m) || m.length !== 13 || m[0] !== KIND_SLICE_REQUEST)
     throw malformed('not a slice request')
-  const [, fromMs, toMs, lower, upper, position, reverse, types, minSeverity, text, hwm, limit] = m
+  const [
+    ,
+    fromMs,
+    toMs,
+    lower,
+    upper,
+    position,
+    reverse,
+    types,
+    minSeverity,
+    text,
+    hwm,
+    limit,
+    window,
+  ] = m
   if (!isInt(fromMs, 0, 2 ** 48) || !isInt(toMs, 0, 2 ** 48)) throw malformed('period')
   if (typeof reverse !== 'boolean') throw malformed('reverse')
   if (!Array.isArray(types) || types.length > MAX_TYPES || !types.every((t) => isString(t, 256)))
@@ -151,7 +172,16 @@ export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   if (text !== null && !isString(text, 1024)) throw malformed('text')
   if (hwm !== null && !isInt(hwm, 0, 2 ** 40)) throw malformed('hwm')
   if (!isInt(limit, 1, MAX_SLICE_LIMIT)) throw malformed('limit')
-  const out: SliceRequest = { fromMs, toMs, reverse, types: types as string[], minSeverity, limit }
+  if (!isInt(window, 1, MAX_SLICE_LIMIT)) throw malformed('window')
+  const out: SliceRequest = {
+    fromMs,
+    toMs,
+    reverse,
+    types: types as string[],
+    minSeverity,
+    limit,
+    window,
+  }
   const lo = bound(lower, 'lower')
   const up = bound(upper, 'upper')
   const pos = bound(position, 'position')
@@ -225,6 +255,28 @@ export function encodeHead(hwm: number): Uint8Array {
   return pack([KIND_HEAD, hwm], MAX_ANSWER_BYTES)
 }
 
+export function encodePause(): Uint8Array {
+  return pack([KIND_PAUSE], MAX_ANSWER_BYTES)
+}
+
+export function encodeMore(events: number): Uint8Array {
+  return pack([KIND_MORE, events], MAX_REQUEST_BYTES)
+}
+
+/** Decodes a grant of more events (coordinator → member). */
+export function decodeMore(bytes: Uint8Array): number {
+  const m = unpack(bytes, MAX_REQUEST_BYTES)
+  if (
+    !Array.isArray(m) ||
+    m.length !== 2 ||
+    m[0] !== KIND_MORE ||
+    !isInt(m[1], 1, MAX_SLICE_LIMIT)
+  ) {
+    throw malformed('not a grant')
+  }
+  return m[1]
+}
+
 export function encodeTrailer(t: SliceTrailer): Uint8Array {
   return pack([KIND_TRAILER, t.hwm, t.scanned, t.more], MAX_ANSWER_BYTES)
 }
@@ -246,6 +298,10 @@ export function decodeAnswer(bytes: Uint8Array): AnswerMessage {
     case KIND_HEAD: {
       if (m.length !== 2 || !isInt(m[1], 0, 2 ** 40)) throw malformed('head')
       return { kind: 'head', hwm: m[1] }
+    }
+    case KIND_PAUSE: {
+      if (m.length !== 1) throw malformed('pause')
+      return { kind: 'pause' }
     }
     case KIND_TRAILER: {
       const [, hwm, scanned, more] = m

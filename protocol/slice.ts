@@ -33,6 +33,11 @@ export interface SliceRequest {
   hwm?: number
   /** Most events to answer with. */
   limit: number
+  /**
+   * Events the member may send before it waits for a grant of more (flow
+   * control: the coordinator reads only what its merge needs). Default: limit.
+   */
+  window?: number
 }
 
 export interface SliceTrailer {
@@ -53,5 +58,12 @@ export const MAX_SLICE_LIMIT = 10_000
  */
 export interface SliceAnswer<E> {
   hwm: number
-  batches: AsyncGenerator<E[], SliceTrailer>
+  /**
+   * Batches in scan order, then the trailer. Calling `next('peek')` asks only
+   * whether more events exist: a member waiting for a grant then answers with
+   * an empty batch and `waiting()` turns true, instead of being granted more.
+   */
+  batches: AsyncGenerator<E[], SliceTrailer, 'peek' | undefined>
+  /** True when the member has paused with more matching events in hand. */
+  waiting?: () => boolean
 }

@@ -11,9 +11,11 @@ import {
   decodeAnswer,
   decodeLookupReply,
   encodeLookupRequest,
+  encodeMore,
   encodeSliceRequest,
   LOOKUP_PROTOCOL,
   MAX_ANSWER_BYTES,
+  MAX_SLICE_LIMIT,
   ProtocolError,
   SLICE_PROTOCOL,
   type SliceAnswer,
@@ -80,13 +82,30 @@ export async function remoteSlice(
   } catch (err) {
     fail(err)
   }
-  async function* batches(): AsyncGenerator<ChorusEvent[], SliceTrailer> {
+  // The member pauses after each grant; a grant doubles the last one, so a
+  // member holding most of the page needs few round trips.
+  let waiting = false
+  let grant = request.window ?? request.limit
+  async function* batches(): AsyncGenerator<ChorusEvent[], SliceTrailer, 'peek' | undefined> {
     let finished = false
+    let mode: 'peek' | undefined
     try {
       for (;;) {
+        if (waiting) {
+          // Asked only whether more exist: the pause already says so.
+          if (mode === 'peek') {
+            mode = yield []
+            continue
+          }
+          grant = Math.min(MAX_SLICE_LIMIT, grant * 2)
+          await lp.write(encodeMore(grant), { signal })
+          waiting = false
+        }
         const message = decodeAnswer((await lp.read({ signal })).subarray())
         if (message.kind === 'batch') {
-          yield message.events.map((e) => fromWire(e, member, name))
+          mode = yield message.events.map((e) => fromWire(e, member, name))
+        } else if (message.kind === 'pause') {
+          waiting = true
         } else if (message.kind === 'trailer') {
           finished = true
           await stream.close({ signal }).catch(() => {})
@@ -104,7 +123,7 @@ export async function remoteSlice(
       if (!finished) stream.abort(new Error('slice cancelled'))
     }
   }
-  return { hwm, batches: batches() }
+  return { hwm, batches: batches(), waiting: () => waiting }
 }
 
 export async function remoteLookup(

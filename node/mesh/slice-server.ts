@@ -8,11 +8,13 @@ import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
   decodeLookupRequest,
+  decodeMore,
   decodeSliceRequest,
   encodeBatch,
   encodeError,
   encodeHead,
   encodeLookupReply,
+  encodePause,
   encodeTrailer,
   LOOKUP_PROTOCOL,
   MAX_REQUEST_BYTES,
@@ -29,6 +31,8 @@ import { toWire } from './wire.ts'
 export const MAX_INBOUND_STREAMS_PER_PEER = 32
 /** A peer must send its request within this, ms. */
 export const REQUEST_READ_TIMEOUT_MS = 10_000
+/** Bytes a member sends on one grant before it waits for the next, whatever the event count. */
+export const MAX_GRANT_BYTES = 1024 * 1024
 /** A whole answer must be taken by the peer within this, ms. */
 export const ANSWER_TIMEOUT_MS = 120_000
 
@@ -86,16 +90,50 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
       try {
         const answer = slice(request, { signal })
         await lp.write(encodeHead(answer.hwm), { signal })
+        // Flow control: send only what the coordinator granted (and at most
+        // MAX_GRANT_BYTES per grant), then pause until it grants more. The
+        // coordinator reads only what its merge needs, so this member scans
+        // only that much, and neither side buffers an unread answer.
+        let credit = request.window ?? request.limit
+        let grantBytes = 0
+        let wake: (() => void) | undefined
+        const grants = (async () => {
+          for (;;) {
+            credit += decodeMore((await lp.read({ signal })).subarray())
+            grantBytes = 0
+            wake?.()
+          }
+        })()
+        grants.catch(() => {}) // ends when the coordinator closes its side
+        const aborted = new Promise<never>((_, reject) => {
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+        })
+        aborted.catch(() => {})
+        let pending: WireEvent[] = []
         for (;;) {
-          const next = await answer.batches.next()
-          if (next.done === true) {
-            await lp.write(encodeTrailer(next.value), { signal })
-            break
+          if (pending.length === 0) {
+            const next = await answer.batches.next()
+            if (next.done === true) {
+              await lp.write(encodeTrailer(next.value), { signal })
+              break
+            }
+            pending = next.value.map(toWire)
+            continue
           }
-          for (const bytes of encodeBatches(next.value.map(toWire))) {
+          if (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
+            await lp.write(encodePause(), { signal })
+            while (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
+              await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted])
+            }
+            continue
+          }
+          const chunk = pending.splice(0, credit)
+          credit -= chunk.length
+          for (const bytes of encodeBatches(chunk)) {
             await lp.write(bytes, { signal })
+            grantBytes += bytes.byteLength
           }
-          components.sent?.(next.value.length)
+          components.sent?.(chunk.length)
         }
         await stream.close({ signal })
         count('slice', 'ok')

@@ -13,6 +13,8 @@ import { decodeId, parseId, tagHex } from '../event/id.ts'
 import type { CursorState, EventQuery } from './cursor.ts'
 import { encodeCursor } from './cursor.ts'
 
+/** Smallest first grant of events to a member. */
+const MIN_WINDOW = 32
 /** Default per-member deadline of a query, in ms. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 2000
 
@@ -111,7 +113,9 @@ function matchesMemberFilter(target: SliceTarget, filter: readonly string[]): bo
 interface Source {
   target: SliceTarget
   opening: Promise<SliceAnswer<ChorusEvent>>
-  stream?: AsyncGenerator<ChorusEvent[], SliceTrailer>
+  stream?: AsyncGenerator<ChorusEvent[], SliceTrailer, 'peek' | undefined>
+  /** From the member's answer: true while it waits for a grant with more events in hand. */
+  waiting?: () => boolean
   /** The member's high-water mark for this set, from the head of its answer. */
   hwm?: number
   buffer: ChorusEvent[]
@@ -164,15 +168,18 @@ function openSource(
 const needsFill = (s: Source) => !s.done && !s.failed && s.at >= s.buffer.length
 
 /** Reads the source's next batch (or its trailer, or its failure). */
-async function fill(source: Source): Promise<void> {
+async function fill(source: Source, peek = false): Promise<void> {
   try {
     if (source.stream === undefined) {
       const answer = await Promise.race([source.opening, source.aborted])
       source.hwm = answer.hwm
       source.stream = answer.batches
+      if (answer.waiting !== undefined) source.waiting = answer.waiting
     }
-    while (needsFill(source)) {
-      const reading = source.stream.next()
+    // A peek is one read: a member waiting for a grant answers it with an
+    // empty batch (and `waiting`), which must not loop.
+    for (let reads = 0; needsFill(source) && !(peek && reads > 0); reads++) {
+      const reading = source.stream.next(peek ? 'peek' : undefined)
       reading.catch(() => {})
       const next = await Promise.race([reading, source.aborted])
       if (next.done === true) {
@@ -228,9 +235,14 @@ async function mergeSources(sources: Source[], reverse: boolean, limit: number) 
   const events: ChorusEvent[] = []
   const before = (a: ChorusEvent, b: ChorusEvent) => (reverse ? a.id > b.id : a.id < b.id)
   for (;;) {
+    if (events.length >= limit) {
+      // Full: only ask whether the set goes on, without granting more.
+      const unknown = sources.filter((s) => needsFill(s) && s.waiting?.() !== true)
+      if (unknown.length > 0) await Promise.all(unknown.map((s) => fill(s, true)))
+      break
+    }
     const empty = sources.filter(needsFill)
-    if (empty.length > 0) await Promise.all(empty.map(fill))
-    if (events.length >= limit) break
+    if (empty.length > 0) await Promise.all(empty.map((s) => fill(s)))
     let best: Source | undefined
     for (const source of sources) {
       const head = source.buffer[source.at]
@@ -242,7 +254,10 @@ async function mergeSources(sources: Source[], reverse: boolean, limit: number) 
     best.at++
     best.row.count++
   }
-  const more = sources.some((s) => s.at < s.buffer.length || s.trailer?.more === true)
+  const more = sources.some(
+    (s) =>
+      s.at < s.buffer.length || s.trailer?.more === true || (!s.failed && s.waiting?.() === true),
+  )
   for (const source of sources) close(source)
   return { events, more }
 }
@@ -311,6 +326,13 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
         types: q.types,
         minSeverity: q.minSeverity,
         limit: q.limit,
+        // Each member may send its share of the page, twice over, before it
+        // waits for a grant: evenly spread sets need no round trip, and no
+        // member scans a whole page that the merge will not use.
+        window: Math.min(
+          q.limit,
+          Math.max(MIN_WINDOW, Math.ceil((2 * q.limit) / Math.max(1, asked.length))),
+        ),
       }
       const lower = idBound(q.after)
       const upper = idBound(q.before)

@@ -9,6 +9,7 @@ import type { ResultPage } from '../../node/query/coordinator.ts'
 import {
   decodeAnswer,
   encodeAnnouncement,
+  encodeMore,
   encodeSliceRequest,
   LOOKUP_PROTOCOL,
   MAX_ANSWER_BYTES,
@@ -174,6 +175,16 @@ describe('an array of five members', () => {
     expect(needles.events.map((e) => e.id)).toEqual([...needles.events.map((e) => e.id)].sort())
   })
 
+  it('reads from each member only about its share of the page, not a whole page from each', async () => {
+    const sent = () => array.reduce((sum, m) => sum + m.mesh.counters.sliceEventsSent, 0)
+    const before = sent()
+    const result = await page(array[0] as Member, 'from=0&limit=1000')
+    expect(result.events).toHaveLength(1000)
+    // Four peers, each granted 2 × 1000 / 5 = 400 events at first: at most
+    // 1,600 cross the wire, where a whole page from each would be 4,000.
+    expect(sent() - before).toBeLessThanOrEqual(1600)
+  })
+
   it('fetches one event by id from its owner through any member', async () => {
     for (const owner of array) {
       const id = ingested.get(owner.name)?.[7] as string
@@ -229,7 +240,7 @@ describe('an array of five members', () => {
 })
 
 describe('the slice protocol', () => {
-  it("slows the member's scan to the pace of a coordinator that reads slowly, instead of buffering the answer", async () => {
+  it("makes the member pause after each grant, so a coordinator that reads slowly slows the member's scan", async () => {
     const [reader, holder] = (await startArray(2, { names: ['bp0', 'bp1'] })) as [Member, Member]
     try {
       for (let i = 0; i < 10; i++) {
@@ -251,21 +262,29 @@ describe('the slice protocol', () => {
           types: [],
           minSeverity: 0,
           limit: 10_000,
+          window: 10_000,
         }),
       )
       expect(decodeAnswer((await lp.read()).subarray()).kind).toBe('head')
       const first = decodeAnswer((await lp.read()).subarray())
       expect(first.kind).toBe('batch')
       let received = first.kind === 'batch' ? first.events.length : 0
-      // Not reading: the member's writes wait for the stream to drain.
+      // Not reading and granting nothing: the member stops after about a
+      // megabyte, however large the window, and waits.
       const stalled = await settled(() => holder.mesh.counters.sliceEventsSent)
-      expect(stalled).toBeLessThan(5000)
+      expect(stalled).toBeLessThan(2000)
+      let pauses = 0
       for (;;) {
         const message = decodeAnswer((await lp.read()).subarray())
+        if (message.kind === 'pause') {
+          pauses++
+          await lp.write(encodeMore(1000))
+        }
         if (message.kind === 'batch') received += message.events.length
         if (message.kind === 'trailer') break
       }
       expect(received).toBe(10_000)
+      expect(pauses).toBeGreaterThan(4)
       expect(holder.mesh.counters.sliceEventsSent).toBe(10_000)
     } finally {
       await reader.stop()

@@ -7,6 +7,7 @@ import {
   decodeAnswer,
   decodeLookupReply,
   decodeLookupRequest,
+  decodeMore,
   decodeSliceRequest,
   encodeAnnouncement,
   encodeBatch,
@@ -14,6 +15,8 @@ import {
   encodeHead,
   encodeLookupReply,
   encodeLookupRequest,
+  encodeMore,
+  encodePause,
   encodeSliceRequest,
   encodeTrailer,
   MAX_ANSWER_BYTES,
@@ -38,6 +41,7 @@ const requestArb: fc.Arbitrary<SliceRequest> = fc
     text: fc.option(fc.string({ maxLength: 100 }), { nil: undefined }),
     hwm: fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }),
     limit: fc.integer({ min: 1, max: 10_000 }),
+    window: fc.integer({ min: 1, max: 10_000 }),
   })
   .map((r) => {
     const out: Record<string, unknown> = { ...r }
@@ -99,6 +103,11 @@ describe('the wire codec', () => {
       }),
     )
     expect(decodeAnswer(encodeHead(42))).toEqual({ kind: 'head', hwm: 42 })
+    expect(decodeAnswer(encodePause())).toEqual({ kind: 'pause' })
+    expect(decodeMore(encodeMore(500))).toBe(500)
+    expect(() => decodeMore(encodeMore(0))).toThrowError(
+      expect.objectContaining({ name: 'ProtocolError' }),
+    )
     expect(decodeAnswer(encodeTrailer({ hwm: 9, scanned: 100, more: true }))).toEqual({
       kind: 'trailer',
       trailer: { hwm: 9, scanned: 100, more: true },
@@ -156,6 +165,7 @@ describe('the wire codec', () => {
       decodeLookupRequest,
       decodeLookupReply,
       decodeAnnouncement,
+      decodeMore,
     ]
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 2048 }), (bytes) => {
