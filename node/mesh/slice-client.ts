@@ -48,7 +48,10 @@ function translate(err: unknown, signal: AbortSignal): Error {
 
 async function open(host: Host, peer: PeerId, protocol: string, signal: AbortSignal) {
   try {
-    const stream = await host.dialProtocol(peer, protocol, { signal })
+    // Optimistic negotiation: the protocol id travels with the request, which
+    // saves a round trip per member per query; a refusal still surfaces as
+    // UnsupportedProtocolError, on the first read.
+    const stream = await host.dialProtocol(peer, protocol, { signal, negotiateFully: false })
     return { stream, lp: lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES }) }
   } catch (err) {
     throw translate(err, signal)

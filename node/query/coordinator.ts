@@ -12,6 +12,7 @@ import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
 import type { CursorState, EventQuery } from './cursor.ts'
 import { encodeCursor } from './cursor.ts'
+import { createHeap, scanOrder } from './merge.ts'
 
 /** Smallest first grant of events to a member. */
 const MIN_WINDOW = 32
@@ -233,26 +234,25 @@ function close(source: Source): void {
  */
 async function mergeSources(sources: Source[], reverse: boolean, limit: number) {
   const events: ChorusEvent[] = []
-  const before = (a: ChorusEvent, b: ChorusEvent) => (reverse ? a.id > b.id : a.id < b.id)
-  for (;;) {
-    if (events.length >= limit) {
-      // Full: only ask whether the set goes on, without granting more.
-      const unknown = sources.filter((s) => needsFill(s) && s.waiting?.() !== true)
-      if (unknown.length > 0) await Promise.all(unknown.map((s) => fill(s, true)))
-      break
-    }
-    const empty = sources.filter(needsFill)
-    if (empty.length > 0) await Promise.all(empty.map((s) => fill(s)))
-    let best: Source | undefined
-    for (const source of sources) {
-      const head = source.buffer[source.at]
-      if (head === undefined) continue
-      if (best === undefined || before(head, best.buffer[best.at] as ChorusEvent)) best = source
-    }
-    if (best === undefined) break
-    events.push(best.buffer[best.at] as ChorusEvent)
-    best.at++
-    best.row.count++
+  const before = scanOrder(reverse)
+  await Promise.all(sources.map((s) => fill(s)))
+  const heap = createHeap<Source>((a, b) =>
+    before(a.buffer[a.at] as ChorusEvent, b.buffer[b.at] as ChorusEvent),
+  )
+  for (const source of sources) if (source.at < source.buffer.length) heap.push(source)
+  while (events.length < limit) {
+    const source = heap.pop()
+    if (source === undefined) break
+    events.push(source.buffer[source.at] as ChorusEvent)
+    source.at++
+    source.row.count++
+    if (needsFill(source)) await fill(source)
+    if (source.at < source.buffer.length) heap.push(source)
+  }
+  if (events.length >= limit) {
+    // Full: only ask whether the set goes on, without granting more.
+    const unknown = sources.filter((s) => needsFill(s) && s.waiting?.() !== true)
+    if (unknown.length > 0) await Promise.all(unknown.map((s) => fill(s, true)))
   }
   const more = sources.some(
     (s) =>

@@ -1,41 +1,26 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { type CursorState, decodeCursor, encodeCursor } from '../../node/query/cursor.ts'
-import { mergeSlices } from '../../node/query/merge.ts'
+import { createHeap, scanOrder } from '../../node/query/merge.ts'
 import { formatDuration, parseDuration, parseTime } from '../../node/time.ts'
 
-describe('mergeSlices', () => {
-  it('equals sorting the concatenation, cut at the limit, in both directions', () => {
+describe('the merge heap', () => {
+  it("yields members' head events in scan order, both directions", () => {
     const idArb = fc.string({
       minLength: 3,
       maxLength: 3,
       unit: fc.constantFrom('0', '1', '2', 'A', 'B', 'Z'),
     })
     fc.assert(
-      fc.property(
-        fc.array(fc.uniqueArray(idArb), { maxLength: 8 }),
-        fc.integer({ min: 1, max: 40 }),
-        fc.boolean(),
-        (raw, limit, reverse) => {
-          // Ids are unique across slices, as event ids are across members.
-          const used = new Set<string>()
-          const slices = raw.map((ids) =>
-            ids
-              .filter((id) => !used.has(id) && used.add(id))
-              .sort()
-              .map((id) => ({ id })),
-          )
-          if (reverse) for (const s of slices) s.reverse()
-          const all = slices
-            .flat()
-            .map((e) => e.id)
-            .sort()
-          if (reverse) all.reverse()
-          const merged = mergeSlices(slices, reverse, limit)
-          expect(merged.items.map((e) => e.id)).toEqual(all.slice(0, limit))
-          expect(merged.leftover).toBe(all.length > limit)
-        },
-      ),
+      fc.property(fc.uniqueArray(idArb, { maxLength: 200 }), fc.boolean(), (ids, reverse) => {
+        const heap = createHeap(scanOrder(reverse))
+        for (const id of ids) heap.push({ id })
+        const out: string[] = []
+        for (let e = heap.pop(); e !== undefined; e = heap.pop()) out.push(e.id)
+        const expected = [...ids].sort()
+        expect(out).toEqual(reverse ? expected.reverse() : expected)
+        expect(heap.size).toBe(0)
+      }),
       { numRuns: 1000 },
     )
   })
