@@ -36,6 +36,8 @@ export const MAX_BATCH_EVENTS = 1024
 const MAX_TYPES = 64
 const MAX_STRING = 16 * 1024
 const MAX_ATTRS = 256
+/** Attribute names that JavaScript objects treat specially; members refuse them at ingest. */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
 export const KIND_SLICE_REQUEST = 1
 export const KIND_BATCH = 2
@@ -232,6 +234,7 @@ function eventIn(v: unknown): WireEvent {
     for (const [k, a] of entries) {
       if (
         k.length > 256 ||
+        RESERVED_KEYS.has(k) ||
         !(typeof a === 'boolean' || isString(a) || (typeof a === 'number' && Number.isFinite(a)))
       ) {
         throw malformed('event attr')

@@ -74,6 +74,8 @@ export const DEFAULT_EVENT_LIMITS: EventLimits = {
 /** Dotted lower-case words: `http.request`, `host.cpu`, `app.login_failed`. */
 export const TYPE_PATTERN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/
 const ATTR_KEY_PATTERN = /^[A-Za-z0-9_.:-]+$/
+/** Names that JavaScript objects treat specially; refused so that attributes round-trip exactly. */
+export const RESERVED_ATTR_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
 export function createEventInputSchema(limits: EventLimits) {
   return z
@@ -93,7 +95,8 @@ export function createEventInputSchema(limits: EventLimits) {
             .string()
             .min(1)
             .max(limits.maxAttrKeyLength)
-            .regex(ATTR_KEY_PATTERN, 'attribute names are letters, digits and _ . : -'),
+            .regex(ATTR_KEY_PATTERN, 'attribute names are letters, digits and _ . : -')
+            .refine((key) => !RESERVED_ATTR_KEYS.has(key), 'is a reserved name'),
           z.union([z.string().max(limits.maxAttrValueLength), z.number().finite(), z.boolean()]),
         )
         .refine((attrs) => Object.keys(attrs).length <= limits.maxAttrs, {

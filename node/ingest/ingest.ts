@@ -15,7 +15,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../errors.ts'
 import type { EventInput, EventLimits } from '../event/event.ts'
-import { createEventInputSchema } from '../event/event.ts'
+import { createEventInputSchema, RESERVED_ATTR_KEYS } from '../event/event.ts'
 import type { AppendGroup, EventLog } from '../store/event-log.ts'
 
 export interface IngestLimits {
@@ -86,6 +86,18 @@ function describeIssues(index: number, issues: z.core.$ZodIssue[], problems: Fie
   }
 }
 
+/**
+ * A reserved attribute name in a raw event, if any. Checked before the schema:
+ * JSON.parse makes `__proto__` an own key, but copying it into a new object
+ * would set a prototype instead, and the attribute would silently vanish.
+ */
+function reservedAttr(raw: unknown): string | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined
+  const attrs = (raw as { attrs?: unknown }).attrs
+  if (typeof attrs !== 'object' || attrs === null) return undefined
+  return Object.keys(attrs).find((key) => RESERVED_ATTR_KEYS.has(key))
+}
+
 export function createIngest(components: IngestComponents): Ingest {
   const { log, limits } = components
   const clock = components.clock ?? Date.now
@@ -112,6 +124,11 @@ export function createIngest(components: IngestComponents): Ingest {
     const events: EventInput[] = new Array(raw.length)
     const problems: FieldProblem[] = []
     for (let i = 0; i < raw.length; i++) {
+      const reserved = reservedAttr(raw[i])
+      if (reserved !== undefined) {
+        problems.push({ field: `events[${i}].attrs.${reserved}`, message: 'is a reserved name' })
+        continue
+      }
       const result = schema.safeParse(raw[i])
       if (result.success) events[i] = result.data as EventInput
       else describeIssues(i, result.error.issues, problems)

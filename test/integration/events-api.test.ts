@@ -175,6 +175,14 @@ describe('POST /v1/events', () => {
       'events[0].attrs',
     ],
     [
+      'a reserved attribute name',
+      '{"type":"x","attrs":{"__proto__":1}}',
+      'application/json',
+      400,
+      'invalid_input',
+      'events[0].attrs.__proto__',
+    ],
+    [
       'a nested attribute',
       JSON.stringify({ type: 'x', attrs: { k: { deep: 1 } } }),
       'application/json',

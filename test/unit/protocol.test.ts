@@ -59,7 +59,9 @@ const eventArb: fc.Arbitrary<WireEvent> = fc
     value: fc.option(fc.double({ noNaN: true, noDefaultInfinity: true }), { nil: undefined }),
     attrs: fc.option(
       fc.dictionary(
-        fc.string({ minLength: 1, maxLength: 20 }),
+        fc
+          .string({ minLength: 1, maxLength: 20 })
+          .filter((k) => !['__proto__', 'constructor', 'prototype'].includes(k)),
         fc.oneof(fc.string({ maxLength: 30 }), fc.boolean(), fc.integer()),
       ),
       { nil: undefined },
