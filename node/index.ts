@@ -19,6 +19,7 @@ import type { Mesh } from './mesh/mesh.ts'
 import { createMesh } from './mesh/mesh.ts'
 import type { Coordinator, SliceTarget } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
+import { createRollupHandler } from './query/rollups.ts'
 import { createLookupHandler, createSliceHandler } from './query/slice.ts'
 import type { EventLog } from './store/event-log.ts'
 import { openEventLog } from './store/event-log.ts'
@@ -28,7 +29,10 @@ import { startRetention } from './store/retention.ts'
 export const VERSION = '0.1.0'
 
 export interface MemberInit {
-  /** Wall clock in ms; injectable so tests can step it. Default `Date.now`. */
+  /**
+   * Clock that stamps events (and ages them for retention), in ms; injectable
+   * so tests can step it. Membership always uses real time. Default `Date.now`.
+   */
   clock?: () => number
   /** Root logger; default one from the config's level. */
   logger?: Logger
@@ -73,6 +77,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   })
   const slice = createSliceHandler({ log, peerId: identity.peerId, name: () => name })
   const lookup = createLookupHandler({ log, peerId: identity.peerId, name: () => name })
+  const rollup = createRollupHandler({ log })
   const self: SliceTarget = {
     peerId: identity.peerId,
     name,
@@ -80,6 +85,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     state: 'alive',
     slice: async (request, options) => slice(request, options),
     lookup: (id) => lookup(id),
+    rollup: (request, options) => rollup(request, options),
   }
   let started = false
   let stopping: Promise<void> | undefined
@@ -91,7 +97,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     peerId: identity.peerId,
     name,
     version: VERSION,
-    startedAt: clock(),
+    // Liveness is judged in real time, whatever clock stamps the events.
+    startedAt: Date.now(),
     listen: config.listen,
     join: config.join,
     timing: defaultTiming(config.announceIntervalMs, config.forgetAfterMs),
@@ -101,8 +108,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     health: () => 'unknown',
     slice,
     lookup,
+    rollup,
     self,
-    clock,
+    clock: Date.now,
     logger: component(root, 'mesh'),
   })
   const coordinator = createCoordinator({ targets: () => mesh.targets() })
@@ -119,6 +127,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     version: VERSION,
     membership: mesh.membership,
     selfPeerId: identity.peerId,
+    rollupTargets: () => mesh.targets(),
   })
 
   return {

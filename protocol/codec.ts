@@ -15,13 +15,17 @@
 //   lookup request [5, id(16)]
 //   lookup reply   [6, event|null]
 //   announcement   [7, fields...] (see encodeAnnouncement)
+//   rollup request [11, fromMs, toMs, resolution, stepMs, types[], minSeverity,
+//                   byType, bySeverity]
+//   rollup series  [12, series[]]  each [type|null, severity|null, [[t, bucket bytes]...]];
+//                   the answer ends with a trailer (or an error)
 //
 // Decoders never trust the peer: sizes are bounded by the frame limits
 // below (enforced by the framing before allocation), and every field is
 // checked here; anything else is a ProtocolError with a code.
 
 import { Packr } from 'msgpackr'
-import type { IdBound, SliceRequest, SliceTrailer } from './slice.ts'
+import type { IdBound, RollupRequest, RollupSeries, SliceRequest, SliceTrailer } from './slice.ts'
 import { MAX_SLICE_LIMIT } from './slice.ts'
 
 /** Largest request message (slice or lookup), bytes. */
@@ -49,6 +53,8 @@ export const KIND_ANNOUNCEMENT = 7
 export const KIND_HEAD = 8
 export const KIND_MORE = 9
 export const KIND_PAUSE = 10
+export const KIND_ROLLUP_REQUEST = 11
+export const KIND_ROLLUP_SERIES = 12
 
 /** Error codes carried by error messages. */
 export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
@@ -466,4 +472,116 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     leaving,
     suspects,
   }
+}
+
+/** Largest encoded bucket accepted from a peer, bytes. */
+const MAX_BUCKET_BYTES = 256 * 1024
+
+export function encodeRollupRequest(r: RollupRequest): Uint8Array {
+  return pack(
+    [
+      KIND_ROLLUP_REQUEST,
+      r.fromMs,
+      r.toMs,
+      r.resolution,
+      r.stepMs,
+      r.types,
+      r.minSeverity,
+      r.byType,
+      r.bySeverity,
+    ],
+    MAX_REQUEST_BYTES,
+  )
+}
+
+export function decodeRollupRequest(bytes: Uint8Array): RollupRequest {
+  const m = unpack(bytes, MAX_REQUEST_BYTES)
+  if (!Array.isArray(m) || m.length !== 9 || m[0] !== KIND_ROLLUP_REQUEST)
+    throw malformed('not a rollup request')
+  const [, fromMs, toMs, resolution, stepMs, types, minSeverity, byType, bySeverity] = m
+  if (!isInt(fromMs, 0, 2 ** 48) || !isInt(toMs, 0, 2 ** 48)) throw malformed('period')
+  if (!isInt(resolution, 0, 2) || !isInt(stepMs, 1, 2 ** 40)) throw malformed('resolution or step')
+  if (!Array.isArray(types) || types.length > MAX_TYPES || !types.every((t) => isString(t, 256)))
+    throw malformed('types')
+  if (!isInt(minSeverity, 0, 4) || typeof byType !== 'boolean' || typeof bySeverity !== 'boolean')
+    throw malformed('filters')
+  return {
+    fromMs,
+    toMs,
+    resolution,
+    stepMs,
+    types: types as string[],
+    minSeverity,
+    byType,
+    bySeverity,
+  }
+}
+
+/** Encodes series into as many messages as the size limit needs (a series may span messages). */
+export function encodeRollupSeries(series: readonly RollupSeries[]): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let chunk: unknown[] = []
+  let size = 0
+  const flush = () => {
+    if (chunk.length > 0) out.push(pack([KIND_ROLLUP_SERIES, chunk], MAX_ANSWER_BYTES))
+    chunk = []
+    size = 0
+  }
+  for (const s of series) {
+    let buckets: Array<[number, Uint8Array]> = []
+    for (const b of s.buckets) {
+      const cost = b.bucket.byteLength + 16
+      if (size + cost > MAX_ANSWER_BYTES / 2 && (buckets.length > 0 || chunk.length > 0)) {
+        if (buckets.length > 0) chunk.push([s.type ?? null, s.severity ?? null, buckets])
+        flush()
+        buckets = []
+      }
+      buckets.push([b.t, b.bucket])
+      size += cost
+    }
+    chunk.push([s.type ?? null, s.severity ?? null, buckets])
+    size += 32
+  }
+  flush()
+  return out
+}
+
+/** Decodes one message of a rollup answer: series, the trailer, or an error. */
+export function decodeRollupAnswer(
+  bytes: Uint8Array,
+):
+  | { kind: 'series'; series: RollupSeries[] }
+  | Exclude<AnswerMessage, { kind: 'batch' | 'head' | 'pause' }> {
+  const m = unpack(bytes, MAX_ANSWER_BYTES)
+  if (Array.isArray(m) && m[0] === KIND_ROLLUP_SERIES) {
+    if (m.length !== 2 || !Array.isArray(m[1])) throw malformed('rollup series')
+    const series = (m[1] as unknown[]).map((raw): RollupSeries => {
+      if (!Array.isArray(raw) || raw.length !== 3 || !Array.isArray(raw[2]))
+        throw malformed('rollup series')
+      const [type, severity, buckets] = raw
+      if (type !== null && !isString(type, 256)) throw malformed('rollup series type')
+      if (severity !== null && !isInt(severity, 0, 4)) throw malformed('rollup series severity')
+      const s: RollupSeries = {
+        buckets: (buckets as unknown[]).map((b) => {
+          if (
+            !Array.isArray(b) ||
+            b.length !== 2 ||
+            !isInt(b[0], 0, 2 ** 48) ||
+            !(b[1] instanceof Uint8Array)
+          ) {
+            throw malformed('rollup bucket')
+          }
+          if (b[1].byteLength > MAX_BUCKET_BYTES) throw malformed('rollup bucket too large')
+          return { t: b[0], bucket: b[1] }
+        }),
+      }
+      if (type !== null) s.type = type
+      if (severity !== null) s.severity = severity
+      return s
+    })
+    return { kind: 'series', series }
+  }
+  const answer = decodeAnswer(bytes)
+  if (answer.kind === 'trailer' || answer.kind === 'error') return answer
+  throw malformed('not a rollup answer')
 }

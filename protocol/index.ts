@@ -20,5 +20,7 @@ const PREFIX = '/chorus'
 export const SLICE_PROTOCOL = `${PREFIX}/slice/${PROTOCOL_VERSION}`
 /** `/chorus/lookup/1`: one event by id from its owner. */
 export const LOOKUP_PROTOCOL = `${PREFIX}/lookup/${PROTOCOL_VERSION}`
+/** `/chorus/rollup/1`: one request, series of buckets, one trailer (or an error). */
+export const ROLLUP_PROTOCOL = `${PREFIX}/rollup/${PROTOCOL_VERSION}`
 /** Gossipsub topic of membership announcements. */
 export const MEMBERS_TOPIC = `${PREFIX}/members/${PROTOCOL_VERSION}`

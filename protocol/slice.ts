@@ -67,3 +67,27 @@ export interface SliceAnswer<E> {
   /** True when the member has paused with more matching events in hand. */
   waiting?: () => boolean
 }
+
+/** A rollup request: one member's buckets of a period, folded into steps and groups. */
+export interface RollupRequest {
+  /** Start of the period, ms since the epoch, inclusive (a multiple of stepMs). */
+  fromMs: number
+  /** End of the period, exclusive (a multiple of stepMs). */
+  toMs: number
+  /** Index of the stored resolution to read (0: 10 s, 1: 1 min, 2: 1 h). */
+  resolution: number
+  /** Width of the answer's buckets, ms: a multiple of the resolution. */
+  stepMs: number
+  /** Exact types or `prefix.*`; empty: all. */
+  types: readonly string[]
+  minSeverity: number
+  byType: boolean
+  bySeverity: boolean
+}
+
+/** One series of a rollup answer: a group's buckets, each an encoded bucket (node/store/rollup.ts). */
+export interface RollupSeries {
+  type?: string
+  severity?: number
+  buckets: Array<{ t: number; bucket: Uint8Array }>
+}

@@ -84,7 +84,7 @@ export async function allEvents(url: string, params = ''): Promise<ResultPage['e
 /** Starts `count` members in this process on loopback, each joining the first; waits until every table lists all alive. */
 export async function startArray(
   count: number,
-  options: { names?: string[]; overrides?: Partial<MemberConfig> } = {},
+  options: { names?: string[]; overrides?: Partial<MemberConfig>; clock?: () => number } = {},
 ): Promise<Member[]> {
   const members: Member[] = []
   for (let i = 0; i < count; i++) {
@@ -96,7 +96,10 @@ export async function startArray(
       join,
       ...options.overrides,
     }
-    const member = await createMember(config)
+    const member = await createMember(
+      config,
+      options.clock === undefined ? {} : { clock: options.clock },
+    )
     await member.start()
     members.push(member)
   }

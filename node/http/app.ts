@@ -8,8 +8,13 @@ import type { EventRoutesComponents } from './events.ts'
 import { createEventRoutes } from './events.ts'
 import type { MemberRoutesComponents } from './members.ts'
 import { createMemberRoutes } from './members.ts'
+import type { RollupRoutesComponents } from './rollups.ts'
+import { createRollupRoutes } from './rollups.ts'
 
-export interface AppComponents extends EventRoutesComponents, MemberRoutesComponents {
+export interface AppComponents
+  extends EventRoutesComponents,
+    MemberRoutesComponents,
+    RollupRoutesComponents {
   logger: Logger
   /** True once the store is open and the member is started. */
   ready: () => boolean
@@ -23,6 +28,7 @@ export function createApp(components: AppComponents) {
 
   app.route('/', createEventRoutes(components))
   app.route('/', createMemberRoutes(components))
+  app.route('/', createRollupRoutes(components))
 
   app.openapi(
     createRoute({

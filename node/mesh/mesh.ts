@@ -11,10 +11,11 @@ import { ConfigError } from '../errors.ts'
 import { memberTag, tagHex } from '../event/id.ts'
 import type { Logger } from '../log.ts'
 import type { SliceTarget } from '../query/coordinator.ts'
+import type { RollupHandler } from '../query/rollups.ts'
 import type { LookupHandler, SliceHandler } from '../query/slice.ts'
 import { createHost, type Host } from './host.ts'
 import { createMembership, type Membership, type MembershipTiming } from './membership.ts'
-import { remoteLookup, remoteSlice } from './slice-client.ts'
+import { remoteLookup, remoteRollup, remoteSlice } from './slice-client.ts'
 import { registerSliceServer } from './slice-server.ts'
 
 /** Join retries: first delay and cap, ms. A failed join is retried for as long as the member runs. */
@@ -37,6 +38,7 @@ export interface MeshInit {
   health: () => string
   slice: SliceHandler
   lookup: LookupHandler
+  rollup: RollupHandler
   /** This member as the coordinator asks it: by a direct call. */
   self: SliceTarget
   clock: () => number
@@ -152,6 +154,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     host,
     slice: init.slice,
     lookup: init.lookup,
+    rollup: init.rollup,
     logger,
     sent: (events) => {
       counters.sliceEventsSent += events
@@ -200,6 +203,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
           state: entry.state,
           slice: (request, options) => remoteSlice(host, peer, entry.name, request, options),
           lookup: (id, options) => remoteLookup(host, peer, entry.name, id, options),
+          rollup: (request, options) => remoteRollup(host, peer, entry.name, request, options),
         })
       }
       return out

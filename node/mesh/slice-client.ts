@@ -10,19 +10,25 @@ import { lpStream } from '@libp2p/utils'
 import {
   decodeAnswer,
   decodeLookupReply,
+  decodeRollupAnswer,
   encodeLookupRequest,
   encodeMore,
+  encodeRollupRequest,
   encodeSliceRequest,
   LOOKUP_PROTOCOL,
   MAX_ANSWER_BYTES,
   MAX_SLICE_LIMIT,
   ProtocolError,
+  ROLLUP_PROTOCOL,
+  type RollupRequest,
   SLICE_PROTOCOL,
   type SliceAnswer,
   type SliceRequest,
   type SliceTrailer,
 } from '../../protocol/index.ts'
 import type { ChorusEvent } from '../event/event.ts'
+import type { BucketSeries } from '../query/rollups.ts'
+import { decodeBucket } from '../store/rollup.ts'
 import type { Host } from './host.ts'
 import { fromWire } from './wire.ts'
 
@@ -144,6 +150,43 @@ export async function remoteLookup(
     await stream.close({ signal }).catch(() => {})
     if ('code' in reply) throw new RemoteError(`${name} answered ${reply.code}: ${reply.message}`)
     return reply.event === undefined ? undefined : fromWire(reply.event, peer.toString(), name)
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw translate(err, signal)
+  }
+}
+
+/** Asks one peer for its rollups over /chorus/rollup/1. */
+export async function remoteRollup(
+  host: Host,
+  peer: PeerId,
+  name: string,
+  request: RollupRequest,
+  options: { signal: AbortSignal },
+): Promise<BucketSeries[]> {
+  const { signal } = options
+  const { stream, lp } = await open(host, peer, ROLLUP_PROTOCOL, signal)
+  try {
+    await lp.write(encodeRollupRequest(request), { signal })
+    const out: BucketSeries[] = []
+    for (;;) {
+      const message = decodeRollupAnswer((await lp.read({ signal })).subarray())
+      if (message.kind === 'series') {
+        for (const s of message.series) {
+          const series: BucketSeries = {
+            buckets: s.buckets.map((b) => ({ t: b.t, bucket: decodeBucket(b.bucket) })),
+          }
+          if (s.type !== undefined) series.type = s.type
+          if (s.severity !== undefined) series.severity = s.severity
+          out.push(series)
+        }
+      } else if (message.kind === 'trailer') {
+        await stream.close({ signal }).catch(() => {})
+        return out
+      } else {
+        throw new RemoteError(`${name} answered ${message.code}: ${message.message}`)
+      }
+    }
   } catch (err) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
     throw translate(err, signal)

@@ -9,21 +9,26 @@ import { lpStream } from '@libp2p/utils'
 import {
   decodeLookupRequest,
   decodeMore,
+  decodeRollupRequest,
   decodeSliceRequest,
   encodeBatch,
   encodeError,
   encodeHead,
   encodeLookupReply,
   encodePause,
+  encodeRollupSeries,
   encodeTrailer,
   LOOKUP_PROTOCOL,
   MAX_REQUEST_BYTES,
   ProtocolError,
+  ROLLUP_PROTOCOL,
   SLICE_PROTOCOL,
   type WireEvent,
 } from '../../protocol/index.ts'
 import type { Logger } from '../log.ts'
+import type { RollupHandler } from '../query/rollups.ts'
 import type { LookupHandler, SliceHandler } from '../query/slice.ts'
+import { encodeBucket } from '../store/rollup.ts'
 import type { Host } from './host.ts'
 import { toWire } from './wire.ts'
 
@@ -40,11 +45,12 @@ export interface SliceServerComponents {
   host: Host
   slice: SliceHandler
   lookup: LookupHandler
+  rollup: RollupHandler
   logger: Logger
   /** Counts events written to slice streams (after the peer has taken them). */
   sent?: (events: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
-  count?: (protocol: 'slice' | 'lookup', outcome: 'ok' | 'malformed' | 'error') => void
+  count?: (protocol: 'slice' | 'lookup' | 'rollup', outcome: 'ok' | 'malformed' | 'error') => void
 }
 
 /** Encodes events into as many batch messages as the size limit needs. */
@@ -145,6 +151,34 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         }
         logger.warn({ err }, 'slice request failed')
         await lp.write(encodeError('internal', (err as Error).message), { signal }).catch(() => {})
+        await stream.close().catch(() => stream.abort(err as Error))
+      }
+    },
+    { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
+  )
+
+  await host.handle(
+    ROLLUP_PROTOCOL,
+    async (stream) => {
+      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+      const signal = closedSignal(stream)
+      try {
+        const bytes = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
+        const series = await components.rollup(decodeRollupRequest(bytes.subarray()), { signal })
+        const encoded = series.map((s) => ({
+          ...s,
+          buckets: s.buckets.map((b) => ({ t: b.t, bucket: encodeBucket(b.bucket) })),
+        }))
+        let buckets = 0
+        for (const message of encodeRollupSeries(encoded)) await lp.write(message, { signal })
+        for (const s of series) buckets += s.buckets.length
+        await lp.write(encodeTrailer({ hwm: 0, scanned: buckets, more: false }), { signal })
+        await stream.close({ signal })
+        count('rollup', 'ok')
+      } catch (err) {
+        count('rollup', err instanceof ProtocolError ? 'malformed' : 'error')
+        const code = err instanceof ProtocolError ? err.code : 'internal'
+        await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
         await stream.close().catch(() => stream.abort(err as Error))
       }
     },

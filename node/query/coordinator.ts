@@ -6,13 +6,20 @@
 // Membership, fan-out and merging are kept apart, as in Serf: this module
 // sees members only as SliceTargets.
 
-import type { IdBound, SliceAnswer, SliceRequest, SliceTrailer } from '../../protocol/slice.ts'
+import type {
+  IdBound,
+  RollupRequest,
+  SliceAnswer,
+  SliceRequest,
+  SliceTrailer,
+} from '../../protocol/slice.ts'
 import { NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
 import type { CursorState, EventQuery } from './cursor.ts'
 import { encodeCursor } from './cursor.ts'
 import { createHeap, scanOrder } from './merge.ts'
+import type { BucketSeries } from './rollups.ts'
 
 /** Smallest first grant of events to a member. */
 const MIN_WINDOW = 32
@@ -54,6 +61,7 @@ export interface SliceTarget {
   /** Resolves once the member's answer has begun (its high-water mark is known). */
   slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
   lookup(id: Uint8Array, options: { signal: AbortSignal }): Promise<ChorusEvent | undefined>
+  rollup(request: RollupRequest, options: { signal: AbortSignal }): Promise<BucketSeries[]>
 }
 
 export interface CoordinatorComponents {

@@ -12,6 +12,7 @@ import { RocksLevel } from '@nxtedition/rocksdb'
 import { Packr } from 'msgpackr'
 import { DataDirError, StorageFullError, StoreUnavailableError } from '../errors.ts'
 import type { EventInput } from '../event/event.ts'
+import { severityRank } from '../event/event.ts'
 import { encodeId, ID_BYTES, MAX_SEQ, MAX_TS, writeIdBytes } from '../event/id.ts'
 import { encodeEventValue } from './codec.ts'
 import {
@@ -21,11 +22,25 @@ import {
   idempotencyAgeKey,
   idempotencyKey,
   metaKey,
+  parseRollupKey,
+  rollupKey,
+  rollupKeyAt,
+  TOTAL,
   TYPE_CATALOGUE,
   typeCatalogueKey,
   typeIndexKey,
   typePrefix,
 } from './keys.ts'
+import {
+  addEvent,
+  type Bucket,
+  copyBucket,
+  decodeBucket,
+  emptyBucket,
+  encodeBucket,
+  mergeBucket,
+  RESOLUTIONS_MS,
+} from './rollup.ts'
 
 /** Version of the on-disk layout. A member refuses a store with a newer one. */
 export const STORE_FORMAT = 1
@@ -95,6 +110,16 @@ export interface EventLog {
    * RocksDB refuses further writes until the member is restarted.
    */
   readonly writeError: Error | undefined
+  /** Events ever logged here, by type and severity rank (kept in the store, so they survive restarts). */
+  totals(): Array<{ type: string; severity: number; count: number }>
+  /** Rollup buckets of one resolution (index into RESOLUTIONS_MS) starting in [fromMs, toMs), in time order. */
+  scanRollups(
+    resolution: number,
+    fromMs: number,
+    toMs: number,
+  ): AsyncGenerator<Array<{ startMs: number; type: string; severity: number; bucket: Bucket }>>
+  /** Deletes the buckets of one resolution that start before `beforeMs`. */
+  deleteRollupsBefore(resolution: number, beforeMs: number): Promise<void>
   /** Approximate bytes on disk (SST files plus memtables). */
   sizeBytes(): number
   close(): Promise<void>
@@ -165,6 +190,36 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     await db.close()
     throw err
   }
+  // Rollups and totals: the buckets still open (the current one of each
+  // resolution, type and severity: ts never goes back, so no older bucket
+  // is written again) and every total, so that append() can write their new
+  // values in the same batch as the events without reading the store.
+  const openBuckets = new Map<string, OpenBucket>()
+  const totals = new Map<string, number>()
+  try {
+    for await (const rows of scanRange(db, { gt: Buffer.of(TOTAL), lt: Buffer.of(TOTAL + 1) })) {
+      for (const [key, value] of rows)
+        totals.set(key.toString('latin1', 1), meta.unpack(value) as number)
+    }
+    for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
+      const res = RESOLUTIONS_MS[r] as number
+      const range = { gte: rollupKeyAt(r, lastTs - (lastTs % res)), lt: rollupKeyAt(r + 1, 0) }
+      for await (const rows of scanRange(db, range)) {
+        for (const [key, value] of rows) {
+          const { startMs } = parseRollupKey(key)
+          openBuckets.set(key.toString('latin1'), {
+            key,
+            resolution: r,
+            startMs,
+            bucket: decodeBucket(value),
+          })
+        }
+      }
+    }
+  } catch (err) {
+    await db.close()
+    throw err
+  }
   const typeSet = new Set(types)
   const typePrefixes = new Map<string, Buffer>()
   let sortedTypes: readonly string[] = [...types].sort()
@@ -204,6 +259,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         throw new StoreUnavailableError('the clock is past the largest time an id can hold')
       const newTypes: string[] = []
       const out: string[][] = []
+      const bucketDeltas = new Map<string, OpenBucket>()
+      const totalDeltas = new Map<string, number>()
       const id = new Uint8Array(ID_BYTES)
       for (const group of groups) {
         const ids: string[] = []
@@ -215,11 +272,26 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
           key.set(id, 1)
           batch.put(key, encodeEventValue(event))
           batch.put(typeIndexKey(prefixOf(event.type), id), EMPTY)
+          const idText = encodeId(id)
+          const severity = severityRank(event.severity ?? 'info')
+          for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
+            const startMs = ts - (ts % (RESOLUTIONS_MS[r] as number))
+            const key = rollupKey(r, startMs, event.type, severity)
+            const name = key.toString('latin1')
+            let delta = bucketDeltas.get(name)
+            if (delta === undefined) {
+              delta = { key, resolution: r, startMs, bucket: emptyBucket() }
+              bucketDeltas.set(name, delta)
+            }
+            addEvent(delta.bucket, idText, event.value)
+          }
+          const totalName = `${event.type}\u0000${String.fromCharCode(severity)}`
+          totalDeltas.set(totalName, (totalDeltas.get(totalName) ?? 0) + 1)
           if (!typeSet.has(event.type) && !newTypes.includes(event.type)) {
             newTypes.push(event.type)
             batch.put(typeCatalogueKey(event.type), EMPTY)
           }
-          ids.push(encodeId(id))
+          ids.push(idText)
         }
         if (group.idempotency !== undefined) {
           const { key, hash, atMs } = group.idempotency
@@ -231,6 +303,25 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       if (seq > MAX_SEQ)
         throw new StoreUnavailableError('this member has used up its sequence numbers')
       batch.put(COUNTERS_KEY, meta.pack([seq, ts]))
+      // New values of the touched buckets and totals, applied to the caches
+      // only once the batch holding them is written.
+      const staged: OpenBucket[] = []
+      for (const [name, delta] of bucketDeltas) {
+        const open = openBuckets.get(name)
+        let bucket = delta.bucket
+        if (open !== undefined) {
+          bucket = copyBucket(open.bucket)
+          mergeBucket(bucket, delta.bucket)
+        }
+        batch.put(delta.key, encodeBucket(bucket))
+        staged.push({ ...delta, bucket })
+      }
+      const stagedTotals: Array<[string, number]> = []
+      for (const [name, n] of totalDeltas) {
+        const count = (totals.get(name) ?? 0) + n
+        batch.put(Buffer.concat([Buffer.of(TOTAL), Buffer.from(name, 'latin1')]), meta.pack(count))
+        stagedTotals.push([name, count])
+      }
       try {
         // The binding writes on the calling thread and resolves on the next
         // tick; `write` without await would still have written by now, but
@@ -250,6 +341,12 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       }
       lastSeq = seq
       lastTs = ts
+      for (const open of staged) openBuckets.set(open.key.toString('latin1'), open)
+      for (const [name, count] of stagedTotals) totals.set(name, count)
+      for (const [name, open] of openBuckets) {
+        if (open.startMs + (RESOLUTIONS_MS[open.resolution] as number) <= ts)
+          openBuckets.delete(name)
+      }
       if (newTypes.length > 0) {
         for (const type of newTypes) typeSet.add(type)
         sortedTypes = [...typeSet].sort()
@@ -325,6 +422,34 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       return keys.length
     },
 
+    totals() {
+      const out: Array<{ type: string; severity: number; count: number }> = []
+      for (const [name, count] of totals) {
+        const at = name.lastIndexOf('\u0000')
+        out.push({
+          type: Buffer.from(name.slice(0, at), 'latin1').toString('utf8'),
+          severity: name.charCodeAt(at + 1),
+          count,
+        })
+      }
+      return out
+    },
+
+    async *scanRollups(resolution, fromMs, toMs) {
+      const range = { gte: rollupKeyAt(resolution, fromMs), lt: rollupKeyAt(resolution, toMs) }
+      for await (const rows of scanRange(db, range)) {
+        yield rows.map(([key, value]) => {
+          const { startMs, type, severity } = parseRollupKey(key)
+          return { startMs, type, severity, bucket: decodeBucket(value) }
+        })
+      }
+    },
+
+    async deleteRollupsBefore(resolution, beforeMs) {
+      if (closed) return
+      await db.clear({ gte: rollupKeyAt(resolution, 0), lt: rollupKeyAt(resolution, beforeMs) })
+    },
+
     sizeBytes() {
       if (closed) return 0
       const sst = Number(db.getProperty('rocksdb.total-sst-files-size'))
@@ -347,6 +472,29 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
 }
 
 const EMPTY = Buffer.alloc(0)
+
+interface OpenBucket {
+  key: Buffer
+  resolution: number
+  startMs: number
+  bucket: Bucket
+}
+
+async function* scanRange(
+  db: RocksLevel,
+  range: RangeScan,
+): AsyncGenerator<Array<[Buffer, Buffer]>> {
+  const it = db.iterator({ ...range, keys: true, values: true })
+  try {
+    for (;;) {
+      const rows = await it.nextv(1000)
+      if (rows.length === 0) return
+      yield rows
+    }
+  } finally {
+    await it.close()
+  }
+}
 
 interface SyncWritable {
   _writeSync(options: { sync: boolean }): void

@@ -1,0 +1,212 @@
+// GET /v1/rollups: time buckets for the whole array, from any member.
+
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { InvalidInputError } from '../errors.ts'
+import { SEVERITIES, severityRank, TYPE_PATTERN } from '../event/event.ts'
+import {
+  MAX_ROLLUP_STEPS,
+  queryRollups,
+  type RollupTarget,
+  resolutionFor,
+} from '../query/rollups.ts'
+import { formatDuration, parseDuration, parseTime } from '../time.ts'
+import { errorResponse, invalidRequest } from './errors.ts'
+import { MAX_QUERY_TIMEOUT_MS } from './events.ts'
+
+export interface RollupRoutesComponents {
+  rollupTargets: () => RollupTarget[]
+  queryTimeoutMs: number
+  clock: () => number
+}
+
+/** Steps tried, in order, when none is given: the first that gives at most DEFAULT_STEPS buckets. */
+const AUTO_STEPS_MS = [10_000, 60_000, 300_000, 900_000, 3_600_000, 21_600_000, 86_400_000]
+const DEFAULT_STEPS = 360
+const DEFAULT_PERIOD_MS = 3_600_000
+
+const list = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) =>
+    (v === undefined ? [] : Array.isArray(v) ? v : [v])
+      .flatMap((s) => s.split(','))
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  )
+
+const Query = z.strictObject({
+  from: z.string().optional().openapi({
+    description: 'RFC 3339, epoch ms or a duration back from now. Default: 1h before `to`.',
+  }),
+  to: z.string().optional().openapi({
+    description: 'Default now; widened to the next step edge, so the current bucket is included.',
+  }),
+  step: z.string().optional().openapi({
+    description: 'A duration that is a multiple of 10s, 1m or 1h. Default: at most 360 buckets.',
+  }),
+  type: list.openapi({ description: 'Exact types or prefixes like http.*' }),
+  severity: z.enum(SEVERITIES).optional(),
+  member: list.openapi({ description: 'Member names or peer ids' }),
+  by: list.openapi({ description: 'Comma list of type, severity, member' }),
+  q: list.openapi({ description: 'Comma list of quantiles, e.g. 0.5,0.99' }),
+  timeout: z.string().optional(),
+})
+
+const Bucket = z.object({
+  t: z.number().int(),
+  count: z.number().int(),
+  sum: z.number(),
+  min: z.number().nullable(),
+  max: z.number().nullable(),
+  last: z.number().nullable(),
+  avg: z
+    .number()
+    .nullable()
+    .openapi({ description: 'sum / number of events that carried a value' }),
+  quantiles: z.record(z.string(), z.number().nullable()).optional(),
+})
+
+const Answer = z
+  .object({
+    step: z.string(),
+    series: z.array(
+      z.object({
+        key: z.object({
+          type: z.string().optional(),
+          severity: z.string().optional(),
+          member: z.string().optional(),
+        }),
+        buckets: z.array(Bucket),
+      }),
+    ),
+    members: z.array(
+      z.object({
+        member: z.string(),
+        name: z.string(),
+        status: z.string(),
+        count: z.number().int(),
+        ms: z.number().int(),
+        error: z.string().optional(),
+      }),
+    ),
+    partial: z.boolean(),
+  })
+  .openapi('Rollups')
+
+function bad(field: string, rule: string, got: string): InvalidInputError {
+  return new InvalidInputError(`"${field}" ${rule}, got ${JSON.stringify(got)}`, [
+    { field, message: rule },
+  ])
+}
+
+export function createRollupRoutes(components: RollupRoutesComponents) {
+  const app = new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidRequest(result.error, result.target)
+    },
+  })
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/rollups',
+      summary: 'Time buckets of events for the whole array',
+      request: { query: Query },
+      responses: {
+        200: {
+          content: { 'application/json': { schema: Answer } },
+          description: 'Series of buckets',
+        },
+        400: errorResponse('Invalid parameter'),
+      },
+    }),
+    async (c) => {
+      const p = c.req.valid('query')
+      const now = components.clock()
+      const time = (field: 'from' | 'to', text: string) => {
+        const ms = parseTime(text, now)
+        if (ms === undefined)
+          throw bad(
+            field,
+            'must be RFC 3339, epoch milliseconds, or a duration back from now such as 1h',
+            text,
+          )
+        return ms
+      }
+      let toMs = p.to === undefined ? now : time('to', p.to)
+      let fromMs = p.from === undefined ? toMs - DEFAULT_PERIOD_MS : time('from', p.from)
+      if (fromMs > toMs) throw bad('from', 'must not be after "to"', p.from ?? '')
+      let stepMs: number
+      if (p.step === undefined) {
+        stepMs =
+          AUTO_STEPS_MS.find((s) => (toMs - fromMs) / s <= DEFAULT_STEPS) ??
+          (AUTO_STEPS_MS.at(-1) as number)
+      } else {
+        const parsed = parseDuration(p.step)
+        if (parsed === undefined || parsed <= 0 || resolutionFor(parsed) === undefined) {
+          throw bad('step', 'must be a duration that is a multiple of 10s, 1m or 1h', p.step)
+        }
+        stepMs = parsed
+      }
+      const resolution = resolutionFor(stepMs) as number
+      // Widen to step edges; the current, partial bucket is included.
+      fromMs -= fromMs % stepMs
+      toMs = toMs - (toMs % stepMs) + stepMs
+      if ((toMs - fromMs) / stepMs > MAX_ROLLUP_STEPS) {
+        throw bad(
+          'step',
+          `gives more than ${MAX_ROLLUP_STEPS} buckets for this period`,
+          p.step ?? formatDuration(stepMs),
+        )
+      }
+      for (const type of p.type) {
+        const base = type.endsWith('.*') ? type.slice(0, -2) : type
+        if (!TYPE_PATTERN.test(base))
+          throw bad(
+            'type',
+            'must be a dotted type such as http.request or a prefix such as http.*',
+            type,
+          )
+      }
+      for (const dim of p.by) {
+        if (!['type', 'severity', 'member'].includes(dim))
+          throw bad('by', 'must be a comma list of type, severity and member', dim)
+      }
+      const quantiles = p.q.map((text) => {
+        const q = Number(text)
+        if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(text) || q < 0 || q > 1)
+          throw bad('q', 'must be a comma list of quantiles between 0 and 1', text)
+        return q
+      })
+      let timeoutMs = components.queryTimeoutMs
+      if (p.timeout !== undefined) {
+        const ms = parseDuration(p.timeout)
+        if (ms === undefined || ms < 1 || ms > MAX_QUERY_TIMEOUT_MS)
+          throw bad('timeout', 'must be a duration from 1ms to 60s', p.timeout)
+        timeoutMs = ms
+      }
+      const answer = await queryRollups(
+        components.rollupTargets(),
+        {
+          request: {
+            fromMs,
+            toMs,
+            resolution,
+            stepMs,
+            types: p.type,
+            minSeverity: p.severity === undefined ? 0 : severityRank(p.severity),
+            byType: p.by.includes('type'),
+            bySeverity: p.by.includes('severity'),
+          },
+          members: p.member,
+          byMember: p.by.includes('member'),
+          quantiles,
+          timeoutMs,
+        },
+        formatDuration(stepMs),
+        { signal: c.req.raw.signal },
+      )
+      return c.json(answer, 200)
+    },
+  )
+  return app
+}

@@ -1,0 +1,246 @@
+// Rollup queries. The member side folds its own stored buckets of one
+// resolution into steps and groups (by type and/or severity); the
+// coordinator asks every member (itself by a direct call), merges the groups
+// bucket by bucket, adds the member dimension when asked, and answers with
+// series, per-member rows and `partial`, like event queries.
+
+import type { RollupRequest } from '../../protocol/slice.ts'
+import { severityOfRank } from '../event/event.ts'
+import type { EventLog } from '../store/event-log.ts'
+import {
+  type Bucket,
+  copyBucket,
+  emptyBucket,
+  mergeBucket,
+  quantile,
+  RESOLUTIONS_MS,
+} from '../store/rollup.ts'
+import type { MemberRow } from './coordinator.ts'
+import { typeMatcher } from './slice.ts'
+
+/** Most steps one rollup answer may hold. */
+export const MAX_ROLLUP_STEPS = 10_000
+
+/** A group's buckets as the member side answers them. */
+export interface BucketSeries {
+  type?: string
+  severity?: number
+  buckets: Array<{ t: number; bucket: Bucket }>
+}
+
+export type RollupHandler = (
+  request: RollupRequest,
+  options?: { signal?: AbortSignal },
+) => Promise<BucketSeries[]>
+
+/** Answers a rollup request from this member's own store. */
+export function createRollupHandler(components: { log: EventLog }): RollupHandler {
+  return async (request, options = {}) => {
+    const matches = typeMatcher(request.types)
+    const groups = new Map<
+      string,
+      { type?: string; severity?: number; steps: Map<number, Bucket> }
+    >()
+    for await (const rows of components.log.scanRollups(
+      request.resolution,
+      request.fromMs,
+      request.toMs,
+    )) {
+      options.signal?.throwIfAborted()
+      for (const row of rows) {
+        if (row.severity < request.minSeverity || !matches(row.type)) continue
+        const key = `${request.byType ? row.type : ''}\u0000${request.bySeverity ? row.severity : ''}`
+        let group = groups.get(key)
+        if (group === undefined) {
+          group = { steps: new Map() }
+          if (request.byType) group.type = row.type
+          if (request.bySeverity) group.severity = row.severity
+          groups.set(key, group)
+        }
+        const t = row.startMs - (row.startMs % request.stepMs)
+        const step = group.steps.get(t)
+        if (step === undefined) group.steps.set(t, row.bucket)
+        else mergeBucket(step, row.bucket)
+      }
+    }
+    return [...groups.values()].map((g) => {
+      const series: BucketSeries = {
+        buckets: [...g.steps.entries()]
+          .sort((a, b) => a[0] - b[0])
+          .map(([t, bucket]) => ({ t, bucket })),
+      }
+      if (g.type !== undefined) series.type = g.type
+      if (g.severity !== undefined) series.severity = g.severity
+      return series
+    })
+  }
+}
+
+/** The stored resolution to read for a step: the coarsest one that divides it. */
+export function resolutionFor(stepMs: number): number | undefined {
+  for (let r = RESOLUTIONS_MS.length - 1; r >= 0; r--) {
+    if (stepMs % (RESOLUTIONS_MS[r] as number) === 0) return r
+  }
+  return undefined
+}
+
+export interface RollupTarget {
+  peerId: string
+  name: string
+  state: 'alive' | 'suspect' | 'dead' | 'conflict'
+  rollup(request: RollupRequest, options: { signal: AbortSignal }): Promise<BucketSeries[]>
+}
+
+export interface RollupQuery {
+  request: RollupRequest
+  /** Member names or peer ids; empty: all. */
+  members: string[]
+  byMember: boolean
+  /** Quantiles to report, each in [0, 1]. */
+  quantiles: number[]
+  timeoutMs: number
+}
+
+export interface RollupBucketJson {
+  t: number
+  count: number
+  sum: number
+  min: number | null
+  max: number | null
+  last: number | null
+  avg: number | null
+  quantiles?: Record<string, number | null>
+}
+
+export interface RollupAnswer {
+  step: string
+  series: Array<{
+    key: { type?: string; severity?: string; member?: string }
+    buckets: RollupBucketJson[]
+  }>
+  members: MemberRow[]
+  partial: boolean
+}
+
+function bucketJson(t: number, b: Bucket, quantiles: number[]): RollupBucketJson {
+  const out: RollupBucketJson = {
+    t,
+    count: b.count,
+    sum: b.sum,
+    min: b.valued === 0 ? null : b.min,
+    max: b.valued === 0 ? null : b.max,
+    last: b.valued === 0 ? null : b.last,
+    avg: b.valued === 0 ? null : b.sum / b.valued,
+  }
+  if (quantiles.length > 0) {
+    out.quantiles = Object.fromEntries(quantiles.map((q) => [String(q), quantile(b, q)]))
+  }
+  return out
+}
+
+/** Asks every member for its rollups and merges them into one answer. */
+export async function queryRollups(
+  targets: RollupTarget[],
+  query: RollupQuery,
+  stepLabel: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<RollupAnswer> {
+  const { request } = query
+  const rows: MemberRow[] = []
+  const asked = targets.filter(
+    (t) =>
+      query.members.length === 0 ||
+      query.members.includes(t.name) ||
+      query.members.includes(t.peerId),
+  )
+  const answers = await Promise.all(
+    asked.map(async (target) => {
+      const row: MemberRow = {
+        member: target.peerId,
+        name: target.name,
+        status: 'ok',
+        count: 0,
+        ms: 0,
+      }
+      if (target.state === 'dead' || target.state === 'conflict') {
+        row.status = target.state === 'dead' ? 'dead' : 'error'
+        if (target.state === 'conflict')
+          row.error = `name conflict: another member is called ${target.name}`
+        return { target, row, series: [] as BucketSeries[] }
+      }
+      const started = performance.now()
+      const deadline = AbortSignal.timeout(query.timeoutMs)
+      const signal =
+        options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline])
+      try {
+        const answer = target.rollup(request, { signal })
+        answer.catch(() => {})
+        const aborted = new Promise<never>((_, reject) => {
+          if (signal.aborted) reject(signal.reason)
+          signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+        })
+        aborted.catch(() => {})
+        const series = await Promise.race([answer, aborted])
+        row.count = series.reduce((n, s) => n + s.buckets.length, 0)
+        row.ms = Math.round(performance.now() - started)
+        return { target, row, series }
+      } catch (err) {
+        row.ms = Math.round(performance.now() - started)
+        const name = err instanceof Error ? err.name : ''
+        if (deadline.aborted) row.status = 'timed_out'
+        else {
+          row.status =
+            name === 'UnsupportedProtocolError'
+              ? 'unsupported'
+              : name === 'UnreachableError'
+                ? 'unreachable'
+                : 'error'
+          row.error = err instanceof Error ? err.message : String(err)
+        }
+        return { target, row, series: [] as BucketSeries[] }
+      }
+    }),
+  )
+
+  const merged = new Map<
+    string,
+    { key: { type?: string; severity?: string; member?: string }; steps: Map<number, Bucket> }
+  >()
+  for (const { target, series } of answers) {
+    for (const s of series) {
+      const member = query.byMember ? target.name : undefined
+      const name = `${s.type ?? ''}\u0000${s.severity ?? ''}\u0000${member ?? ''}`
+      let group = merged.get(name)
+      if (group === undefined) {
+        const key: { type?: string; severity?: string; member?: string } = {}
+        if (s.type !== undefined) key.type = s.type
+        if (s.severity !== undefined) key.severity = severityOfRank(s.severity)
+        if (member !== undefined) key.member = member
+        group = { key, steps: new Map() }
+        merged.set(name, group)
+      }
+      for (const { t, bucket } of s.buckets) {
+        const step = group.steps.get(t)
+        if (step === undefined) group.steps.set(t, copyBucket(bucket))
+        else mergeBucket(step, bucket)
+      }
+    }
+  }
+  const empty = emptyBucket()
+  const series = [...merged.values()]
+    .sort((a, b) => JSON.stringify(a.key).localeCompare(JSON.stringify(b.key)))
+    .map((group) => {
+      const buckets: RollupBucketJson[] = []
+      for (let t = request.fromMs; t < request.toMs; t += request.stepMs) {
+        buckets.push(bucketJson(t, group.steps.get(t) ?? empty, query.quantiles))
+      }
+      return { key: group.key, buckets }
+    })
+  const memberRows = [...answers.map((a) => a.row), ...rows]
+  return {
+    step: stepLabel,
+    series,
+    members: memberRows,
+    partial: memberRows.some((r) => r.status !== 'ok'),
+  }
+}
