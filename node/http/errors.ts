@@ -1,7 +1,7 @@
 // One mapping from error names to HTTP answers, used by app.onError and by
 // validation hooks: `{ "error": { "code", "message", "details" } }`.
 
-import { z } from '@hono/zod-openapi'
+import { OpenAPIHono, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
@@ -78,3 +78,26 @@ const ErrorSchema = z
 export function errorResponse(description: string) {
   return { content: { 'application/json': { schema: ErrorSchema } }, description }
 }
+
+/** An OpenAPIHono whose request validation failures become InvalidInputError naming each field. */
+export function createRoutes() {
+  return new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) throw invalidRequest(result.error, result.target)
+    },
+  })
+}
+
+/**
+ * A query parameter that may repeat or hold a comma list (`type=a&type=b`,
+ * `type=a,b`), as a clean array.
+ */
+export const listParam = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) =>
+    (v === undefined ? [] : Array.isArray(v) ? v : [v])
+      .flatMap((s) => s.split(','))
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  )

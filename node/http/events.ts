@@ -1,7 +1,7 @@
 // Routes of /v1/events: ingest, result sets, and one event by id. The zod
 // schemas here validate the requests and also describe them in /openapi.json.
 
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { createRoute, z } from '@hono/zod-openapi'
 import { bodyLimit } from 'hono/body-limit'
 import { InvalidInputError, LimitExceededError } from '../errors.ts'
 import type { EventLimits } from '../event/event.ts'
@@ -20,7 +20,7 @@ import type { Coordinator } from '../query/coordinator.ts'
 import type { EventQuery } from '../query/cursor.ts'
 import { decodeCursor } from '../query/cursor.ts'
 import { parseDuration, parseTime } from '../time.ts'
-import { errorBody, errorResponse, invalidRequest } from './errors.ts'
+import { createRoutes, errorBody, errorResponse, listParam } from './errors.ts'
 
 /** Default page size and the largest one. */
 export const DEFAULT_LIMIT = 100
@@ -40,16 +40,6 @@ export interface EventRoutesComponents {
   clock: () => number
 }
 
-const repeatable = z
-  .union([z.string(), z.array(z.string())])
-  .optional()
-  .transform((v) =>
-    (v === undefined ? [] : Array.isArray(v) ? v : [v])
-      .flatMap((s) => s.split(','))
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  )
-
 const QuerySchema = z.strictObject({
   from: z.string().optional().openapi({
     description: 'RFC 3339, epoch ms, or a duration back from now (15m). Default 15m.',
@@ -58,11 +48,11 @@ const QuerySchema = z.strictObject({
     .string()
     .optional()
     .openapi({ description: 'RFC 3339, epoch ms, or a duration back from now. Default now.' }),
-  type: repeatable.openapi({
+  type: listParam.openapi({
     description: 'Exact types or prefixes like http.*; repeatable or comma-separated.',
   }),
   severity: z.enum(SEVERITIES).optional().openapi({ description: 'Minimum severity.' }),
-  member: repeatable.openapi({ description: 'Member names or peer ids; repeatable.' }),
+  member: listParam.openapi({ description: 'Member names or peer ids; repeatable.' }),
   q: z
     .string()
     .max(1024)
@@ -206,11 +196,7 @@ export function toEventQuery(params: QueryParams, nowMs: number): EventQuery {
 
 export function createEventRoutes(components: EventRoutesComponents) {
   const { ingest, coordinator, ingestLimits } = components
-  const app = new OpenAPIHono({
-    defaultHook: (result) => {
-      if (!result.success) throw invalidRequest(result.error, result.target)
-    },
-  })
+  const app = createRoutes()
 
   const IdsSchema = z.object({ ids: z.array(z.string()) }).openapi('Ids')
   // Registered for the document only: ingest parses and validates bodies

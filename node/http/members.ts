@@ -1,10 +1,10 @@
 // Routes of /v1/members: the membership table as this member sees it, and
 // forgetting a dead or left member at once.
 
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { createRoute, z } from '@hono/zod-openapi'
 import { ConflictError, NotFoundError } from '../errors.ts'
 import type { Membership } from '../mesh/membership.ts'
-import { errorResponse, invalidRequest } from './errors.ts'
+import { createRoutes, errorResponse } from './errors.ts'
 
 export interface MemberRoutesComponents {
   membership: Membership
@@ -28,11 +28,7 @@ const MemberSchema = z
 
 export function createMemberRoutes(components: MemberRoutesComponents) {
   const { membership } = components
-  const app = new OpenAPIHono({
-    defaultHook: (result) => {
-      if (!result.success) throw invalidRequest(result.error, result.target)
-    },
-  })
+  const app = createRoutes()
 
   app.openapi(
     createRoute({

@@ -1,6 +1,6 @@
 // GET /v1/rollups: time buckets for the whole array, from any member.
 
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import { createRoute, z } from '@hono/zod-openapi'
 import { InvalidInputError } from '../errors.ts'
 import { SEVERITIES, severityRank, TYPE_PATTERN } from '../event/event.ts'
 import {
@@ -10,7 +10,7 @@ import {
   resolutionFor,
 } from '../query/rollups.ts'
 import { formatDuration, parseDuration, parseTime } from '../time.ts'
-import { errorResponse, invalidRequest } from './errors.ts'
+import { createRoutes, errorResponse, listParam } from './errors.ts'
 import { MAX_QUERY_TIMEOUT_MS } from './events.ts'
 
 export interface RollupRoutesComponents {
@@ -24,16 +24,6 @@ const AUTO_STEPS_MS = [10_000, 60_000, 300_000, 900_000, 3_600_000, 21_600_000, 
 const DEFAULT_STEPS = 360
 const DEFAULT_PERIOD_MS = 3_600_000
 
-const list = z
-  .union([z.string(), z.array(z.string())])
-  .optional()
-  .transform((v) =>
-    (v === undefined ? [] : Array.isArray(v) ? v : [v])
-      .flatMap((s) => s.split(','))
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  )
-
 const Query = z.strictObject({
   from: z.string().optional().openapi({
     description: 'RFC 3339, epoch ms or a duration back from now. Default: 1h before `to`.',
@@ -44,11 +34,11 @@ const Query = z.strictObject({
   step: z.string().optional().openapi({
     description: 'A duration that is a multiple of 10s, 1m or 1h. Default: at most 360 buckets.',
   }),
-  type: list.openapi({ description: 'Exact types or prefixes like http.*' }),
+  type: listParam.openapi({ description: 'Exact types or prefixes like http.*' }),
   severity: z.enum(SEVERITIES).optional(),
-  member: list.openapi({ description: 'Member names or peer ids' }),
-  by: list.openapi({ description: 'Comma list of type, severity, member' }),
-  q: list.openapi({ description: 'Comma list of quantiles, e.g. 0.5,0.99' }),
+  member: listParam.openapi({ description: 'Member names or peer ids' }),
+  by: listParam.openapi({ description: 'Comma list of type, severity, member' }),
+  q: listParam.openapi({ description: 'Comma list of quantiles, e.g. 0.5,0.99' }),
   timeout: z.string().optional(),
 })
 
@@ -100,11 +90,7 @@ function bad(field: string, rule: string, got: string): InvalidInputError {
 }
 
 export function createRollupRoutes(components: RollupRoutesComponents) {
-  const app = new OpenAPIHono({
-    defaultHook: (result) => {
-      if (!result.success) throw invalidRequest(result.error, result.target)
-    },
-  })
+  const app = createRoutes()
   app.openapi(
     createRoute({
       method: 'get',

@@ -65,6 +65,18 @@ export function encodeBatches(events: readonly WireEvent[]): Uint8Array[] {
   }
 }
 
+/** Ends a stream with an error message carrying the codec's code (or `internal`). */
+async function answerError(
+  lp: ReturnType<typeof lpStream<Stream>>,
+  stream: Stream,
+  err: unknown,
+  signal: AbortSignal,
+): Promise<void> {
+  const code = err instanceof ProtocolError ? err.code : 'internal'
+  await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
+  await stream.close().catch(() => stream.abort(err as Error))
+}
+
 function closedSignal(stream: Stream): AbortSignal {
   const controller = new AbortController()
   stream.addEventListener('close', () => controller.abort(new Error('stream closed')), {
@@ -177,9 +189,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         count('rollup', 'ok')
       } catch (err) {
         count('rollup', err instanceof ProtocolError ? 'malformed' : 'error')
-        const code = err instanceof ProtocolError ? err.code : 'internal'
-        await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
-        await stream.close().catch(() => stream.abort(err as Error))
+        await answerError(lp, stream, err, signal)
       }
     },
     { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
@@ -201,9 +211,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         count('lookup', 'ok')
       } catch (err) {
         count('lookup', err instanceof ProtocolError ? 'malformed' : 'error')
-        const code = err instanceof ProtocolError ? err.code : 'internal'
-        await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
-        await stream.close().catch(() => stream.abort(err as Error))
+        await answerError(lp, stream, err, signal)
       }
     },
     { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },

@@ -213,7 +213,7 @@ describe('rollups', () => {
       ['step=1s', 'step'],
       ['by=colour', 'by'],
       ['q=1.5', 'q'],
-      ['from=0&to=' + String(T0) + '&step=10s', 'step'],
+      [`from=0&to=${T0}&step=10s`, 'step'],
     ] as const) {
       const response = await (array[0] as Member).app.request(`/v1/rollups?${query}`)
       expect(response.status, query).toBe(400)
