@@ -44,6 +44,7 @@ const START_HELP: Record<StartOption, string> = {
   join: 'multiaddr of any member to join through, with or without /p2p/<id>; repeatable',
   'announce-interval': 'membership announcement interval (default: 1s)',
   'forget-after': 'forget dead and left members after this duration (default: 24h)',
+  'rollup-retention': 'keep rollups per resolution (default: 10s=2d,1m=30d,1h=365d)',
 }
 
 function camel(option: string): string {
@@ -343,6 +344,86 @@ clientOptions(
         .trimEnd()}\n`,
     )
   }
+})
+
+clientOptions(
+  program
+    .command('rollup')
+    .description('print time buckets of events for the whole array')
+    .option('--from <time>', 'RFC 3339, epoch ms, or a duration back from now (default 1h)')
+    .option('--to <time>', 'end of the period (default now)')
+    .option('--step <duration>', 'bucket width, a multiple of 10s, 1m or 1h')
+    .option('--type <type>', 'exact type or prefix like http.*, repeatable', collect)
+    .addOption(new Option('--severity <severity>', 'minimum severity').choices(SEVERITIES))
+    .option('--member <name>', 'member name or peer id, repeatable', collect)
+    .option('--by <dims>', 'comma list of type, severity, member')
+    .option('--q <quantiles>', 'comma list of quantiles, e.g. 0.5,0.99')
+    .option('--json', 'print the whole answer as JSON'),
+).action(async (opts: Record<string, string | string[] | boolean | undefined> & ClientOptions) => {
+  const params = new URLSearchParams()
+  for (const key of ['from', 'to', 'step', 'severity', 'by', 'q'] as const) {
+    const value = opts[key]
+    if (typeof value === 'string') params.set(key, value)
+  }
+  for (const key of ['type', 'member'] as const) {
+    for (const value of (opts[key] as string[] | undefined) ?? []) params.append(key, value)
+  }
+  const body = (await request(opts, 'GET', `v1/rollups?${params}`)) as {
+    step: string
+    series: Array<{
+      key: Record<string, string>
+      buckets: Array<Record<string, unknown> & { t: number; count: number }>
+    }>
+    members: Array<{ name: string; status: string }>
+    partial: boolean
+  }
+  if (opts.json === true) {
+    process.stdout.write(`${JSON.stringify(body)}\n`)
+    return
+  }
+  const fmt = (v: unknown) =>
+    v === null || v === undefined
+      ? '-'
+      : typeof v === 'number'
+        ? String(Math.round(v * 1000) / 1000)
+        : String(v)
+  const rows = [['TIME', 'SERIES', 'COUNT', 'SUM', 'MIN', 'MAX', 'AVG', 'QUANTILES']]
+  for (const series of body.series) {
+    const name =
+      Object.entries(series.key)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',') || 'all'
+    for (const b of series.buckets) {
+      if (b.count === 0) continue
+      const quantiles = b.quantiles as Record<string, number | null> | undefined
+      rows.push([
+        new Date(b.t).toISOString(),
+        name,
+        String(b.count),
+        fmt(b.sum),
+        fmt(b.min),
+        fmt(b.max),
+        fmt(b.avg),
+        quantiles === undefined
+          ? ''
+          : Object.entries(quantiles)
+              .map(([q, v]) => `p${Number(q) * 100}=${fmt(v)}`)
+              .join(' '),
+      ])
+    }
+  }
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length))) ?? []
+  for (const row of rows)
+    process.stdout.write(
+      `${row
+        .map((c, i) => c.padEnd(widths[i] as number))
+        .join('  ')
+        .trimEnd()}\n`,
+    )
+  const missing = body.members.filter((m) => m.status !== 'ok').map((m) => `${m.name} ${m.status}`)
+  process.stdout.write(
+    `step ${body.step}${body.partial ? ` (partial: ${missing.join(', ')})` : ''}\n`,
+  )
 })
 
 program.parseAsync(process.argv).catch(fail)

@@ -30,6 +30,8 @@ export interface MemberConfig {
   http: { host: string; port: number }
   /** Events older than this are deleted, in ms. Default 7d. */
   retentionMs: number
+  /** Rollup buckets of 10 s, 1 min and 1 h older than these are deleted, in ms. Default 2d, 30d, 365d. */
+  rollupRetentionMs: [number, number, number]
   /** Per-member deadline of a query, in ms. Default 2s. */
   queryTimeoutMs: number
   ingestLimits: IngestLimits
@@ -60,6 +62,7 @@ export const START_OPTIONS = [
   'join',
   'announce-interval',
   'forget-after',
+  'rollup-retention',
 ] as const
 /** Options that may be given several times (flags repeated, env comma-separated, YAML lists). */
 export const LIST_OPTIONS: readonly StartOption[] = ['listen', 'join']
@@ -240,6 +243,29 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
   }
   const join = multiaddrs('join', [])
   const announceIntervalMs = duration('announce-interval', 1000, 50)
+  const rollupRetentionMs: [number, number, number] = [
+    2 * 86_400_000,
+    30 * 86_400_000,
+    365 * 86_400_000,
+  ]
+  const rollupText = raw('rollup-retention')
+  if (rollupText !== undefined) {
+    const resolutions = ['10s', '1m', '1h']
+    for (const part of rollupText.split(',')) {
+      const [res, keep] = part.split('=').map((s) => s.trim())
+      const index = resolutions.indexOf(res ?? '')
+      const ms = keep === undefined ? undefined : parseDuration(keep)
+      if (index < 0 || ms === undefined || ms < 60_000) {
+        bad(
+          'rollup-retention',
+          'must be a comma list such as 10s=2d,1m=30d,1h=365d (at least 1m each)',
+          rollupText,
+        )
+        break
+      }
+      rollupRetentionMs[index] = ms
+    }
+  }
   const forgetAfterMs = duration('forget-after', 86_400_000, 1000)
 
   if (problems.length > 0) {
@@ -251,6 +277,7 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     dataDir,
     http,
     retentionMs,
+    rollupRetentionMs,
     queryTimeoutMs,
     ingestLimits: { ...DEFAULT_INGEST_LIMITS, maxBodyBytes, maxEventsPerRequest },
     eventLimits: { ...DEFAULT_EVENT_LIMITS },

@@ -149,6 +149,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         retention = startRetention({
           log,
           retentionMs: config.retentionMs,
+          rollupRetentionMs: config.rollupRetentionMs,
           idempotencyTtlMs: config.ingestLimits.idempotencyTtlMs,
           clock,
           logger: component(root, 'retention'),

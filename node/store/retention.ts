@@ -1,5 +1,6 @@
 // Background deletion of what the member no longer keeps: events older than
-// the retention period and idempotency keys older than their lifetime. Runs
+// the retention period, rollup buckets older than their resolution's own
+// (longer) retention, and idempotency keys older than their lifetime. Runs
 // at start and then every RETENTION_INTERVAL_MS; deletes by range, so it does
 // not hold up ingest.
 
@@ -12,6 +13,8 @@ export const RETENTION_INTERVAL_MS = 60_000
 export interface RetentionInit {
   log: EventLog
   retentionMs: number
+  /** Per resolution of RESOLUTIONS_MS. */
+  rollupRetentionMs: readonly number[]
   idempotencyTtlMs: number
   clock: () => number
   logger: Logger
@@ -34,6 +37,9 @@ export function startRetention(init: RetentionInit): Retention {
       try {
         const now = init.clock()
         await log.deleteEventsBefore(Math.max(0, now - init.retentionMs))
+        for (const [resolution, keep] of init.rollupRetentionMs.entries()) {
+          await log.deleteRollupsBefore(resolution, Math.max(0, now - keep))
+        }
         const keys = await log.deleteIdempotencyBefore(Math.max(0, now - init.idempotencyTtlMs))
         logger.debug({ idempotencyKeys: keys }, 'retention pass done')
       } catch (err) {

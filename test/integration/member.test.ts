@@ -3,6 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMember, type Member } from '../../node/index.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
+import type { RollupAnswer } from '../../node/query/rollups.ts'
 import { removeTempDirs, testConfig, waitFor } from '../helpers.ts'
 
 const members: Member[] = []
@@ -27,7 +28,15 @@ describe('a member', () => {
 
   it('deletes events older than --retention in the background while ingest goes on', async () => {
     let now = 1_800_000_000_000
-    const config = { ...(await testConfig('retained')), retentionMs: 60 * 60_000 }
+    const config = {
+      ...(await testConfig('retained')),
+      retentionMs: 60 * 60_000,
+      rollupRetentionMs: [90 * 60_000, 30 * 86_400_000, 365 * 86_400_000] as [
+        number,
+        number,
+        number,
+      ],
+    }
     const member = await createMember(config, { clock: () => now, retentionIntervalMs: 50 })
     members.push(member)
     await member.start()
@@ -50,5 +59,17 @@ describe('a member', () => {
       what: 'old events deleted',
     })
     expect(await types()).toEqual(Array(100).fill('new.event'))
+    // Rollups outlive raw events, each resolution by its own retention: the
+    // 10 s buckets of two hours ago are gone, the 1 min ones are kept.
+    const rolled = async (step: string) => {
+      const response = await member.app.request(
+        `/v1/rollups?from=${now - 3 * 3_600_000}&to=${now}&step=${step}&type=old.event`,
+      )
+      const body = (await response.json()) as RollupAnswer
+      return body.series.flatMap((s) => s.buckets).reduce((n, b) => n + b.count, 0)
+    }
+    await waitFor(async () => (await rolled('10s')) === 0, { what: 'old 10 s buckets deleted' })
+    expect(await rolled('1m')).toBe(100)
+    expect(await rolled('1h')).toBe(100)
   })
 })

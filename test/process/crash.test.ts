@@ -3,6 +3,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest'
 import { parseId } from '../../node/event/id.ts'
+import type { RollupAnswer } from '../../node/query/rollups.ts'
 import { allEvents, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
 import { runCli, startMember, stopAll } from './harness.ts'
 
@@ -22,6 +23,7 @@ describe('a member killed with SIGKILL mid-ingest', () => {
       while (!killed) {
         const batch = Array.from({ length: 200 }, () => ({
           type: 'crash.test',
+          value: counter % 7,
           attrs: { n: counter++ },
         }))
         try {
@@ -57,6 +59,17 @@ describe('a member killed with SIGKILL mid-ingest', () => {
     const stored = new Map(events.map((e) => [e.id, e.attrs?.n]))
     for (const [id, n] of acked) expect(stored.get(id), id).toBe(n)
     const maxSeq = Math.max(...seqs)
+
+    // The rollups, written in the same batches, agree with what survived.
+    const first = Math.min(...events.map((e) => e.ts))
+    const rollups = (await (
+      await fetch(`${restarted.url}/v1/rollups?from=${first - 60_000}&step=1m&type=crash.test`)
+    ).json()) as RollupAnswer
+    const buckets = rollups.series.flatMap((s) => s.buckets)
+    expect(buckets.reduce((n, b) => n + b.count, 0)).toBe(events.length)
+    expect(buckets.reduce((n, b) => n + b.sum, 0)).toBe(
+      events.reduce((n, e) => n + (e.value ?? 0), 0),
+    )
 
     const emitted = await runCli(['emit', '--url', restarted.url, '--type', 'after.crash'])
     expect(emitted.code, emitted.stderr).toBe(0)
