@@ -3,8 +3,10 @@
 // lives here; each part is built by its own factory.
 
 import { join } from 'node:path'
+import { createExporter } from '../exporter/index.ts'
 import type { MemberConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
+import { severityOfRank } from './event/event.ts'
 import { memberTag, tagHex } from './event/id.ts'
 import type { App } from './http/app.ts'
 import { createApp } from './http/app.ts'
@@ -14,13 +16,14 @@ import type { Ingest } from './ingest/ingest.ts'
 import { createIngest } from './ingest/ingest.ts'
 import type { Logger } from './log.ts'
 import { component, createRootLogger } from './log.ts'
-import { defaultTiming, type Membership } from './mesh/membership.ts'
+import { defaultTiming, type MemberState, type Membership } from './mesh/membership.ts'
 import type { Mesh } from './mesh/mesh.ts'
 import { createMesh } from './mesh/mesh.ts'
 import type { Coordinator, SliceTarget } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
 import { createRollupHandler } from './query/rollups.ts'
 import { createLookupHandler, createSliceHandler } from './query/slice.ts'
+import type { MemberStats } from './stats.ts'
 import type { EventLog } from './store/event-log.ts'
 import { openEventLog } from './store/event-log.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
@@ -36,6 +39,8 @@ export interface MemberInit {
   clock?: () => number
   /** Root logger; default one from the config's level. */
   logger?: Logger
+  /** Most distinct `type` label values in /metrics. Default DEFAULT_TYPE_LIMIT (200). */
+  metricsTypeLimit?: number
   /** How often retention runs, in ms; tests shorten it. Default RETENTION_INTERVAL_MS (1 min). */
   retentionIntervalMs?: number
 }
@@ -87,6 +92,38 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     lookup: (id) => lookup(id),
     rollup: (request, options) => rollup(request, options),
   }
+  // The member's readings, read by exporter/ at scrape time; the exporter's
+  // recorder is handed to the parts that time requests.
+  let meshRef: Mesh | undefined
+  const stats: MemberStats = {
+    eventTotals: () =>
+      log
+        .totals()
+        .map((t) => ({ type: t.type, severity: severityOfRank(t.severity), count: t.count })),
+    storeSizeBytes: () => log.sizeBytes(),
+    membersByState: () => {
+      const counts: Record<MemberState, number> = {
+        alive: 0,
+        suspect: 0,
+        dead: 0,
+        left: 0,
+        conflict: 0,
+      }
+      for (const entry of meshRef?.membership.table() ?? []) counts[entry.state]++
+      return counts
+    },
+    peerRequests: () =>
+      Object.entries(meshRef?.counters.sliceRequests ?? {}).map(([key, count]) => {
+        const [protocol = '', outcome = ''] = key.split(':')
+        return { protocol, outcome, count }
+      }),
+    announcementsDropped: () => meshRef?.counters.announcementsDropped ?? 0,
+  }
+  const exporter = createExporter(
+    init.metricsTypeLimit === undefined ? { stats } : { stats, typeLimit: init.metricsTypeLimit },
+  )
+  const recorder = exporter.recorder
+
   let started = false
   let stopping: Promise<void> | undefined
   let server: HttpServer | undefined
@@ -112,8 +149,10 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     self,
     clock: Date.now,
     logger: component(root, 'mesh'),
+    recorder,
   })
-  const coordinator = createCoordinator({ targets: () => mesh.targets() })
+  meshRef = mesh
+  const coordinator = createCoordinator({ targets: () => mesh.targets(), recorder })
 
   const app = createApp({
     ingest,
@@ -128,6 +167,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     membership: mesh.membership,
     selfPeerId: identity.peerId,
     rollupTargets: () => mesh.targets(),
+    recorder,
+    metrics: (accept) => exporter.metrics(accept),
   })
 
   return {

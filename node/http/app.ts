@@ -19,6 +19,8 @@ export interface AppComponents
   /** True once the store is open and the member is started. */
   ready: () => boolean
   version: string
+  /** Renders this member's Prometheus metrics (handed over by the entry point from exporter/). */
+  metrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
 }
 
 export function createApp(components: AppComponents) {
@@ -57,6 +59,21 @@ export function createApp(components: AppComponents) {
       },
     }),
     (c) => (components.ready() ? c.json({ ready: true }, 200) : c.json({ ready: false }, 503)),
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/metrics',
+      summary: 'This member in Prometheus text format (OpenMetrics when Accept asks for it)',
+      responses: {
+        200: { content: { 'text/plain': { schema: z.string() } }, description: 'Metrics' },
+      },
+    }),
+    async (c) => {
+      const { contentType, body } = await components.metrics(c.req.header('accept'))
+      return c.body(body, 200, { 'content-type': contentType }) as never
+    },
   )
 
   app.doc31('/openapi.json', {

@@ -19,6 +19,7 @@ import { bodyHash } from '../ingest/ingest.ts'
 import type { Coordinator } from '../query/coordinator.ts'
 import type { EventQuery } from '../query/cursor.ts'
 import { decodeCursor } from '../query/cursor.ts'
+import type { MemberRecorder } from '../stats.ts'
 import { parseDuration, parseTime } from '../time.ts'
 import { createRoutes, errorBody, errorResponse, listParam } from './errors.ts'
 
@@ -37,6 +38,7 @@ export interface EventRoutesComponents {
   eventLimits: EventLimits
   /** Default per-member deadline of queries, ms. */
   queryTimeoutMs: number
+  recorder: MemberRecorder
   clock: () => number
 }
 
@@ -254,6 +256,7 @@ export function createEventRoutes(components: EventRoutesComponents) {
       },
     }),
     async (c) => {
+      const started = performance.now()
       const body = new Uint8Array(await c.req.arrayBuffer())
       if (body.byteLength > ingestLimits.maxBodyBytes) {
         throw new LimitExceededError(`the body is larger than ${ingestLimits.maxBodyBytes} bytes`)
@@ -264,6 +267,7 @@ export function createEventRoutes(components: EventRoutesComponents) {
         events,
         key === undefined ? undefined : { key, hash: bodyHash(body) },
       )
+      components.recorder.ingest((performance.now() - started) / 1000, ids.length)
       return c.json({ ids }, 201)
     },
   )
@@ -304,7 +308,9 @@ export function createEventRoutes(components: EventRoutesComponents) {
               const cursor = decodeCursor(params.cursor)
               return { query: cursor.query, cursor, timeoutMs }
             })()
+      const started = performance.now()
       const page = await coordinator.query(input, { signal: c.req.raw.signal })
+      components.recorder.query('coordinator', 'events', (performance.now() - started) / 1000)
       return c.json(page, 200)
     },
   )
@@ -326,10 +332,12 @@ export function createEventRoutes(components: EventRoutesComponents) {
       const { id } = c.req.valid('param')
       if (decodeId(id) === undefined)
         throw problem('id', `must be an event id (${ID_LENGTH} characters of base32)`, id)
+      const started = performance.now()
       const event = await coordinator.lookup(id, {
         timeoutMs: components.queryTimeoutMs,
         signal: c.req.raw.signal,
       })
+      components.recorder.query('coordinator', 'lookup', (performance.now() - started) / 1000)
       return c.json(event, 200)
     },
   )

@@ -9,6 +9,7 @@ import {
   type RollupTarget,
   resolutionFor,
 } from '../query/rollups.ts'
+import type { MemberRecorder } from '../stats.ts'
 import { formatDuration, parseDuration, parseTime } from '../time.ts'
 import { createRoutes, errorResponse, listParam } from './errors.ts'
 import { MAX_QUERY_TIMEOUT_MS } from './events.ts'
@@ -17,6 +18,7 @@ export interface RollupRoutesComponents {
   rollupTargets: () => RollupTarget[]
   queryTimeoutMs: number
   clock: () => number
+  recorder: MemberRecorder
 }
 
 /** Steps tried, in order, when none is given: the first that gives at most DEFAULT_STEPS buckets. */
@@ -170,6 +172,7 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
           throw bad('timeout', 'must be a duration from 1ms to 60s', p.timeout)
         timeoutMs = ms
       }
+      const started = performance.now()
       const answer = await queryRollups(
         components.rollupTargets(),
         {
@@ -191,6 +194,9 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
         formatDuration(stepMs),
         { signal: c.req.raw.signal },
       )
+      for (const row of answer.members)
+        if (row.status !== 'ok') components.recorder.memberFailure(row.status)
+      components.recorder.query('coordinator', 'rollups', (performance.now() - started) / 1000)
       return c.json(answer, 200)
     },
   )

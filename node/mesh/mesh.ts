@@ -13,6 +13,7 @@ import type { Logger } from '../log.ts'
 import type { SliceTarget } from '../query/coordinator.ts'
 import type { RollupHandler } from '../query/rollups.ts'
 import type { LookupHandler, SliceHandler } from '../query/slice.ts'
+import type { MemberRecorder } from '../stats.ts'
 import { createHost, type Host } from './host.ts'
 import { createMembership, type Membership, type MembershipTiming } from './membership.ts'
 import { remoteLookup, remoteRollup, remoteSlice } from './slice-client.ts'
@@ -43,6 +44,7 @@ export interface MeshInit {
   self: SliceTarget
   clock: () => number
   logger: Logger
+  recorder?: MemberRecorder
 }
 
 export interface MeshCounters {
@@ -156,6 +158,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     lookup: init.lookup,
     rollup: init.rollup,
     logger,
+    served: (kind, seconds) => init.recorder?.query('member', kind, seconds),
     sent: (events) => {
       counters.sliceEventsSent += events
     },

@@ -47,6 +47,8 @@ export interface SliceServerComponents {
   lookup: LookupHandler
   rollup: RollupHandler
   logger: Logger
+  /** Times each request served to a peer, by kind, in seconds. */
+  served?: (kind: 'events' | 'lookup' | 'rollups', seconds: number) => void
   /** Counts events written to slice streams (after the peer has taken them). */
   sent?: (events: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
@@ -92,6 +94,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
   await host.handle(
     SLICE_PROTOCOL,
     async (stream) => {
+      const started = performance.now()
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
       const signal = closedSignal(stream)
       let request: ReturnType<typeof decodeSliceRequest>
@@ -155,6 +158,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         }
         await stream.close({ signal })
         count('slice', 'ok')
+        components.served?.('events', (performance.now() - started) / 1000)
       } catch (err) {
         count('slice', 'error')
         if (signal.aborted) {
@@ -172,6 +176,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
   await host.handle(
     ROLLUP_PROTOCOL,
     async (stream) => {
+      const started = performance.now()
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
       const signal = closedSignal(stream)
       try {
@@ -187,6 +192,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         await lp.write(encodeTrailer({ hwm: 0, scanned: buckets, more: false }), { signal })
         await stream.close({ signal })
         count('rollup', 'ok')
+        components.served?.('rollups', (performance.now() - started) / 1000)
       } catch (err) {
         count('rollup', err instanceof ProtocolError ? 'malformed' : 'error')
         await answerError(lp, stream, err, signal)
@@ -198,6 +204,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
   await host.handle(
     LOOKUP_PROTOCOL,
     async (stream) => {
+      const started = performance.now()
       const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
       const signal = closedSignal(stream)
       try {
@@ -209,6 +216,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         })
         await stream.close({ signal })
         count('lookup', 'ok')
+        components.served?.('lookup', (performance.now() - started) / 1000)
       } catch (err) {
         count('lookup', err instanceof ProtocolError ? 'malformed' : 'error')
         await answerError(lp, stream, err, signal)

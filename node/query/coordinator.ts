@@ -16,6 +16,7 @@ import type {
 import { NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
+import type { MemberRecorder } from '../stats.ts'
 import type { CursorState, EventQuery } from './cursor.ts'
 import { encodeCursor } from './cursor.ts'
 import { createHeap, scanOrder } from './merge.ts'
@@ -67,6 +68,7 @@ export interface SliceTarget {
 export interface CoordinatorComponents {
   /** A snapshot of the members to ask, this member included. */
   targets(): SliceTarget[]
+  recorder?: MemberRecorder
 }
 
 export interface QueryInput {
@@ -392,6 +394,8 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
       }
 
       const memberRows = [...sources.map((s) => s.row), ...rows]
+      for (const row of memberRows)
+        if (row.status !== 'ok') components.recorder?.memberFailure(row.status)
       return {
         events,
         firstId: first?.id ?? null,

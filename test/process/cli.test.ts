@@ -65,11 +65,16 @@ describe('chorus emit and query', () => {
       (await runCli(['query', '--json', '--limit', '1'], { env })).stdout,
     ) as ResultPage
     expect(paged.events.map((e) => e.id)).toEqual([id1])
-    const rollup = await runCli(['rollup', '--from', '1h', '--step', '1h', '--by', 'type', '--q', '0.5'], { env })
+    const rollup = await runCli(
+      ['rollup', '--from', '1h', '--step', '1h', '--by', 'type', '--q', '0.5'],
+      { env },
+    )
     expect(rollup.code, rollup.stderr).toBe(0)
     const rollupLines = rollup.stdout.trim().split('\n')
     expect(rollupLines[0]).toMatch(/^TIME\s+SERIES\s+COUNT\s+SUM\s+MIN\s+MAX\s+AVG\s+QUANTILES$/)
-    expect(rollupLines.find((l) => l.includes('type=deploy.finished'))).toMatch(/\s1\s+12\.5\s+12\.5\s+12\.5\s+12\.5\s+p50=12\.5/)
+    expect(rollupLines.find((l) => l.includes('type=deploy.finished'))).toMatch(
+      /\s1\s+12\.5\s+12\.5\s+12\.5\s+12\.5\s+p50=12\.5/,
+    )
     expect(rollupLines.at(-1)).toBe('step 1h')
     const rest = JSON.parse(
       (await runCli(['query', '--json', '--cursor', paged.next as string], { env })).stdout,

@@ -1,0 +1,38 @@
+// What a member tells the outside about itself, without knowing who listens:
+// readings taken on demand (MemberStats) and observations pushed as they
+// happen (MemberRecorder). exporter/ turns both into Prometheus metrics;
+// nothing under node/ imports prom-client.
+
+import type { Severity } from './event/event.ts'
+import type { MemberState } from './mesh/membership.ts'
+import type { MemberStatus } from './query/coordinator.ts'
+
+export interface MemberStats {
+  /** Events ever logged here, by type and severity (from the store: they survive restarts). */
+  eventTotals(): Array<{ type: string; severity: Severity; count: number }>
+  /** Bytes of the member's store on disk. */
+  storeSizeBytes(): number
+  /** Members of the table by state, this member included. */
+  membersByState(): Record<MemberState, number>
+  /** Requests peers made of this member, by protocol and outcome. */
+  peerRequests(): Array<{ protocol: string; outcome: string; count: number }>
+  /** Announcements dropped by the topic validator. */
+  announcementsDropped(): number
+}
+
+export type QueryKind = 'events' | 'rollups' | 'lookup'
+
+export interface MemberRecorder {
+  /** A durable ingest request: its duration and how many events it stored. */
+  ingest(seconds: number, events: number): void
+  /** A query answered as coordinator (for a client) or as member (for a peer). */
+  query(role: 'coordinator' | 'member', kind: QueryKind, seconds: number): void
+  /** A member that did not answer a coordinator, by the row's status. */
+  memberFailure(status: Exclude<MemberStatus, 'ok'>): void
+}
+
+export const NO_RECORDER: MemberRecorder = {
+  ingest() {},
+  query() {},
+  memberFailure() {},
+}

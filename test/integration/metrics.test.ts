@@ -1,0 +1,115 @@
+// GET /metrics: this member in Prometheus text (and OpenMetrics), checked by
+// Debian's promtool, with event counters that come from the store.
+
+import { spawnSync } from 'node:child_process'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createMember, type Member } from '../../node/index.ts'
+import { removeTempDirs, testConfig } from '../helpers.ts'
+
+const members: Member[] = []
+afterEach(async () => {
+  await Promise.all(members.splice(0).map((m) => m.stop()))
+  await removeTempDirs()
+})
+
+async function post(member: Member, events: object[]) {
+  const response = await member.app.request('/v1/events', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(events),
+  })
+  expect(response.status).toBe(201)
+}
+
+async function scrape(member: Member, accept?: string) {
+  const response = await member.app.request(
+    '/metrics',
+    accept === undefined ? {} : { headers: { accept } },
+  )
+  return {
+    status: response.status,
+    type: response.headers.get('content-type'),
+    body: await response.text(),
+  }
+}
+
+/** The value of one sample line, e.g. `chorus_events_total{type="a",severity="info"}`. */
+function sample(body: string, series: string): number | undefined {
+  const line = body.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+function promtool(body: string): { status: number | null; output: string } {
+  const result = spawnSync('promtool', ['check', 'metrics'], {
+    input: body,
+    encoding: 'utf8',
+    timeout: 20_000,
+  })
+  return { status: result.status, output: `${result.stdout}${result.stderr}` }
+}
+
+describe('GET /metrics', () => {
+  it('counts events by type and severity from the store, across a restart, and passes promtool', async () => {
+    const config = await testConfig('metered')
+    let member = await createMember(config)
+    members.push(member)
+    await post(member, [
+      { type: 'app.login' },
+      { type: 'app.login' },
+      { type: 'app.login', severity: 'error' },
+    ])
+    await member.app.request('/v1/events?from=0')
+    let scraped = await scrape(member)
+    expect(scraped.status).toBe(200)
+    expect(scraped.type).toMatch(/^text\/plain; version=0\.0\.4/)
+    expect(sample(scraped.body, 'chorus_events_total{type="app.login",severity="info"}')).toBe(2)
+    expect(sample(scraped.body, 'chorus_events_total{type="app.login",severity="error"}')).toBe(1)
+    expect(sample(scraped.body, 'chorus_ingest_duration_seconds_count')).toBe(1)
+    expect(sample(scraped.body, 'chorus_ingested_events_total')).toBe(3)
+    expect(
+      sample(scraped.body, 'chorus_query_duration_seconds_count{role="coordinator",kind="events"}'),
+    ).toBe(1)
+    expect(sample(scraped.body, 'chorus_members{state="alive"}')).toBe(1)
+    expect(sample(scraped.body, 'chorus_store_size_bytes')).toBeGreaterThanOrEqual(0)
+    expect(scraped.body).toContain('process_resident_memory_bytes')
+    expect(promtool(scraped.body)).toEqual({ status: 0, output: '' })
+
+    await member.stop()
+    members.pop()
+    member = await createMember(config)
+    members.push(member)
+    scraped = await scrape(member)
+    expect(sample(scraped.body, 'chorus_events_total{type="app.login",severity="info"}')).toBe(2)
+    expect(sample(scraped.body, 'chorus_ingested_events_total')).toBe(0)
+  })
+
+  it('speaks OpenMetrics when asked for it', async () => {
+    const member = await createMember(await testConfig('open'))
+    members.push(member)
+    await post(member, [{ type: 'app.x' }])
+    const scraped = await scrape(member, 'application/openmetrics-text; version=1.0.0')
+    expect(scraped.type).toMatch(/^application\/openmetrics-text/)
+    expect(scraped.body.trimEnd().endsWith('# EOF')).toBe(true)
+    expect(scraped.body).toContain('chorus_events_total{type="app.x",severity="info"} 1')
+  })
+
+  it('caps distinct type labels, sums the rest under "other", and never puts an id in a label', async () => {
+    const member = await createMember(await testConfig('capped'), { metricsTypeLimit: 3 })
+    members.push(member)
+    await post(member, [
+      ...Array.from({ length: 5 }, () => ({ type: 'busy.one' })),
+      ...Array.from({ length: 4 }, () => ({ type: 'busy.two' })),
+      ...Array.from({ length: 3 }, () => ({ type: 'busy.three' })),
+      { type: 'rare.one' },
+      { type: 'rare.two' },
+    ])
+    const { body } = await scrape(member)
+    const typeLabels = new Set(
+      [...body.matchAll(/chorus_events_total\{type="([^"]+)"/g)].map((m) => m[1]),
+    )
+    expect(typeLabels).toEqual(new Set(['busy.one', 'busy.two', 'busy.three', 'other']))
+    expect(sample(body, 'chorus_events_total{type="other",severity="info"}')).toBe(2)
+    expect(body).not.toMatch(/"[0-9A-HJKMNP-TV-Z]{26}"/)
+    expect(promtool(body).status).toBe(0)
+  })
+})
