@@ -3,7 +3,9 @@
 // lives here; each part is built by its own factory.
 
 import { join } from 'node:path'
+import { createClusterExporter } from '../exporter/cluster.ts'
 import { createExporter } from '../exporter/index.ts'
+import type { MemberCounters } from '../protocol/index.ts'
 import type { MemberConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { severityOfRank } from './event/event.ts'
@@ -23,13 +25,15 @@ import type { Coordinator, SliceTarget } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
 import { createRollupHandler } from './query/rollups.ts'
 import { createLookupHandler, createSliceHandler } from './query/slice.ts'
-import type { MemberStats } from './stats.ts'
+import type { MemberRecorder, MemberStats } from './stats.ts'
 import type { EventLog } from './store/event-log.ts'
 import { openEventLog } from './store/event-log.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { startRetention } from './store/retention.ts'
 
 export const VERSION = '0.1.0'
+/** How long the cluster snapshot waits for one member's counters, ms. */
+const CLUSTER_STATS_TIMEOUT_MS = 1000
 
 export interface MemberInit {
   /**
@@ -91,6 +95,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     slice: async (request, options) => slice(request, options),
     lookup: (id) => lookup(id),
     rollup: (request, options) => rollup(request, options),
+    stats: async () => counters(),
   }
   // The member's readings, read by exporter/ at scrape time; the exporter's
   // recorder is handed to the parts that time requests.
@@ -122,7 +127,28 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   const exporter = createExporter(
     init.metricsTypeLimit === undefined ? { stats } : { stats, typeLimit: init.metricsTypeLimit },
   )
-  const recorder = exporter.recorder
+  // Counters this member reports to the others for /metrics/cluster.
+  let ingestedEvents = 0
+  let queries = 0
+  const recorder: MemberRecorder = {
+    ingest(seconds, events) {
+      ingestedEvents += events
+      exporter.recorder.ingest(seconds, events)
+    },
+    query(role, kind, seconds) {
+      if (role === 'coordinator') queries++
+      exporter.recorder.query(role, kind, seconds)
+    },
+    memberFailure(status) {
+      exporter.recorder.memberFailure(status)
+    },
+  }
+  const counters = (): MemberCounters => ({
+    ingestedEvents,
+    queries,
+    storeSizeBytes: Math.round(log.sizeBytes()),
+    eventTotals: log.totals(),
+  })
 
   let started = false
   let stopping: Promise<void> | undefined
@@ -146,12 +172,40 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     slice,
     lookup,
     rollup,
+    counters,
     self,
     clock: Date.now,
     logger: component(root, 'mesh'),
     recorder,
   })
   meshRef = mesh
+  const cluster = createClusterExporter({
+    source: {
+      async members() {
+        const targets = new Map(mesh.targets().map((t) => [t.peerId, t]))
+        return Promise.all(
+          mesh.membership.table().map(async (entry) => {
+            const row = { member: entry.member, name: entry.name, state: entry.state }
+            const target = targets.get(entry.member)
+            if (target === undefined || entry.state === 'dead' || entry.state === 'conflict')
+              return row
+            try {
+              return {
+                ...row,
+                counters: await target.stats({
+                  signal: AbortSignal.timeout(CLUSTER_STATS_TIMEOUT_MS),
+                }),
+              }
+            } catch {
+              return row
+            }
+          }),
+        )
+      },
+      onChange: (listener) => mesh.membership.onChange(listener),
+    },
+    ...(init.metricsTypeLimit === undefined ? {} : { typeLimit: init.metricsTypeLimit }),
+  })
   const coordinator = createCoordinator({ targets: () => mesh.targets(), recorder })
 
   const app = createApp({
@@ -169,6 +223,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     rollupTargets: () => mesh.targets(),
     recorder,
     metrics: (accept) => exporter.metrics(accept),
+    clusterMetrics: (accept) => cluster.metrics(accept),
   })
 
   return {
@@ -205,6 +260,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
           ])
         })
         await mesh.start()
+        cluster.start()
       } catch (err) {
         await server?.close(0)
         await mesh.stop({ leaving: false }).catch(() => {})
@@ -228,6 +284,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         await server?.close()
         // Announce leaving only after the last request is answered: until
         // then the others may still ask this member for slices.
+        cluster.stop()
         await mesh
           .stop({ leaving: true })
           .catch((err: unknown) => logger.warn({ err }, 'mesh stop failed'))

@@ -19,6 +19,8 @@
 //                   byType, bySeverity]
 //   rollup series  [12, series[]]  each [type|null, severity|null, [[t, bucket bytes]...]];
 //                   the answer ends with a trailer (or an error)
+//   stats request  [13]
+//   stats          [14, ingestedEvents, queries, storeSizeBytes, [[type, severity, count]...]]
 //
 // Decoders never trust the peer: sizes are bounded by the frame limits
 // below (enforced by the framing before allocation), and every field is
@@ -55,6 +57,8 @@ export const KIND_MORE = 9
 export const KIND_PAUSE = 10
 export const KIND_ROLLUP_REQUEST = 11
 export const KIND_ROLLUP_SERIES = 12
+export const KIND_STATS_REQUEST = 13
+export const KIND_STATS = 14
 
 /** Error codes carried by error messages. */
 export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
@@ -584,4 +588,71 @@ export function decodeRollupAnswer(
   const answer = decodeAnswer(bytes)
   if (answer.kind === 'trailer' || answer.kind === 'error') return answer
   throw malformed('not a rollup answer')
+}
+
+/** A member's counters, as /chorus/stats/1 carries them. */
+export interface MemberCounters {
+  /** Events stored by ingest since the member started. */
+  ingestedEvents: number
+  /** Queries it coordinated since it started. */
+  queries: number
+  storeSizeBytes: number
+  /** Events ever logged, by type and severity rank. */
+  eventTotals: Array<{ type: string; severity: number; count: number }>
+}
+
+/** Most (type, severity) totals one stats answer carries. */
+export const MAX_STATS_TOTALS = 20_000
+
+export function encodeStatsRequest(): Uint8Array {
+  return pack([KIND_STATS_REQUEST], MAX_REQUEST_BYTES)
+}
+
+export function decodeStatsRequest(bytes: Uint8Array): void {
+  const m = unpack(bytes, MAX_REQUEST_BYTES)
+  if (!Array.isArray(m) || m.length !== 1 || m[0] !== KIND_STATS_REQUEST)
+    throw malformed('not a stats request')
+}
+
+export function encodeStats(c: MemberCounters): Uint8Array {
+  return pack(
+    [
+      KIND_STATS,
+      c.ingestedEvents,
+      c.queries,
+      c.storeSizeBytes,
+      c.eventTotals.slice(0, MAX_STATS_TOTALS).map((t) => [t.type, t.severity, t.count]),
+    ],
+    MAX_ANSWER_BYTES,
+  )
+}
+
+export function decodeStats(bytes: Uint8Array): MemberCounters {
+  const m = unpack(bytes, MAX_ANSWER_BYTES)
+  if (!Array.isArray(m) || m.length !== 5 || m[0] !== KIND_STATS) throw malformed('not stats')
+  const [, ingestedEvents, queries, storeSizeBytes, totals] = m
+  if (
+    !isInt(ingestedEvents, 0, Number.MAX_SAFE_INTEGER) ||
+    !isInt(queries, 0, Number.MAX_SAFE_INTEGER)
+  )
+    throw malformed('stats counters')
+  if (!isInt(storeSizeBytes, 0, Number.MAX_SAFE_INTEGER)) throw malformed('stats store size')
+  if (!Array.isArray(totals) || totals.length > MAX_STATS_TOTALS) throw malformed('stats totals')
+  return {
+    ingestedEvents,
+    queries,
+    storeSizeBytes,
+    eventTotals: totals.map((t) => {
+      if (
+        !Array.isArray(t) ||
+        t.length !== 3 ||
+        !isString(t[0], 256) ||
+        !isInt(t[1], 0, 4) ||
+        !isInt(t[2], 0, Number.MAX_SAFE_INTEGER)
+      ) {
+        throw malformed('stats total')
+      }
+      return { type: t[0], severity: t[1], count: t[2] }
+    }),
+  }
 }

@@ -22,5 +22,7 @@ export const SLICE_PROTOCOL = `${PREFIX}/slice/${PROTOCOL_VERSION}`
 export const LOOKUP_PROTOCOL = `${PREFIX}/lookup/${PROTOCOL_VERSION}`
 /** `/chorus/rollup/1`: one request, series of buckets, one trailer (or an error). */
 export const ROLLUP_PROTOCOL = `${PREFIX}/rollup/${PROTOCOL_VERSION}`
+/** `/chorus/stats/1`: a member's counters for the array-wide metrics. */
+export const STATS_PROTOCOL = `${PREFIX}/stats/${PROTOCOL_VERSION}`
 /** Gossipsub topic of membership announcements. */
 export const MEMBERS_TOPIC = `${PREFIX}/members/${PROTOCOL_VERSION}`

@@ -2,6 +2,7 @@
 // and waitFor (a bounded poll) instead of sleeps.
 
 import { mkdtemp, rm } from 'node:fs/promises'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { MemberConfig } from '../node/config.ts'
@@ -117,4 +118,13 @@ export function aliveCount(member: Member): number {
 /** The state of member `name` in `member`'s table, or undefined if absent. */
 export function stateOf(member: Member, name: string): string | undefined {
   return member.membership.table().find((e) => e.name === name)?.state
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (for a process the test starts next). */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }

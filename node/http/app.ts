@@ -21,6 +21,8 @@ export interface AppComponents
   version: string
   /** Renders this member's Prometheus metrics (handed over by the entry point from exporter/). */
   metrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
+  /** Renders the whole array's metrics from the background snapshot. */
+  clusterMetrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
 }
 
 export function createApp(components: AppComponents) {
@@ -72,6 +74,22 @@ export function createApp(components: AppComponents) {
     }),
     async (c) => {
       const { contentType, body } = await components.metrics(c.req.header('accept'))
+      return c.body(body, 200, { 'content-type': contentType }) as never
+    },
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/metrics/cluster',
+      summary:
+        'The whole array from one scrape target, from a snapshot refreshed every 2 s and on membership change',
+      responses: {
+        200: { content: { 'text/plain': { schema: z.string() } }, description: 'Metrics' },
+      },
+    }),
+    async (c) => {
+      const { contentType, body } = await components.clusterMetrics(c.req.header('accept'))
       return c.body(body, 200, { 'content-type': contentType }) as never
     },
   )

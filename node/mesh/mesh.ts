@@ -6,7 +6,12 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { decodeAnnouncement, encodeAnnouncement, MEMBERS_TOPIC } from '../../protocol/index.ts'
+import {
+  decodeAnnouncement,
+  encodeAnnouncement,
+  MEMBERS_TOPIC,
+  type MemberCounters,
+} from '../../protocol/index.ts'
 import { ConfigError } from '../errors.ts'
 import { memberTag, tagHex } from '../event/id.ts'
 import type { Logger } from '../log.ts'
@@ -16,7 +21,7 @@ import type { LookupHandler, SliceHandler } from '../query/slice.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { createHost, type Host } from './host.ts'
 import { createMembership, type Membership, type MembershipTiming } from './membership.ts'
-import { remoteLookup, remoteRollup, remoteSlice } from './slice-client.ts'
+import { remoteLookup, remoteRollup, remoteSlice, remoteStats } from './slice-client.ts'
 import { registerSliceServer } from './slice-server.ts'
 
 /** Join retries: first delay and cap, ms. A failed join is retried for as long as the member runs. */
@@ -40,6 +45,7 @@ export interface MeshInit {
   slice: SliceHandler
   lookup: LookupHandler
   rollup: RollupHandler
+  counters: () => MemberCounters
   /** This member as the coordinator asks it: by a direct call. */
   self: SliceTarget
   clock: () => number
@@ -157,6 +163,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     slice: init.slice,
     lookup: init.lookup,
     rollup: init.rollup,
+    counters: init.counters,
     logger,
     served: (kind, seconds) => init.recorder?.query('member', kind, seconds),
     sent: (events) => {
@@ -207,6 +214,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
           slice: (request, options) => remoteSlice(host, peer, entry.name, request, options),
           lookup: (id, options) => remoteLookup(host, peer, entry.name, id, options),
           rollup: (request, options) => remoteRollup(host, peer, entry.name, request, options),
+          stats: (options) => remoteStats(host, peer, entry.name, options),
         })
       }
       return out

@@ -11,13 +11,16 @@ import {
   decodeAnswer,
   decodeLookupReply,
   decodeRollupAnswer,
+  decodeStats,
   encodeLookupRequest,
   encodeMore,
   encodeRollupRequest,
   encodeSliceRequest,
+  encodeStatsRequest,
   LOOKUP_PROTOCOL,
   MAX_ANSWER_BYTES,
   MAX_SLICE_LIMIT,
+  type MemberCounters,
   ProtocolError,
   ROLLUP_PROTOCOL,
   type RollupRequest,
@@ -25,6 +28,7 @@ import {
   type SliceAnswer,
   type SliceRequest,
   type SliceTrailer,
+  STATS_PROTOCOL,
 } from '../../protocol/index.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import type { BucketSeries } from '../query/rollups.ts'
@@ -186,6 +190,33 @@ export async function remoteRollup(
       } else {
         throw new RemoteError(`${name} answered ${message.code}: ${message.message}`)
       }
+    }
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw translate(err, signal)
+  }
+}
+
+/** Asks one peer for its counters over /chorus/stats/1. */
+export async function remoteStats(
+  host: Host,
+  peer: PeerId,
+  name: string,
+  options: { signal: AbortSignal },
+): Promise<MemberCounters> {
+  const { signal } = options
+  const { stream, lp } = await open(host, peer, STATS_PROTOCOL, signal)
+  try {
+    await lp.write(encodeStatsRequest(), { signal })
+    const bytes = (await lp.read({ signal })).subarray()
+    await stream.close({ signal }).catch(() => {})
+    try {
+      return decodeStats(bytes)
+    } catch (err) {
+      const answer = decodeAnswer(bytes)
+      if (answer.kind === 'error')
+        throw new RemoteError(`${name} answered ${answer.code}: ${answer.message}`)
+      throw err
     }
   } catch (err) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))

@@ -11,18 +11,22 @@ import {
   decodeMore,
   decodeRollupRequest,
   decodeSliceRequest,
+  decodeStatsRequest,
   encodeBatch,
   encodeError,
   encodeHead,
   encodeLookupReply,
   encodePause,
   encodeRollupSeries,
+  encodeStats,
   encodeTrailer,
   LOOKUP_PROTOCOL,
   MAX_REQUEST_BYTES,
+  type MemberCounters,
   ProtocolError,
   ROLLUP_PROTOCOL,
   SLICE_PROTOCOL,
+  STATS_PROTOCOL,
   type WireEvent,
 } from '../../protocol/index.ts'
 import type { Logger } from '../log.ts'
@@ -46,13 +50,18 @@ export interface SliceServerComponents {
   slice: SliceHandler
   lookup: LookupHandler
   rollup: RollupHandler
+  /** This member's counters for the array-wide metrics. */
+  counters: () => MemberCounters
   logger: Logger
   /** Times each request served to a peer, by kind, in seconds. */
   served?: (kind: 'events' | 'lookup' | 'rollups', seconds: number) => void
   /** Counts events written to slice streams (after the peer has taken them). */
   sent?: (events: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
-  count?: (protocol: 'slice' | 'lookup' | 'rollup', outcome: 'ok' | 'malformed' | 'error') => void
+  count?: (
+    protocol: 'slice' | 'lookup' | 'rollup' | 'stats',
+    outcome: 'ok' | 'malformed' | 'error',
+  ) => void
 }
 
 /** Encodes events into as many batch messages as the size limit needs. */
@@ -195,6 +204,26 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         components.served?.('rollups', (performance.now() - started) / 1000)
       } catch (err) {
         count('rollup', err instanceof ProtocolError ? 'malformed' : 'error')
+        await answerError(lp, stream, err, signal)
+      }
+    },
+    { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
+  )
+
+  await host.handle(
+    STATS_PROTOCOL,
+    async (stream) => {
+      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+      const signal = closedSignal(stream)
+      try {
+        decodeStatsRequest(
+          (await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })).subarray(),
+        )
+        await lp.write(encodeStats(components.counters()), { signal })
+        await stream.close({ signal })
+        count('stats', 'ok')
+      } catch (err) {
+        count('stats', err instanceof ProtocolError ? 'malformed' : 'error')
         await answerError(lp, stream, err, signal)
       }
     },

@@ -6,6 +6,7 @@
 // Membership, fan-out and merging are kept apart, as in Serf: this module
 // sees members only as SliceTargets.
 
+import type { MemberCounters } from '../../protocol/index.ts'
 import type {
   IdBound,
   RollupRequest,
@@ -63,6 +64,7 @@ export interface SliceTarget {
   slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
   lookup(id: Uint8Array, options: { signal: AbortSignal }): Promise<ChorusEvent | undefined>
   rollup(request: RollupRequest, options: { signal: AbortSignal }): Promise<BucketSeries[]>
+  stats(options: { signal: AbortSignal }): Promise<MemberCounters>
 }
 
 export interface CoordinatorComponents {

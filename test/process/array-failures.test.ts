@@ -1,24 +1,15 @@
 // Members as separate processes, where a crash or a pause is real: kill -9,
 // SIGSTOP and SIGCONT, and joining through one address.
 
-import { type AddressInfo, createServer } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
-import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
+import { freePort, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
 import { type MemberProcess, runCli, startMember, stopAll } from './harness.ts'
 
 afterEach(async () => {
   await stopAll()
   await removeTempDirs()
 })
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 interface MembersBody {
   self: string

@@ -1,0 +1,246 @@
+// /metrics/cluster: the whole array from one scrape target. A snapshot of
+// every member's counters is refreshed in the background (every
+// REFRESH_INTERVAL_MS and at once when membership changes), so a scrape only
+// renders memory: fast and bounded whatever the array's size. Per member
+// only a few series; per event type only array totals, so that no sum()
+// counts anything twice. A member that does not answer keeps its last known
+// values with up 0, so sums never show a false counter reset.
+
+import {
+  Counter,
+  Gauge,
+  type OpenMetricsContentType,
+  type PrometheusContentType,
+  Registry,
+} from 'prom-client'
+import { SEVERITIES } from '../node/event/event.ts'
+import type { MemberCounters } from '../protocol/index.ts'
+import { DEFAULT_TYPE_LIMIT, type Exposition } from './index.ts'
+
+/** How often the snapshot is refreshed, ms. */
+export const REFRESH_INTERVAL_MS = 2000
+
+export interface ArrayRow {
+  member: string
+  name: string
+  state: string
+  /** Undefined when the member was not asked or did not answer. */
+  counters?: MemberCounters
+}
+
+export interface ArraySource {
+  /** Every member of the table, with the counters of those that answered (bounded in time). */
+  members(): Promise<ArrayRow[]>
+  /** Calls `listener` when membership changes; returns an unsubscribe function. */
+  onChange(listener: () => void): () => void
+}
+
+export interface ClusterExporter {
+  start(): void
+  stop(): void
+  /** Refreshes the snapshot now (and resolves when done). */
+  refresh(): Promise<void>
+  metrics(accept: string | undefined): Promise<Exposition>
+}
+
+interface Known {
+  name: string
+  up: boolean
+  counters?: MemberCounters
+}
+
+export function createClusterExporter(init: {
+  source: ArraySource
+  typeLimit?: number
+  intervalMs?: number
+}): ClusterExporter {
+  const { source } = init
+  const typeLimit = init.typeLimit ?? DEFAULT_TYPE_LIMIT
+  const known = new Map<string, Known>()
+  let expected = 0
+  let answered = 0
+  let refreshedAt = 0
+  const labelled = new Set<string>()
+
+  const text = new Registry<PrometheusContentType>()
+  const open = new Registry<OpenMetricsContentType>()
+  open.setContentType(Registry.OPENMETRICS_CONTENT_TYPE)
+  const registers = [text, open] as unknown as Registry[]
+  const each = (fn: (name: string, k: Known, c: MemberCounters) => void) => {
+    for (const k of known.values()) if (k.counters !== undefined) fn(k.name, k, k.counters)
+  }
+
+  new Gauge({
+    name: 'chorus_member_up',
+    help: 'Whether the member answered the last refresh of this snapshot (1) or not (0).',
+    labelNames: ['member'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const k of known.values()) this.set({ member: k.name }, k.up ? 1 : 0)
+    },
+  })
+  new Counter({
+    name: 'chorus_member_events_total',
+    help: 'Events logged by each member, by severity (last known values for members that do not answer).',
+    labelNames: ['member', 'severity'] as const,
+    registers,
+    collect() {
+      this.reset()
+      each((name, _k, c) => {
+        const bySeverity = new Map<number, number>()
+        for (const t of c.eventTotals)
+          bySeverity.set(t.severity, (bySeverity.get(t.severity) ?? 0) + t.count)
+        for (const [severity, count] of bySeverity)
+          this.inc({ member: name, severity: SEVERITIES[severity] ?? 'info' }, count)
+      })
+    },
+  })
+  new Counter({
+    name: 'chorus_member_ingested_events_total',
+    help: 'Events each member stored through ingest since it started.',
+    labelNames: ['member'] as const,
+    registers,
+    collect() {
+      this.reset()
+      each((name, _k, c) => this.inc({ member: name }, c.ingestedEvents))
+    },
+  })
+  new Counter({
+    name: 'chorus_member_queries_total',
+    help: 'Queries each member coordinated since it started.',
+    labelNames: ['member'] as const,
+    registers,
+    collect() {
+      this.reset()
+      each((name, _k, c) => this.inc({ member: name }, c.queries))
+    },
+  })
+  new Gauge({
+    name: 'chorus_member_store_size_bytes',
+    help: "Bytes of each member's store on disk (last known).",
+    labelNames: ['member'] as const,
+    registers,
+    collect() {
+      this.reset()
+      each((name, _k, c) => this.set({ member: name }, c.storeSizeBytes))
+    },
+  })
+  new Counter({
+    name: 'chorus_array_events_total',
+    help: 'Events logged by the whole array, by type and severity (members that do not answer count with their last known values).',
+    labelNames: ['type', 'severity'] as const,
+    registers,
+    collect() {
+      const sums = new Map<string, Map<number, number>>()
+      each((_name, _k, c) => {
+        for (const t of c.eventTotals) {
+          let bySeverity = sums.get(t.type)
+          if (bySeverity === undefined) {
+            bySeverity = new Map()
+            sums.set(t.type, bySeverity)
+          }
+          bySeverity.set(t.severity, (bySeverity.get(t.severity) ?? 0) + t.count)
+        }
+      })
+      if (labelled.size < typeLimit) {
+        const byType = [...sums].map(
+          ([type, s]) => [type, [...s.values()].reduce((a, b) => a + b, 0)] as const,
+        )
+        for (const [type] of byType.sort((a, b) => b[1] - a[1])) {
+          if (labelled.size >= typeLimit) break
+          labelled.add(type)
+        }
+      }
+      this.reset()
+      for (const [type, bySeverity] of sums) {
+        for (const [severity, count] of bySeverity) {
+          this.inc(
+            { type: labelled.has(type) ? type : 'other', severity: SEVERITIES[severity] ?? 'info' },
+            count,
+          )
+        }
+      }
+    },
+  })
+  new Gauge({
+    name: 'chorus_array_members_expected',
+    help: 'Members in the table that have not left.',
+    registers,
+    collect() {
+      this.set(expected)
+    },
+  })
+  new Gauge({
+    name: 'chorus_array_members_answered',
+    help: 'Members that answered the last refresh of this snapshot.',
+    registers,
+    collect() {
+      this.set(answered)
+    },
+  })
+  new Gauge({
+    name: 'chorus_array_snapshot_age_seconds',
+    help: 'Age of the snapshot this scrape renders.',
+    registers,
+    collect() {
+      this.set(refreshedAt === 0 ? 0 : (Date.now() - refreshedAt) / 1000)
+    },
+  })
+
+  let refreshing: Promise<void> | undefined
+  let again = false
+  const refresh = (): Promise<void> => {
+    if (refreshing !== undefined) {
+      again = true
+      return refreshing
+    }
+    refreshing = (async () => {
+      try {
+        do {
+          again = false
+          const rows = await source.members()
+          const present = new Set(rows.map((r) => r.member))
+          // Forgotten members leave the snapshot; everyone else keeps their last values.
+          for (const member of known.keys()) if (!present.has(member)) known.delete(member)
+          for (const row of rows) {
+            const previous = known.get(row.member)
+            const k: Known = { name: row.name, up: row.counters !== undefined }
+            const counters = row.counters ?? previous?.counters
+            if (counters !== undefined) k.counters = counters
+            known.set(row.member, k)
+          }
+          expected = rows.filter((r) => r.state !== 'left').length
+          answered = rows.filter((r) => r.counters !== undefined).length
+          refreshedAt = Date.now()
+        } while (again)
+      } finally {
+        refreshing = undefined
+      }
+    })()
+    return refreshing
+  }
+
+  let timer: NodeJS.Timeout | undefined
+  let unsubscribe: (() => void) | undefined
+  return {
+    start() {
+      timer = setInterval(
+        () => void refresh().catch(() => {}),
+        init.intervalMs ?? REFRESH_INTERVAL_MS,
+      )
+      timer.unref()
+      unsubscribe = source.onChange(() => void refresh().catch(() => {}))
+      void refresh().catch(() => {})
+    },
+    stop() {
+      clearInterval(timer)
+      unsubscribe?.()
+    },
+    refresh,
+    async metrics(accept) {
+      const registry = accept?.includes('application/openmetrics-text') === true ? open : text
+      return { contentType: registry.contentType, body: await registry.metrics() }
+    },
+  }
+}
