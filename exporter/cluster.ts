@@ -17,6 +17,8 @@ import { SEVERITIES } from '../node/event/event.ts'
 import type { MemberCounters } from '../protocol/index.ts'
 import { DEFAULT_TYPE_LIMIT, type Exposition } from './index.ts'
 
+/** Quantiles of `value` exported per type. */
+const VALUE_QUANTILES = [0.5, 0.9, 0.99]
 /** How often the snapshot is refreshed, ms. */
 export const REFRESH_INTERVAL_MS = 2000
 
@@ -31,6 +33,10 @@ export interface ArrayRow {
 export interface ArraySource {
   /** Every member of the table, with the counters of those that answered (bounded in time). */
   members(): Promise<ArrayRow[]>
+  /** Array-wide quantiles of `value` per type over the last minute (from the rollups). */
+  valueQuantiles(
+    quantiles: number[],
+  ): Promise<Array<{ type: string; quantiles: Record<string, number | null> }>>
   /** Calls `listener` when membership changes; returns an unsubscribe function. */
   onChange(listener: () => void): () => void
 }
@@ -60,6 +66,7 @@ export function createClusterExporter(init: {
   let expected = 0
   let answered = 0
   let refreshedAt = 0
+  let valueQuantiles: Array<{ type: string; quantiles: Record<string, number | null> }> = []
   const labelled = new Set<string>()
 
   const text = new Registry<PrometheusContentType>()
@@ -164,6 +171,22 @@ export function createClusterExporter(init: {
     },
   })
   new Gauge({
+    name: 'chorus_array_event_value',
+    help: "Quantiles of events' value over the last complete minute across the array, by type (DDSketch, 1% relative accuracy).",
+    // Not `quantile`: Prometheus keeps that label for summaries.
+    labelNames: ['type', 'q'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const { type, quantiles } of valueQuantiles) {
+        if (!labelled.has(type)) continue
+        for (const [quantile, value] of Object.entries(quantiles)) {
+          if (value !== null) this.set({ type, q: quantile }, value)
+        }
+      }
+    },
+  })
+  new Gauge({
     name: 'chorus_array_members_expected',
     help: 'Members in the table that have not left.',
     registers,
@@ -199,7 +222,11 @@ export function createClusterExporter(init: {
       try {
         do {
           again = false
-          const rows = await source.members()
+          const [rows, quantiles] = await Promise.all([
+            source.members(),
+            source.valueQuantiles(VALUE_QUANTILES).catch(() => valueQuantiles),
+          ])
+          valueQuantiles = quantiles
           const present = new Set(rows.map((r) => r.member))
           // Forgotten members leave the snapshot; everyone else keeps their last values.
           for (const member of known.keys()) if (!present.has(member)) known.delete(member)

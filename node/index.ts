@@ -23,7 +23,7 @@ import type { Mesh } from './mesh/mesh.ts'
 import { createMesh } from './mesh/mesh.ts'
 import type { Coordinator, SliceTarget } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
-import { createRollupHandler } from './query/rollups.ts'
+import { createRollupHandler, queryRollups } from './query/rollups.ts'
 import { createLookupHandler, createSliceHandler } from './query/slice.ts'
 import type { MemberRecorder, MemberStats } from './stats.ts'
 import type { EventLog } from './store/event-log.ts'
@@ -200,6 +200,35 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
               return row
             }
           }),
+        )
+      },
+      async valueQuantiles(quantiles) {
+        const now = clock()
+        const answer = await queryRollups(
+          mesh.targets(),
+          {
+            request: {
+              // The last complete minute: a stable figure, at most a minute old.
+              fromMs: now - (now % 60_000) - 60_000,
+              toMs: now - (now % 60_000),
+              resolution: 1,
+              stepMs: 60_000,
+              types: [],
+              minSeverity: 0,
+              byType: true,
+              bySeverity: false,
+            },
+            members: [],
+            byMember: false,
+            quantiles,
+            timeoutMs: CLUSTER_STATS_TIMEOUT_MS,
+          },
+          '1m',
+        )
+        return answer.series.flatMap((s) =>
+          s.key.type === undefined || s.buckets[0]?.quantiles === undefined
+            ? []
+            : [{ type: s.key.type, quantiles: s.buckets[0].quantiles }],
         )
       },
       onChange: (listener) => mesh.membership.onChange(listener),

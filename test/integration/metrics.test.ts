@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMember, type Member } from '../../node/index.ts'
-import { removeTempDirs, testConfig } from '../helpers.ts'
+import { removeTempDirs, startArray, testConfig, waitFor } from '../helpers.ts'
 
 const members: Member[] = []
 afterEach(async () => {
@@ -21,9 +21,9 @@ async function post(member: Member, events: object[]) {
   expect(response.status).toBe(201)
 }
 
-async function scrape(member: Member, accept?: string) {
+async function scrape(member: Member, accept?: string, path = '/metrics') {
   const response = await member.app.request(
-    '/metrics',
+    path,
     accept === undefined ? {} : { headers: { accept } },
   )
   return {
@@ -47,6 +47,36 @@ function promtool(body: string): { status: number | null; output: string } {
   })
   return { status: result.status, output: `${result.stdout}${result.stderr}` }
 }
+
+describe('GET /metrics/cluster', () => {
+  it('exports array-wide quantiles of value per type for the last complete minute', async () => {
+    let now = Date.UTC(2026, 10, 26, 9, 0, 10)
+    const array = await startArray(2, { names: ['qa', 'qb'], clock: () => now })
+    members.push(...array)
+    for (const member of array) {
+      await post(
+        member,
+        Array.from({ length: 100 }, (_, i) => ({ type: 'lat.request', value: i + 1 })),
+      )
+    }
+    now += 60_000 // the minute of those events is now complete
+    const series = (quantile: string) =>
+      `chorus_array_event_value{type="lat.request",q="${quantile}"}`
+    const body = await waitFor(
+      async () => {
+        const text = (await scrape(array[0] as Member, undefined, '/metrics/cluster')).body
+        return sample(text, series('0.99')) === undefined ? undefined : text
+      },
+      { what: 'quantiles in /metrics/cluster' },
+    )
+    // Values 1..100 on each member: p50 is 50 or 51, p99 is 99 or 100, within 1%.
+    expect(Math.abs((sample(body, series('0.5')) as number) - 50.5)).toBeLessThanOrEqual(0.5 + 0.51)
+    expect(Math.abs((sample(body, series('0.99')) as number) - 99.5)).toBeLessThanOrEqual(0.5 + 1)
+    expect(sample(body, 'chorus_array_members_answered')).toBe(2)
+    expect(sample(body, 'chorus_array_events_total{type="lat.request",severity="info"}')).toBe(200)
+    expect(promtool(body)).toEqual({ status: 0, output: '' })
+  })
+})
 
 describe('GET /metrics', () => {
   it('counts events by type and severity from the store, across a restart, and passes promtool', async () => {
