@@ -45,6 +45,8 @@ const START_HELP: Record<StartOption, string> = {
   'announce-interval': 'membership announcement interval (default: 1s)',
   'forget-after': 'forget dead and left members after this duration (default: 24h)',
   'rollup-retention': 'keep rollups per resolution (default: 10s=2d,1m=30d,1h=365d)',
+  'metrics-type-limit':
+    'most distinct type labels in /metrics; the rest count as "other" (default: 200)',
 }
 
 function camel(option: string): string {

@@ -46,6 +46,8 @@ export interface MemberConfig {
   announceIntervalMs: number
   /** Dead and left members are forgotten after this, ms. Default 24h. */
   forgetAfterMs: number
+  /** Most distinct `type` label values in /metrics and /metrics/cluster; the rest are "other". Default 200. */
+  metricsTypeLimit: number
 }
 
 /** The options a member takes, as flag names; the env name and YAML key derive from them. */
@@ -63,6 +65,7 @@ export const START_OPTIONS = [
   'announce-interval',
   'forget-after',
   'rollup-retention',
+  'metrics-type-limit',
 ] as const
 /** Options that may be given several times (flags repeated, env comma-separated, YAML lists). */
 export const LIST_OPTIONS: readonly StartOption[] = ['listen', 'join']
@@ -267,6 +270,7 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     }
   }
   const forgetAfterMs = duration('forget-after', 86_400_000, 1000)
+  const metricsTypeLimit = integer('metrics-type-limit', 200, 1, 10_000)
 
   if (problems.length > 0) {
     const lines = problems.map((p) => `${p.field}: ${p.message}`)
@@ -286,5 +290,6 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     join,
     announceIntervalMs,
     forgetAfterMs,
+    metricsTypeLimit,
   }
 }

@@ -43,8 +43,6 @@ export interface MemberInit {
   clock?: () => number
   /** Root logger; default one from the config's level. */
   logger?: Logger
-  /** Most distinct `type` label values in /metrics. Default DEFAULT_TYPE_LIMIT (200). */
-  metricsTypeLimit?: number
   /** How often retention runs, in ms; tests shorten it. Default RETENTION_INTERVAL_MS (1 min). */
   retentionIntervalMs?: number
 }
@@ -124,9 +122,10 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       }),
     announcementsDropped: () => meshRef?.counters.announcementsDropped ?? 0,
   }
-  const exporter = createExporter(
-    init.metricsTypeLimit === undefined ? { stats } : { stats, typeLimit: init.metricsTypeLimit },
-  )
+  const exporter = createExporter({
+    stats,
+    typeLimit: config.metricsTypeLimit,
+  })
   // Counters this member reports to the others for /metrics/cluster.
   let ingestedEvents = 0
   let queries = 0
@@ -233,7 +232,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       },
       onChange: (listener) => mesh.membership.onChange(listener),
     },
-    ...(init.metricsTypeLimit === undefined ? {} : { typeLimit: init.metricsTypeLimit }),
+    typeLimit: config.metricsTypeLimit,
   })
   const coordinator = createCoordinator({ targets: () => mesh.targets(), recorder })
 

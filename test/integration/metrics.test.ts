@@ -124,7 +124,7 @@ describe('GET /metrics', () => {
   })
 
   it('caps distinct type labels, sums the rest under "other", and never puts an id in a label', async () => {
-    const member = await createMember(await testConfig('capped'), { metricsTypeLimit: 3 })
+    const member = await createMember({ ...(await testConfig('capped')), metricsTypeLimit: 3 })
     members.push(member)
     await post(member, [
       ...Array.from({ length: 5 }, () => ({ type: 'busy.one' })),
