@@ -8,6 +8,7 @@ import {
   DEFAULT_HTTP_HOST,
   DEFAULT_HTTP_PORT,
   envName,
+  FLAG_OPTIONS,
   LIST_OPTIONS,
   resolveConfig,
   START_OPTIONS,
@@ -47,6 +48,11 @@ const START_HELP: Record<StartOption, string> = {
   'rollup-retention': 'keep rollups per resolution (default: 10s=2d,1m=30d,1h=365d)',
   'metrics-type-limit':
     'most distinct type labels in /metrics; the rest count as "other" (default: 200)',
+  'tokens-file':
+    'file of "scope token" lines (scopes: ingest, read, admin, metrics); or CHORUS_TOKENS=scope:token,...',
+  'tls-cert': 'PEM certificate: serve HTTPS (with --tls-key)',
+  'tls-key': 'PEM private key of --tls-cert',
+  insecure: 'allow a non-loopback address without tokens or swarm key',
 }
 
 function camel(option: string): string {
@@ -136,14 +142,15 @@ const start = program.command('start').description('run a member')
 for (const option of START_OPTIONS) {
   const help = `${START_HELP[option]} [env ${envName(option)}]`
   if (LIST_OPTIONS.includes(option)) start.option(`--${option} <value>`, help, collect)
+  else if (FLAG_OPTIONS.includes(option)) start.option(`--${option}`, help)
   else start.option(`--${option} <value>`, help)
 }
 start.option('--config <file>', 'YAML file with the same keys as these flags [env CHORUS_CONFIG]')
 start.action(async (opts: Record<string, string | string[] | undefined>) => {
   const flags: RawOptions = {}
   for (const option of START_OPTIONS) {
-    const value = opts[camel(option)]
-    if (value !== undefined) flags[option] = value
+    const value = opts[camel(option)] as string | string[] | boolean | undefined
+    if (value !== undefined) flags[option] = typeof value === 'boolean' ? String(value) : value
   }
   const configFile = typeof opts.config === 'string' ? opts.config : undefined
   const config = resolveConfig(
@@ -154,7 +161,7 @@ start.action(async (opts: Record<string, string | string[] | undefined>) => {
   const member = await createMember(config)
   await member.start()
   process.stdout.write(
-    `chorus member ${member.name} (${member.peerId}) listening on http://${member.httpAddress} and ${member.p2pAddrs().join(' ')}\n`,
+    `chorus member ${member.name} (${member.peerId}) listening on ${member.url} and ${member.p2pAddrs().join(' ')}\n`,
   )
   const stop = (signal: string) => {
     process.stdout.write(`${signal}: stopping\n`)

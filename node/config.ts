@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml'
 import type { FieldProblem } from './errors.ts'
 import { ConfigError } from './errors.ts'
 import { DEFAULT_EVENT_LIMITS, type EventLimits } from './event/event.ts'
+import { parseTokens, type Token } from './http/auth.ts'
 import { DEFAULT_INGEST_LIMITS, type IngestLimits } from './ingest/ingest.ts'
 import { parseDuration } from './time.ts'
 
@@ -48,6 +49,12 @@ export interface MemberConfig {
   forgetAfterMs: number
   /** Most distinct `type` label values in /metrics and /metrics/cluster; the rest are "other". Default 200. */
   metricsTypeLimit: number
+  /** Bearer tokens and their scopes. Default none: every route open (loopback only, unless insecure). */
+  tokens: Token[]
+  /** PEM certificate and key for HTTPS. Default none: plain HTTP. */
+  tls?: { cert: string; key: string }
+  /** Allow a non-loopback HTTP address without tokens, or p2p address without a swarm key. Default false. */
+  insecure: boolean
 }
 
 /** The options a member takes, as flag names; the env name and YAML key derive from them. */
@@ -66,9 +73,15 @@ export const START_OPTIONS = [
   'forget-after',
   'rollup-retention',
   'metrics-type-limit',
+  'tokens-file',
+  'tls-cert',
+  'tls-key',
+  'insecure',
 ] as const
 /** Options that may be given several times (flags repeated, env comma-separated, YAML lists). */
 export const LIST_OPTIONS: readonly StartOption[] = ['listen', 'join']
+/** Options that are switches: given without a value. */
+export const FLAG_OPTIONS: readonly StartOption[] = ['insecure']
 export type StartOption = (typeof START_OPTIONS)[number]
 
 export function envName(option: string): string {
@@ -88,8 +101,15 @@ export interface ConfigSources {
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 
-/** Reads a YAML config file into raw option values; unknown keys are problems. */
-export function readConfigFile(path: string, problems: FieldProblem[]): RawOptions {
+/**
+ * Reads a YAML config file into raw option values; unknown keys are
+ * problems. Besides the options it may hold `tokens`, a list of
+ * `scope:token` (the file then needs the same care as a tokens file).
+ */
+export function readConfigFile(
+  path: string,
+  problems: FieldProblem[],
+): RawOptions & { tokens?: string[] } {
   let doc: unknown
   try {
     doc = parseYaml(readFileSync(path, 'utf8'))
@@ -105,8 +125,13 @@ export function readConfigFile(path: string, problems: FieldProblem[]): RawOptio
     })
     return {}
   }
-  const out: RawOptions = {}
+  const out: RawOptions & { tokens?: string[] } = {}
   for (const [key, value] of Object.entries(doc)) {
+    if (key === 'tokens') {
+      if (Array.isArray(value) && value.every((v) => typeof v === 'string')) out.tokens = value
+      else problems.push({ field: 'tokens', message: `must be a list of "scope:token" in ${path}` })
+      continue
+    }
     if (!(START_OPTIONS as readonly string[]).includes(key)) {
       problems.push({ field: key, message: `unknown option in ${path}` })
       continue
@@ -124,6 +149,11 @@ export function readConfigFile(path: string, problems: FieldProblem[]): RawOptio
   return out
 }
 
+/** True for 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost'
+}
+
 function parseHostPort(text: string): { host: string; port: number } | undefined {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())
   if (match === null) return undefined
@@ -137,6 +167,7 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
   const problems: FieldProblem[] = []
   const configFile = sources.configFile ?? sources.env.CHORUS_CONFIG
   const file = configFile === undefined ? {} : readConfigFile(configFile, problems)
+  const fileTokens = file.tokens ?? []
   const origin: Partial<Record<StartOption, string>> = {}
   const rawAny = (option: StartOption): string | string[] | undefined => {
     const flag = sources.flags[option]
@@ -272,6 +303,69 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
   const forgetAfterMs = duration('forget-after', 86_400_000, 1000)
   const metricsTypeLimit = integer('metrics-type-limit', 200, 1, 10_000)
 
+  // Tokens come from a file, CHORUS_TOKENS or the config file, never from a
+  // flag of their own, where `ps` would show them.
+  const tokens: Token[] = []
+  const tokensFile = raw('tokens-file')
+  if (tokensFile !== undefined) {
+    try {
+      const parsed = parseTokens(readFileSync(tokensFile, 'utf8').split('\n'), ' ', tokensFile)
+      tokens.push(...parsed.tokens)
+      for (const p of parsed.problems) problems.push({ field: 'tokens-file', message: p })
+    } catch (err) {
+      problems.push({
+        field: 'tokens-file',
+        message: `cannot read ${tokensFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      })
+    }
+  }
+  const envTokens = sources.env.CHORUS_TOKENS
+  if (envTokens !== undefined && envTokens !== '') {
+    const parsed = parseTokens(envTokens.split(','), ':', 'CHORUS_TOKENS')
+    tokens.push(...parsed.tokens)
+    for (const p of parsed.problems) problems.push({ field: 'tokens', message: p })
+  }
+  if (fileTokens.length > 0) {
+    const parsed = parseTokens(fileTokens, ':', `tokens in ${configFile}`)
+    tokens.push(...parsed.tokens)
+    for (const p of parsed.problems) problems.push({ field: 'tokens', message: p })
+  }
+  const certFile = raw('tls-cert')
+  const keyFile = raw('tls-key')
+  let tls: { cert: string; key: string } | undefined
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    problems.push({
+      field: certFile === undefined ? 'tls-cert' : 'tls-key',
+      message: '--tls-cert and --tls-key go together',
+    })
+  } else if (certFile !== undefined && keyFile !== undefined) {
+    try {
+      tls = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') }
+    } catch (err) {
+      problems.push({
+        field: 'tls-cert',
+        message: `cannot read the certificate or key: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      })
+    }
+  }
+  const insecureText = raw('insecure')
+  const insecure = insecureText !== undefined && insecureText !== 'false' && insecureText !== '0'
+  if (!insecure && tokens.length === 0 && !isLoopback(http.host)) {
+    problems.push({
+      field: 'http',
+      message: `refusing to serve HTTP on ${http.host} without tokens: anyone who can reach it could read and write; configure tokens (--tokens-file or CHORUS_TOKENS) or pass --insecure`,
+    })
+  }
+  for (const address of listen) {
+    const host = address.split('/')[2] ?? ''
+    if (!insecure && !isLoopback(host)) {
+      problems.push({
+        field: 'listen',
+        message: `refusing to listen for peers on ${address} without a swarm key: any process that can reach it could join the array; listen on loopback or pass --insecure`,
+      })
+    }
+  }
+
   if (problems.length > 0) {
     const lines = problems.map((p) => `${p.field}: ${p.message}`)
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`, problems)
@@ -291,5 +385,8 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     announceIntervalMs,
     forgetAfterMs,
     metricsTypeLimit,
+    tokens,
+    ...(tls === undefined ? {} : { tls }),
+    insecure,
   }
 }

@@ -52,6 +52,8 @@ export interface Member {
   readonly name: string
   /** `host:port` the HTTP API listens on; set after start(). */
   readonly httpAddress: string
+  /** `http://host:port`, or `https://` with TLS. */
+  readonly url: string
   readonly app: App
   readonly log: EventLog
   readonly ingest: Ingest
@@ -249,6 +251,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     membership: mesh.membership,
     selfPeerId: identity.peerId,
     rollupTargets: () => mesh.targets(),
+    tokens: config.tokens,
     recorder,
     metrics: (accept) => exporter.metrics(accept),
     clusterMetrics: (accept) => cluster.metrics(accept),
@@ -259,6 +262,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     name,
     get httpAddress() {
       return server?.address ?? ''
+    },
+    get url() {
+      return `${config.tls === undefined ? 'http' : 'https'}://${server?.address ?? ''}`
     },
     app,
     log,
@@ -281,12 +287,14 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
             ? {}
             : { intervalMs: init.retentionIntervalMs }),
         })
-        server = await listen(app.fetch, config.http.host, config.http.port).catch((err: Error) => {
-          const address = `${config.http.host}:${config.http.port}`
-          throw new ConfigError(`cannot listen for HTTP on ${address}: ${err.message}`, [
-            { field: 'http', message: err.message },
-          ])
-        })
+        server = await listen(app.fetch, config.http.host, config.http.port, config.tls).catch(
+          (err: Error) => {
+            const address = `${config.http.host}:${config.http.port}`
+            throw new ConfigError(`cannot listen for HTTP on ${address}: ${err.message}`, [
+              { field: 'http', message: err.message },
+            ])
+          },
+        )
         await mesh.start()
         cluster.start()
       } catch (err) {

@@ -3,6 +3,7 @@
 
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import type { Logger } from '../log.ts'
+import { requireTokens, type Token } from './auth.ts'
 import { createOnError, notFound } from './errors.ts'
 import type { EventRoutesComponents } from './events.ts'
 import { createEventRoutes } from './events.ts'
@@ -21,6 +22,8 @@ export interface AppComponents
   version: string
   /** Renders this member's Prometheus metrics (handed over by the entry point from exporter/). */
   metrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
+  /** Bearer tokens; empty: every route open. */
+  tokens: Token[]
   /** Renders the whole array's metrics from the background snapshot. */
   clusterMetrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
 }
@@ -29,6 +32,7 @@ export function createApp(components: AppComponents) {
   const app = new OpenAPIHono()
   app.onError(createOnError(components.logger))
   app.notFound(notFound)
+  app.use('*', requireTokens(components.tokens))
 
   app.route('/', createEventRoutes(components))
   app.route('/', createMemberRoutes(components))

@@ -2,6 +2,7 @@
 // in flight finish (bounded), then close what is left.
 
 import type { Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 
@@ -16,12 +17,21 @@ export async function listen(
   fetch: (request: Request) => Response | Promise<Response>,
   host: string,
   port: number,
+  tls?: { cert: string; key: string },
 ): Promise<HttpServer> {
   const { server, info } = await new Promise<{ server: Server; info: AddressInfo }>(
     (resolve, reject) => {
-      const s = serve({ fetch, hostname: host, port }, (info) =>
-        resolve({ server: s as Server, info }),
-      )
+      const options =
+        tls === undefined
+          ? { fetch, hostname: host, port }
+          : {
+              fetch,
+              hostname: host,
+              port,
+              createServer: createHttpsServer,
+              serverOptions: { cert: tls.cert, key: tls.key },
+            }
+      const s = serve(options, (info) => resolve({ server: s as Server, info }))
       ;(s as Server).once('error', reject)
     },
   )

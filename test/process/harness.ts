@@ -96,7 +96,7 @@ export async function startMember(options: StartOptions): Promise<MemberProcess>
     }, options.timeoutMs ?? 20_000)
     const onData = (data: Buffer) => {
       output += data.toString()
-      const match = /listening on (http:\/\/[\d.:]+) and (\S+)/.exec(output)
+      const match = /listening on (https?:\/\/[\d.:]+) and (\S+)/.exec(output)
       if (match !== null) {
         clearTimeout(timer)
         resolve({ url: match[1] as string, p2p: match[2] as string })
