@@ -2,6 +2,8 @@
 // The chorus command: `start` runs a member; `emit` and `query` are clients
 // of a member's HTTP API. Errors are one line on stderr and a non-zero exit.
 
+import { writeFile } from 'node:fs/promises'
+import { generateKey } from '@libp2p/pnet'
 import { Command, Option } from 'commander'
 import type { RawOptions, StartOption } from './config.ts'
 import {
@@ -53,6 +55,9 @@ const START_HELP: Record<StartOption, string> = {
   'tls-cert': 'PEM certificate: serve HTTPS (with --tls-key)',
   'tls-key': 'PEM private key of --tls-cert',
   insecure: 'allow a non-loopback address without tokens or swarm key',
+  'swarm-key': 'file written by `chorus keygen`: only members holding it can connect',
+  'allow-peer': 'peer id allowed to connect, repeatable (default: any holder of the swarm key)',
+  'max-concurrent-queries': 'queries coordinated at once; more are answered 429 (default: 16)',
 }
 
 function camel(option: string): string {
@@ -434,5 +439,25 @@ clientOptions(
     `step ${body.step}${body.partial ? ` (partial: ${missing.join(', ')})` : ''}\n`,
   )
 })
+
+program
+  .command('keygen')
+  .description('write a new swarm key for a private mesh (give the same file to every member)')
+  .requiredOption('--out <file>', 'where to write the key (refuses to overwrite)')
+  .action(async (opts: { out: string }) => {
+    const key = new Uint8Array(95)
+    generateKey(key)
+    try {
+      await writeFile(opts.out, key, { mode: 0o600, flag: 'wx' })
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      throw new CliError(
+        code === 'EEXIST'
+          ? `${opts.out} exists; not overwriting a swarm key`
+          : `cannot write ${opts.out}: ${code}`,
+      )
+    }
+    process.stdout.write(`swarm key written to ${opts.out}\n`)
+  })
 
 program.parseAsync(process.argv).catch(fail)

@@ -55,6 +55,12 @@ export interface MemberConfig {
   tls?: { cert: string; key: string }
   /** Allow a non-loopback HTTP address without tokens, or p2p address without a swarm key. Default false. */
   insecure: boolean
+  /** Pre-shared key of a private mesh (libp2p pnet), the 95-byte text of `chorus keygen`. Default none. */
+  swarmKey?: Uint8Array
+  /** Peer ids allowed to connect; empty: any peer (with the swarm key, if any). */
+  allowPeers: string[]
+  /** Queries (events, rollups, lookups) this member coordinates at once; more get 429. Default 16. */
+  maxConcurrentQueries: number
 }
 
 /** The options a member takes, as flag names; the env name and YAML key derive from them. */
@@ -77,9 +83,12 @@ export const START_OPTIONS = [
   'tls-cert',
   'tls-key',
   'insecure',
+  'swarm-key',
+  'allow-peer',
+  'max-concurrent-queries',
 ] as const
 /** Options that may be given several times (flags repeated, env comma-separated, YAML lists). */
-export const LIST_OPTIONS: readonly StartOption[] = ['listen', 'join']
+export const LIST_OPTIONS: readonly StartOption[] = ['listen', 'join', 'allow-peer']
 /** Options that are switches: given without a value. */
 export const FLAG_OPTIONS: readonly StartOption[] = ['insecure']
 export type StartOption = (typeof START_OPTIONS)[number]
@@ -302,6 +311,7 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
   }
   const forgetAfterMs = duration('forget-after', 86_400_000, 1000)
   const metricsTypeLimit = integer('metrics-type-limit', 200, 1, 10_000)
+  const maxConcurrentQueries = integer('max-concurrent-queries', 16, 1, 10_000)
 
   // Tokens come from a file, CHORUS_TOKENS or the config file, never from a
   // flag of their own, where `ps` would show them.
@@ -356,9 +366,36 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
       message: `refusing to serve HTTP on ${http.host} without tokens: anyone who can reach it could read and write; configure tokens (--tokens-file or CHORUS_TOKENS) or pass --insecure`,
     })
   }
+  const swarmKeyFile = raw('swarm-key')
+  let swarmKey: Uint8Array | undefined
+  if (swarmKeyFile !== undefined) {
+    try {
+      swarmKey = new Uint8Array(readFileSync(swarmKeyFile))
+      if (
+        !/^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\s*$/.test(
+          Buffer.from(swarmKey).toString('utf8'),
+        )
+      ) {
+        problems.push({
+          field: 'swarm-key',
+          message: `${swarmKeyFile} is not a swarm key (make one with: chorus keygen --out FILE)`,
+        })
+      }
+    } catch (err) {
+      problems.push({
+        field: 'swarm-key',
+        message: `cannot read ${swarmKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      })
+    }
+  }
+  const allowPeers = list('allow-peer') ?? []
+  for (const peer of allowPeers) {
+    if (!/^[1-9A-HJ-NP-Za-km-z]{46,60}$/.test(peer))
+      bad('allow-peer', 'must be a peer id such as 12D3KooW…', peer)
+  }
   for (const address of listen) {
     const host = address.split('/')[2] ?? ''
-    if (!insecure && !isLoopback(host)) {
+    if (!insecure && swarmKey === undefined && !isLoopback(host)) {
       problems.push({
         field: 'listen',
         message: `refusing to listen for peers on ${address} without a swarm key: any process that can reach it could join the array; listen on loopback or pass --insecure`,
@@ -388,5 +425,8 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     tokens,
     ...(tls === undefined ? {} : { tls }),
     insecure,
+    ...(swarmKey === undefined ? {} : { swarmKey }),
+    allowPeers,
+    maxConcurrentQueries,
   }
 }

@@ -2,9 +2,10 @@
 // never listens (tests drive it with app.request()); server.ts listens.
 
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
+import type { MiddlewareHandler } from 'hono'
 import type { Logger } from '../log.ts'
 import { requireTokens, type Token } from './auth.ts'
-import { createOnError, notFound } from './errors.ts'
+import { createOnError, errorBody, notFound } from './errors.ts'
 import type { EventRoutesComponents } from './events.ts'
 import { createEventRoutes } from './events.ts'
 import type { MemberRoutesComponents } from './members.ts'
@@ -24,6 +25,8 @@ export interface AppComponents
   metrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
   /** Bearer tokens; empty: every route open. */
   tokens: Token[]
+  /** Queries coordinated at once; more are answered 429. */
+  maxConcurrentQueries: number
   /** Renders the whole array's metrics from the background snapshot. */
   clusterMetrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
 }
@@ -33,6 +36,12 @@ export function createApp(components: AppComponents) {
   app.onError(createOnError(components.logger))
   app.notFound(notFound)
   app.use('*', requireTokens(components.tokens))
+  const limit = limitConcurrency(components.maxConcurrentQueries)
+  app.use('*', (c, next) =>
+    c.req.method === 'GET' && /^\/v1\/(events|rollups)(\/|$)/.test(c.req.path)
+      ? limit(c, next)
+      : next(),
+  )
 
   app.route('/', createEventRoutes(components))
   app.route('/', createMemberRoutes(components))
@@ -110,3 +119,34 @@ export function createApp(components: AppComponents) {
 }
 
 export type App = ReturnType<typeof createApp>
+
+/** Seconds a client told 429 should wait before it tries again. */
+const RETRY_AFTER_S = 1
+
+/**
+ * Admits at most `max` requests at once; the rest get 429 with Retry-After
+ * at once rather than a queue, so a flood of heavy queries cannot starve
+ * ingest or pile up memory.
+ */
+function limitConcurrency(max: number): MiddlewareHandler {
+  let running = 0
+  return async (c, next) => {
+    if (running >= max) {
+      c.header('Retry-After', String(RETRY_AFTER_S))
+      return c.json(
+        errorBody(
+          'too_many_queries',
+          `this member is already answering ${max} queries; retry in ${RETRY_AFTER_S}s`,
+          [{ field: 'request', message: `at most ${max} concurrent queries` }],
+        ),
+        429,
+      )
+    }
+    running++
+    try {
+      await next()
+    } finally {
+      running--
+    }
+  }
+}

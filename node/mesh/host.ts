@@ -7,8 +7,9 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub'
 import { type Identify, identify } from '@libp2p/identify'
-import type { PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PeerId, PrivateKey } from '@libp2p/interface'
 import { type Ping, ping } from '@libp2p/ping'
+import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { MAX_ANNOUNCEMENT_BYTES } from '../../protocol/index.ts'
@@ -34,6 +35,25 @@ export interface HostInit {
   privateKey: PrivateKey
   /** Multiaddrs to listen on, e.g. /ip4/127.0.0.1/tcp/7701. */
   listen: string[]
+  /** Pre-shared key: only processes holding it complete a connection (libp2p pnet). */
+  swarmKey?: Uint8Array
+  /** Peer ids allowed to connect either way; empty: any. */
+  allowPeers?: readonly string[]
+}
+
+/**
+ * With an allow-list, refuses any other peer once its identity is proven
+ * (after encryption), both ways; a dial to such a peer is not even tried.
+ */
+function gater(allowPeers: readonly string[]): ConnectionGater {
+  if (allowPeers.length === 0) return {}
+  const allowed = new Set(allowPeers)
+  const deny = (peer: PeerId) => !allowed.has(peer.toString())
+  return {
+    denyDialPeer: deny,
+    denyInboundEncryptedConnection: deny,
+    denyOutboundEncryptedConnection: deny,
+  }
 }
 
 export async function createHost(init: HostInit): Promise<Host> {
@@ -43,6 +63,10 @@ export async function createHost(init: HostInit): Promise<Host> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    ...(init.swarmKey === undefined
+      ? {}
+      : { connectionProtector: preSharedKey({ psk: init.swarmKey }) }),
+    connectionGater: gater(init.allowPeers ?? []),
     connectionManager: {
       maxConnections: MAX_CONNECTIONS,
       inboundConnectionThreshold: INBOUND_CONNECTIONS_PER_SECOND,

@@ -36,6 +36,8 @@ export interface MeshInit {
   startedAt: number
   /** Multiaddrs to listen on. */
   listen: string[]
+  swarmKey?: Uint8Array
+  allowPeers: readonly string[]
   /** Multiaddrs of members to join through, with or without /p2p/<peer id>. */
   join: string[]
   timing: MembershipTiming
@@ -76,7 +78,13 @@ export interface Mesh {
 
 export async function createMesh(init: MeshInit): Promise<Mesh> {
   const { logger } = init
-  const host = await createHost({ privateKey: init.privateKey, listen: init.listen })
+  const host = await createHost({
+    privateKey: init.privateKey,
+    listen: init.listen,
+    allowPeers: init.allowPeers,
+    ...(init.swarmKey === undefined ? {} : { swarmKey: init.swarmKey }),
+  })
+  const allowed = init.allowPeers.length === 0 ? undefined : new Set(init.allowPeers)
   const counters: MeshCounters = {
     announcementsDropped: 0,
     announcementsReceived: 0,
@@ -137,6 +145,8 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       // Signed by its sender (StrictSign): a member can only speak for itself.
       if (announcement.peerId !== message.from.toString())
         throw new Error('announcement for another member')
+      if (allowed !== undefined && !allowed.has(announcement.peerId))
+        throw new Error('announcement from a peer not allowed')
       return TopicValidatorResult.Accept
     } catch (err) {
       counters.announcementsDropped++

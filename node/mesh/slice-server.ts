@@ -12,6 +12,7 @@ import {
   decodeRollupRequest,
   decodeSliceRequest,
   decodeStatsRequest,
+  type ErrorCode,
   encodeBatch,
   encodeError,
   encodeHead,
@@ -76,6 +77,13 @@ export function encodeBatches(events: readonly WireEvent[]): Uint8Array[] {
   }
 }
 
+/** The code an error answer carries: the codec's own, `too_large` for an oversized length prefix. */
+function errorCode(err: unknown, otherwise: ErrorCode): ErrorCode {
+  if (err instanceof ProtocolError) return err.code
+  if (err instanceof Error && err.name.startsWith('InvalidDataLength')) return 'too_large'
+  return otherwise
+}
+
 /** Ends a stream with an error message carrying the codec's code (or `internal`). */
 async function answerError(
   lp: ReturnType<typeof lpStream<Stream>>,
@@ -83,7 +91,7 @@ async function answerError(
   err: unknown,
   signal: AbortSignal,
 ): Promise<void> {
-  const code = err instanceof ProtocolError ? err.code : 'internal'
+  const code = errorCode(err, 'internal')
   await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
   await stream.close().catch(() => stream.abort(err as Error))
 }
@@ -112,7 +120,7 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         request = decodeSliceRequest(bytes.subarray())
       } catch (err) {
         count('slice', 'malformed')
-        const code = err instanceof ProtocolError ? err.code : 'malformed'
+        const code = errorCode(err, 'malformed')
         await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
         await stream.close().catch(() => stream.abort(err as Error))
         return
