@@ -24,6 +24,15 @@ import { createMembership, type Membership, type MembershipTiming } from './memb
 import { remoteLookup, remoteRollup, remoteSlice, remoteStats } from './slice-client.ts'
 import { registerSliceServer } from './slice-server.ts'
 
+/**
+ * Announcements accepted per sender: a bucket of ANNOUNCE_BURST refilled at
+ * ANNOUNCE_RATE_PER_S (a member sends one a second, a few more when it
+ * refutes a suspicion or meets a peer); the rest are dropped and counted.
+ */
+const ANNOUNCE_RATE_PER_S = 5
+const ANNOUNCE_BURST = 20
+/** Senders whose rate is tracked before the table is reset (bounds its memory). */
+const MAX_TRACKED_SENDERS = 1024
 /** Join retries: first delay and cap, ms. A failed join is retried for as long as the member runs. */
 const JOIN_RETRY_FIRST_MS = 500
 const JOIN_RETRY_MAX_MS = 30_000
@@ -138,9 +147,26 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     },
   })
 
+  const buckets = new Map<string, { tokens: number; at: number }>()
+  const withinRate = (sender: string): boolean => {
+    const now = Date.now()
+    const bucket = buckets.get(sender) ?? { tokens: ANNOUNCE_BURST, at: now }
+    bucket.tokens = Math.min(
+      ANNOUNCE_BURST,
+      bucket.tokens + ((now - bucket.at) / 1000) * ANNOUNCE_RATE_PER_S,
+    )
+    bucket.at = now
+    buckets.set(sender, bucket)
+    if (buckets.size > 4 * MAX_TRACKED_SENDERS) buckets.clear()
+    if (bucket.tokens < 1) return false
+    bucket.tokens--
+    return true
+  }
+
   pubsub.topicValidators.set(MEMBERS_TOPIC, (_from, message) => {
     try {
       if (message.type !== 'signed') throw new Error('unsigned announcement')
+      if (!withinRate(message.from.toString())) throw new Error('announcements over the rate limit')
       const announcement = decodeAnnouncement(message.data)
       // Signed by its sender (StrictSign): a member can only speak for itself.
       if (announcement.peerId !== message.from.toString())

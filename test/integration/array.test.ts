@@ -342,6 +342,34 @@ describe('membership in one process', () => {
     }
   })
 
+  it("drops and counts a member's announcements beyond the rate limit", async () => {
+    const [a, b] = array as [Member, Member]
+    const before = b.mesh.counters.announcementsDropped
+    const own = {
+      peerId: a.peerId,
+      name: a.name,
+      addrs: [],
+      http: a.httpAddress,
+      version: '0.1.0',
+      seq: 0,
+      startedAt: Date.now(),
+      health: 'unknown',
+      incarnation: 0,
+      leaving: false,
+      suspects: [],
+    }
+    for (let i = 0; i < 80; i++) {
+      await a.mesh.host.services.pubsub.publish(
+        MEMBERS_TOPIC,
+        encodeAnnouncement({ ...own, sentAt: Date.now() + i }),
+      )
+    }
+    await waitFor(() => b.mesh.counters.announcementsDropped - before >= 40, {
+      what: 'the excess dropped',
+    })
+    expect(stateOf(b, a.name)).toBe('alive')
+  })
+
   it('shows a member stopped gracefully as left, which makes no answer partial, and forgets it on DELETE', async () => {
     const extra = await startArray(3, { names: ['x0', 'x1', 'x2'] })
     try {
