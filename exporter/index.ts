@@ -36,6 +36,102 @@ export interface Exporter {
 
 const DURATION_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+/** The host collector's latest sample as gauges and counters (none before the first sample). */
+function registerHostGauges(stats: MemberStats, registers: Registry[]): void {
+  const sample = () => stats.hostSample()
+  new Gauge({
+    name: 'chorus_host_cpu_utilisation_ratio',
+    help: 'CPU busy time over the last sampling interval, 0 to 1: core="all" for the machine, then each core.',
+    labelNames: ['core'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const cpu = sample()?.cpu
+      if (cpu === undefined) return
+      this.set({ core: 'all' }, cpu.all)
+      cpu.cores.forEach((u, i) => this.set({ core: String(i) }, u))
+    },
+  })
+  new Gauge({
+    name: 'chorus_host_load_average',
+    help: 'Load average of the server over 1, 5 and 15 minutes.',
+    labelNames: ['period'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const load = sample()?.load
+      if (load === undefined) return
+      this.set({ period: '1m' }, load[0])
+      this.set({ period: '5m' }, load[1])
+      this.set({ period: '15m' }, load[2])
+    },
+  })
+  new Gauge({
+    name: 'chorus_host_memory_bytes',
+    help: 'Memory of the server: total, available and used (total - available); swap_total and swap_used.',
+    labelNames: ['kind'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const m = sample()?.memory
+      if (m === undefined) return
+      this.set({ kind: 'total' }, m.totalBytes)
+      this.set({ kind: 'available' }, m.availableBytes)
+      this.set({ kind: 'used' }, m.usedBytes)
+      this.set({ kind: 'swap_total' }, m.swapTotalBytes)
+      this.set({ kind: 'swap_used' }, m.swapUsedBytes)
+    },
+  })
+  new Gauge({
+    name: 'chorus_data_dir_filesystem_bytes',
+    help: 'Size and free space of the filesystem that holds the data dir.',
+    labelNames: ['kind'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const d = sample()?.dataDir
+      if (d === undefined) return
+      this.set({ kind: 'size' }, d.sizeBytes)
+      this.set({ kind: 'free' }, d.freeBytes)
+    },
+  })
+  new Counter({
+    name: 'chorus_data_dir_device_io_bytes_total',
+    help: "Bytes read and written by the data dir's block device since boot (absent on overlay or network filesystems).",
+    labelNames: ['direction'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const d = sample()?.dataDir
+      if (d?.readBytes !== undefined) this.inc({ direction: 'read' }, d.readBytes)
+      if (d?.writtenBytes !== undefined) this.inc({ direction: 'written' }, d.writtenBytes)
+    },
+  })
+  new Counter({
+    name: 'chorus_host_network_bytes_total',
+    help: 'Bytes received and sent by each network interface since boot (loopback excluded).',
+    labelNames: ['interface', 'direction'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const n of sample()?.net ?? []) {
+        this.inc({ interface: n.name, direction: 'received' }, n.receivedBytes)
+        this.inc({ interface: n.name, direction: 'sent' }, n.sentBytes)
+      }
+    },
+  })
+  new Gauge({
+    name: 'chorus_event_loop_delay_p99_seconds',
+    help: "p99 of the member's event-loop delay over the last sampling interval.",
+    registers,
+    collect() {
+      this.reset()
+      const p = sample()?.process
+      if (p !== undefined) this.set(p.eventLoopDelayP99Seconds)
+    },
+  })
+}
+
 export function createExporter(init: ExporterInit): Exporter {
   const { stats } = init
   const typeLimit = init.typeLimit ?? DEFAULT_TYPE_LIMIT
@@ -132,6 +228,7 @@ export function createExporter(init: ExporterInit): Exporter {
       this.set(stats.storeSizeBytes())
     },
   })
+  registerHostGauges(stats, registers)
   collectDefaultMetrics({ register: text })
   collectDefaultMetrics({ register: open as unknown as Registry })
   // prom-client names three gauges with a `_total` suffix, which the

@@ -58,6 +58,9 @@ const START_HELP: Record<StartOption, string> = {
   'swarm-key': 'file written by `chorus keygen`: only members holding it can connect',
   'allow-peer': 'peer id allowed to connect, repeatable (default: any holder of the swarm key)',
   'max-concurrent-queries': 'queries coordinated at once; more are answered 429 (default: 16)',
+  'collect-interval':
+    'how often to sample this server (CPU, memory, disk, network, process) (default: 10s)',
+  'no-collect': 'do not sample this server',
 }
 
 function camel(option: string): string {
@@ -151,10 +154,13 @@ for (const option of START_OPTIONS) {
   else start.option(`--${option} <value>`, help)
 }
 start.option('--config <file>', 'YAML file with the same keys as these flags [env CHORUS_CONFIG]')
-start.action(async (opts: Record<string, string | string[] | undefined>) => {
+start.action(async (opts: Record<string, string | string[] | boolean | undefined>) => {
   const flags: RawOptions = {}
   for (const option of START_OPTIONS) {
-    const value = opts[camel(option)] as string | string[] | boolean | undefined
+    // Commander turns --no-collect into collect: false.
+    const value = (
+      option === 'no-collect' ? (opts.collect === false ? true : undefined) : opts[camel(option)]
+    ) as string | string[] | boolean | undefined
     if (value !== undefined) flags[option] = typeof value === 'boolean' ? String(value) : value
   }
   const configFile = typeof opts.config === 'string' ? opts.config : undefined

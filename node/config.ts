@@ -61,6 +61,8 @@ export interface MemberConfig {
   allowPeers: string[]
   /** Queries (events, rollups, lookups) this member coordinates at once; more get 429. Default 16. */
   maxConcurrentQueries: number
+  /** Host sampling interval, ms; 0: the collector is off (--no-collect). Default 10 s. */
+  collectIntervalMs: number
 }
 
 /** The options a member takes, as flag names; the env name and YAML key derive from them. */
@@ -86,11 +88,13 @@ export const START_OPTIONS = [
   'swarm-key',
   'allow-peer',
   'max-concurrent-queries',
+  'collect-interval',
+  'no-collect',
 ] as const
 /** Options that may be given several times (flags repeated, env comma-separated, YAML lists). */
 export const LIST_OPTIONS: readonly StartOption[] = ['listen', 'join', 'allow-peer']
 /** Options that are switches: given without a value. */
-export const FLAG_OPTIONS: readonly StartOption[] = ['insecure']
+export const FLAG_OPTIONS: readonly StartOption[] = ['insecure', 'no-collect']
 export type StartOption = (typeof START_OPTIONS)[number]
 
 export function envName(option: string): string {
@@ -312,6 +316,11 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
   const forgetAfterMs = duration('forget-after', 86_400_000, 1000)
   const metricsTypeLimit = integer('metrics-type-limit', 200, 1, 10_000)
   const maxConcurrentQueries = integer('max-concurrent-queries', 16, 1, 10_000)
+  const noCollect = raw('no-collect')
+  const collectIntervalMs =
+    noCollect !== undefined && noCollect !== 'false' && noCollect !== '0'
+      ? 0
+      : duration('collect-interval', 10_000, 100)
 
   // Tokens come from a file, CHORUS_TOKENS or the config file, never from a
   // flag of their own, where `ps` would show them.
@@ -428,5 +437,6 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     ...(swarmKey === undefined ? {} : { swarmKey }),
     allowPeers,
     maxConcurrentQueries,
+    collectIntervalMs,
   }
 }

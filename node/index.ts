@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { createClusterExporter } from '../exporter/cluster.ts'
 import { createExporter } from '../exporter/index.ts'
 import type { MemberCounters } from '../protocol/index.ts'
+import { type Collector, createCollector } from './collect/host.ts'
 import type { MemberConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { severityOfRank } from './event/event.ts'
@@ -59,6 +60,8 @@ export interface Member {
   readonly ingest: Ingest
   readonly coordinator: Coordinator
   readonly mesh: Mesh
+  /** The host collector; undefined with --no-collect. */
+  readonly collector: Collector | undefined
   readonly membership: Membership
   /** The multiaddrs this member listens on, each ending in /p2p/<peer id>. */
   p2pAddrs(): string[]
@@ -84,6 +87,16 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     eventLimits: config.eventLimits,
     clock,
   })
+  const collector =
+    config.collectIntervalMs > 0
+      ? createCollector({
+          dataDir: config.dataDir,
+          intervalMs: config.collectIntervalMs,
+          submit: (events) => ingest.submit(events),
+          clock,
+          logger: component(root, 'collector'),
+        })
+      : undefined
   const slice = createSliceHandler({ log, peerId: identity.peerId, name: () => name })
   const lookup = createLookupHandler({ log, peerId: identity.peerId, name: () => name })
   const rollup = createRollupHandler({ log })
@@ -123,6 +136,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         return { protocol, outcome, count }
       }),
     announcementsDropped: () => meshRef?.counters.announcementsDropped ?? 0,
+    hostSample: () => collector?.latest(),
   }
   const exporter = createExporter({
     stats,
@@ -274,6 +288,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     ingest,
     coordinator,
     mesh,
+    collector,
     membership: mesh.membership,
     p2pAddrs: () => mesh.addrs(),
     async start() {
@@ -300,6 +315,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         )
         await mesh.start()
         cluster.start()
+        collector?.start()
       } catch (err) {
         await server?.close(0)
         await mesh.stop({ leaving: false }).catch(() => {})
@@ -324,6 +340,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         // Announce leaving only after the last request is answered: until
         // then the others may still ask this member for slices.
         cluster.stop()
+        collector?.stop()
         await mesh
           .stop({ leaving: true })
           .catch((err: unknown) => logger.warn({ err }, 'mesh stop failed'))

@@ -3,6 +3,7 @@
 // happen (MemberRecorder). exporter/ turns both into Prometheus metrics;
 // nothing under node/ imports prom-client.
 
+import type { HostSample } from './collect/host.ts'
 import type { Severity } from './event/event.ts'
 import type { MemberState } from './mesh/membership.ts'
 import type { MemberStatus } from './query/coordinator.ts'
@@ -18,6 +19,8 @@ export interface MemberStats {
   peerRequests(): Array<{ protocol: string; outcome: string; count: number }>
   /** Announcements dropped by the topic validator. */
   announcementsDropped(): number
+  /** The host collector's latest sample; undefined when it is off or has not sampled yet. */
+  hostSample(): HostSample | undefined
 }
 
 export type QueryKind = 'events' | 'rollups' | 'lookup'

@@ -36,7 +36,15 @@ export async function testConfig(
 ): Promise<MemberConfig> {
   const dataDir = await tempDir(`chorus-${name}-`)
   const config = resolveConfig({
-    flags: { name, 'data-dir': dataDir, http: '127.0.0.1:0', 'log-level': 'silent' },
+    // The host collector is off unless a test turns it on: its events would
+    // mix with the events a test counts.
+    flags: {
+      name,
+      'data-dir': dataDir,
+      http: '127.0.0.1:0',
+      'log-level': 'silent',
+      'no-collect': 'true',
+    },
     env: {},
   })
   return { ...config, ...overrides }

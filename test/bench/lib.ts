@@ -42,6 +42,7 @@ export async function startBenchMember(
       '127.0.0.1:0',
       '--listen',
       '/ip4/127.0.0.1/tcp/0',
+      '--no-collect',
       ...args,
     ],
     {

@@ -41,6 +41,33 @@ const member = createExporter({
       { protocol: 'rollup', outcome: 'ok', count: 100 },
     ],
     announcementsDropped: () => 0,
+    hostSample: () => ({
+      at: Date.now(),
+      cpu: { all: 0.42, cores: [0.4, 0.44] },
+      load: [1, 0.8, 0.5],
+      memory: {
+        totalBytes: 24e9,
+        availableBytes: 20e9,
+        usedBytes: 4e9,
+        swapTotalBytes: 0,
+        swapUsedBytes: 0,
+      },
+      dataDir: {
+        path: '/var/lib/chorus',
+        sizeBytes: 250e9,
+        freeBytes: 60e9,
+        readBytes: 1e9,
+        writtenBytes: 2e9,
+      },
+      net: [{ name: 'eth0', receivedBytes: 1e9, sentBytes: 2e9 }],
+      process: {
+        rssBytes: 3e8,
+        heapUsedBytes: 1e8,
+        heapTotalBytes: 2e8,
+        eventLoopDelayP99Seconds: 0.02,
+        eventLoopDelayMaxSeconds: 0.05,
+      },
+    }),
   },
 })
 for (let i = 0; i < 1000; i++) {

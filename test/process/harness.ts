@@ -30,6 +30,8 @@ export interface StartOptions {
   dataDir: string
   args?: string[]
   env?: Record<string, string>
+  /** Run the host collector (off by default in tests). */
+  collect?: boolean
   /** How long to wait for the listening line. Default 20 s. */
   timeoutMs?: number
 }
@@ -72,6 +74,8 @@ export async function startMember(options: StartOptions): Promise<MemberProcess>
       '127.0.0.1:0',
       '--listen',
       '/ip4/127.0.0.1/tcp/0',
+      // Off unless a test asks: the collector's events would mix with those a test counts.
+      ...(options.collect === true ? [] : ['--no-collect']),
       ...(options.args ?? []),
     ],
     {
