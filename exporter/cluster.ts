@@ -15,7 +15,7 @@ import {
 } from 'prom-client'
 import { SEVERITIES } from '../node/event/event.ts'
 import type { MemberCounters } from '../protocol/index.ts'
-import { DEFAULT_TYPE_LIMIT, type Exposition } from './index.ts'
+import { DEFAULT_TYPE_LIMIT, type Exposition, HEALTH_VALUE } from './index.ts'
 
 /** Quantiles of `value` exported per type. */
 const VALUE_QUANTILES = [0.5, 0.9, 0.99]
@@ -28,6 +28,8 @@ export interface ArrayRow {
   state: string
   /** Undefined when the member was not asked or did not answer. */
   counters?: MemberCounters
+  /** Its announced health: ok, warning, critical or unknown. */
+  health?: string
 }
 
 export interface ArraySource {
@@ -52,6 +54,7 @@ export interface ClusterExporter {
 interface Known {
   name: string
   up: boolean
+  health?: string
   counters?: MemberCounters
 }
 
@@ -85,6 +88,19 @@ export function createClusterExporter(init: {
     collect() {
       this.reset()
       for (const k of known.values()) this.set({ member: k.name }, k.up ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: 'chorus_member_health',
+    help: "Each member's health as it announces it: 0 ok, 1 warning, 2 critical (absent while unknown).",
+    labelNames: ['member'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const k of known.values()) {
+        const value = HEALTH_VALUE[k.health as keyof typeof HEALTH_VALUE]
+        if (value !== undefined) this.set({ member: k.name }, value)
+      }
     },
   })
   new Counter({
@@ -233,6 +249,7 @@ export function createClusterExporter(init: {
           for (const row of rows) {
             const previous = known.get(row.member)
             const k: Known = { name: row.name, up: row.counters !== undefined }
+            if (row.health !== undefined) k.health = row.health
             const counters = row.counters ?? previous?.counters
             if (counters !== undefined) k.counters = counters
             known.set(row.member, k)

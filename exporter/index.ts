@@ -34,6 +34,9 @@ export interface Exporter {
   metrics(accept: string | undefined): Promise<Exposition>
 }
 
+/** Health states as gauge values. */
+export const HEALTH_VALUE = { ok: 0, warning: 1, critical: 2 } as const
+
 const DURATION_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /** The host collector's latest sample as gauges and counters (none before the first sample). */
@@ -229,6 +232,22 @@ export function createExporter(init: ExporterInit): Exporter {
     },
   })
   registerHostGauges(stats, registers)
+  new Gauge({
+    name: 'chorus_member_health',
+    help: "This member's health by its rules: 0 ok, 1 warning, 2 critical.",
+    registers,
+    collect() {
+      this.set(HEALTH_VALUE[stats.health().member])
+    },
+  })
+  new Gauge({
+    name: 'chorus_array_health',
+    help: "The array's health by its rules, as this member sees it: 0 ok, 1 warning, 2 critical.",
+    registers,
+    collect() {
+      this.set(HEALTH_VALUE[stats.health().array])
+    },
+  })
   collectDefaultMetrics({ register: text })
   collectDefaultMetrics({ register: open as unknown as Registry })
   // prom-client names three gauges with a `_total` suffix, which the

@@ -119,6 +119,19 @@ function clientOptions(command: Command): Command {
     .addOption(new Option('--token <token>', 'bearer token').env('CHORUS_TOKEN'))
 }
 
+/** Prints rows as left-aligned columns, the first row being the header. */
+function printRows(rows: string[][]): void {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
+  for (const row of rows) {
+    process.stdout.write(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i] as number))
+        .join('  ')
+        .trimEnd()}\n`,
+    )
+  }
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value]
 }
@@ -355,15 +368,7 @@ clientOptions(
       m.member,
     ]),
   ]
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length))) ?? []
-  for (const row of rows) {
-    process.stdout.write(
-      `${row
-        .map((cell, i) => cell.padEnd(widths[i] as number))
-        .join('  ')
-        .trimEnd()}\n`,
-    )
-  }
+  printRows(rows)
 })
 
 clientOptions(
@@ -432,18 +437,33 @@ clientOptions(
       ])
     }
   }
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length))) ?? []
-  for (const row of rows)
-    process.stdout.write(
-      `${row
-        .map((c, i) => c.padEnd(widths[i] as number))
-        .join('  ')
-        .trimEnd()}\n`,
-    )
+  printRows(rows)
   const missing = body.members.filter((m) => m.status !== 'ok').map((m) => `${m.name} ${m.status}`)
   process.stdout.write(
     `step ${body.step}${body.partial ? ` (partial: ${missing.join(', ')})` : ''}\n`,
   )
+})
+
+clientOptions(
+  program
+    .command('health')
+    .description("print the array's health and each member's")
+    .option('--json', 'print the whole answer as JSON'),
+).action(async (opts: { json?: boolean } & ClientOptions) => {
+  const body = (await request(opts, 'GET', 'v1/health')) as {
+    array: { state: string; rules: string[] }
+    members: Array<{ name: string; membership: string; state: string; rules: string[] }>
+  }
+  if (opts.json === true) {
+    process.stdout.write(`${JSON.stringify(body)}\n`)
+    return
+  }
+  const rows = [
+    ['NAME', 'MEMBERSHIP', 'HEALTH', 'RULES'],
+    ['array', '-', body.array.state, body.array.rules.join(',')],
+    ...body.members.map((m) => [m.name, m.membership, m.state, m.rules.join(',')]),
+  ]
+  printRows(rows)
 })
 
 program

@@ -11,6 +11,9 @@ import type { MemberConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { severityOfRank } from './event/event.ts'
 import { memberTag, tagHex } from './event/id.ts'
+import { createMemberHealth, type MemberHealth } from './health/evaluator.ts'
+import { decodeHealth, encodeHealth, healthReport } from './health/report.ts'
+import { type ArrayRule, DEFAULT_RULES, type MemberRule, type Rule } from './health/rules.ts'
 import type { App } from './http/app.ts'
 import { createApp } from './http/app.ts'
 import type { HttpServer } from './http/server.ts'
@@ -25,12 +28,13 @@ import { createMesh } from './mesh/mesh.ts'
 import type { Coordinator, SliceTarget } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
 import { createRollupHandler, queryRollups } from './query/rollups.ts'
-import { createLookupHandler, createSliceHandler } from './query/slice.ts'
+import { createLookupHandler, createSliceHandler, typeMatcher } from './query/slice.ts'
 import type { MemberRecorder, MemberStats } from './stats.ts'
 import type { EventLog } from './store/event-log.ts'
 import { openEventLog } from './store/event-log.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { startRetention } from './store/retention.ts'
+import { emptyBucket, mergeBucket, RESOLUTIONS_MS } from './store/rollup.ts'
 
 export const VERSION = '0.1.0'
 /** How long the cluster snapshot waits for one member's counters, ms. */
@@ -60,6 +64,8 @@ export interface Member {
   readonly ingest: Ingest
   readonly coordinator: Coordinator
   readonly mesh: Mesh
+  /** This member's health rules and state. */
+  readonly health: MemberHealth
   /** The host collector; undefined with --no-collect. */
   readonly collector: Collector | undefined
   readonly membership: Membership
@@ -97,6 +103,34 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
           logger: component(root, 'collector'),
         })
       : undefined
+  // The rule set in force: the defaults until rules can be set (health config).
+  const rules = (): Rule[] => DEFAULT_RULES
+  const arrayRules = () => rules().filter((r): r is ArrayRule => r.kind === 'array')
+  const health = createMemberHealth({
+    rules: () => rules().filter((r): r is MemberRule => r.kind === 'member'),
+    inputs: {
+      async rollup(types, minSeverity, fromMs, toMs) {
+        const matches = typeMatcher(types)
+        const total = emptyBucket()
+        const start = fromMs - (fromMs % RESOLUTIONS_MS[0])
+        for await (const rows of log.scanRollups(0, start, toMs)) {
+          for (const row of rows)
+            if (row.severity >= minSeverity && matches(row.type)) mergeBucket(total, row.bucket)
+        }
+        return total
+      },
+      maxClockOffsetMs() {
+        const others =
+          meshRef?.membership.table().filter((e) => !e.self && e.state === 'alive') ?? []
+        return others.length === 0
+          ? undefined
+          : Math.max(...others.map((e) => Math.abs(e.offsetMs)))
+      },
+      clock,
+      log: (event) => ingest.submit([event]),
+    },
+    logger: component(root, 'health'),
+  })
   const slice = createSliceHandler({ log, peerId: identity.peerId, name: () => name })
   const lookup = createLookupHandler({ log, peerId: identity.peerId, name: () => name })
   const rollup = createRollupHandler({ log })
@@ -137,6 +171,13 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       }),
     announcementsDropped: () => meshRef?.counters.announcementsDropped ?? 0,
     hostSample: () => collector?.latest(),
+    health: () => ({
+      member: health.state(),
+      array:
+        meshRef === undefined
+          ? 'ok'
+          : healthReport(meshRef.membership.table(), arrayRules()).array.state,
+    }),
   }
   const exporter = createExporter({
     stats,
@@ -184,8 +225,11 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     timing: defaultTiming(config.announceIntervalMs, config.forgetAfterMs),
     http: () => server?.address ?? '',
     seq: () => log.lastSeq,
-    // Health rules come with the health issue; until then a member says it does not know.
-    health: () => 'unknown',
+    health: () =>
+      encodeHealth(
+        health.state(),
+        health.fired().map((f) => f.rule),
+      ),
     slice,
     lookup,
     rollup,
@@ -202,7 +246,12 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         const targets = new Map(mesh.targets().map((t) => [t.peerId, t]))
         return Promise.all(
           mesh.membership.table().map(async (entry) => {
-            const row = { member: entry.member, name: entry.name, state: entry.state }
+            const row = {
+              member: entry.member,
+              name: entry.name,
+              state: entry.state,
+              health: decodeHealth(entry.health).state,
+            }
             const target = targets.get(entry.member)
             if (target === undefined || entry.state === 'dead' || entry.state === 'conflict')
               return row
@@ -269,6 +318,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     rollupTargets: () => mesh.targets(),
     tokens: config.tokens,
     maxConcurrentQueries: config.maxConcurrentQueries,
+    health: () => healthReport(mesh.membership.table(), arrayRules()),
     recorder,
     metrics: (accept) => exporter.metrics(accept),
     clusterMetrics: (accept) => cluster.metrics(accept),
@@ -288,6 +338,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     ingest,
     coordinator,
     mesh,
+    health,
     collector,
     membership: mesh.membership,
     p2pAddrs: () => mesh.addrs(),
@@ -316,6 +367,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         await mesh.start()
         cluster.start()
         collector?.start()
+        health.start()
       } catch (err) {
         await server?.close(0)
         await mesh.stop({ leaving: false }).catch(() => {})
@@ -341,6 +393,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         // then the others may still ask this member for slices.
         cluster.stop()
         collector?.stop()
+        health.stop()
         await mesh
           .stop({ leaving: true })
           .catch((err: unknown) => logger.warn({ err }, 'mesh stop failed'))

@@ -5,6 +5,7 @@
 
 import type { HostSample } from './collect/host.ts'
 import type { Severity } from './event/event.ts'
+import type { HealthState } from './health/rules.ts'
 import type { MemberState } from './mesh/membership.ts'
 import type { MemberStatus } from './query/coordinator.ts'
 
@@ -21,6 +22,8 @@ export interface MemberStats {
   announcementsDropped(): number
   /** The host collector's latest sample; undefined when it is off or has not sampled yet. */
   hostSample(): HostSample | undefined
+  /** This member's health and the array's, as this member sees it. */
+  health(): { member: HealthState; array: HealthState }
 }
 
 export type QueryKind = 'events' | 'rollups' | 'lookup'

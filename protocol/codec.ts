@@ -387,7 +387,7 @@ export interface Announcement {
   startedAt: number
   /** Its clock when it sent this, ms since the epoch. */
   sentAt: number
-  /** Its own health: ok, warning, critical or unknown. */
+  /** Its own health: `ok`, `warning`, `critical` or `unknown`, then `:` and the rules that fired (`warning:cpu-high`). */
   health: string
   /** Raised when it refutes a suspicion of itself (SWIM). */
   incarnation: number
@@ -444,7 +444,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     throw malformed('announcement peer id or name')
   if (!Array.isArray(addrs) || addrs.length > MAX_ADDRS || !addrs.every((x) => isString(x, 256)))
     throw malformed('announcement addrs')
-  if (!isString(http, 256) || !isString(version, 64) || !isString(health, 32))
+  if (!isString(http, 256) || !isString(version, 64) || !isString(health, 1024))
     throw malformed('announcement http, version or health')
   if (
     !isInt(seq, 0, 2 ** 40) ||

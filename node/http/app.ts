@@ -8,6 +8,7 @@ import { requireTokens, type Token } from './auth.ts'
 import { createOnError, errorBody, notFound } from './errors.ts'
 import type { EventRoutesComponents } from './events.ts'
 import { createEventRoutes } from './events.ts'
+import { createHealthRoutes, type HealthRoutesComponents } from './health.ts'
 import type { MemberRoutesComponents } from './members.ts'
 import { createMemberRoutes } from './members.ts'
 import type { RollupRoutesComponents } from './rollups.ts'
@@ -15,6 +16,7 @@ import { createRollupRoutes } from './rollups.ts'
 
 export interface AppComponents
   extends EventRoutesComponents,
+    HealthRoutesComponents,
     MemberRoutesComponents,
     RollupRoutesComponents {
   logger: Logger
@@ -45,6 +47,7 @@ export function createApp(components: AppComponents) {
 
   app.route('/', createEventRoutes(components))
   app.route('/', createMemberRoutes(components))
+  app.route('/', createHealthRoutes(components))
   app.route('/', createRollupRoutes(components))
 
   app.openapi(

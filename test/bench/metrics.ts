@@ -41,6 +41,7 @@ const member = createExporter({
       { protocol: 'rollup', outcome: 'ok', count: 100 },
     ],
     announcementsDropped: () => 0,
+    health: () => ({ member: 'ok', array: 'ok' }),
     hostSample: () => ({
       at: Date.now(),
       cpu: { all: 0.42, cores: [0.4, 0.44] },

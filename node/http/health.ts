@@ -1,0 +1,43 @@
+// GET /v1/health: the array's health and each member's, with the rules that
+// fired. Always 200: the answer is the health, whatever it is.
+
+import { createRoute, z } from '@hono/zod-openapi'
+import type { HealthReport } from '../health/report.ts'
+import { createRoutes } from './errors.ts'
+
+export interface HealthRoutesComponents {
+  health: () => HealthReport
+}
+
+const State = z.enum(['ok', 'warning', 'critical', 'unknown'])
+
+const Report = z
+  .object({
+    array: z.object({ state: State, rules: z.array(z.string()) }),
+    members: z.array(
+      z.object({
+        member: z.string(),
+        name: z.string(),
+        membership: z.string(),
+        state: State,
+        rules: z.array(z.string()),
+      }),
+    ),
+  })
+  .openapi('Health')
+
+export function createHealthRoutes(components: HealthRoutesComponents) {
+  const app = createRoutes()
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/health',
+      summary: 'The health of the array and of each member, with the rules that fired',
+      responses: {
+        200: { content: { 'application/json': { schema: Report } }, description: 'Health' },
+      },
+    }),
+    (c) => c.json(components.health(), 200),
+  )
+  return app
+}
