@@ -2,7 +2,8 @@
 // The chorus command: `start` runs a member; `emit` and `query` are clients
 // of a member's HTTP API. Errors are one line on stderr and a non-zero exit.
 
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
+import { Readable } from 'node:stream'
 import { generateKey } from '@libp2p/pnet'
 import { Command, Option } from 'commander'
 import type { RawOptions, StartOption } from './config.ts'
@@ -464,6 +465,46 @@ clientOptions(
     ...body.members.map((m) => [m.name, m.membership, m.state, m.rules.join(',')]),
   ]
   printRows(rows)
+})
+
+const config = program.command('config').description('the health rules in force on every member')
+clientOptions(config.command('get').description('print the health rules in force (JSON)')).action(
+  async (opts: ClientOptions) => {
+    process.stdout.write(
+      `${JSON.stringify(await request(opts, 'GET', 'v1/config/health'), null, 2)}\n`,
+    )
+  },
+)
+clientOptions(
+  config
+    .command('set')
+    .description(
+      'replace the health rules with those in a JSON file ({ "rules": [...] }, as config get prints)',
+    )
+    .requiredOption('--file <file>', 'the JSON file, or - for standard input'),
+).action(async (opts: { file: string } & ClientOptions) => {
+  let text: string
+  try {
+    text =
+      opts.file === '-'
+        ? await new Response(Readable.toWeb(process.stdin) as ReadableStream).text()
+        : await readFile(opts.file, 'utf8')
+  } catch (err) {
+    throw new CliError(
+      `cannot read ${opts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    )
+  }
+  let parsed: { rules?: unknown }
+  try {
+    parsed = JSON.parse(text) as { rules?: unknown }
+  } catch {
+    throw new CliError(`${opts.file} is not JSON`)
+  }
+  const body = (await request(opts, 'PUT', 'v1/config/health', {
+    body: JSON.stringify({ rules: parsed.rules }),
+    type: 'application/json',
+  })) as { version: number }
+  process.stdout.write(`health rules version ${body.version} in force; spreading to every member\n`)
 })
 
 program

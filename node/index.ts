@@ -11,9 +11,10 @@ import type { MemberConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { severityOfRank } from './event/event.ts'
 import { memberTag, tagHex } from './event/id.ts'
+import { createHealthConfig, decodeHealthConfig, encodeHealthConfig } from './health/config.ts'
 import { createMemberHealth, type MemberHealth } from './health/evaluator.ts'
 import { decodeHealth, encodeHealth, healthReport } from './health/report.ts'
-import { type ArrayRule, DEFAULT_RULES, type MemberRule, type Rule } from './health/rules.ts'
+import type { ArrayRule, MemberRule, Rule } from './health/rules.ts'
 import type { App } from './http/app.ts'
 import { createApp } from './http/app.ts'
 import type { HttpServer } from './http/server.ts'
@@ -53,6 +54,8 @@ export interface MemberInit {
 }
 
 export interface Member {
+  /** The configuration it was made with. */
+  readonly config: MemberConfig
   readonly peerId: string
   readonly name: string
   /** `host:port` the HTTP API listens on; set after start(). */
@@ -103,8 +106,19 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
           logger: component(root, 'collector'),
         })
       : undefined
-  // The rule set in force: the defaults until rules can be set (health config).
-  const rules = (): Rule[] => DEFAULT_RULES
+  // The rule set in force, the same on every member (see health/config.ts).
+  let publishRules: (bytes: Uint8Array) => Promise<void> = async () => {}
+  const healthConfig = createHealthConfig({
+    selfPeerId: identity.peerId,
+    async load() {
+      const kept = await log.getRecord('health-config')
+      return kept === undefined ? undefined : decodeHealthConfig(kept)
+    },
+    save: (config) => log.putRecord('health-config', encodeHealthConfig(config)),
+    publish: (bytes) => publishRules(bytes),
+    logger: component(root, 'health-config'),
+  })
+  const rules = (): Rule[] => healthConfig.current().rules
   const arrayRules = () => rules().filter((r): r is ArrayRule => r.kind === 'array')
   const health = createMemberHealth({
     rules: () => rules().filter((r): r is MemberRule => r.kind === 'member'),
@@ -238,8 +252,10 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     clock: Date.now,
     logger: component(root, 'mesh'),
     recorder,
+    onHealthConfig: (bytes) => void healthConfig.receive(bytes),
   })
   meshRef = mesh
+  publishRules = (bytes) => mesh.publishHealthConfig(bytes)
   const cluster = createClusterExporter({
     source: {
       async members() {
@@ -319,12 +335,14 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     tokens: config.tokens,
     maxConcurrentQueries: config.maxConcurrentQueries,
     health: () => healthReport(mesh.membership.table(), arrayRules()),
+    healthConfig,
     recorder,
     metrics: (accept) => exporter.metrics(accept),
     clusterMetrics: (accept) => cluster.metrics(accept),
   })
 
   return {
+    config,
     peerId: identity.peerId,
     name,
     get httpAddress() {
@@ -367,6 +385,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         await mesh.start()
         cluster.start()
         collector?.start()
+        await healthConfig.start()
         health.start()
       } catch (err) {
         await server?.close(0)
@@ -394,6 +413,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         cluster.stop()
         collector?.stop()
         health.stop()
+        healthConfig.stop()
         await mesh
           .stop({ leaving: true })
           .catch((err: unknown) => logger.warn({ err }, 'mesh stop failed'))

@@ -24,5 +24,7 @@ export const LOOKUP_PROTOCOL = `${PREFIX}/lookup/${PROTOCOL_VERSION}`
 export const ROLLUP_PROTOCOL = `${PREFIX}/rollup/${PROTOCOL_VERSION}`
 /** `/chorus/stats/1`: a member's counters for the array-wide metrics. */
 export const STATS_PROTOCOL = `${PREFIX}/stats/${PROTOCOL_VERSION}`
+/** Gossipsub topic of the health rule set in force (JSON, see node/health/config.ts). */
+export const HEALTH_CONFIG_TOPIC = `${PREFIX}/health-config/${PROTOCOL_VERSION}`
 /** Gossipsub topic of membership announcements. */
 export const MEMBERS_TOPIC = `${PREFIX}/members/${PROTOCOL_VERSION}`

@@ -2,12 +2,23 @@
 // fired. Always 200: the answer is the health, whatever it is.
 
 import { createRoute, z } from '@hono/zod-openapi'
+import type { HealthConfig } from '../health/config.ts'
 import type { HealthReport } from '../health/report.ts'
-import { createRoutes } from './errors.ts'
+import { type Rule, RulesSchema } from '../health/rules.ts'
+import { createRoutes, errorResponse } from './errors.ts'
 
 export interface HealthRoutesComponents {
   health: () => HealthReport
+  healthConfig: { current(): HealthConfig; put(rules: Rule[]): Promise<HealthConfig> }
 }
+
+const Config = z
+  .object({
+    version: z.number().int(),
+    updatedBy: z.string().nullable(),
+    rules: z.array(z.record(z.string(), z.unknown())),
+  })
+  .openapi('HealthConfig')
 
 const State = z.enum(['ok', 'warning', 'critical', 'unknown'])
 
@@ -38,6 +49,44 @@ export function createHealthRoutes(components: HealthRoutesComponents) {
       },
     }),
     (c) => c.json(components.health(), 200),
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/config/health',
+      summary: 'The health rules in force on every member (the defaults before any change)',
+      responses: {
+        200: { content: { 'application/json': { schema: Config } }, description: 'The rules' },
+      },
+    }),
+    (c) => c.json(components.healthConfig.current() as z.infer<typeof Config>, 200),
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/v1/config/health',
+      summary: 'Replace the health rules; the new version spreads to every member',
+      request: {
+        body: {
+          content: { 'application/json': { schema: z.strictObject({ rules: RulesSchema }) } },
+          required: true,
+        },
+      },
+      responses: {
+        200: {
+          content: { 'application/json': { schema: Config } },
+          description: 'The new version',
+        },
+        400: errorResponse('Invalid rules; nothing changed'),
+      },
+    }),
+    async (c) => {
+      const { rules } = c.req.valid('json')
+      const config = await components.healthConfig.put(rules as Rule[])
+      return c.json(config as z.infer<typeof Config>, 200)
+    },
   )
   return app
 }

@@ -9,6 +9,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import {
   decodeAnnouncement,
   encodeAnnouncement,
+  HEALTH_CONFIG_TOPIC,
   MEMBERS_TOPIC,
   type MemberCounters,
 } from '../../protocol/index.ts'
@@ -33,6 +34,8 @@ const ANNOUNCE_RATE_PER_S = 5
 const ANNOUNCE_BURST = 20
 /** Senders whose rate is tracked before the table is reset (bounds its memory). */
 const MAX_TRACKED_SENDERS = 1024
+/** Largest health rule-set message accepted from gossip, bytes. */
+const MAX_HEALTH_CONFIG_MESSAGE_BYTES = 64 * 1024
 /** Join retries: first delay and cap, ms. A failed join is retried for as long as the member runs. */
 const JOIN_RETRY_FIRST_MS = 500
 const JOIN_RETRY_MAX_MS = 30_000
@@ -62,6 +65,8 @@ export interface MeshInit {
   clock: () => number
   logger: Logger
   recorder?: MemberRecorder
+  /** Takes a gossiped health rule set (validated by the receiver). */
+  onHealthConfig?: (bytes: Uint8Array) => void
 }
 
 export interface MeshCounters {
@@ -81,6 +86,8 @@ export interface Mesh {
   addrs(): string[]
   /** The members the coordinator may ask, this member first. */
   targets(): SliceTarget[]
+  /** Gossips the health rule set this member holds. */
+  publishHealthConfig(bytes: Uint8Array): Promise<void>
   start(): Promise<void>
   stop(options: { leaving: boolean }): Promise<void>
 }
@@ -180,8 +187,17 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       return TopicValidatorResult.Reject
     }
   })
+  pubsub.topicValidators.set(HEALTH_CONFIG_TOPIC, (_from, message) =>
+    message.type === 'signed' && message.data.byteLength <= MAX_HEALTH_CONFIG_MESSAGE_BYTES
+      ? TopicValidatorResult.Accept
+      : TopicValidatorResult.Reject,
+  )
   pubsub.addEventListener('message', (event) => {
     const message = event.detail
+    if (message.topic === HEALTH_CONFIG_TOPIC) {
+      init.onHealthConfig?.(message.data)
+      return
+    }
     if (message.topic !== MEMBERS_TOPIC) return
     try {
       const announcement = decodeAnnouncement(message.data)
@@ -255,6 +271,10 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       }
       return out
     },
+    async publishHealthConfig(bytes) {
+      if (host.status !== 'started') return
+      await pubsub.publish(HEALTH_CONFIG_TOPIC, bytes)
+    },
     async start() {
       try {
         await host.start()
@@ -269,6 +289,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
         ])
       }
       pubsub.subscribe(MEMBERS_TOPIC)
+      pubsub.subscribe(HEALTH_CONFIG_TOPIC)
       membership.start()
       for (const address of init.join) void join(address)
     },

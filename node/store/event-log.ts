@@ -120,6 +120,10 @@ export interface EventLog {
   ): AsyncGenerator<Array<{ startMs: number; type: string; severity: number; bucket: Bucket }>>
   /** Deletes the buckets of one resolution that start before `beforeMs`. */
   deleteRollupsBefore(resolution: number, beforeMs: number): Promise<void>
+  /** A small record of the member's own (e.g. the health rules), by name; undefined when absent. */
+  getRecord(name: string): Promise<Buffer | undefined>
+  /** Writes such a record, synced. */
+  putRecord(name: string, value: Uint8Array): Promise<void>
   /** Approximate bytes on disk (SST files plus memtables). */
   sizeBytes(): number
   close(): Promise<void>
@@ -448,6 +452,18 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     async deleteRollupsBefore(resolution, beforeMs) {
       if (closed) return
       await db.clear({ gte: rollupKeyAt(resolution, 0), lt: rollupKeyAt(resolution, beforeMs) })
+    },
+
+    async getRecord(name) {
+      const [value] = await db.getMany([metaKey(`record:${name}`)])
+      return value
+    },
+
+    async putRecord(name, value) {
+      if (closed) throw new StoreUnavailableError('the store is closed')
+      const batch = db.batch()
+      batch.put(metaKey(`record:${name}`), Buffer.from(value))
+      await batch.write({ sync: true })
     },
 
     sizeBytes() {
