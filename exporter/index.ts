@@ -52,7 +52,7 @@ function registerHostGauges(stats: MemberStats, registers: Registry[]): void {
       const cpu = sample()?.cpu
       if (cpu === undefined) return
       this.set({ core: 'all' }, cpu.all)
-      cpu.cores.forEach((u, i) => this.set({ core: String(i) }, u))
+      for (const [i, u] of cpu.cores.entries()) this.set({ core: String(i) }, u)
     },
   })
   new Gauge({

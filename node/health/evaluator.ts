@@ -92,7 +92,7 @@ export function createMemberHealth(init: {
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
 
-  async function valueOf(rule: MemberRule, now: number): Promise<number | undefined> {
+  async function currentValue(rule: MemberRule, now: number): Promise<number | undefined> {
     if ('clockOffsetMs' in rule.metric) return inputs.maxClockOffsetMs()
     const windowMs = parseDuration(rule.window ?? '1m') ?? 60_000
     const bucket = await inputs.rollup(
@@ -112,7 +112,7 @@ export function createMemberHealth(init: {
     for (const rule of rules) {
       const t = tracking.get(rule.name) ?? { firing: false }
       tracking.set(rule.name, t)
-      const value = await valueOf(rule, now)
+      const value = await currentValue(rule, now)
       const forMs = parseDuration(rule.for) ?? 0
       if (value === undefined) {
         t.since = undefined
