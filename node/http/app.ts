@@ -13,6 +13,7 @@ import type { MemberRoutesComponents } from './members.ts'
 import { createMemberRoutes } from './members.ts'
 import type { RollupRoutesComponents } from './rollups.ts'
 import { createRollupRoutes } from './rollups.ts'
+import { createUiRoutes } from './ui.ts'
 
 export interface AppComponents
   extends EventRoutesComponents,
@@ -48,6 +49,7 @@ export function createApp(components: AppComponents) {
   app.route('/', createEventRoutes(components))
   app.route('/', createMemberRoutes(components))
   app.route('/', createHealthRoutes(components))
+  app.route('/', createUiRoutes())
   app.route('/', createRollupRoutes(components))
 
   app.openapi(

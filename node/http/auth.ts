@@ -23,6 +23,8 @@ export interface Token {
 /** The scope a route needs, or undefined for routes open to all (liveness, readiness). */
 export function scopeOf(method: string, path: string): Scope | undefined {
   if (path === '/healthz' || path === '/readyz') return undefined
+  // The dashboard's files hold no data; its page asks for a token for the API.
+  if (path === '/' || path.startsWith('/ui/')) return undefined
   if (path === '/metrics' || path === '/metrics/cluster') return 'metrics'
   if (method === 'POST' && path === '/v1/events') return 'ingest'
   if (method === 'DELETE' && path.startsWith('/v1/members/')) return 'admin'
