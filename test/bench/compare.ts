@@ -1,0 +1,459 @@
+// chorus beside the tools a user would pick instead, on this machine, in one
+// run: HashiCorp Serf (Debian's `serf`) for membership and fan-out queries,
+// and the RocksDB binding itself as the floor for ingest and scans.
+// Run: npm run bench [-- --sizes 5,10 --queries 100 --scan-events 1000000]
+// Parts whose tool is missing are skipped with a line saying so. Figures go
+// to stdout as tables and to bench-results/compare-<time>.json.
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { RocksLevel } from '@nxtedition/rocksdb'
+import {
+  createEventInputSchema,
+  DEFAULT_EVENT_LIMITS,
+  type EventInput,
+} from '../../node/event/event.ts'
+import { ID_BYTES, memberTag, writeIdBytes } from '../../node/event/id.ts'
+import { encodeEventValue } from '../../node/store/codec.ts'
+import { EVENT, typeIndexKey, typePrefix } from '../../node/store/keys.ts'
+import {
+  type BenchMember,
+  peakRssMiB,
+  printTable,
+  round,
+  rssMiB,
+  sampleEvent,
+  startBenchMember,
+  summary,
+} from './lib.ts'
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '5,10' },
+    queries: { type: 'string', default: '100' },
+    'serf-timeout': { type: 'string', default: '1s' },
+    'ingest-events': { type: 'string', default: '200000' },
+    'scan-events': { type: 'string', default: '1000000' },
+  },
+})
+const SIZES = values.sizes.split(',').map(Number)
+const QUERIES = Number(values.queries)
+const SERF_TIMEOUT = values['serf-timeout']
+const INGEST_EVENTS = Number(values['ingest-events'])
+const SCAN_EVENTS = Number(values['scan-events'])
+const results: Record<string, unknown> = {
+  cores: cpus().length,
+  node: process.version,
+  at: new Date().toISOString(),
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+async function until(
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+): Promise<number> {
+  const t0 = performance.now()
+  while (performance.now() - t0 < timeoutMs) {
+    if (await condition()) return performance.now() - t0
+    await sleep(10)
+  }
+  return Number.NaN
+}
+
+function hasSerf(): boolean {
+  try {
+    execFileSync('serf', ['version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+// ---------- Serf ----------
+
+interface SerfAgent {
+  name: string
+  rpc: string
+  child: ChildProcess
+}
+
+let nextPort = 17946
+function serfMembers(rpc: string): Array<{ name: string; status: string }> {
+  try {
+    const out = execFileSync('serf', ['members', `-rpc-addr=${rpc}`, '-format=json'], {
+      encoding: 'utf8',
+      timeout: 5000,
+    })
+    return (JSON.parse(out) as { members: Array<{ name: string; status: string }> }).members
+  } catch {
+    return []
+  }
+}
+
+async function startSerf(name: string, join?: string): Promise<SerfAgent & { bind: string }> {
+  const port = nextPort++
+  const rpcPort = nextPort++
+  const bind = `127.0.0.1:${port}`
+  const rpc = `127.0.0.1:${rpcPort}`
+  const args = [
+    'agent',
+    `-node=${name}`,
+    `-bind=${bind}`,
+    `-advertise=${bind}`,
+    `-rpc-addr=${rpc}`,
+    '-event-handler=query:ping=echo pong',
+  ]
+  if (join !== undefined) args.push(`-join=${join}`)
+  const child = spawn('serf', args, { stdio: 'ignore' })
+  await until(() => serfMembers(rpc).length > 0, 15_000)
+  return { name, rpc, child, bind }
+}
+
+async function serfQuery(
+  rpc: string,
+  n: number,
+): Promise<{ allMs: number; responses: number; commandMs: number }> {
+  const t0 = performance.now()
+  return new Promise((resolve) => {
+    const child = spawn('serf', ['query', `-rpc-addr=${rpc}`, `-timeout=${SERF_TIMEOUT}`, 'ping'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+    let responses = 0
+    let allMs = Number.NaN
+    let out = ''
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      responses = (out.match(/Response from/g) ?? []).length
+      if (responses >= n && Number.isNaN(allMs)) allMs = performance.now() - t0
+    })
+    child.once('exit', () => resolve({ allMs, responses, commandMs: performance.now() - t0 }))
+  })
+}
+
+async function benchSerf(n: number) {
+  const agents: Array<SerfAgent & { bind: string }> = []
+  try {
+    for (let i = 0; i < n; i++) agents.push(await startSerf(`serf${i}`, agents[0]?.bind))
+    const converge = await until(
+      () =>
+        agents.every((a) => serfMembers(a.rpc).filter((m) => m.status === 'alive').length === n),
+      60_000,
+    )
+    const rss = agents.map((a) => rssMiB(a.child.pid as number))
+    const queries = []
+    for (let i = 0; i < QUERIES; i++) queries.push(await serfQuery((agents[0] as SerfAgent).rpc, n))
+    const all = summary(queries.map((q) => q.allMs).filter((x) => !Number.isNaN(x)))
+    const complete = queries.filter((q) => q.responses >= n).length
+    const victim = agents[n - 1] as SerfAgent
+    victim.child.kill('SIGKILL')
+    const failed = await until(
+      () =>
+        serfMembers((agents[0] as SerfAgent).rpc).some(
+          (m) => m.name === victim.name && m.status === 'failed',
+        ),
+      60_000,
+    )
+    return {
+      converge,
+      failed,
+      rss,
+      all,
+      complete,
+      commandP50: summary(queries.map((q) => q.commandMs)).p50,
+    }
+  } finally {
+    for (const a of agents) a.child.kill('SIGKILL')
+  }
+}
+
+// ---------- chorus ----------
+
+async function chorusMembers(m: BenchMember): Promise<Array<{ name: string; state: string }>> {
+  try {
+    return (
+      (await (await fetch(`${m.url}/v1/members`)).json()) as {
+        members: Array<{ name: string; state: string }>
+      }
+    ).members
+  } catch {
+    return []
+  }
+}
+
+async function benchChorus(n: number) {
+  const members: BenchMember[] = []
+  try {
+    for (let i = 0; i < n; i++) {
+      members.push(
+        await startBenchMember(
+          `chorus${i}`,
+          i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
+        ),
+      )
+    }
+    const converge = await until(async () => {
+      for (const m of members)
+        if ((await chorusMembers(m)).filter((e) => e.state === 'alive').length !== n) return false
+      return true
+    }, 60_000)
+    for (const m of members) {
+      await fetch(`${m.url}/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-ndjson' },
+        body: Array.from({ length: 200 }, (_, i) => sampleEvent(i)).join('\n'),
+      })
+    }
+    const rss = members.map((m) => rssMiB(m.pid))
+    const latencies: number[] = []
+    let complete = 0
+    for (let i = 0; i < QUERIES; i++) {
+      const t0 = performance.now()
+      const page = (await (
+        await fetch(`${(members[0] as BenchMember).url}/v1/events?from=0&limit=100`)
+      ).json()) as { partial: boolean; members: unknown[] }
+      latencies.push(performance.now() - t0)
+      if (!page.partial && page.members.length === n) complete++
+    }
+    const victim = members[n - 1] as BenchMember
+    victim.child.kill('SIGKILL')
+    const dead = await until(
+      async () =>
+        (await chorusMembers(members[0] as BenchMember)).some(
+          (e) => e.name === victim.name && e.state === 'dead',
+        ),
+      60_000,
+    )
+    return { converge, dead, rss, queries: summary(latencies), complete }
+  } finally {
+    await Promise.all(members.map((m) => m.stop()))
+  }
+}
+
+// ---------- throughput against the raw binding ----------
+
+const schema = createEventInputSchema(DEFAULT_EVENT_LIMITS)
+const sampleInputs = Array.from(
+  { length: 1000 },
+  (_, i) => schema.parse(JSON.parse(sampleEvent(i))) as EventInput,
+)
+
+async function rawIngest(total: number): Promise<number> {
+  const dir = await mkdtemp(join(tmpdir(), 'chorus-raw-'))
+  const db = new RocksLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+  await db.open({ createIfMissing: true })
+  const tag = memberTag('raw')
+  const prefixes = new Map<string, Buffer>()
+  const id = new Uint8Array(ID_BYTES)
+  let seq = 0
+  const t0 = performance.now()
+  for (let written = 0; written < total; written += 1000) {
+    const batch = db.batch()
+    const ts = Date.now()
+    for (const event of sampleInputs) {
+      seq++
+      writeIdBytes(id, 0, ts, tag, seq)
+      const key = Buffer.allocUnsafe(1 + ID_BYTES)
+      key[0] = EVENT
+      key.set(id, 1)
+      batch.put(key, encodeEventValue(event))
+      let prefix = prefixes.get(event.type)
+      if (prefix === undefined) {
+        prefix = typePrefix(event.type)
+        prefixes.set(event.type, prefix)
+      }
+      batch.put(typeIndexKey(prefix, id), Buffer.alloc(0))
+    }
+    await batch.write({ sync: true })
+  }
+  const rate = total / ((performance.now() - t0) / 1000)
+  // The same store scanned raw: the floor of a scan.
+  const s0 = performance.now()
+  let scanned = 0
+  const it = db.iterator({ gte: Buffer.of(EVENT), lt: Buffer.of(EVENT + 1) })
+  for (;;) {
+    const rows = await it.nextv(1000)
+    if (rows.length === 0) break
+    scanned += rows.length
+  }
+  await it.close()
+  const scanRate = scanned / ((performance.now() - s0) / 1000)
+  await db.close()
+  await rm(dir, { recursive: true, force: true })
+  results.rawScan = { scanned, eventsPerS: Math.round(scanRate) }
+  return rate
+}
+
+async function chorusIngest(clients: number, total: number) {
+  const member = await startBenchMember(`ingest${clients}`)
+  try {
+    const body = Array.from({ length: 1000 }, (_, i) => sampleEvent(i)).join('\n')
+    let sent = 0
+    const latencies: number[] = []
+    const t0 = performance.now()
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (sent < total) {
+          sent += 1000
+          const s = performance.now()
+          const r = await fetch(`${member.url}/v1/events`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-ndjson' },
+            body,
+          })
+          await r.arrayBuffer()
+          latencies.push(performance.now() - s)
+        }
+      }),
+    )
+    return {
+      eventsPerS: Math.round(sent / ((performance.now() - t0) / 1000)),
+      p99: summary(latencies).p99,
+    }
+  } finally {
+    await member.stop()
+  }
+}
+
+async function chorusScan(total: number) {
+  const members: BenchMember[] = []
+  try {
+    for (let i = 0; i < 5; i++)
+      members.push(
+        await startBenchMember(
+          `scan${i}`,
+          i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
+        ),
+      )
+    await until(
+      async () =>
+        (await chorusMembers(members[0] as BenchMember)).filter((e) => e.state === 'alive')
+          .length === 5,
+      60_000,
+    )
+    const body = Array.from({ length: 5000 }, (_, i) => sampleEvent(i)).join('\n')
+    await Promise.all(
+      members.map(async (m) => {
+        for (let sent = 0; sent < total / 5; sent += 5000) {
+          const r = await fetch(`${m.url}/v1/events`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-ndjson' },
+            body,
+          })
+          await r.arrayBuffer()
+        }
+      }),
+    )
+    const coordinator = members[0] as BenchMember
+    const t0 = performance.now()
+    let scanned = 0
+    let cursor: string | null = null
+    do {
+      const url: string =
+        cursor === null
+          ? `${coordinator.url}/v1/events?from=0&limit=10000`
+          : `${coordinator.url}/v1/events?cursor=${cursor}`
+      const page = (await (await fetch(url)).json()) as { events: unknown[]; next: string | null }
+      scanned += page.events.length
+      cursor = page.next
+    } while (cursor !== null)
+    return {
+      scanned,
+      eventsPerS: Math.round(scanned / ((performance.now() - t0) / 1000)),
+      coordinatorPeakRssMiB: peakRssMiB(coordinator.pid),
+    }
+  } finally {
+    await Promise.all(members.map((m) => m.stop()))
+  }
+}
+
+// ---------- run ----------
+
+if (hasSerf()) {
+  const rows = []
+  for (const n of SIZES) {
+    const serf = await benchSerf(n)
+    const chorus = await benchChorus(n)
+    results[`membership${n}`] = { serf, chorus }
+    rows.push({
+      N: n,
+      'serf join→all ms': round(serf.converge, 0),
+      'chorus join→all ms': round(chorus.converge, 0),
+      'ratio (c/s)': round(chorus.converge / serf.converge, 2),
+      'serf kill→failed ms': round(serf.failed, 0),
+      'chorus kill→dead ms': round(chorus.dead, 0),
+      'ratio (c/s) ': round(chorus.dead / serf.failed, 2),
+      'serf RSS MiB': Math.max(...serf.rss),
+      'chorus RSS MiB': Math.max(...chorus.rss),
+      [`serf all-${n} p50/p95/p99 ms`]: `${serf.all.p50}/${serf.all.p95}/${serf.all.p99}`,
+      'serf complete': `${serf.complete}/${QUERIES}`,
+      'chorus 100-page p50/p95/p99 ms': `${chorus.queries.p50}/${chorus.queries.p95}/${chorus.queries.p99}`,
+      'chorus complete': `${chorus.complete}/${QUERIES}`,
+      'p99 c / p95 s': round(chorus.queries.p99 / serf.all.p95, 2),
+    })
+  }
+  printTable(
+    `Membership and fan-out against Serf (serf query -timeout=${SERF_TIMEOUT}; its command returns only after the timeout)`,
+    rows,
+  )
+} else {
+  process.stdout.write('\nserf not found: skipping the Serf comparison (apt-get install serf)\n')
+}
+
+const raw = await rawIngest(INGEST_EVENTS)
+const one = await chorusIngest(1, INGEST_EVENTS)
+const four = await chorusIngest(4, INGEST_EVENTS)
+const scan = await chorusScan(SCAN_EVENTS)
+const rawScan = results.rawScan as { eventsPerS: number }
+results.ingest = { rawEventsPerS: Math.round(raw), one, four }
+results.scan = scan
+printTable(
+  'Durable ingest (1,000-event NDJSON batches, WAL synced) against the raw binding (same keys, same batches, sync)',
+  [
+    {
+      writer: 'raw binding',
+      clients: 1,
+      'events/s': Math.round(raw),
+      'p99 ms': '-',
+      'chorus/raw': '-',
+    },
+    {
+      writer: 'chorus',
+      clients: 1,
+      'events/s': one.eventsPerS,
+      'p99 ms': one.p99,
+      'chorus/raw': round(one.eventsPerS / raw, 2),
+    },
+    {
+      writer: 'chorus',
+      clients: 4,
+      'events/s': four.eventsPerS,
+      'p99 ms': four.p99,
+      'chorus/raw': round(four.eventsPerS / raw, 2),
+    },
+  ],
+)
+printTable(
+  `Forward scan of ${SCAN_EVENTS} events over 5 members through one coordinator, against a raw iterator scan of one store`,
+  [
+    {
+      scan: 'raw iterator',
+      'events/s': rawScan.eventsPerS,
+      'peak RSS MiB': '-',
+      'chorus/raw': '-',
+    },
+    {
+      scan: 'chorus coordinator',
+      'events/s': scan.eventsPerS,
+      'peak RSS MiB': scan.coordinatorPeakRssMiB,
+      'chorus/raw': round(scan.eventsPerS / rawScan.eventsPerS, 2),
+    },
+  ],
+)
+mkdirSync('bench-results', { recursive: true })
+const file = `bench-results/compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
+writeFileSync(file, JSON.stringify(results, null, 2))
+process.stdout.write(`\nfigures written to ${file}\n`)
