@@ -69,6 +69,8 @@ const MAX_LOCAL_HEALTH_SCORE = 8
 /** Redial back-off of dead members: first delay and cap, ms. */
 const REDIAL_FIRST_MS = 1000
 const REDIAL_MAX_MS = 30_000
+/** Announcements made at once (a new peer) are at least this far apart, ms. */
+const ANNOUNCE_DEBOUNCE_MS = 50
 /** Samples of clock offset kept per member. */
 const OFFSET_SAMPLES = 10
 
@@ -139,6 +141,7 @@ export function createMembership(components: MembershipComponents): Membership {
   let lastTick = 0
   let lastAnnounce = 0
   let stopped = false
+  let trailing: NodeJS.Timeout | undefined
   const probes = new AbortController()
 
   const multiplier = () => 1 + localScore
@@ -350,6 +353,7 @@ export function createMembership(components: MembershipComponents): Membership {
       if (stopped) return
       stopped = true
       clearInterval(timer)
+      clearTimeout(trailing)
       probes.abort()
       if (leaving) await announce(true)
     },
@@ -425,7 +429,17 @@ export function createMembership(components: MembershipComponents): Membership {
     },
 
     announceNow() {
-      if (!stopped && clock() - lastAnnounce > 50) void announce()
+      if (stopped) return
+      if (clock() - lastAnnounce > ANNOUNCE_DEBOUNCE_MS) {
+        void announce()
+      } else if (trailing === undefined) {
+        // Several peers arriving together get one announcement, a moment later.
+        trailing = setTimeout(() => {
+          trailing = undefined
+          if (!stopped) void announce()
+        }, ANNOUNCE_DEBOUNCE_MS)
+        trailing.unref()
+      }
     },
 
     table() {

@@ -209,6 +209,13 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
   })
   // A new connection: tell the peer who we are now rather than at the next beat.
   host.addEventListener('peer:identify', () => membership.announceNow())
+  // A peer that has just subscribed to the topic would otherwise wait for
+  // the next beat to hear from us: flood publishing reaches only the
+  // subscribers we know of.
+  pubsub.addEventListener('subscription-change', (event) => {
+    if (event.detail.subscriptions.some((s) => s.topic === MEMBERS_TOPIC && s.subscribe))
+      membership.announceNow()
+  })
 
   await registerSliceServer({
     host,
