@@ -388,7 +388,7 @@ if (hasSerf()) {
       'ratio (c/s) ': round(chorus.dead / serf.failed, 2),
       'serf RSS MiB': Math.max(...serf.rss),
       'chorus RSS MiB': Math.max(...chorus.rss),
-      [`serf all-${n} p50/p95/p99 ms`]: `${serf.all.p50}/${serf.all.p95}/${serf.all.p99}`,
+      'serf all-N answers p50/p95/p99 ms': `${serf.all.p50}/${serf.all.p95}/${serf.all.p99}`,
       'serf complete': `${serf.complete}/${QUERIES}`,
       'chorus 100-page p50/p95/p99 ms': `${chorus.queries.p50}/${chorus.queries.p95}/${chorus.queries.p99}`,
       'chorus complete': `${chorus.complete}/${QUERIES}`,
