@@ -36,9 +36,3 @@ export interface MemberRecorder {
   /** A member that did not answer a coordinator, by the row's status. */
   memberFailure(status: Exclude<MemberStatus, 'ok'>): void
 }
-
-export const NO_RECORDER: MemberRecorder = {
-  ingest() {},
-  query() {},
-  memberFailure() {},
-}

@@ -111,6 +111,19 @@ function unpack(bytes: Uint8Array, limit: number): unknown {
   }
 }
 
+/** Unpacks a message that must be an array of `length` elements starting with `kind`. */
+function framed(
+  bytes: Uint8Array,
+  limit: number,
+  kind: number,
+  length: number,
+  what: string,
+): unknown[] {
+  const m = unpack(bytes, limit)
+  if (!Array.isArray(m) || m.length !== length || m[0] !== kind) throw malformed(`not ${what}`)
+  return m
+}
+
 function pack(value: unknown, limit: number): Uint8Array {
   const bytes = packr.pack(value)
   if (bytes.byteLength > limit)
@@ -158,9 +171,7 @@ export function encodeSliceRequest(r: SliceRequest): Uint8Array {
 }
 
 export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
-  const m = unpack(bytes, MAX_REQUEST_BYTES)
-  if (!Array.isArray(m) || m.length !== 13 || m[0] !== KIND_SLICE_REQUEST)
-    throw malformed('not a slice request')
+  const m = framed(bytes, MAX_REQUEST_BYTES, KIND_SLICE_REQUEST, 13, 'a slice request')
   const [
     ,
     fromMs,
@@ -278,16 +289,9 @@ export function encodeMore(events: number): Uint8Array {
 
 /** Decodes a grant of more events (coordinator → member). */
 export function decodeMore(bytes: Uint8Array): number {
-  const m = unpack(bytes, MAX_REQUEST_BYTES)
-  if (
-    !Array.isArray(m) ||
-    m.length !== 2 ||
-    m[0] !== KIND_MORE ||
-    !isInt(m[1], 1, MAX_SLICE_LIMIT)
-  ) {
-    throw malformed('not a grant')
-  }
-  return m[1]
+  const [, events] = framed(bytes, MAX_REQUEST_BYTES, KIND_MORE, 2, 'a grant')
+  if (!isInt(events, 1, MAX_SLICE_LIMIT)) throw malformed('grant')
+  return events
 }
 
 export function encodeTrailer(t: SliceTrailer): Uint8Array {
@@ -300,7 +304,11 @@ export function encodeError(code: ErrorCode, message: string): Uint8Array {
 
 /** Decodes one message of a slice answer: the head, a batch, the trailer, or an error. */
 export function decodeAnswer(bytes: Uint8Array): AnswerMessage {
-  const m = unpack(bytes, MAX_ANSWER_BYTES)
+  return answerFrom(unpack(bytes, MAX_ANSWER_BYTES))
+}
+
+/** The answer message an unpacked value is, or a ProtocolError. */
+function answerFrom(m: unknown): AnswerMessage {
   if (!Array.isArray(m) || m.length === 0) throw malformed('not an answer')
   switch (m[0]) {
     case KIND_BATCH: {
@@ -348,10 +356,9 @@ export function encodeLookupRequest(id: Uint8Array): Uint8Array {
 }
 
 export function decodeLookupRequest(bytes: Uint8Array): Uint8Array {
-  const m = unpack(bytes, MAX_REQUEST_BYTES)
-  if (!Array.isArray(m) || m.length !== 2 || m[0] !== KIND_LOOKUP_REQUEST || !isId(m[1]))
-    throw malformed('not a lookup request')
-  return new Uint8Array(m[1])
+  const [, id] = framed(bytes, MAX_REQUEST_BYTES, KIND_LOOKUP_REQUEST, 2, 'a lookup request')
+  if (!isId(id)) throw malformed('lookup id')
+  return new Uint8Array(id)
 }
 
 export function encodeLookupReply(event: WireEvent | undefined): Uint8Array {
@@ -364,7 +371,7 @@ export function decodeLookupReply(
 ): { event: WireEvent | undefined } | { code: ErrorCode; message: string } {
   const m = unpack(bytes, MAX_ANSWER_BYTES)
   if (Array.isArray(m) && m[0] === KIND_ERROR) {
-    const answer = decodeAnswer(bytes)
+    const answer = answerFrom(m)
     if (answer.kind === 'error') return { code: answer.code, message: answer.message }
   }
   if (!Array.isArray(m) || m.length !== 2 || m[0] !== KIND_LOOKUP_REPLY)
@@ -422,9 +429,7 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
 }
 
 export function decodeAnnouncement(bytes: Uint8Array): Announcement {
-  const m = unpack(bytes, MAX_ANNOUNCEMENT_BYTES)
-  if (!Array.isArray(m) || m.length !== 13 || m[0] !== KIND_ANNOUNCEMENT)
-    throw malformed('not an announcement')
+  const m = framed(bytes, MAX_ANNOUNCEMENT_BYTES, KIND_ANNOUNCEMENT, 13, 'an announcement')
   const [
     ,
     peerId,
@@ -499,10 +504,13 @@ export function encodeRollupRequest(r: RollupRequest): Uint8Array {
 }
 
 export function decodeRollupRequest(bytes: Uint8Array): RollupRequest {
-  const m = unpack(bytes, MAX_REQUEST_BYTES)
-  if (!Array.isArray(m) || m.length !== 9 || m[0] !== KIND_ROLLUP_REQUEST)
-    throw malformed('not a rollup request')
-  const [, fromMs, toMs, resolution, stepMs, types, minSeverity, byType, bySeverity] = m
+  const [, fromMs, toMs, resolution, stepMs, types, minSeverity, byType, bySeverity] = framed(
+    bytes,
+    MAX_REQUEST_BYTES,
+    KIND_ROLLUP_REQUEST,
+    9,
+    'a rollup request',
+  )
   if (!isInt(fromMs, 0, 2 ** 48) || !isInt(toMs, 0, 2 ** 48)) throw malformed('period')
   if (!isInt(resolution, 0, 2) || !isInt(stepMs, 1, 2 ** 40)) throw malformed('resolution or step')
   if (!Array.isArray(types) || types.length > MAX_TYPES || !types.every((t) => isString(t, 256)))
@@ -585,7 +593,7 @@ export function decodeRollupAnswer(
     })
     return { kind: 'series', series }
   }
-  const answer = decodeAnswer(bytes)
+  const answer = answerFrom(m)
   if (answer.kind === 'trailer' || answer.kind === 'error') return answer
   throw malformed('not a rollup answer')
 }
@@ -609,9 +617,7 @@ export function encodeStatsRequest(): Uint8Array {
 }
 
 export function decodeStatsRequest(bytes: Uint8Array): void {
-  const m = unpack(bytes, MAX_REQUEST_BYTES)
-  if (!Array.isArray(m) || m.length !== 1 || m[0] !== KIND_STATS_REQUEST)
-    throw malformed('not a stats request')
+  framed(bytes, MAX_REQUEST_BYTES, KIND_STATS_REQUEST, 1, 'a stats request')
 }
 
 export function encodeStats(c: MemberCounters): Uint8Array {
@@ -628,9 +634,13 @@ export function encodeStats(c: MemberCounters): Uint8Array {
 }
 
 export function decodeStats(bytes: Uint8Array): MemberCounters {
-  const m = unpack(bytes, MAX_ANSWER_BYTES)
-  if (!Array.isArray(m) || m.length !== 5 || m[0] !== KIND_STATS) throw malformed('not stats')
-  const [, ingestedEvents, queries, storeSizeBytes, totals] = m
+  const [, ingestedEvents, queries, storeSizeBytes, totals] = framed(
+    bytes,
+    MAX_ANSWER_BYTES,
+    KIND_STATS,
+    5,
+    'stats',
+  )
   if (
     !isInt(ingestedEvents, 0, Number.MAX_SAFE_INTEGER) ||
     !isInt(queries, 0, Number.MAX_SAFE_INTEGER)

@@ -33,6 +33,7 @@ import {
 import type { Logger } from '../log.ts'
 import type { RollupHandler } from '../query/rollups.ts'
 import type { LookupHandler, SliceHandler } from '../query/slice.ts'
+import type { QueryKind } from '../stats.ts'
 import { encodeBucket } from '../store/rollup.ts'
 import type { Host } from './host.ts'
 import { toWire } from './wire.ts'
@@ -55,7 +56,7 @@ export interface SliceServerComponents {
   counters: () => MemberCounters
   logger: Logger
   /** Times each request served to a peer, by kind, in seconds. */
-  served?: (kind: 'events' | 'lookup' | 'rollups', seconds: number) => void
+  served?: (kind: QueryKind, seconds: number) => void
   /** Counts events written to slice streams (after the peer has taken them). */
   sent?: (events: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
@@ -77,6 +78,8 @@ export function encodeBatches(events: readonly WireEvent[]): Uint8Array[] {
   }
 }
 
+type LengthPrefixed = ReturnType<typeof lpStream<Stream>>
+
 /** The code an error answer carries: the codec's own, `too_large` for an oversized length prefix. */
 function errorCode(err: unknown, otherwise: ErrorCode): ErrorCode {
   if (err instanceof ProtocolError) return err.code
@@ -86,7 +89,7 @@ function errorCode(err: unknown, otherwise: ErrorCode): ErrorCode {
 
 /** Ends a stream with an error message carrying the codec's code (or `internal`). */
 async function answerError(
-  lp: ReturnType<typeof lpStream<Stream>>,
+  lp: LengthPrefixed,
   stream: Stream,
   err: unknown,
   signal: AbortSignal,
@@ -104,161 +107,130 @@ function closedSignal(stream: Stream): AbortSignal {
   return AbortSignal.any([controller.signal, AbortSignal.timeout(ANSWER_TIMEOUT_MS)])
 }
 
+type ServedProtocol = 'slice' | 'lookup' | 'rollup' | 'stats'
+
+/**
+ * Sends a slice answer under flow control: only what the coordinator
+ * granted (and at most MAX_GRANT_BYTES per grant), then a pause until it
+ * grants more. The coordinator reads only what its merge needs, so this
+ * member scans only that much, and neither side buffers an unread answer.
+ */
+async function sendSlice(
+  answer: ReturnType<SliceHandler>,
+  window: number,
+  lp: LengthPrefixed,
+  signal: AbortSignal,
+  sent: (events: number) => void,
+): Promise<void> {
+  await lp.write(encodeHead(answer.hwm), { signal })
+  let credit = window
+  let grantBytes = 0
+  let wake: (() => void) | undefined
+  const grants = (async () => {
+    for (;;) {
+      credit += decodeMore((await lp.read({ signal })).subarray())
+      grantBytes = 0
+      wake?.()
+    }
+  })()
+  grants.catch(() => {}) // ends when the coordinator closes its side
+  const aborted = new Promise<never>((_, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+  })
+  aborted.catch(() => {})
+  let pending: WireEvent[] = []
+  for (;;) {
+    if (pending.length === 0) {
+      const next = await answer.batches.next()
+      if (next.done === true) {
+        await lp.write(encodeTrailer(next.value), { signal })
+        return
+      }
+      pending = next.value.map(toWire)
+      continue
+    }
+    if (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
+      await lp.write(encodePause(), { signal })
+      while (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
+        await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted])
+      }
+      continue
+    }
+    const chunk = pending.splice(0, credit)
+    credit -= chunk.length
+    for (const bytes of encodeBatches(chunk)) {
+      await lp.write(bytes, { signal })
+      grantBytes += bytes.byteLength
+    }
+    sent(chunk.length)
+  }
+}
+
 export async function registerSliceServer(components: SliceServerComponents): Promise<void> {
   const { host, slice, lookup, logger } = components
   const count = components.count ?? (() => {})
 
-  await host.handle(
-    SLICE_PROTOCOL,
-    async (stream) => {
-      const started = performance.now()
-      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const signal = closedSignal(stream)
-      let request: ReturnType<typeof decodeSliceRequest>
-      try {
-        const bytes = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
-        request = decodeSliceRequest(bytes.subarray())
-      } catch (err) {
-        count('slice', 'malformed')
-        const code = errorCode(err, 'malformed')
-        await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
-        await stream.close().catch(() => stream.abort(err as Error))
-        return
-      }
-      try {
-        const answer = slice(request, { signal })
-        await lp.write(encodeHead(answer.hwm), { signal })
-        // Flow control: send only what the coordinator granted (and at most
-        // MAX_GRANT_BYTES per grant), then pause until it grants more. The
-        // coordinator reads only what its merge needs, so this member scans
-        // only that much, and neither side buffers an unread answer.
-        let credit = request.window ?? request.limit
-        let grantBytes = 0
-        let wake: (() => void) | undefined
-        const grants = (async () => {
-          for (;;) {
-            credit += decodeMore((await lp.read({ signal })).subarray())
-            grantBytes = 0
-            wake?.()
+  /**
+   * Every chorus protocol the same way: read one request (bounded in size
+   * and time), answer it, close; on failure count it and answer an error
+   * code, or just reset the stream when the peer is gone or too slow.
+   */
+  const serve = (
+    protocol: string,
+    name: ServedProtocol,
+    kind: QueryKind | undefined,
+    answer: (request: Uint8Array, lp: LengthPrefixed, signal: AbortSignal) => Promise<void>,
+  ) =>
+    host.handle(
+      protocol,
+      async (stream) => {
+        const started = performance.now()
+        const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
+        const signal = closedSignal(stream)
+        try {
+          const request = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
+          await answer(request.subarray(), lp, signal)
+          await stream.close({ signal })
+          count(name, 'ok')
+          if (kind !== undefined) components.served?.(kind, (performance.now() - started) / 1000)
+        } catch (err) {
+          const malformed = errorCode(err, 'internal') !== 'internal'
+          count(name, malformed ? 'malformed' : 'error')
+          if (signal.aborted) {
+            stream.abort(err as Error)
+            return
           }
-        })()
-        grants.catch(() => {}) // ends when the coordinator closes its side
-        const aborted = new Promise<never>((_, reject) => {
-          signal.addEventListener('abort', () => reject(signal.reason), { once: true })
-        })
-        aborted.catch(() => {})
-        let pending: WireEvent[] = []
-        for (;;) {
-          if (pending.length === 0) {
-            const next = await answer.batches.next()
-            if (next.done === true) {
-              await lp.write(encodeTrailer(next.value), { signal })
-              break
-            }
-            pending = next.value.map(toWire)
-            continue
-          }
-          if (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
-            await lp.write(encodePause(), { signal })
-            while (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
-              await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted])
-            }
-            continue
-          }
-          const chunk = pending.splice(0, credit)
-          credit -= chunk.length
-          for (const bytes of encodeBatches(chunk)) {
-            await lp.write(bytes, { signal })
-            grantBytes += bytes.byteLength
-          }
-          components.sent?.(chunk.length)
+          if (!malformed) logger.warn({ err, protocol }, 'request failed')
+          await answerError(lp, stream, err, signal)
         }
-        await stream.close({ signal })
-        count('slice', 'ok')
-        components.served?.('events', (performance.now() - started) / 1000)
-      } catch (err) {
-        count('slice', 'error')
-        if (signal.aborted) {
-          stream.abort(err as Error)
-          return
-        }
-        logger.warn({ err }, 'slice request failed')
-        await lp.write(encodeError('internal', (err as Error).message), { signal }).catch(() => {})
-        await stream.close().catch(() => stream.abort(err as Error))
-      }
-    },
-    { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
-  )
+      },
+      { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
+    )
 
-  await host.handle(
-    ROLLUP_PROTOCOL,
-    async (stream) => {
-      const started = performance.now()
-      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const signal = closedSignal(stream)
-      try {
-        const bytes = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
-        const series = await components.rollup(decodeRollupRequest(bytes.subarray()), { signal })
-        const encoded = series.map((s) => ({
-          ...s,
-          buckets: s.buckets.map((b) => ({ t: b.t, bucket: encodeBucket(b.bucket) })),
-        }))
-        let buckets = 0
-        for (const message of encodeRollupSeries(encoded)) await lp.write(message, { signal })
-        for (const s of series) buckets += s.buckets.length
-        await lp.write(encodeTrailer({ hwm: 0, scanned: buckets, more: false }), { signal })
-        await stream.close({ signal })
-        count('rollup', 'ok')
-        components.served?.('rollups', (performance.now() - started) / 1000)
-      } catch (err) {
-        count('rollup', err instanceof ProtocolError ? 'malformed' : 'error')
-        await answerError(lp, stream, err, signal)
-      }
-    },
-    { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
-  )
+  await serve(SLICE_PROTOCOL, 'slice', 'events', async (bytes, lp, signal) => {
+    const request = decodeSliceRequest(bytes)
+    const sent = components.sent ?? (() => {})
+    await sendSlice(slice(request, { signal }), request.window ?? request.limit, lp, signal, sent)
+  })
 
-  await host.handle(
-    STATS_PROTOCOL,
-    async (stream) => {
-      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const signal = closedSignal(stream)
-      try {
-        decodeStatsRequest(
-          (await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })).subarray(),
-        )
-        await lp.write(encodeStats(components.counters()), { signal })
-        await stream.close({ signal })
-        count('stats', 'ok')
-      } catch (err) {
-        count('stats', err instanceof ProtocolError ? 'malformed' : 'error')
-        await answerError(lp, stream, err, signal)
-      }
-    },
-    { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
-  )
+  await serve(ROLLUP_PROTOCOL, 'rollup', 'rollups', async (bytes, lp, signal) => {
+    const series = await components.rollup(decodeRollupRequest(bytes), { signal })
+    const encoded = series.map((s) => ({
+      ...s,
+      buckets: s.buckets.map((b) => ({ t: b.t, bucket: encodeBucket(b.bucket) })),
+    }))
+    for (const message of encodeRollupSeries(encoded)) await lp.write(message, { signal })
+    const buckets = series.reduce((n, s) => n + s.buckets.length, 0)
+    await lp.write(encodeTrailer({ hwm: 0, scanned: buckets, more: false }), { signal })
+  })
 
-  await host.handle(
-    LOOKUP_PROTOCOL,
-    async (stream) => {
-      const started = performance.now()
-      const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-      const signal = closedSignal(stream)
-      try {
-        const bytes = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
-        const id = decodeLookupRequest(bytes.subarray())
-        const event = await lookup(id)
-        await lp.write(encodeLookupReply(event === undefined ? undefined : toWire(event)), {
-          signal,
-        })
-        await stream.close({ signal })
-        count('lookup', 'ok')
-        components.served?.('lookup', (performance.now() - started) / 1000)
-      } catch (err) {
-        count('lookup', err instanceof ProtocolError ? 'malformed' : 'error')
-        await answerError(lp, stream, err, signal)
-      }
-    },
-    { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },
-  )
+  await serve(STATS_PROTOCOL, 'stats', undefined, async (bytes, lp, signal) => {
+    decodeStatsRequest(bytes)
+    await lp.write(encodeStats(components.counters()), { signal })
+  })
+
+  await serve(LOOKUP_PROTOCOL, 'lookup', 'lookup', async (bytes, lp, signal) => {
+    const event = await lookup(decodeLookupRequest(bytes))
+    await lp.write(encodeLookupReply(event === undefined ? undefined : toWire(event)), { signal })
+  })
 }

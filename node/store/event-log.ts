@@ -263,8 +263,10 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         throw new StoreUnavailableError('the clock is past the largest time an id can hold')
       const newTypes: string[] = []
       const out: string[][] = []
-      const bucketDeltas = new Map<string, OpenBucket>()
-      const totalDeltas = new Map<string, number>()
+      // Every event of a batch has the same ts, so it falls into the same
+      // bucket at each resolution: one delta per type and severity serves
+      // all three resolutions and the totals.
+      const deltas = new Map<string, { type: string; severity: number; bucket: Bucket }>()
       const id = new Uint8Array(ID_BYTES)
       for (const group of groups) {
         const ids: string[] = []
@@ -278,19 +280,13 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
           batch.put(typeIndexKey(prefixOf(event.type), id), EMPTY)
           const idText = encodeId(id)
           const severity = severityRank(event.severity ?? 'info')
-          for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
-            const startMs = ts - (ts % (RESOLUTIONS_MS[r] as number))
-            const key = rollupKey(r, startMs, event.type, severity)
-            const name = key.toString('latin1')
-            let delta = bucketDeltas.get(name)
-            if (delta === undefined) {
-              delta = { key, resolution: r, startMs, bucket: emptyBucket() }
-              bucketDeltas.set(name, delta)
-            }
-            addEvent(delta.bucket, idText, event.value)
-          }
           const totalName = `${event.type}\u0000${String.fromCharCode(severity)}`
-          totalDeltas.set(totalName, (totalDeltas.get(totalName) ?? 0) + 1)
+          let delta = deltas.get(totalName)
+          if (delta === undefined) {
+            delta = { type: event.type, severity, bucket: emptyBucket() }
+            deltas.set(totalName, delta)
+          }
+          addEvent(delta.bucket, idText, event.value)
           if (!typeSet.has(event.type) && !newTypes.includes(event.type)) {
             newTypes.push(event.type)
             batch.put(typeCatalogueKey(event.type), EMPTY)
@@ -310,19 +306,23 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       // New values of the touched buckets and totals, applied to the caches
       // only once the batch holding them is written.
       const staged: OpenBucket[] = []
-      for (const [name, delta] of bucketDeltas) {
-        const open = openBuckets.get(name)
-        let bucket = delta.bucket
-        if (open !== undefined) {
-          bucket = copyBucket(open.bucket)
-          mergeBucket(bucket, delta.bucket)
-        }
-        batch.put(delta.key, encodeBucket(bucket))
-        staged.push({ ...delta, bucket })
-      }
       const stagedTotals: Array<[string, number]> = []
-      for (const [name, n] of totalDeltas) {
-        const count = (totals.get(name) ?? 0) + n
+      for (const [name, delta] of deltas) {
+        for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
+          const startMs = ts - (ts % (RESOLUTIONS_MS[r] as number))
+          const key = rollupKey(r, startMs, delta.type, delta.severity)
+          const open = openBuckets.get(key.toString('latin1'))
+          // Cached buckets are never changed in place, so a fresh delta can
+          // be cached as it is, even at several resolutions.
+          let bucket = delta.bucket
+          if (open !== undefined) {
+            bucket = copyBucket(open.bucket)
+            mergeBucket(bucket, delta.bucket)
+          }
+          batch.put(key, encodeBucket(bucket))
+          staged.push({ key, resolution: r, startMs, bucket })
+        }
+        const count = (totals.get(name) ?? 0) + delta.bucket.count
         batch.put(Buffer.concat([Buffer.of(TOTAL), Buffer.from(name, 'latin1')]), meta.pack(count))
         stagedTotals.push([name, count])
       }

@@ -133,15 +133,3 @@ export function totalKey(type: string, severity: number): Buffer {
   key[2 + name.length] = severity
   return key
 }
-
-/** The first key after every key that starts with `prefix`. */
-export function prefixEnd(prefix: Uint8Array): Buffer {
-  const end = Buffer.from(prefix)
-  for (let i = end.length - 1; i >= 0; i--) {
-    if ((end[i] as number) < 0xff) {
-      end[i] = (end[i] as number) + 1
-      return end.subarray(0, i + 1)
-    }
-  }
-  return Buffer.of(0xff, 0xff, 0xff, 0xff)
-}

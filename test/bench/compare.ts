@@ -29,6 +29,8 @@ import {
   sampleEvent,
   startBenchMember,
   summary,
+  tableOf,
+  timeUntil,
 } from './lib.ts'
 
 const { values } = parseArgs({
@@ -49,19 +51,6 @@ const results: Record<string, unknown> = {
   cores: cpus().length,
   node: process.version,
   at: new Date().toISOString(),
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
-async function until(
-  condition: () => Promise<boolean> | boolean,
-  timeoutMs: number,
-): Promise<number> {
-  const t0 = performance.now()
-  while (performance.now() - t0 < timeoutMs) {
-    if (await condition()) return performance.now() - t0
-    await sleep(10)
-  }
-  return Number.NaN
 }
 
 function hasSerf(): boolean {
@@ -109,7 +98,7 @@ async function startSerf(name: string, join?: string): Promise<SerfAgent & { bin
   ]
   if (join !== undefined) args.push(`-join=${join}`)
   const child = spawn('serf', args, { stdio: 'ignore' })
-  await until(() => serfMembers(rpc).length > 0, 15_000)
+  await timeUntil(() => serfMembers(rpc).length > 0, 15_000)
   return { name, rpc, child, bind }
 }
 
@@ -138,7 +127,7 @@ async function benchSerf(n: number) {
   const agents: Array<SerfAgent & { bind: string }> = []
   try {
     for (let i = 0; i < n; i++) agents.push(await startSerf(`serf${i}`, agents[0]?.bind))
-    const converge = await until(
+    const converge = await timeUntil(
       () =>
         agents.every((a) => serfMembers(a.rpc).filter((m) => m.status === 'alive').length === n),
       60_000,
@@ -150,7 +139,7 @@ async function benchSerf(n: number) {
     const complete = queries.filter((q) => q.responses >= n).length
     const victim = agents[n - 1] as SerfAgent
     victim.child.kill('SIGKILL')
-    const failed = await until(
+    const failed = await timeUntil(
       () =>
         serfMembers((agents[0] as SerfAgent).rpc).some(
           (m) => m.name === victim.name && m.status === 'failed',
@@ -172,18 +161,6 @@ async function benchSerf(n: number) {
 
 // ---------- chorus ----------
 
-async function chorusMembers(m: BenchMember): Promise<Array<{ name: string; state: string }>> {
-  try {
-    return (
-      (await (await fetch(`${m.url}/v1/members`)).json()) as {
-        members: Array<{ name: string; state: string }>
-      }
-    ).members
-  } catch {
-    return []
-  }
-}
-
 async function benchChorus(n: number) {
   const members: BenchMember[] = []
   try {
@@ -195,9 +172,9 @@ async function benchChorus(n: number) {
         ),
       )
     }
-    const converge = await until(async () => {
+    const converge = await timeUntil(async () => {
       for (const m of members)
-        if ((await chorusMembers(m)).filter((e) => e.state === 'alive').length !== n) return false
+        if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== n) return false
       return true
     }, 60_000)
     for (const m of members) {
@@ -220,9 +197,9 @@ async function benchChorus(n: number) {
     }
     const victim = members[n - 1] as BenchMember
     victim.child.kill('SIGKILL')
-    const dead = await until(
+    const dead = await timeUntil(
       async () =>
-        (await chorusMembers(members[0] as BenchMember)).some(
+        (await tableOf(members[0] as BenchMember)).some(
           (e) => e.name === victim.name && e.state === 'dead',
         ),
       60_000,
@@ -328,10 +305,9 @@ async function chorusScan(total: number) {
           i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
         ),
       )
-    await until(
+    await timeUntil(
       async () =>
-        (await chorusMembers(members[0] as BenchMember)).filter((e) => e.state === 'alive')
-          .length === 5,
+        (await tableOf(members[0] as BenchMember)).filter((e) => e.state === 'alive').length === 5,
       60_000,
     )
     const body = Array.from({ length: 5000 }, (_, i) => sampleEvent(i)).join('\n')

@@ -20,6 +20,8 @@ import {
   sampleEvent,
   startBenchMember,
   summary,
+  tableOf,
+  timeUntil,
 } from './lib.ts'
 
 const { values } = parseArgs({
@@ -46,14 +48,6 @@ async function get(url: string): Promise<Page> {
   if (response.status !== 200)
     throw new Error(`${url} answered ${response.status}: ${await response.text()}`)
   return (await response.json()) as Page
-}
-
-async function members(m: BenchMember): Promise<Array<{ name: string; state: string }>> {
-  return (
-    (await (await fetch(`${m.url}/v1/members`)).json()) as {
-      members: Array<{ name: string; state: string }>
-    }
-  ).members
 }
 
 async function preload(m: BenchMember, count: number): Promise<void> {
@@ -88,15 +82,6 @@ async function timeQueries(url: string, count: number): Promise<number[]> {
   return out
 }
 
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const t0 = performance.now()
-  while (performance.now() - t0 < timeoutMs) {
-    if (await condition()) return performance.now() - t0
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  return Number.NaN
-}
-
 const array: BenchMember[] = []
 const results: Array<Record<string, number | string>> = []
 let frozen: Record<string, number | string> | undefined
@@ -110,9 +95,9 @@ try {
       const member = await startBenchMember(name, join)
       array.push(member)
       const expected = array.length
-      joinMs = await waitUntil(async () => {
+      joinMs = await timeUntil(async () => {
         for (const m of array)
-          if ((await members(m)).filter((e) => e.state === 'alive').length !== expected)
+          if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== expected)
             return false
         return true
       }, 30_000)
@@ -185,15 +170,15 @@ try {
       'deadline ms': DEADLINE_MS,
       'p99 - deadline ms': round(s.p99 - DEADLINE_MS),
     }
-    await waitUntil(
-      async () => (await members(coordinator)).every((e) => e.state === 'alive'),
+    await timeUntil(
+      async () => (await tableOf(coordinator)).every((e) => e.state === 'alive'),
       60_000,
     )
 
     // One member killed: how long until the coordinator stops asking it.
     const doomed = array[size - 1] as BenchMember
     doomed.child.kill('SIGKILL')
-    const removedMs = await waitUntil(async () => {
+    const removedMs = await timeUntil(async () => {
       const page = await get(`${coordinator.url}/v1/events?from=0&limit=1&timeout=500ms`).catch(
         () => undefined,
       )

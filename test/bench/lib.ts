@@ -143,3 +143,28 @@ export function sampleEvent(i: number): string {
     },
   })
 }
+
+/** Polls `condition` every 10 ms; returns how long it took to hold, or NaN after `timeoutMs`. */
+export async function timeUntil(
+  condition: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+): Promise<number> {
+  const t0 = performance.now()
+  while (performance.now() - t0 < timeoutMs) {
+    if (await condition()) return performance.now() - t0
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return Number.NaN
+}
+
+/** A member's membership table ([] when it does not answer). */
+export async function tableOf(m: BenchMember): Promise<Array<{ name: string; state: string }>> {
+  try {
+    const body = (await (await fetch(`${m.url}/v1/members`)).json()) as {
+      members: Array<{ name: string; state: string }>
+    }
+    return body.members
+  } catch {
+    return []
+  }
+}

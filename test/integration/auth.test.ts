@@ -98,20 +98,21 @@ describe('token and address configuration', () => {
     expect(error?.message).not.toContain('short-secret')
   })
 
+  // Only parsed, never bound: 192.0.2.0/24 is the documentation range.
   it('refuses a non-loopback HTTP address without tokens, or a non-loopback p2p address, unless --insecure', () => {
-    expect(() => resolveConfig({ flags: { http: '0.0.0.0:7700' }, env: {} })).toThrow(
-      /refusing to serve HTTP on 0\.0\.0\.0 without tokens/,
+    expect(() => resolveConfig({ flags: { http: '192.0.2.10:7700' }, env: {} })).toThrow(
+      /refusing to serve HTTP on 192\.0\.2\.10 without tokens/,
     )
-    expect(() => resolveConfig({ flags: { listen: ['/ip4/0.0.0.0/tcp/7701'] }, env: {} })).toThrow(
-      /refusing to listen for peers on \/ip4\/0\.0\.0\.0\/tcp\/7701 without a swarm key/,
-    )
+    expect(() =>
+      resolveConfig({ flags: { listen: ['/ip4/192.0.2.10/tcp/7701'] }, env: {} }),
+    ).toThrow(/refusing to listen for peers on \/ip4\/192\.0\.2\.10\/tcp\/7701 without a swarm key/)
     const insecure = resolveConfig({
-      flags: { http: '0.0.0.0:7700', listen: ['/ip4/0.0.0.0/tcp/7701'], insecure: 'true' },
+      flags: { http: '192.0.2.10:7700', listen: ['/ip4/192.0.2.10/tcp/7701'], insecure: 'true' },
       env: {},
     })
     expect(insecure.insecure).toBe(true)
     const withTokens = resolveConfig({
-      flags: { http: '0.0.0.0:7700' },
+      flags: { http: '192.0.2.10:7700' },
       env: { CHORUS_TOKENS: `read:${TOKENS.read}` },
     })
     expect(withTokens.tokens).toHaveLength(1)
