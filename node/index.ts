@@ -29,7 +29,13 @@ import { createMesh } from './mesh/mesh.ts'
 import type { Coordinator, SliceTarget } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
 import { createRollupHandler, queryRollups } from './query/rollups.ts'
-import { createLookupHandler, createSliceHandler, typeMatcher } from './query/slice.ts'
+import {
+  createLookupHandler,
+  createSliceHandler,
+  decodedAnswer,
+  decodeStored,
+  typeMatcher,
+} from './query/slice.ts'
 import type { MemberRecorder, MemberStats } from './stats.ts'
 import type { EventLog } from './store/event-log.ts'
 import { openEventLog } from './store/event-log.ts'
@@ -145,16 +151,20 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     },
     logger: component(root, 'health'),
   })
-  const slice = createSliceHandler({ log, peerId: identity.peerId, name: () => name })
-  const lookup = createLookupHandler({ log, peerId: identity.peerId, name: () => name })
+  const slice = createSliceHandler({ log })
+  const lookup = createLookupHandler({ log })
   const rollup = createRollupHandler({ log })
   const self: SliceTarget = {
     peerId: identity.peerId,
     name,
     tag: tagHex(tag),
     state: 'alive',
-    slice: async (request, options) => slice(request, options),
-    lookup: (id) => lookup(id),
+    slice: async (request, options) =>
+      decodedAnswer(slice(request, options), identity.peerId, name),
+    lookup: async (id) => {
+      const stored = await lookup(id)
+      return stored === undefined ? undefined : decodeStored([stored], identity.peerId, name)[0]
+    },
     rollup: (request, options) => rollup(request, options),
     stats: async () => counters(),
   }

@@ -8,12 +8,14 @@
 //   slice head     [8, hwm]        first message of every slice answer
 //   more           [9, events]     coordinator → member: a grant of more events
 //   pause          [10]            member → coordinator: out of grant, more in hand
-//   event batch    [2, events[]]   each event [id(16), type, severity,
-//                   message|null, source|null, value|null, attrs|null, time|null]
+//   event batch    [2, events[]]   each event [id(16), fields], where fields is
+//                  the event's value exactly as its owner stores it (see
+//                  StoredEvent): [1, type, severity, message|null, source|null,
+//                  value|null, attrs|null, time|null]
 //   trailer        [3, hwm, scanned, more]
 //   error          [4, code, message]
 //   lookup request [5, id(16)]
-//   lookup reply   [6, event|null]
+//   lookup reply   [6, event|null]  (an event as in a batch)
 //   announcement   [7, fields...] (see encodeAnnouncement)
 //   rollup request [11, fromMs, toMs, resolution, stepMs, types[], minSeverity,
 //                   byType, bySeverity]
@@ -73,7 +75,22 @@ export class ProtocolError extends Error {
   }
 }
 
-/** An event as it crosses the wire: the owner's peer id and name are known from the stream. */
+/** First element of a stored event value: the layout of the fields that follow. */
+export const EVENT_VALUE_FORMAT = 1
+
+/**
+ * An event as its owner stores it: 16 id bytes and its value, one
+ * MessagePack array [EVENT_VALUE_FORMAT, type, severity, message|null,
+ * source|null, value|null, attrs|null, time|null] (node/store/codec.ts
+ * writes it). Members send these bytes from disk to the wire as they are,
+ * without decoding them; the receiver checks every field (WireEvent).
+ */
+export interface StoredEvent {
+  id: Uint8Array
+  value: Uint8Array
+}
+
+/** An event as it comes off the wire, checked: the owner's peer id and name are known from the stream. */
 export interface WireEvent {
   id: Uint8Array
   type: string
@@ -216,24 +233,86 @@ export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   return out
 }
 
-function eventOut(e: WireEvent): unknown[] {
-  return [
-    e.id,
-    e.type,
-    e.severity,
-    e.message ?? null,
-    e.source ?? null,
-    e.value ?? null,
-    e.attrs ?? null,
-    e.time ?? null,
-  ]
+// Batches and lookup replies are written by hand, not packed, so that each
+// event's stored value goes in as the bytes it is: [id, fields] is a fixarray
+// of 2, a bin 8 of 16 bytes, then the value (itself one MessagePack array).
+const EVENT_HEAD_BYTES = 3 + 16
+/** fixarray of 2, the kind, an array 32 header. */
+const BATCH_HEAD_BYTES = 2 + 5
+
+function storedEventBytes(e: StoredEvent): number {
+  if (e.id.byteLength !== 16) throw new Error(`an event id is 16 bytes, not ${e.id.byteLength}`)
+  return EVENT_HEAD_BYTES + e.value.byteLength
+}
+
+function writeStoredEvent(out: Uint8Array, at: number, e: StoredEvent): number {
+  out[at] = 0x92
+  out[at + 1] = 0xc4
+  out[at + 2] = 16
+  out.set(e.id, at + 3)
+  out.set(e.value, at + EVENT_HEAD_BYTES)
+  return at + EVENT_HEAD_BYTES + e.value.byteLength
+}
+
+function writeBatch(events: readonly StoredEvent[], from: number, to: number, bytes: number) {
+  const out = new Uint8Array(bytes)
+  out[0] = 0x92
+  out[1] = KIND_BATCH
+  out[2] = 0xdd
+  new DataView(out.buffer).setUint32(3, to - from)
+  let at = BATCH_HEAD_BYTES
+  for (let i = from; i < to; i++) at = writeStoredEvent(out, at, events[i] as StoredEvent)
+  return out
+}
+
+/**
+ * Encodes stored events into as few batch messages as the limits allow:
+ * each under MAX_ANSWER_BYTES and MAX_BATCH_EVENTS. An event too large for
+ * any message is a ProtocolError (`too_large`).
+ */
+export function encodeBatches(events: readonly StoredEvent[]): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let from = 0
+  let bytes = BATCH_HEAD_BYTES
+  for (let i = 0; i < events.length; i++) {
+    const size = storedEventBytes(events[i] as StoredEvent)
+    if (BATCH_HEAD_BYTES + size > MAX_ANSWER_BYTES)
+      throw new ProtocolError(
+        'too_large',
+        `an event of ${size} bytes does not fit a message of ${MAX_ANSWER_BYTES}`,
+      )
+    if (bytes + size > MAX_ANSWER_BYTES || i - from === MAX_BATCH_EVENTS) {
+      out.push(writeBatch(events, from, i, bytes))
+      from = i
+      bytes = BATCH_HEAD_BYTES
+    }
+    bytes += size
+  }
+  if (from < events.length) out.push(writeBatch(events, from, events.length, bytes))
+  return out
+}
+
+/**
+ * Checks and decodes stored events exactly as a receiver of them would, a
+ * batch message at a time (one MessagePack pass per message, not per event).
+ */
+export function decodeStoredEvents(events: readonly StoredEvent[]): WireEvent[] {
+  const out: WireEvent[] = []
+  for (const message of encodeBatches(events)) {
+    const answer = decodeAnswer(message)
+    if (answer.kind === 'batch') for (const e of answer.events) out.push(e)
+  }
+  return out
 }
 
 function eventIn(v: unknown): WireEvent {
-  if (!Array.isArray(v) || v.length !== 8) throw malformed('event')
-  const [id, type, severity, message, source, value, attrs, time] = v
-  if (!isId(id) || !isString(type, 256) || !isInt(severity, 0, 4))
-    throw malformed('event id, type or severity')
+  if (!Array.isArray(v) || v.length !== 2 || !isId(v[0])) throw malformed('event')
+  const id = v[0]
+  const fields: unknown = v[1]
+  if (!Array.isArray(fields) || fields.length !== 8 || fields[0] !== EVENT_VALUE_FORMAT)
+    throw malformed('event fields')
+  const [, type, severity, message, source, value, attrs, time] = fields
+  if (!isString(type, 256) || !isInt(severity, 0, 4)) throw malformed('event type or severity')
   const e: WireEvent = { id, type, severity }
   if (message !== null) {
     if (!isString(message, 64 * 1024)) throw malformed('event message')
@@ -269,10 +348,6 @@ function eventIn(v: unknown): WireEvent {
     e.time = time
   }
   return e
-}
-
-export function encodeBatch(events: readonly WireEvent[]): Uint8Array {
-  return pack([KIND_BATCH, events.map(eventOut)], MAX_ANSWER_BYTES)
 }
 
 export function encodeHead(hwm: number): Uint8Array {
@@ -361,8 +436,16 @@ export function decodeLookupRequest(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(id)
 }
 
-export function encodeLookupReply(event: WireEvent | undefined): Uint8Array {
-  return pack([KIND_LOOKUP_REPLY, event === undefined ? null : eventOut(event)], MAX_ANSWER_BYTES)
+export function encodeLookupReply(event: StoredEvent | undefined): Uint8Array {
+  const bytes = 2 + (event === undefined ? 1 : storedEventBytes(event))
+  if (bytes > MAX_ANSWER_BYTES)
+    throw new ProtocolError('too_large', `an event of ${bytes} bytes does not fit a message`)
+  const out = new Uint8Array(bytes)
+  out[0] = 0x92
+  out[1] = KIND_LOOKUP_REPLY
+  if (event === undefined) out[2] = 0xc0
+  else writeStoredEvent(out, 2, event)
+  return out
 }
 
 /** Decodes a lookup answer: the event, `undefined` when the owner has none, or an error message. */

@@ -12,19 +12,23 @@
 export * from './codec.ts'
 export * from './slice.ts'
 
-/** Version of chorus's own protocols; part of every protocol id. */
-export const PROTOCOL_VERSION = 1
+// Each protocol id carries its own version, raised when its messages change:
+// a member dialled on a version it does not speak refuses it in libp2p's
+// negotiation, and the coordinator reports it as `unsupported`.
 const PREFIX = '/chorus'
 
-/** `/chorus/slice/1`: one request, a stream of event batches, one trailer (or an error). */
-export const SLICE_PROTOCOL = `${PREFIX}/slice/${PROTOCOL_VERSION}`
-/** `/chorus/lookup/1`: one event by id from its owner. */
-export const LOOKUP_PROTOCOL = `${PREFIX}/lookup/${PROTOCOL_VERSION}`
+/**
+ * `/chorus/slice/2`: one request, a stream of event batches, one trailer (or
+ * an error). Version 2: events travel as their owner stores them.
+ */
+export const SLICE_PROTOCOL = `${PREFIX}/slice/2`
+/** `/chorus/lookup/2`: one event by id from its owner, as it stores it. */
+export const LOOKUP_PROTOCOL = `${PREFIX}/lookup/2`
 /** `/chorus/rollup/1`: one request, series of buckets, one trailer (or an error). */
-export const ROLLUP_PROTOCOL = `${PREFIX}/rollup/${PROTOCOL_VERSION}`
+export const ROLLUP_PROTOCOL = `${PREFIX}/rollup/1`
 /** `/chorus/stats/1`: a member's counters for the array-wide metrics. */
-export const STATS_PROTOCOL = `${PREFIX}/stats/${PROTOCOL_VERSION}`
+export const STATS_PROTOCOL = `${PREFIX}/stats/1`
 /** Gossipsub topic of the health rule set in force (JSON, see node/health/config.ts). */
-export const HEALTH_CONFIG_TOPIC = `${PREFIX}/health-config/${PROTOCOL_VERSION}`
+export const HEALTH_CONFIG_TOPIC = `${PREFIX}/health-config/1`
 /** Gossipsub topic of membership announcements. */
-export const MEMBERS_TOPIC = `${PREFIX}/members/${PROTOCOL_VERSION}`
+export const MEMBERS_TOPIC = `${PREFIX}/members/1`

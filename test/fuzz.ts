@@ -6,6 +6,7 @@
 import fc from 'fast-check'
 import { DEFAULT_EVENT_LIMITS } from '../node/event/event.ts'
 import { createIngest, DEFAULT_INGEST_LIMITS } from '../node/ingest/ingest.ts'
+import { encodeStoredFields } from '../node/store/codec.ts'
 import type { EventLog } from '../node/store/event-log.ts'
 import {
   decodeAnnouncement,
@@ -19,7 +20,7 @@ import {
   decodeStats,
   decodeStatsRequest,
   encodeAnnouncement,
-  encodeBatch,
+  encodeBatches,
   encodeRollupRequest,
   encodeSliceRequest,
   encodeStats,
@@ -55,8 +56,16 @@ const SEEDS: Uint8Array[] = [
     limit: 10,
     text: 'x',
   }),
-  encodeBatch([
-    { id: new Uint8Array(16), type: 'a.b', severity: 1, message: 'hello', attrs: { k: 'v', n: 1 } },
+  ...encodeBatches([
+    {
+      id: new Uint8Array(16),
+      value: encodeStoredFields({
+        type: 'a.b',
+        severity: 1,
+        message: 'hello',
+        attrs: { k: 'v', n: 1 },
+      }),
+    },
   ]),
   encodeAnnouncement({
     peerId: '12D3KooWATU2e9goADgbYTNdziuiBSk4HNyTumrMwB8VxiBLjWkm',

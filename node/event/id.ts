@@ -65,22 +65,34 @@ export function idBytes(ts: number, tag: Uint8Array, seq: number): Uint8Array {
   return out
 }
 
-export function partsOfIdBytes(bytes: Uint8Array, offset = 0): IdParts {
-  const b = bytes
-  const o = offset
-  const ts =
+/** The `ts` of 16 id bytes at `offset`. */
+export function tsOfIdBytes(b: Uint8Array, o = 0): number {
+  return (
     (b[o] as number) * 2 ** 40 +
     (b[o + 1] as number) * 2 ** 32 +
     (((b[o + 2] as number) << 24) >>> 0) +
     (((b[o + 3] as number) << 16) | ((b[o + 4] as number) << 8) | (b[o + 5] as number))
-  const seq =
+  )
+}
+
+/** The `seq` of 16 id bytes at `offset`. */
+export function seqOfIdBytes(b: Uint8Array, o = 0): number {
+  return (
     (b[o + 11] as number) * 2 ** 32 +
     ((((b[o + 12] as number) << 24) |
       ((b[o + 13] as number) << 16) |
       ((b[o + 14] as number) << 8) |
       (b[o + 15] as number)) >>>
       0)
-  return { ts, tag: b.slice(o + 6, o + 11), seq }
+  )
+}
+
+export function partsOfIdBytes(bytes: Uint8Array, offset = 0): IdParts {
+  return {
+    ts: tsOfIdBytes(bytes, offset),
+    tag: bytes.slice(offset + 6, offset + 11),
+    seq: seqOfIdBytes(bytes, offset),
+  }
 }
 
 /** Encodes 16 id bytes as 26 base32 characters (2 leading zero bits, then the 128 bits). */

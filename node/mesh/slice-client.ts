@@ -32,9 +32,9 @@ import {
 } from '../../protocol/index.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import type { BucketSeries } from '../query/rollups.ts'
+import { toEvent } from '../store/codec.ts'
 import { decodeBucket } from '../store/rollup.ts'
 import type { Host } from './host.ts'
-import { fromWire } from './wire.ts'
 
 export class UnreachableError extends Error {
   override readonly name = 'UnreachableError'
@@ -116,7 +116,7 @@ export async function remoteSlice(
         }
         const message = decodeAnswer((await lp.read({ signal })).subarray())
         if (message.kind === 'batch') {
-          mode = yield message.events.map((e) => fromWire(e, member, name))
+          mode = yield message.events.map((e) => toEvent(e.id, e, member, name))
         } else if (message.kind === 'pause') {
           waiting = true
         } else if (message.kind === 'trailer') {
@@ -153,7 +153,9 @@ export async function remoteLookup(
     const reply = decodeLookupReply((await lp.read({ signal })).subarray())
     await stream.close({ signal }).catch(() => {})
     if ('code' in reply) throw new RemoteError(`${name} answered ${reply.code}: ${reply.message}`)
-    return reply.event === undefined ? undefined : fromWire(reply.event, peer.toString(), name)
+    return reply.event === undefined
+      ? undefined
+      : toEvent(reply.event.id, reply.event, peer.toString(), name)
   } catch (err) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
     throw translate(err, signal)

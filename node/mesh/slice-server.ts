@@ -1,4 +1,4 @@
-// Answers peers on /chorus/slice/1 and /chorus/lookup/1 from this member's
+// Answers peers on chorus's protocols (slice, lookup, rollup, stats) from this member's
 // own store, through the same handlers the coordinator calls directly for
 // itself. A malformed or oversized request gets an error message, never a
 // crash; a closed or reset stream stops the scan; writes wait for the stream
@@ -13,7 +13,7 @@ import {
   decodeSliceRequest,
   decodeStatsRequest,
   type ErrorCode,
-  encodeBatch,
+  encodeBatches,
   encodeError,
   encodeHead,
   encodeLookupReply,
@@ -28,7 +28,7 @@ import {
   ROLLUP_PROTOCOL,
   SLICE_PROTOCOL,
   STATS_PROTOCOL,
-  type WireEvent,
+  type StoredEvent,
 } from '../../protocol/index.ts'
 import type { Logger } from '../log.ts'
 import type { RollupHandler } from '../query/rollups.ts'
@@ -36,7 +36,6 @@ import type { LookupHandler, SliceHandler } from '../query/slice.ts'
 import type { QueryKind } from '../stats.ts'
 import { encodeBucket } from '../store/rollup.ts'
 import type { Host } from './host.ts'
-import { toWire } from './wire.ts'
 
 /** Concurrent inbound slice or lookup streams per connection (that is, per peer). */
 export const MAX_INBOUND_STREAMS_PER_PEER = 32
@@ -64,18 +63,6 @@ export interface SliceServerComponents {
     protocol: 'slice' | 'lookup' | 'rollup' | 'stats',
     outcome: 'ok' | 'malformed' | 'error',
   ) => void
-}
-
-/** Encodes events into as many batch messages as the size limit needs. */
-export function encodeBatches(events: readonly WireEvent[]): Uint8Array[] {
-  try {
-    return [encodeBatch(events)]
-  } catch (err) {
-    if (!(err instanceof ProtocolError) || err.code !== 'too_large' || events.length === 1)
-      throw err
-    const half = Math.ceil(events.length / 2)
-    return [...encodeBatches(events.slice(0, half)), ...encodeBatches(events.slice(half))]
-  }
 }
 
 type LengthPrefixed = ReturnType<typeof lpStream<Stream>>
@@ -138,7 +125,7 @@ async function sendSlice(
     signal.addEventListener('abort', () => reject(signal.reason), { once: true })
   })
   aborted.catch(() => {})
-  let pending: WireEvent[] = []
+  let pending: StoredEvent[] = []
   for (;;) {
     if (pending.length === 0) {
       const next = await answer.batches.next()
@@ -146,7 +133,7 @@ async function sendSlice(
         await lp.write(encodeTrailer(next.value), { signal })
         return
       }
-      pending = next.value.map(toWire)
+      pending = next.value
       continue
     }
     if (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
@@ -231,6 +218,6 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
 
   await serve(LOOKUP_PROTOCOL, 'lookup', 'lookup', async (bytes, lp, signal) => {
     const event = await lookup(decodeLookupRequest(bytes))
-    await lp.write(encodeLookupReply(event === undefined ? undefined : toWire(event)), { signal })
+    await lp.write(encodeLookupReply(event), { signal })
   })
 }

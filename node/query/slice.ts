@@ -1,17 +1,20 @@
 // The slice handler: answers one SliceRequest from this member's own store,
 // never by asking anyone else. It yields events in batches, in scan order,
-// and returns a trailer. The coordinator calls it directly for its own member
-// and (with the mesh) peers reach it over /chorus/slice/1.
+// as they are stored (id and value bytes, decoded only when a filter needs
+// a field), and returns a trailer. Peers reach it over /chorus/slice/2, which
+// sends those bytes as they are; the coordinator calls it directly for its
+// own member and decodes them with `decodedAnswer`.
 
+import { decodeStoredEvents, type StoredEvent } from '../../protocol/codec.ts'
 import type { IdBound, SliceAnswer, SliceRequest, SliceTrailer } from '../../protocol/slice.ts'
 import type { ChorusEvent } from '../event/event.ts'
-import { encodeId, ID_BYTES, idBytes, partsOfIdBytes } from '../event/id.ts'
+import { ID_BYTES, idBytes, seqOfIdBytes } from '../event/id.ts'
 import { decodeEventValue, toEvent } from '../store/codec.ts'
 import type { EventLog } from '../store/event-log.ts'
 import { EVENT, typeIndexKey, typePrefix } from '../store/keys.ts'
 
 /** Events per yielded batch and per store read. */
-export const SLICE_BATCH_EVENTS = 256
+export const SLICE_BATCH_EVENTS = 1024
 /** Above this many matching types a type filter scans the time index instead of merging per-type indexes. */
 const MAX_INDEX_MERGE_TYPES = 32
 
@@ -19,16 +22,42 @@ const ZERO_TAG = new Uint8Array(5)
 
 export interface SliceHandlerComponents {
   log: EventLog
-  /** This member's peer id. */
-  peerId: string
-  /** This member's current name. */
-  name: () => string
 }
 
 export type SliceHandler = (
   request: SliceRequest,
   options?: { signal?: AbortSignal },
-) => SliceAnswer<ChorusEvent>
+) => SliceAnswer<StoredEvent>
+
+/** The events stored ids and values make, owned by `member` called `name`. */
+export function decodeStored(
+  stored: readonly StoredEvent[],
+  member: string,
+  name: string,
+): ChorusEvent[] {
+  return decodeStoredEvents(stored).map((e) => toEvent(e.id, e, member, name))
+}
+
+/** A slice answer of this member's, decoded: how the coordinator reads its own member. */
+export function decodedAnswer(
+  answer: SliceAnswer<StoredEvent>,
+  member: string,
+  name: string,
+): SliceAnswer<ChorusEvent> {
+  async function* batches(): AsyncGenerator<ChorusEvent[], SliceTrailer, 'peek' | undefined> {
+    let mode: 'peek' | undefined
+    try {
+      for (;;) {
+        const next = await answer.batches.next(mode)
+        if (next.done === true) return next.value
+        mode = yield decodeStored(next.value, member, name)
+      }
+    } finally {
+      await answer.batches.return(undefined as unknown as SliceTrailer)
+    }
+  }
+  return { hwm: answer.hwm, batches: batches() }
+}
 
 /** Exact types that a filter of exact names and `prefix.*` patterns selects, out of `known` (sorted). */
 export function matchTypes(filter: readonly string[], known: readonly string[]): string[] {
@@ -102,7 +131,7 @@ function rangeFor(prefix: Buffer, bounds: Bounds, reverse: boolean) {
 }
 
 export function createSliceHandler(components: SliceHandlerComponents): SliceHandler {
-  const { log, peerId } = components
+  const { log } = components
   const eventPrefix = Buffer.of(EVENT)
 
   /** Raw (id, value) rows of the request's range, in scan order, from the time index. */
@@ -189,7 +218,7 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
     request: SliceRequest,
     hwm: number,
     signal: AbortSignal | undefined,
-  ): AsyncGenerator<ChorusEvent[], SliceTrailer> {
+  ): AsyncGenerator<StoredEvent[], SliceTrailer> {
     const bounds = requestBounds(request)
     const trailer: SliceTrailer = { hwm, scanned: 0, more: false }
     if (Buffer.compare(bounds.lower.id, bounds.upper.id) > 0 || request.limit <= 0) return trailer
@@ -197,48 +226,51 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
     const reverse = request.reverse
     const known = log.types()
     let rows: AsyncGenerator<Array<[Buffer, Buffer]>>
-    let checkType: (type: string) => boolean = typeMatcher(request.types)
+    // Only the time index needs each event's type checked; a type index holds only its type.
+    let checkType: ((type: string) => boolean) | undefined
     if (request.types.length > 0) {
       const types = matchTypes(request.types, known)
       if (types.length === 0) return trailer
       if (types.length <= MAX_INDEX_MERGE_TYPES) {
         rows = indexRows(types, bounds, reverse)
-        checkType = () => true
       } else {
         rows = timeRows(bounds, reverse)
+        checkType = typeMatcher(request.types)
       }
     } else {
       rows = timeRows(bounds, reverse)
     }
 
     const text = request.text?.toLowerCase()
-    const name = components.name()
-    let batch: ChorusEvent[] = []
+    // Without a filter on its fields, a value goes out as it is stored, never decoded here.
+    const filtered = request.minSeverity > 0 || text !== undefined || checkType !== undefined
+    let batch: StoredEvent[] = []
     let sent = 0
     try {
       for await (const chunk of rows) {
         signal?.throwIfAborted()
         for (const [key, value] of chunk) {
           trailer.scanned++
-          const parts = partsOfIdBytes(key, 1)
-          if (parts.seq > hwm) {
+          if (seqOfIdBytes(key, 1) > hwm) {
             // On one member id order is seq order: ascending, nothing past
             // this belongs to the set; descending, older events still may.
             if (reverse) continue
             if (batch.length > 0) yield batch
             return trailer
           }
-          const fields = decodeEventValue(value)
-          if (fields.severity < request.minSeverity) continue
-          if (!checkType(fields.type)) continue
-          if (text !== undefined && !(fields.message?.toLowerCase().includes(text) ?? false))
-            continue
+          if (filtered) {
+            const fields = decodeEventValue(value)
+            if (fields.severity < request.minSeverity) continue
+            if (checkType !== undefined && !checkType(fields.type)) continue
+            if (text !== undefined && !(fields.message?.toLowerCase().includes(text) ?? false))
+              continue
+          }
           if (sent === request.limit) {
             trailer.more = true
             if (batch.length > 0) yield batch
             return trailer
           }
-          batch.push(toEvent(encodeId(key, 1), parts, fields, peerId, name))
+          batch.push({ id: key.subarray(1, 1 + ID_BYTES), value })
           sent++
           if (batch.length === SLICE_BATCH_EVENTS) {
             yield batch
@@ -254,20 +286,12 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
   }
 }
 
-export type LookupHandler = (id: Uint8Array) => Promise<ChorusEvent | undefined>
+export type LookupHandler = (id: Uint8Array) => Promise<StoredEvent | undefined>
 
-/** Answers a lookup of one of this member's events by its 16 id bytes. */
+/** Answers a lookup of one of this member's events by its 16 id bytes, as stored. */
 export function createLookupHandler(components: SliceHandlerComponents): LookupHandler {
   return async (id) => {
     const [value] = await components.log.getMany([id])
-    if (value === undefined) return undefined
-    const parts = partsOfIdBytes(id)
-    return toEvent(
-      encodeId(id),
-      parts,
-      decodeEventValue(value),
-      components.peerId,
-      components.name(),
-    )
+    return value === undefined ? undefined : { id, value }
   }
 }

@@ -4,12 +4,17 @@
 //
 //   [format=1, type, severityRank, message|null, source|null, value|null,
 //    attrs|null, time|null]
+//
+// It is also the wire form (protocol/codec.ts, StoredEvent): slices go from
+// disk to the wire without being decoded and encoded again.
 
 import { Packr } from 'msgpackr'
+import { EVENT_VALUE_FORMAT } from '../../protocol/codec.ts'
 import type { Attrs, ChorusEvent, EventInput } from '../event/event.ts'
 import { severityOfRank, severityRank } from '../event/event.ts'
+import { encodeId, seqOfIdBytes, tsOfIdBytes } from '../event/id.ts'
 
-const VALUE_FORMAT = 1
+const VALUE_FORMAT = EVENT_VALUE_FORMAT
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true })
 
@@ -25,15 +30,24 @@ export interface StoredFields {
 }
 
 export function encodeEventValue(event: EventInput): Buffer {
+  return packValue(event, severityRank(event.severity ?? 'info'))
+}
+
+/** The stored value of fields as they come off the wire (the severity a rank). */
+export function encodeStoredFields(fields: StoredFields): Buffer {
+  return packValue(fields, fields.severity)
+}
+
+function packValue(fields: Omit<StoredFields, 'severity'>, severity: number): Buffer {
   return packr.pack([
     VALUE_FORMAT,
-    event.type,
-    severityRank(event.severity ?? 'info'),
-    event.message ?? null,
-    event.source ?? null,
-    event.value ?? null,
-    event.attrs ?? null,
-    event.time ?? null,
+    fields.type,
+    severity,
+    fields.message ?? null,
+    fields.source ?? null,
+    fields.value ?? null,
+    fields.attrs ?? null,
+    fields.time ?? null,
   ])
 }
 
@@ -65,20 +79,19 @@ export function decodeEventValue(bytes: Uint8Array): StoredFields {
   return out
 }
 
-/** The event a stored value and its id's parts make, as queries return it. */
+/** The event that 16 id bytes and a stored value's fields make, as queries return it. */
 export function toEvent(
-  id: string,
-  parts: { ts: number; seq: number },
+  id: Uint8Array,
   fields: StoredFields,
   member: string,
   memberName: string,
 ): ChorusEvent {
   const event: ChorusEvent = {
-    id,
-    ts: parts.ts,
+    id: encodeId(id),
+    ts: tsOfIdBytes(id),
     member,
     memberName,
-    seq: parts.seq,
+    seq: seqOfIdBytes(id),
     type: fields.type,
     severity: severityOfRank(fields.severity),
   }

@@ -1,7 +1,8 @@
 // chorus beside the tools a user would pick instead, on this machine, in one
 // run: HashiCorp Serf (Debian's `serf`) for membership and fan-out queries,
 // and the RocksDB binding itself as the floor for ingest and scans.
-// Run: npm run bench [-- --sizes 5,10 --queries 100 --scan-events 1000000]
+// Run: npm run bench [-- --sizes 5,10 --queries 100 --scan-events 1000000
+//                        --parts serf,ingest,scan]
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     'serf-timeout': { type: 'string', default: '1s' },
     'ingest-events': { type: 'string', default: '200000' },
     'scan-events': { type: 'string', default: '1000000' },
+    parts: { type: 'string', default: 'serf,ingest,scan' },
   },
 })
 const SIZES = values.sizes.split(',').map(Number)
@@ -47,6 +49,7 @@ const QUERIES = Number(values.queries)
 const SERF_TIMEOUT = values['serf-timeout']
 const INGEST_EVENTS = Number(values['ingest-events'])
 const SCAN_EVENTS = Number(values['scan-events'])
+const PARTS = new Set(values.parts.split(','))
 const results: Record<string, unknown> = {
   cores: cpus().length,
   node: process.version,
@@ -348,7 +351,9 @@ async function chorusScan(total: number) {
 
 // ---------- run ----------
 
-if (hasSerf()) {
+if (!PARTS.has('serf')) {
+  // not asked for
+} else if (hasSerf()) {
   const rows = []
   for (const n of SIZES) {
     const serf = await benchSerf(n)
@@ -379,56 +384,54 @@ if (hasSerf()) {
   process.stdout.write('\nserf not found: skipping the Serf comparison (apt-get install serf)\n')
 }
 
-const raw = await rawIngest(INGEST_EVENTS)
-const one = await chorusIngest(1, INGEST_EVENTS)
-const four = await chorusIngest(4, INGEST_EVENTS)
-const scan = await chorusScan(SCAN_EVENTS)
-const rawScan = results.rawScan as { eventsPerS: number }
-results.ingest = { rawEventsPerS: Math.round(raw), one, four }
-results.scan = scan
-printTable(
-  'Durable ingest (1,000-event NDJSON batches, WAL synced) against the raw binding (same keys, same batches, sync)',
-  [
-    {
-      writer: 'raw binding',
-      clients: 1,
-      'events/s': Math.round(raw),
-      'p99 ms': '-',
-      'chorus/raw': '-',
-    },
-    {
-      writer: 'chorus',
-      clients: 1,
-      'events/s': one.eventsPerS,
-      'p99 ms': one.p99,
-      'chorus/raw': round(one.eventsPerS / raw, 2),
-    },
-    {
-      writer: 'chorus',
-      clients: 4,
-      'events/s': four.eventsPerS,
-      'p99 ms': four.p99,
-      'chorus/raw': round(four.eventsPerS / raw, 2),
-    },
-  ],
-)
-printTable(
-  `Forward scan of ${SCAN_EVENTS} events over 5 members through one coordinator, against a raw iterator scan of one store`,
-  [
-    {
-      scan: 'raw iterator',
-      'events/s': rawScan.eventsPerS,
-      'peak RSS MiB': '-',
-      'chorus/raw': '-',
-    },
-    {
-      scan: 'chorus coordinator',
-      'events/s': scan.eventsPerS,
-      'peak RSS MiB': scan.coordinatorPeakRssMiB,
-      'chorus/raw': round(scan.eventsPerS / rawScan.eventsPerS, 2),
-    },
-  ],
-)
+// The raw binding's rates are the floor of both ingest and scan.
+const raw = PARTS.has('ingest') || PARTS.has('scan') ? await rawIngest(INGEST_EVENTS) : 0
+if (PARTS.has('ingest')) {
+  const one = await chorusIngest(1, INGEST_EVENTS)
+  const four = await chorusIngest(4, INGEST_EVENTS)
+  results.ingest = { rawEventsPerS: Math.round(raw), one, four }
+  printTable(
+    'Durable ingest (1,000-event NDJSON batches, WAL synced) against the raw binding (same keys, same batches, sync)',
+    [
+      {
+        writer: 'raw binding',
+        clients: 1,
+        'events/s': Math.round(raw),
+        'p99 ms': '-',
+        'chorus/raw': '-',
+      },
+      ...[one, four].map((r, i) => ({
+        writer: 'chorus',
+        clients: i === 0 ? 1 : 4,
+        'events/s': r.eventsPerS,
+        'p99 ms': r.p99,
+        'chorus/raw': round(r.eventsPerS / raw, 2),
+      })),
+    ],
+  )
+}
+if (PARTS.has('scan')) {
+  const scan = await chorusScan(SCAN_EVENTS)
+  const rawScan = results.rawScan as { eventsPerS: number }
+  results.scan = scan
+  printTable(
+    `Forward scan of ${SCAN_EVENTS} events over 5 members through one coordinator, against a raw iterator scan of one store`,
+    [
+      {
+        scan: 'raw iterator',
+        'events/s': rawScan.eventsPerS,
+        'peak RSS MiB': '-',
+        'chorus/raw': '-',
+      },
+      {
+        scan: 'chorus coordinator',
+        'events/s': scan.eventsPerS,
+        'peak RSS MiB': scan.coordinatorPeakRssMiB,
+        'chorus/raw': round(scan.eventsPerS / rawScan.eventsPerS, 2),
+      },
+    ],
+  )
+}
 mkdirSync('bench-results', { recursive: true })
 const file = `bench-results/compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`
 writeFileSync(file, JSON.stringify(results, null, 2))

@@ -3,9 +3,15 @@ import { join } from 'node:path'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { afterEach, describe, expect, it } from 'vitest'
 import { decodeId, memberTag, parseId } from '../../node/event/id.ts'
-import { createLookupHandler, createSliceHandler } from '../../node/query/slice.ts'
-import { openEventLog, STORE_FORMAT } from '../../node/store/event-log.ts'
+import {
+  createLookupHandler,
+  createSliceHandler,
+  decodedAnswer,
+  decodeStored,
+} from '../../node/query/slice.ts'
+import { type EventLog, openEventLog, STORE_FORMAT } from '../../node/store/event-log.ts'
 import { metaKey } from '../../node/store/keys.ts'
+import type { SliceRequest } from '../../protocol/slice.ts'
 import { removeTempDirs, tempDir } from '../helpers.ts'
 
 afterEach(removeTempDirs)
@@ -22,6 +28,12 @@ async function collect<T, R>(answer: {
     if (next.done === true) return { items, trailer: next.value }
     items.push(...next.value)
   }
+}
+
+/** The slice handler of `log`, its answers decoded as the coordinator decodes its own member's. */
+const decodingSlice = (log: EventLog) => {
+  const handler = createSliceHandler({ log })
+  return (request: SliceRequest) => decodedAnswer(handler(request), 'peer', 'a')
 }
 
 describe('event log', () => {
@@ -103,7 +115,7 @@ describe('event log', () => {
     ])[0] as string[]
     await log.deleteEventsBefore(now - 86_400_000)
 
-    const slice = createSliceHandler({ log, peerId: 'peer', name: () => 'a' })
+    const slice = decodingSlice(log)
     const base = { fromMs: 0, toMs: now + 1, reverse: false, minSeverity: 0, limit: 100 }
     const everything = await collect(slice({ ...base, types: [] }))
     expect(everything.items.map((e) => e.id)).toEqual(fresh)
@@ -111,9 +123,12 @@ describe('event log', () => {
     expect(both.items.map((e) => e.id)).toEqual([fresh[1]])
     const oldType = await collect(slice({ ...base, types: ['app.old'] }))
     expect(oldType.items).toEqual([])
-    const lookup = createLookupHandler({ log, peerId: 'peer', name: () => 'a' })
+    const lookup = createLookupHandler({ log })
     expect(await lookup(decodeId(old[0] as string) as Uint8Array)).toBeUndefined()
-    expect((await lookup(decodeId(fresh[0] as string) as Uint8Array))?.type).toBe('app.new')
+    const found = await lookup(decodeId(fresh[0] as string) as Uint8Array)
+    expect(found && decodeStored([found], 'peer', 'a')).toMatchObject([
+      { id: fresh[0], type: 'app.new' },
+    ])
     await log.close()
   })
 
@@ -127,7 +142,7 @@ describe('event log', () => {
       const type = types[i % types.length] as string
       ids.push([type, (log.append([{ events: [{ type }] }])[0] as string[])[0] as string])
     }
-    const slice = createSliceHandler({ log, peerId: 'peer', name: () => 'a' })
+    const slice = decodingSlice(log)
     const expected = ids.filter(([t]) => t.startsWith('http.')).map(([, id]) => id)
     const base = { fromMs: 0, toMs: now + 1, minSeverity: 0, limit: 1000, types: ['http.*'] }
     const asc = await collect(slice({ ...base, reverse: false }))

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeBatches } from '../../node/mesh/slice-server.ts'
+import { encodeStoredFields } from '../../node/store/codec.ts'
 import {
   type Announcement,
   decodeAnnouncement,
@@ -10,7 +10,7 @@ import {
   decodeMore,
   decodeSliceRequest,
   encodeAnnouncement,
-  encodeBatch,
+  encodeBatches,
   encodeError,
   encodeHead,
   encodeLookupReply,
@@ -20,9 +20,11 @@ import {
   encodeSliceRequest,
   encodeTrailer,
   MAX_ANSWER_BYTES,
+  MAX_BATCH_EVENTS,
   MAX_REQUEST_BYTES,
   ProtocolError,
   type SliceRequest,
+  type StoredEvent,
   type WireEvent,
 } from '../../protocol/index.ts'
 
@@ -74,6 +76,15 @@ const eventArb: fc.Arbitrary<WireEvent> = fc
     return out as unknown as WireEvent
   })
 
+/** A wire event as its owner stores it. */
+const stored = (e: WireEvent): StoredEvent => ({ id: e.id, value: encodeStoredFields(e) })
+/** One batch message of events (fewer than the limits). */
+const encodeBatch = (events: WireEvent[]) => {
+  const [batch, ...rest] = encodeBatches(events.map(stored))
+  expect(rest).toEqual([])
+  return batch ?? new Uint8Array()
+}
+
 /** Only the codec's own error may come out of a decoder. */
 function onlyProtocolErrors(decode: () => unknown): void {
   try {
@@ -99,7 +110,7 @@ describe('the wire codec', () => {
       }),
     )
     fc.assert(
-      fc.property(fc.array(eventArb, { maxLength: 50 }), (events) => {
+      fc.property(fc.array(eventArb, { minLength: 1, maxLength: 50 }), (events) => {
         const decoded = decodeAnswer(encodeBatch(events))
         expect(normalise(decoded)).toEqual(normalise({ kind: 'batch', events }))
       }),
@@ -122,7 +133,9 @@ describe('the wire codec', () => {
     fc.assert(
       fc.property(id, eventArb, (lookupId, event) => {
         expect([...decodeLookupRequest(encodeLookupRequest(lookupId))]).toEqual([...lookupId])
-        expect(normalise(decodeLookupReply(encodeLookupReply(event)))).toEqual(normalise({ event }))
+        expect(normalise(decodeLookupReply(encodeLookupReply(stored(event))))).toEqual(
+          normalise({ event }),
+        )
       }),
     )
     expect(decodeLookupReply(encodeLookupReply(undefined))).toEqual({ event: undefined })
@@ -143,21 +156,42 @@ describe('the wire codec', () => {
     expect(decodeAnnouncement(encodeAnnouncement(announcement))).toEqual(announcement)
   })
 
-  it('splits a batch that would pass the answer size limit', () => {
-    const big = Array.from({ length: 300 }, (_, i) => ({
-      id: new Uint8Array(16).fill(i % 256),
-      type: 'big.event',
-      severity: 1,
-      message: 'x'.repeat(8000),
-    }))
-    const batches = encodeBatches(big)
-    expect(batches.length).toBeGreaterThan(1)
-    const back = batches.flatMap((b) => {
-      expect(b.byteLength).toBeLessThanOrEqual(MAX_ANSWER_BYTES)
-      const answer = decodeAnswer(b)
-      return answer.kind === 'batch' ? answer.events : []
-    })
-    expect(back).toHaveLength(300)
+  it('splits batches at the answer size limit and at the event count limit, in order', () => {
+    const event = (i: number, message: string) =>
+      stored({ id: new Uint8Array(16).fill(i % 256), type: 'big.event', severity: 1, message })
+    const decodeAll = (batches: Uint8Array[]) =>
+      batches.flatMap((b) => {
+        expect(b.byteLength).toBeLessThanOrEqual(MAX_ANSWER_BYTES)
+        const answer = decodeAnswer(b)
+        expect(answer.kind).toBe('batch')
+        return answer.kind === 'batch' ? answer.events.map((e) => e.id[0]) : []
+      })
+    const big = Array.from({ length: 300 }, (_, i) => event(i, 'x'.repeat(8000)))
+    const bySize = encodeBatches(big)
+    expect(bySize.length).toBe(3)
+    expect(decodeAll(bySize)).toEqual(big.map((e) => e.id[0]))
+    const many = Array.from({ length: MAX_BATCH_EVENTS * 2 + 1 }, (_, i) => event(i, 'small'))
+    const byCount = encodeBatches(many)
+    expect(byCount.length).toBe(3)
+    expect(decodeAll(byCount)).toEqual(many.map((e) => e.id[0]))
+    expect(() => encodeBatches([event(1, 'x'.repeat(MAX_ANSWER_BYTES))])).toThrowError(
+      expect.objectContaining({ name: 'ProtocolError', code: 'too_large' }),
+    )
+  })
+
+  it('refuses events whose stored fields are not the stored layout', () => {
+    const id = new Uint8Array(16)
+    const bad = [
+      encodeStoredFields({ type: 'a', severity: 9 }),
+      Buffer.from([0x93, 0x01, 0xa1, 0x61, 0x01]), // three fields, not eight
+      Buffer.from([0x98, 0x02, 0xa1, 0x61, 0x01, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0]), // format 2
+      encodeStoredFields({ type: 'a', severity: 1, attrs: { k: { nested: 1 } as never } }),
+    ]
+    for (const value of bad) {
+      expect(() => decodeAnswer(encodeBatches([{ id, value }])[0] as Uint8Array)).toThrowError(
+        expect.objectContaining({ name: 'ProtocolError', code: 'malformed' }),
+      )
+    }
   })
 
   it('turns random bytes into nothing but ProtocolError, in every decoder', () => {
@@ -181,7 +215,7 @@ describe('the wire codec', () => {
     fc.assert(
       fc.property(
         requestArb,
-        fc.array(eventArb, { maxLength: 20 }),
+        fc.array(eventArb, { minLength: 1, maxLength: 20 }),
         fc.nat(),
         fc.nat(),
         (r, events, cut, flip) => {
