@@ -214,6 +214,16 @@ export function createExporter(init: ExporterInit): Exporter {
       this.inc(stats.announcementsDropped())
     },
   })
+  new Counter({
+    name: 'chorus_member_transitions_total',
+    help: "Changes of state of members in this member's table, by from and to state (alive to suspect to dead, and back): a rising alive-to-suspect rate with no member down is flapping.",
+    labelNames: ['from', 'to'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const t of stats.memberTransitions()) this.inc({ from: t.from, to: t.to }, t.count)
+    },
+  })
   new Gauge({
     name: 'chorus_members',
     help: "Members in this member's table, by state (itself included).",

@@ -188,6 +188,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       for (const entry of meshRef?.membership.table() ?? []) counts[entry.state]++
       return counts
     },
+    memberTransitions: () => meshRef?.membership.transitions() ?? [],
     peerRequests: () =>
       Object.entries(meshRef?.counters.sliceRequests ?? {}).map(([key, count]) => {
         const [protocol = '', outcome = ''] = key.split(':')

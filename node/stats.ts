@@ -16,6 +16,8 @@ export interface MemberStats {
   storeSizeBytes(): number
   /** Members of the table by state, this member included. */
   membersByState(): Record<MemberState, number>
+  /** How many times members of the table changed state, by from and to state. */
+  memberTransitions(): Array<{ from: MemberState; to: MemberState; count: number }>
   /** Requests peers made of this member, by protocol and outcome. */
   peerRequests(): Array<{ protocol: string; outcome: string; count: number }>
   /** Announcements dropped by the topic validator. */

@@ -115,6 +115,8 @@ export interface Membership {
   forget(nameOrId: string): ForgetResult
   /** Calls `listener` whenever a member is added, removed or changes state. */
   onChange(listener: () => void): () => void
+  /** How many times members went from one state to another in this table, since start. */
+  transitions(): Array<{ from: MemberState; to: MemberState; count: number }>
   /** Current local-health multiplier (1 = healthy). */
   readonly localHealthMultiplier: number
 }
@@ -134,6 +136,7 @@ export function createMembership(components: MembershipComponents): Membership {
   const { self, timing, clock, logger } = components
   const peers = new Map<string, Tracked>()
   const listeners = new Set<() => void>()
+  const transitions = new Map<`${MemberState}>${MemberState}`, number>()
   let incarnation = 0
   let selfConflict = false
   let localScore = 0
@@ -179,6 +182,8 @@ export function createMembership(components: MembershipComponents): Membership {
       { member: peer.name, peerId: peer.member, from: peer.state, to: state },
       'member state changed',
     )
+    const key = `${peer.state}>${state}` as const
+    transitions.set(key, (transitions.get(key) ?? 0) + 1)
     peer.state = state
     if (state === 'suspect') peer.suspectedAt = now
     if (state === 'dead' || state === 'left') peer.endedAt = now
@@ -464,6 +469,13 @@ export function createMembership(components: MembershipComponents): Membership {
       for (const p of gone) peers.delete(p.member)
       changed()
       return 'forgotten'
+    },
+
+    transitions() {
+      return [...transitions].map(([key, count]) => {
+        const [from, to] = key.split('>') as [MemberState, MemberState]
+        return { from, to, count }
+      })
     },
 
     onChange(listener) {

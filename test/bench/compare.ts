@@ -2,7 +2,7 @@
 // run: HashiCorp Serf (Debian's `serf`) for membership and fan-out queries,
 // and the RocksDB binding itself as the floor for ingest and scans.
 // Run: npm run bench [-- --sizes 5,10 --queries 100 --scan-events 1000000
-//                        --parts serf,ingest,scan]
+//                        --parts serf,ingest,scan,stability --stability-minutes 10]
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
@@ -41,7 +41,8 @@ const { values } = parseArgs({
     'serf-timeout': { type: 'string', default: '1s' },
     'ingest-events': { type: 'string', default: '200000' },
     'scan-events': { type: 'string', default: '1000000' },
-    parts: { type: 'string', default: 'serf,ingest,scan' },
+    parts: { type: 'string', default: 'serf,ingest,scan,stability' },
+    'stability-minutes': { type: 'string', default: '10' },
   },
 })
 const SIZES = values.sizes.split(',').map(Number)
@@ -349,6 +350,83 @@ async function chorusScan(total: number) {
   }
 }
 
+// ---------- stability ----------
+
+/** Every member's chorus_member_transitions_total, summed by "from>to". */
+async function transitionsOf(members: BenchMember[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  for (const m of members) {
+    const text = await (await fetch(`${m.url}/metrics`)).text()
+    for (const match of text.matchAll(
+      /^chorus_member_transitions_total\{from="(\w+)",to="(\w+)"\} (\d+)$/gm,
+    )) {
+      const key = `${match[1]}>${match[2]}`
+      out.set(key, (out.get(key) ?? 0) + Number(match[3]))
+    }
+  }
+  return out
+}
+
+/**
+ * N members left running under light load (each second one ingest of 100
+ * events and one 100-event query, round robin): every change of state any
+ * member's table records is a flap, since none of them stops.
+ */
+async function stability(n: number, minutes: number) {
+  const members: BenchMember[] = []
+  try {
+    for (let i = 0; i < n; i++)
+      members.push(
+        await startBenchMember(
+          `steady${i}`,
+          i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
+        ),
+      )
+    await timeUntil(async () => {
+      for (const m of members)
+        if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== n) return false
+      return true
+    }, 60_000)
+    const before = await transitionsOf(members)
+    const body = Array.from({ length: 100 }, (_, i) => sampleEvent(i)).join('\n')
+    const end = performance.now() + minutes * 60_000
+    let queries = 0
+    let partial = 0
+    for (let i = 0; performance.now() < end; i++) {
+      const tick = performance.now()
+      const writer = members[i % n] as BenchMember
+      const reader = members[(i + 1) % n] as BenchMember
+      await (
+        await fetch(`${writer.url}/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-ndjson' },
+          body,
+        })
+      ).arrayBuffer()
+      const page = (await (await fetch(`${reader.url}/v1/events?from=0&limit=100`)).json()) as {
+        partial: boolean
+      }
+      queries++
+      if (page.partial) partial++
+      await new Promise((resolve) =>
+        setTimeout(resolve, Math.max(0, 1000 - (performance.now() - tick))),
+      )
+    }
+    const after = await transitionsOf(members)
+    const changes: Record<string, number> = {}
+    for (const [key, count] of after) {
+      const delta = count - (before.get(key) ?? 0)
+      if (delta > 0) changes[key] = delta
+    }
+    const flaps = Object.entries(changes)
+      .filter(([key]) => key.endsWith('>suspect') || key.endsWith('>dead'))
+      .reduce((sum, [, c]) => sum + c, 0)
+    return { n, minutes, queries, partial, flaps, changes, rss: members.map((m) => rssMiB(m.pid)) }
+  } finally {
+    await Promise.all(members.map((m) => m.stop()))
+  }
+}
+
 // ---------- run ----------
 
 if (!PARTS.has('serf')) {
@@ -428,6 +506,22 @@ if (PARTS.has('scan')) {
         'events/s': scan.eventsPerS,
         'peak RSS MiB': scan.coordinatorPeakRssMiB,
         'chorus/raw': round(scan.eventsPerS / rawScan.eventsPerS, 2),
+      },
+    ],
+  )
+}
+if (PARTS.has('stability')) {
+  const run = await stability(10, Number(values['stability-minutes']))
+  results.stability = run
+  printTable(
+    `Stability: ${run.n} members left running ${run.minutes} min under light load (no member stops)`,
+    [
+      {
+        'queries (1/s)': run.queries,
+        partial: run.partial,
+        'flaps (any → suspect/dead)': run.flaps,
+        'state changes': JSON.stringify(run.changes),
+        'max RSS MiB': Math.max(...run.rss),
       },
     ],
   )

@@ -36,6 +36,7 @@ const member = createExporter({
       })),
     storeSizeBytes: () => 123_456_789,
     membersByState: () => ({ alive: MEMBERS, suspect: 0, dead: 0, left: 0, conflict: 0 }),
+    memberTransitions: () => [],
     peerRequests: () => [
       { protocol: 'slice', outcome: 'ok', count: 1000 },
       { protocol: 'rollup', outcome: 'ok', count: 100 },

@@ -25,6 +25,17 @@ async function stateIn(m: MemberProcess, name: string): Promise<string | undefin
   return (await members(m)).find((e) => e.name === name)?.state
 }
 
+/** A member's chorus_member_transitions_total, by "from>to". */
+async function transitions(m: MemberProcess): Promise<Map<string, number>> {
+  const text = await (await fetch(`${m.url}/metrics`)).text()
+  const out = new Map<string, number>()
+  for (const match of text.matchAll(
+    /^chorus_member_transitions_total\{from="(\w+)",to="(\w+)"\} (\d+)$/gm,
+  ))
+    out.set(`${match[1]}>${match[2]}`, Number(match[3]))
+  return out
+}
+
 async function startArray(names: string[]): Promise<MemberProcess[]> {
   const out: MemberProcess[] = []
   for (const name of names) {
@@ -132,6 +143,13 @@ describe('a member paused with SIGSTOP', () => {
     })
     const { page } = await query(b, 'from=0&limit=100&timeout=2s')
     expect(page.events.map((e) => e.id)).toEqual(all)
+    // The whole round trip is counted for the operator, once each way.
+    for (const m of [a, b]) {
+      const counted = await transitions(m)
+      expect(counted.get('alive>suspect')).toBeGreaterThanOrEqual(1)
+      expect(counted.get('suspect>dead')).toBeGreaterThanOrEqual(1)
+      expect(counted.get('dead>alive')).toBeGreaterThanOrEqual(1)
+    }
   })
 })
 
