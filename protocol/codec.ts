@@ -23,6 +23,8 @@
 //                   the answer ends with a trailer (or an error)
 //   stats request  [13]
 //   stats          [14, ingestedEvents, queries, storeSizeBytes, [[type, severity, count]...]]
+//   peers request  [15]
+//   peers          [16, [announcement bytes...]]  the latest word of each member it knows
 //
 // Decoders never trust the peer: sizes are bounded by the frame limits
 // below (enforced by the framing before allocation), and every field is
@@ -61,6 +63,8 @@ export const KIND_ROLLUP_REQUEST = 11
 export const KIND_ROLLUP_SERIES = 12
 export const KIND_STATS_REQUEST = 13
 export const KIND_STATS = 14
+export const KIND_PEERS_REQUEST = 15
+export const KIND_PEERS = 16
 
 /** Error codes carried by error messages. */
 export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
@@ -694,6 +698,41 @@ export interface MemberCounters {
 
 /** Most (type, severity) totals one stats answer carries. */
 export const MAX_STATS_TOTALS = 20_000
+
+/** Most members one peers answer carries. */
+export const MAX_PEERS = 1024
+
+export function encodePeersRequest(): Uint8Array {
+  return pack([KIND_PEERS_REQUEST], MAX_REQUEST_BYTES)
+}
+
+export function decodePeersRequest(bytes: Uint8Array): void {
+  framed(bytes, MAX_REQUEST_BYTES, KIND_PEERS_REQUEST, 1, 'a peers request')
+}
+
+/** The members a member knows of, as their latest announcements: as many as fit one answer. */
+export function encodePeers(announcements: readonly Announcement[]): Uint8Array {
+  const items: Uint8Array[] = []
+  let bytes = 16
+  for (const a of announcements) {
+    const item = encodeAnnouncement(a)
+    if (items.length === MAX_PEERS || bytes + item.byteLength + 5 > MAX_ANSWER_BYTES) break
+    items.push(item)
+    bytes += item.byteLength + 5
+  }
+  return pack([KIND_PEERS, items], MAX_ANSWER_BYTES)
+}
+
+export function decodePeers(bytes: Uint8Array): Announcement[] {
+  const [, items] = framed(bytes, MAX_ANSWER_BYTES, KIND_PEERS, 2, 'peers')
+  if (
+    !Array.isArray(items) ||
+    items.length > MAX_PEERS ||
+    !items.every((item) => item instanceof Uint8Array)
+  )
+    throw malformed('peers')
+  return items.map((item: Uint8Array) => decodeAnnouncement(item))
+}
 
 export function encodeStatsRequest(): Uint8Array {
   return pack([KIND_STATS_REQUEST], MAX_REQUEST_BYTES)

@@ -28,6 +28,12 @@ export const LOOKUP_PROTOCOL = `${PREFIX}/lookup/2`
 export const ROLLUP_PROTOCOL = `${PREFIX}/rollup/1`
 /** `/chorus/stats/1`: a member's counters for the array-wide metrics. */
 export const STATS_PROTOCOL = `${PREFIX}/stats/1`
+/**
+ * `/chorus/peers/1`: the members a member knows of and their addresses. A
+ * member that joins asks the member it joined through, and dials them all,
+ * instead of learning of them one gossip relay at a time.
+ */
+export const PEERS_PROTOCOL = `${PREFIX}/peers/1`
 /** Gossipsub topic of the health rule set in force (JSON, see node/health/config.ts). */
 export const HEALTH_CONFIG_TOPIC = `${PREFIX}/health-config/1`
 /** Gossipsub topic of membership announcements. */

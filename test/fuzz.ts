@@ -9,11 +9,14 @@ import { createIngest, DEFAULT_INGEST_LIMITS } from '../node/ingest/ingest.ts'
 import { encodeStoredFields } from '../node/store/codec.ts'
 import type { EventLog } from '../node/store/event-log.ts'
 import {
+  type Announcement,
   decodeAnnouncement,
   decodeAnswer,
   decodeLookupReply,
   decodeLookupRequest,
   decodeMore,
+  decodePeers,
+  decodePeersRequest,
   decodeRollupAnswer,
   decodeRollupRequest,
   decodeSliceRequest,
@@ -21,6 +24,7 @@ import {
   decodeStatsRequest,
   encodeAnnouncement,
   encodeBatches,
+  encodePeers,
   encodeRollupRequest,
   encodeSliceRequest,
   encodeStats,
@@ -37,6 +41,8 @@ export const DECODERS: Array<[string, (bytes: Uint8Array) => unknown]> = [
   ['rollup answer', decodeRollupAnswer],
   ['stats request', decodeStatsRequest],
   ['stats', decodeStats],
+  ['peers request', decodePeersRequest],
+  ['peers', decodePeers],
 ]
 
 const INGEST_ERRORS = new Set([
@@ -44,6 +50,21 @@ const INGEST_ERRORS = new Set([
   'LimitExceededError',
   'UnsupportedMediaTypeError',
 ])
+
+const ANNOUNCEMENT: Announcement = {
+  peerId: '12D3KooWATU2e9goADgbYTNdziuiBSk4HNyTumrMwB8VxiBLjWkm',
+  name: 'a',
+  addrs: ['/ip4/127.0.0.1/tcp/1'],
+  http: '127.0.0.1:2',
+  version: '1',
+  seq: 1,
+  startedAt: 1,
+  sentAt: 2,
+  health: 'ok',
+  incarnation: 0,
+  leaving: false,
+  suspects: [],
+}
 
 /** Valid messages to truncate and corrupt: the fuzzer's seeds. */
 const SEEDS: Uint8Array[] = [
@@ -67,20 +88,8 @@ const SEEDS: Uint8Array[] = [
       }),
     },
   ]),
-  encodeAnnouncement({
-    peerId: '12D3KooWATU2e9goADgbYTNdziuiBSk4HNyTumrMwB8VxiBLjWkm',
-    name: 'a',
-    addrs: ['/ip4/127.0.0.1/tcp/1'],
-    http: '127.0.0.1:2',
-    version: '1',
-    seq: 1,
-    startedAt: 1,
-    sentAt: 2,
-    health: 'ok',
-    incarnation: 0,
-    leaving: false,
-    suspects: [],
-  }),
+  encodePeers([ANNOUNCEMENT, { ...ANNOUNCEMENT, name: 'b', suspects: [ANNOUNCEMENT.peerId] }]),
+  encodeAnnouncement(ANNOUNCEMENT),
   encodeRollupRequest({
     fromMs: 0,
     toMs: 60_000,

@@ -108,6 +108,68 @@ export function createEventInputSchema(limits: EventLimits) {
     .openapi('EventInput')
 }
 
+const EVENT_KEYS = new Set(['type', 'severity', 'message', 'source', 'value', 'attrs', 'time'])
+const SEVERITY_NAMES = new Set<string>(SEVERITIES)
+
+const isShortString = (v: unknown, max: number): v is string =>
+  typeof v === 'string' && v.length <= max
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+
+/**
+ * The schema's rules as plain code, for the ingest hot path: returns the
+ * event when `raw` is valid, and undefined when it is not, in which case the
+ * schema is run to say why. It accepts exactly what the schema accepts (a
+ * property test holds them to it); the schema stays the contract and the
+ * OpenAPI description.
+ */
+export function createEventChecker(limits: EventLimits): (raw: unknown) => EventInput | undefined {
+  return (raw) => {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined
+    const e = raw as Record<string, unknown>
+    for (const key in e) if (!EVENT_KEYS.has(key)) return undefined
+    const { type, severity, message, source, value, attrs, time } = e
+    if (
+      typeof type !== 'string' ||
+      type.length === 0 ||
+      type.length > limits.maxTypeLength ||
+      !TYPE_PATTERN.test(type)
+    )
+      return undefined
+    if (severity !== undefined && !(typeof severity === 'string' && SEVERITY_NAMES.has(severity)))
+      return undefined
+    if (message !== undefined && !isShortString(message, limits.maxMessageLength)) return undefined
+    if (source !== undefined && !isShortString(source, limits.maxSourceLength)) return undefined
+    if (value !== undefined && !isFiniteNumber(value)) return undefined
+    if (time !== undefined && !(isShortString(time, 64) || isFiniteNumber(time))) return undefined
+    if (attrs !== undefined) {
+      if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs)) return undefined
+      let count = 0
+      for (const key in attrs) {
+        if (!Object.hasOwn(attrs, key)) continue
+        count++
+        if (
+          key.length === 0 ||
+          key.length > limits.maxAttrKeyLength ||
+          !ATTR_KEY_PATTERN.test(key) ||
+          RESERVED_ATTR_KEYS.has(key)
+        )
+          return undefined
+        const v = (attrs as Record<string, unknown>)[key]
+        if (
+          !(
+            isShortString(v, limits.maxAttrValueLength) ||
+            isFiniteNumber(v) ||
+            typeof v === 'boolean'
+          )
+        )
+          return undefined
+      }
+      if (count > limits.maxAttrs) return undefined
+    }
+    return e as unknown as EventInput
+  }
+}
+
 export const EventSchema = z
   .object({
     id: z.string().openapi({ example: '01KB3Q7Z8Y0000000000000001' }),

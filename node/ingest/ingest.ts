@@ -15,7 +15,7 @@ import {
   UnsupportedMediaTypeError,
 } from '../errors.ts'
 import type { EventInput, EventLimits } from '../event/event.ts'
-import { createEventInputSchema, RESERVED_ATTR_KEYS } from '../event/event.ts'
+import { createEventChecker, createEventInputSchema, RESERVED_ATTR_KEYS } from '../event/event.ts'
 import type { AppendGroup, EventLog } from '../store/event-log.ts'
 
 export interface IngestLimits {
@@ -102,6 +102,7 @@ export function createIngest(components: IngestComponents): Ingest {
   const { log, limits } = components
   const clock = components.clock ?? Date.now
   const schema = createEventInputSchema(components.eventLimits)
+  const check = createEventChecker(components.eventLimits)
   const pending: Pending[] = []
   const inflight = new Map<string, Promise<{ ids: string[]; hash: string }>>()
   let queued = 0
@@ -129,6 +130,12 @@ export function createIngest(components: IngestComponents): Ingest {
         problems.push({ field: `events[${i}].attrs.${reserved}`, message: 'is a reserved name' })
         continue
       }
+      const event = check(raw[i])
+      if (event !== undefined) {
+        events[i] = event
+        continue
+      }
+      // Invalid: the schema says why (and is the judge, should the two ever differ).
       const result = schema.safeParse(raw[i])
       if (result.success) events[i] = result.data as EventInput
       else describeIssues(i, result.error.issues, problems)

@@ -71,6 +71,8 @@ const REDIAL_FIRST_MS = 1000
 const REDIAL_MAX_MS = 30_000
 /** Announcements made at once (a new peer) are at least this far apart, ms. */
 const ANNOUNCE_DEBOUNCE_MS = 50
+/** How long a member heard of through gossip is given to dial us before we dial it, ms. */
+const NEW_MEMBER_DIAL_DELAY_MS = 1000
 /** Samples of clock offset kept per member. */
 const OFFSET_SAMPLES = 10
 
@@ -94,8 +96,12 @@ export interface MembershipComponents {
   publish: (announcement: Announcement) => Promise<void>
   /** Pings a member directly; resolves when it answered. */
   ping: (peerId: string, signal: AbortSignal) => Promise<void>
-  /** Dials a member at the given addresses (a new member, or a dead one again). */
-  dial: (peerId: string, addrs: string[]) => Promise<void>
+  /**
+   * Makes a member reachable at the given addresses at once, and connects to
+   * it after `delayMs` unless a connection exists by then (a new member, or a
+   * dead one again).
+   */
+  dial: (peerId: string, addrs: string[], delayMs: number) => Promise<void>
 }
 
 export type ForgetResult = 'forgotten' | 'not_found' | 'not_dead'
@@ -104,8 +110,16 @@ export interface Membership {
   start(): void
   /** Stops the timers; with `leaving`, first announces that this member leaves. */
   stop(options: { leaving: boolean }): Promise<void>
-  /** Takes in an announcement that passed the topic validator. */
-  receive(announcement: Announcement, receivedAt: number): void
+  /**
+   * Takes in an announcement that passed the topic validator, or, `relayed`,
+   * one that the member this one joined through passed on: a relayed word
+   * only adds a member not yet in the table (as memberlist's push/pull on
+   * join does); it must then be confirmed first-hand before the suspicion
+   * timeout like any other.
+   */
+  receive(announcement: Announcement, receivedAt: number, relayed?: boolean): void
+  /** The latest word of every member this one holds alive or suspect, itself included, to relay to a member that joins. */
+  known(): Announcement[]
   /** Announces now (after a new connection, or to refute a suspicion). */
   announceNow(): void
   /** The table, this member included, sorted by name. */
@@ -294,7 +308,7 @@ export function createMembership(components: MembershipComponents): Membership {
         if (peer.state === 'dead' && now >= peer.nextRedialAt) {
           peer.redialDelay = Math.min(REDIAL_MAX_MS, peer.redialDelay * 2)
           peer.nextRedialAt = now + peer.redialDelay
-          components.dial(peer.member, peer.addrs).catch(() => {})
+          components.dial(peer.member, peer.addrs, 0).catch(() => {})
         }
       }
       if (peer.state !== before) anyChange = true
@@ -363,10 +377,11 @@ export function createMembership(components: MembershipComponents): Membership {
       if (leaving) await announce(true)
     },
 
-    receive(a, receivedAt) {
+    receive(a, receivedAt, relayed = false) {
       if (a.peerId === self.peerId || stopped) return
       let peer = peers.get(a.peerId)
       const isNew = peer === undefined
+      if (relayed && !isNew) return
       if (peer !== undefined) {
         // Gossip may deliver out of order: keep the newest word of each run.
         const sameRun = a.startedAt === peer.startedAt
@@ -416,9 +431,11 @@ export function createMembership(components: MembershipComponents): Membership {
       })
       // Its clock minus ours; transit only makes a sample smaller, so the
       // largest of the recent samples is the best estimate.
-      peer.offsets.push(a.sentAt - receivedAt)
-      if (peer.offsets.length > OFFSET_SAMPLES) peer.offsets.shift()
-      peer.offsetMs = Math.max(...peer.offsets)
+      if (!relayed) {
+        peer.offsets.push(a.sentAt - receivedAt)
+        if (peer.offsets.length > OFFSET_SAMPLES) peer.offsets.shift()
+        peer.offsetMs = Math.max(...peer.offsets)
+      }
 
       if (a.leaving) setState(peer, 'left', receivedAt)
       else if (peer.state !== 'conflict') setState(peer, 'alive', receivedAt)
@@ -429,7 +446,11 @@ export function createMembership(components: MembershipComponents): Membership {
         incarnation++
         void announce()
       }
-      if (isNew) components.dial(a.peerId, a.addrs).catch(() => {})
+      // Heard of through gossip, a new member is given a moment to dial us:
+      // it dials every member it was told of as it joins, and a dial from
+      // each side at the same moment would open two connections.
+      if (isNew)
+        components.dial(a.peerId, a.addrs, relayed ? 0 : NEW_MEMBER_DIAL_DELAY_MS).catch(() => {})
       if (isNew || peer.state !== before) changed()
     },
 
@@ -469,6 +490,28 @@ export function createMembership(components: MembershipComponents): Membership {
       for (const p of gone) peers.delete(p.member)
       changed()
       return 'forgotten'
+    },
+
+    known() {
+      const out = [announcement(false)]
+      for (const p of peers.values()) {
+        if (p.state !== 'alive' && p.state !== 'suspect') continue
+        out.push({
+          peerId: p.member,
+          name: p.name,
+          addrs: p.addrs,
+          http: p.http,
+          version: p.version,
+          seq: p.seq,
+          startedAt: p.startedAt,
+          sentAt: p.lastSentAt,
+          health: p.health,
+          incarnation: p.incarnation,
+          leaving: false,
+          suspects: p.suspects,
+        })
+      }
+      return out
     },
 
     transitions() {

@@ -22,7 +22,13 @@ import type { LookupHandler, SliceHandler } from '../query/slice.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { createHost, type Host } from './host.ts'
 import { createMembership, type Membership, type MembershipTiming } from './membership.ts'
-import { remoteLookup, remoteRollup, remoteSlice, remoteStats } from './slice-client.ts'
+import {
+  remoteLookup,
+  remotePeers,
+  remoteRollup,
+  remoteSlice,
+  remoteStats,
+} from './slice-client.ts'
 import { registerSliceServer } from './slice-server.ts'
 
 /**
@@ -122,6 +128,24 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
 
   const listenAddrs = () => host.getMultiaddrs().map((ma) => ma.toString())
 
+  /**
+   * Records where a member is, so that a query can reach it at once, then
+   * connects to it after `delayMs` unless a connection exists by then.
+   */
+  const dialMember = async (peerId: string, addrs: string[], delayMs: number) => {
+    if (host.status !== 'started' || peerId === init.peerId) return
+    const peer = peerIdOf(peerId)
+    await host.peerStore.merge(peer, { multiaddrs: addrs.map((a) => multiaddr(a)) })
+    if (delayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, delayMs).unref())
+      if (stopping.signal.aborted || host.status !== 'started') return
+    }
+    if (host.getConnections(peer).length > 0) return
+    await host.dial(peer, {
+      signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)]),
+    })
+  }
+
   const membership = createMembership({
     self: {
       peerId: init.peerId,
@@ -143,15 +167,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     ping: async (peerId, signal) => {
       await host.services.ping.ping(peerIdOf(peerId), { signal })
     },
-    dial: async (peerId, addrs) => {
-      if (host.status !== 'started') return
-      const peer = peerIdOf(peerId)
-      if (host.getConnections(peer).length > 0) return
-      await host.peerStore.merge(peer, { multiaddrs: addrs.map((a) => multiaddr(a)) })
-      await host.dial(peer, {
-        signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)]),
-      })
-    },
+    dial: dialMember,
   })
 
   const buckets = new Map<string, { tokens: number; at: number }>()
@@ -223,6 +239,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     lookup: init.lookup,
     rollup: init.rollup,
     counters: init.counters,
+    peers: () => membership.known(),
     logger,
     served: (kind, seconds) => init.recorder?.query('member', kind, seconds),
     sent: (events) => {
@@ -234,14 +251,33 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     },
   })
 
+  /**
+   * Takes in the table of the member we joined through, as memberlist's
+   * push/pull does on join: its members are in our table at once, instead of
+   * one gossip relay and beat at a time. A relayed word only adds a member
+   * we have not heard of, and we dial it; its own signed announcement must
+   * then arrive before the suspicion timeout, as for any member.
+   */
+  async function meetPeersOf(peer: PeerId, signal: AbortSignal) {
+    try {
+      const known = await remotePeers(host, peer, peer.toString(), { signal })
+      for (const a of known)
+        if (allowed === undefined || allowed.has(a.peerId))
+          membership.receive(a, init.clock(), true)
+    } catch (err) {
+      // An older member, or one that is going: gossip still brings the others.
+      logger.debug({ err }, 'could not ask for the members of the one we joined through')
+    }
+  }
+
   async function join(address: string) {
     let delay = JOIN_RETRY_FIRST_MS
     while (!stopping.signal.aborted) {
       try {
-        await host.dial(multiaddr(address), {
-          signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)]),
-        })
+        const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)])
+        const connection = await host.dial(multiaddr(address), { signal })
         logger.info({ address }, 'joined')
+        await meetPeersOf(connection.remotePeer, signal)
         return
       } catch (err) {
         if (stopping.signal.aborted) return

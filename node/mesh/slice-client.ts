@@ -8,12 +8,15 @@
 import type { PeerId } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
+  type Announcement,
   decodeAnswer,
   decodeLookupReply,
+  decodePeers,
   decodeRollupAnswer,
   decodeStats,
   encodeLookupRequest,
   encodeMore,
+  encodePeersRequest,
   encodeRollupRequest,
   encodeSliceRequest,
   encodeStatsRequest,
@@ -21,6 +24,7 @@ import {
   MAX_ANSWER_BYTES,
   MAX_SLICE_LIMIT,
   type MemberCounters,
+  PEERS_PROTOCOL,
   ProtocolError,
   ROLLUP_PROTOCOL,
   type RollupRequest,
@@ -200,20 +204,43 @@ export async function remoteRollup(
 }
 
 /** Asks one peer for its counters over /chorus/stats/1. */
-export async function remoteStats(
+export function remoteStats(
   host: Host,
   peer: PeerId,
   name: string,
   options: { signal: AbortSignal },
 ): Promise<MemberCounters> {
+  return askOnce(host, peer, name, STATS_PROTOCOL, encodeStatsRequest(), decodeStats, options)
+}
+
+/** Asks one peer which members it knows of, over /chorus/peers/1. */
+export function remotePeers(
+  host: Host,
+  peer: PeerId,
+  name: string,
+  options: { signal: AbortSignal },
+): Promise<Announcement[]> {
+  return askOnce(host, peer, name, PEERS_PROTOCOL, encodePeersRequest(), decodePeers, options)
+}
+
+/** One request, one answer message (or an error message). */
+async function askOnce<T>(
+  host: Host,
+  peer: PeerId,
+  name: string,
+  protocol: string,
+  request: Uint8Array,
+  decode: (bytes: Uint8Array) => T,
+  options: { signal: AbortSignal },
+): Promise<T> {
   const { signal } = options
-  const { stream, lp } = await open(host, peer, STATS_PROTOCOL, signal)
+  const { stream, lp } = await open(host, peer, protocol, signal)
   try {
-    await lp.write(encodeStatsRequest(), { signal })
+    await lp.write(request, { signal })
     const bytes = (await lp.read({ signal })).subarray()
     await stream.close({ signal }).catch(() => {})
     try {
-      return decodeStats(bytes)
+      return decode(bytes)
     } catch (err) {
       const answer = decodeAnswer(bytes)
       if (answer.kind === 'error')

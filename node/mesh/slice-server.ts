@@ -7,8 +7,10 @@
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
+  type Announcement,
   decodeLookupRequest,
   decodeMore,
+  decodePeersRequest,
   decodeRollupRequest,
   decodeSliceRequest,
   decodeStatsRequest,
@@ -18,12 +20,14 @@ import {
   encodeHead,
   encodeLookupReply,
   encodePause,
+  encodePeers,
   encodeRollupSeries,
   encodeStats,
   encodeTrailer,
   LOOKUP_PROTOCOL,
   MAX_REQUEST_BYTES,
   type MemberCounters,
+  PEERS_PROTOCOL,
   ProtocolError,
   ROLLUP_PROTOCOL,
   SLICE_PROTOCOL,
@@ -53,16 +57,15 @@ export interface SliceServerComponents {
   rollup: RollupHandler
   /** This member's counters for the array-wide metrics. */
   counters: () => MemberCounters
+  /** The latest word of every member this one knows, for a member that joins through it. */
+  peers: () => Announcement[]
   logger: Logger
   /** Times each request served to a peer, by kind, in seconds. */
   served?: (kind: QueryKind, seconds: number) => void
   /** Counts events written to slice streams (after the peer has taken them). */
   sent?: (events: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
-  count?: (
-    protocol: 'slice' | 'lookup' | 'rollup' | 'stats',
-    outcome: 'ok' | 'malformed' | 'error',
-  ) => void
+  count?: (protocol: ServedProtocol, outcome: 'ok' | 'malformed' | 'error') => void
 }
 
 type LengthPrefixed = ReturnType<typeof lpStream<Stream>>
@@ -94,7 +97,7 @@ function closedSignal(stream: Stream): AbortSignal {
   return AbortSignal.any([controller.signal, AbortSignal.timeout(ANSWER_TIMEOUT_MS)])
 }
 
-type ServedProtocol = 'slice' | 'lookup' | 'rollup' | 'stats'
+type ServedProtocol = 'slice' | 'lookup' | 'rollup' | 'stats' | 'peers'
 
 /**
  * Sends a slice answer under flow control: only what the coordinator
@@ -183,7 +186,9 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         } catch (err) {
           const malformed = errorCode(err, 'internal') !== 'internal'
           count(name, malformed ? 'malformed' : 'error')
-          if (signal.aborted) {
+          // The peer is gone (it reset or closed the stream, or timed out):
+          // nobody is left to answer, and it is no fault of this member's.
+          if (signal.aborted || stream.status !== 'open') {
             stream.abort(err as Error)
             return
           }
@@ -214,6 +219,11 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
   await serve(STATS_PROTOCOL, 'stats', undefined, async (bytes, lp, signal) => {
     decodeStatsRequest(bytes)
     await lp.write(encodeStats(components.counters()), { signal })
+  })
+
+  await serve(PEERS_PROTOCOL, 'peers', undefined, async (bytes, lp, signal) => {
+    decodePeersRequest(bytes)
+    await lp.write(encodePeers(components.peers()), { signal })
   })
 
   await serve(LOOKUP_PROTOCOL, 'lookup', 'lookup', async (bytes, lp, signal) => {

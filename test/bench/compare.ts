@@ -6,12 +6,12 @@
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseArgs, promisify } from 'node:util'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import {
   createEventInputSchema,
@@ -45,6 +45,7 @@ const { values } = parseArgs({
     'stability-minutes': { type: 'string', default: '10' },
   },
 })
+const execFileAsync = promisify(execFile)
 const SIZES = values.sizes.split(',').map(Number)
 const QUERIES = Number(values.queries)
 const SERF_TIMEOUT = values['serf-timeout']
@@ -75,13 +76,14 @@ interface SerfAgent {
 }
 
 let nextPort = 17946
-function serfMembers(rpc: string): Array<{ name: string; status: string }> {
+async function serfMembers(rpc: string): Promise<Array<{ name: string; status: string }>> {
   try {
-    const out = execFileSync('serf', ['members', `-rpc-addr=${rpc}`, '-format=json'], {
-      encoding: 'utf8',
-      timeout: 5000,
-    })
-    return (JSON.parse(out) as { members: Array<{ name: string; status: string }> }).members
+    const { stdout } = await execFileAsync(
+      'serf',
+      ['members', `-rpc-addr=${rpc}`, '-format=json'],
+      { encoding: 'utf8', timeout: 5000 },
+    )
+    return (JSON.parse(stdout) as { members: Array<{ name: string; status: string }> }).members
   } catch {
     return []
   }
@@ -102,7 +104,7 @@ async function startSerf(name: string, join?: string): Promise<SerfAgent & { bin
   ]
   if (join !== undefined) args.push(`-join=${join}`)
   const child = spawn('serf', args, { stdio: 'ignore' })
-  await timeUntil(() => serfMembers(rpc).length > 0, 15_000)
+  await timeUntil(async () => (await serfMembers(rpc)).length > 0, 15_000)
   return { name, rpc, child, bind }
 }
 
@@ -132,8 +134,11 @@ async function benchSerf(n: number) {
   try {
     for (let i = 0; i < n; i++) agents.push(await startSerf(`serf${i}`, agents[0]?.bind))
     const converge = await timeUntil(
-      () =>
-        agents.every((a) => serfMembers(a.rpc).filter((m) => m.status === 'alive').length === n),
+      async () =>
+        // Every agent asked at once, as every chorus member is below.
+        (await Promise.all(agents.map((a) => serfMembers(a.rpc)))).every(
+          (list) => list.filter((m) => m.status === 'alive').length === n,
+        ),
       60_000,
     )
     const rss = agents.map((a) => rssMiB(a.child.pid as number))
@@ -144,8 +149,8 @@ async function benchSerf(n: number) {
     const victim = agents[n - 1] as SerfAgent
     victim.child.kill('SIGKILL')
     const failed = await timeUntil(
-      () =>
-        serfMembers((agents[0] as SerfAgent).rpc).some(
+      async () =>
+        (await serfMembers((agents[0] as SerfAgent).rpc)).some(
           (m) => m.name === victim.name && m.status === 'failed',
         ),
       60_000,
@@ -176,11 +181,13 @@ async function benchChorus(n: number) {
         ),
       )
     }
-    const converge = await timeUntil(async () => {
-      for (const m of members)
-        if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== n) return false
-      return true
-    }, 60_000)
+    const converge = await timeUntil(
+      async () =>
+        (await Promise.all(members.map(tableOf))).every(
+          (table) => table.filter((e) => e.state === 'alive').length === n,
+        ),
+      60_000,
+    )
     for (const m of members) {
       await fetch(`${m.url}/v1/events`, {
         method: 'POST',

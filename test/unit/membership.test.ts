@@ -47,8 +47,8 @@ function harness(forgetAfterMs = 60_000): Harness {
         signal.addEventListener('abort', () => reject(signal.reason)),
       )
     },
-    dial: async (peerId) => {
-      h.dials.push(peerId)
+    dial: async (peerId, _addrs, delayMs) => {
+      h.dials.push(delayMs > 0 ? `${peerId} after ${delayMs} ms` : peerId)
     },
   })
   return h
@@ -92,7 +92,7 @@ afterEach(() => {
 })
 
 describe('membership', () => {
-  it('lists itself alive, learns a member from its announcement and dials it', () => {
+  it('lists itself alive, learns a member from its announcement and dials it a moment later', () => {
     const h = harness()
     h.membership.start()
     h.membership.receive(hello('b-id', 'b'), Date.now())
@@ -100,9 +100,33 @@ describe('membership', () => {
       ['b', 'alive', false],
       ['self', 'alive', true],
     ])
-    expect(h.dials).toEqual(['b-id'])
+    // Heard of through gossip: b is given a second to dial us first.
+    expect(h.dials).toEqual(['b-id after 1000 ms'])
     run(h, 3000)
     expect(h.published.length).toBeGreaterThanOrEqual(3)
+  })
+
+  it('takes members relayed on join at once, dials them at once, and never lets a relay overwrite first-hand word', () => {
+    const h = harness()
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    h.membership.receive(hello('c-id', 'c', { health: 'warning:disk' }), Date.now(), true)
+    expect(h.dials).toEqual(['b-id after 1000 ms', 'c-id'])
+    expect(stateOf(h.membership, 'c')).toBe('alive')
+    // A relayed word about b, newer or not, changes nothing: b speaks for itself.
+    h.membership.receive(
+      hello('b-id', 'b', { health: 'critical:cpu', sentAt: Date.now() + 1 }),
+      Date.now(),
+      true,
+    )
+    expect(h.membership.table().find((e) => e.name === 'b')?.health).toBe('ok')
+    // What it relays in turn is everyone alive it holds, itself included.
+    expect(
+      h.membership
+        .known()
+        .map((a) => a.name)
+        .sort(),
+    ).toEqual(['b', 'c', 'self'])
   })
 
   it('makes a silent member suspect, probes it, then declares it dead; confirmations make that sooner', () => {

@@ -8,6 +8,8 @@ import {
   decodeLookupReply,
   decodeLookupRequest,
   decodeMore,
+  decodePeers,
+  decodePeersRequest,
   decodeSliceRequest,
   encodeAnnouncement,
   encodeBatches,
@@ -17,10 +19,13 @@ import {
   encodeLookupRequest,
   encodeMore,
   encodePause,
+  encodePeers,
+  encodePeersRequest,
   encodeSliceRequest,
   encodeTrailer,
   MAX_ANSWER_BYTES,
   MAX_BATCH_EVENTS,
+  MAX_PEERS,
   MAX_REQUEST_BYTES,
   ProtocolError,
   type SliceRequest,
@@ -154,6 +159,25 @@ describe('the wire codec', () => {
       suspects: ['x'],
     }
     expect(decodeAnnouncement(encodeAnnouncement(announcement))).toEqual(announcement)
+    const peers = [announcement, { ...announcement, peerId: '12D3KooWB', name: 'b', addrs: [] }]
+    expect(decodePeers(encodePeers(peers))).toEqual(peers)
+    expect(() => decodePeersRequest(encodePeersRequest())).not.toThrow()
+    const tooMany = Array.from({ length: MAX_PEERS + 5 }, (_, i) => ({
+      ...announcement,
+      peerId: `p${i}`,
+    }))
+    expect(decodePeers(encodePeers(tooMany))).toHaveLength(MAX_PEERS)
+    // Large announcements: as many as fit one answer, every one whole.
+    const big = Array.from({ length: 200 }, (_, i) => ({
+      ...announcement,
+      peerId: `p${i}`,
+      health: 'x'.repeat(1000),
+      suspects: Array.from({ length: 64 }, (_, j) => `s${j}`.repeat(40)),
+    }))
+    const fitted = decodePeers(encodePeers(big))
+    expect(fitted.length).toBeGreaterThan(10)
+    expect(fitted.length).toBeLessThan(200)
+    expect(fitted).toEqual(big.slice(0, fitted.length))
   })
 
   it('splits batches at the answer size limit and at the event count limit, in order', () => {

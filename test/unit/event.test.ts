@@ -1,0 +1,103 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  createEventChecker,
+  createEventInputSchema,
+  DEFAULT_EVENT_LIMITS,
+  type EventLimits,
+} from '../../node/event/event.ts'
+
+// Small limits, so that random strings often cross them.
+const LIMITS: EventLimits = {
+  maxTypeLength: 12,
+  maxMessageLength: 20,
+  maxSourceLength: 8,
+  maxAttrs: 3,
+  maxAttrKeyLength: 6,
+  maxAttrValueLength: 10,
+}
+
+const anything = fc.oneof(
+  fc.string({ maxLength: 12 }),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.integer(), { maxLength: 2 }),
+  fc.dictionary(fc.string({ maxLength: 3 }), fc.integer(), { maxKeys: 2 }),
+)
+/** Mostly valid, sometimes just past the limit or the pattern, rarely anything at all. */
+const mostly = <T>(valid: fc.Arbitrary<T>, edge: fc.Arbitrary<unknown>) =>
+  fc.oneof(
+    { weight: 8, arbitrary: valid as fc.Arbitrary<unknown> },
+    { weight: 2, arbitrary: edge },
+    { weight: 1, arbitrary: anything },
+  )
+const near = (max: number) => fc.string({ minLength: max - 1, maxLength: max + 1 })
+
+const validKey = fc.stringMatching(/^[A-Za-z0-9_.:-]{1,6}$/)
+const validValue = fc.oneof(
+  fc.string({ maxLength: 10 }),
+  fc.integer(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.boolean(),
+)
+const attrs = mostly(
+  fc.dictionary(validKey, validValue, { maxKeys: 3 }),
+  fc.oneof(
+    fc.dictionary(validKey, validValue, { minKeys: 4, maxKeys: 4 }),
+    fc.dictionary(fc.stringMatching(/^[a-z]{6,7}$/), validValue, { minKeys: 1, maxKeys: 2 }),
+    fc.dictionary(validKey, near(10), { minKeys: 1, maxKeys: 2 }),
+    fc.dictionary(fc.constantFrom('a b', '', 'constructor', 'prototype', 'é'), validValue, {
+      minKeys: 1,
+      maxKeys: 1,
+    }),
+  ),
+)
+
+const candidate = fc
+  .record({
+    type: mostly(
+      fc.stringMatching(/^[a-z0-9_-]{1,5}(\.[a-z0-9_-]{1,5})?$/),
+      fc.oneof(
+        fc.stringMatching(/^[a-z]{6}\.[a-z]{5,6}$/),
+        fc.constantFrom('A.B', 'a..b', '.a', 'a.', '', 'é.x', 'a b'),
+      ),
+    ),
+    severity: fc.option(
+      mostly(fc.constantFrom('debug', 'info', 'warn', 'error', 'critical'), fc.constant('fatal')),
+      { nil: undefined },
+    ),
+    message: fc.option(mostly(fc.string({ maxLength: 20 }), near(20)), { nil: undefined }),
+    source: fc.option(mostly(fc.string({ maxLength: 8 }), near(8)), { nil: undefined }),
+    value: fc.option(mostly(fc.double(), fc.constant('1')), { nil: undefined }),
+    attrs: fc.option(attrs, { nil: undefined }),
+    time: fc.option(mostly(fc.oneof(fc.string({ maxLength: 64 }), fc.integer()), near(64)), {
+      nil: undefined,
+    }),
+    extra: fc.option(anything, { nil: undefined, freq: 10 }),
+  })
+  .map((r) => Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)))
+
+describe('the ingest checker', () => {
+  it('accepts exactly what the event schema accepts, and returns the same event', () => {
+    for (const limits of [LIMITS, DEFAULT_EVENT_LIMITS]) {
+      const schema = createEventInputSchema(limits)
+      const check = createEventChecker(limits)
+      fc.assert(
+        fc.property(
+          fc.oneof({ weight: 9, arbitrary: candidate }, { weight: 1, arbitrary: anything }),
+          (raw) => {
+            // As the HTTP layer sees it: parsed from JSON.
+            const parsed: unknown = JSON.parse(JSON.stringify(raw) ?? 'null')
+            const byChecker = check(parsed)
+            const bySchema = schema.safeParse(parsed)
+            expect(byChecker !== undefined).toBe(bySchema.success)
+            if (bySchema.success) expect(byChecker).toEqual(bySchema.data)
+          },
+        ),
+        { numRuns: 5000 },
+      )
+    }
+  })
+})
