@@ -333,10 +333,11 @@ function eventIn(v: unknown): WireEvent {
   if (attrs !== null) {
     if (typeof attrs !== 'object' || Array.isArray(attrs) || attrs instanceof Uint8Array)
       throw malformed('event attrs')
-    const entries = Object.entries(attrs as Record<string, unknown>)
-    if (entries.length > MAX_ATTRS) throw malformed('event attrs')
-    for (const [k, a] of entries) {
+    let count = 0
+    for (const k in attrs) {
+      const a = (attrs as Record<string, unknown>)[k]
       if (
+        ++count > MAX_ATTRS ||
         k.length > 256 ||
         RESERVED_KEYS.has(k) ||
         !(typeof a === 'boolean' || isString(a) || (typeof a === 'number' && Number.isFinite(a)))

@@ -14,12 +14,13 @@ import { join } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import {
+  type ChorusEvent,
   createEventInputSchema,
   DEFAULT_EVENT_LIMITS,
   type EventInput,
 } from '../../node/event/event.ts'
 import { ID_BYTES, memberTag, writeIdBytes } from '../../node/event/id.ts'
-import { encodeEventValue } from '../../node/store/codec.ts'
+import { decodeEventValue, encodeEventValue, toEvent } from '../../node/store/codec.ts'
 import { EVENT, typeIndexKey, typePrefix } from '../../node/store/keys.ts'
 import {
   type BenchMember,
@@ -269,9 +270,33 @@ async function rawIngest(total: number): Promise<number> {
   }
   await it.close()
   const scanRate = scanned / ((performance.now() - s0) / 1000)
+  // What any JSON answer over this store costs before a network or a merge:
+  // one process decoding each value into an event, rendering pages of
+  // 10,000 as JSON, and parsing them back as a client would.
+  const j0 = performance.now()
+  let rendered = 0
+  const json = db.iterator({ gte: Buffer.of(EVENT), lt: Buffer.of(EVENT + 1) })
+  let page: ChorusEvent[] = []
+  for (;;) {
+    const rows = await json.nextv(1000)
+    for (const [key, value] of rows)
+      page.push(toEvent(key.subarray(1), decodeEventValue(value), 'raw', 'raw'))
+    if (page.length >= 10_000 || (rows.length === 0 && page.length > 0)) {
+      rendered += (JSON.parse(JSON.stringify({ events: page })) as { events: unknown[] }).events
+        .length
+      page = []
+    }
+    if (rows.length === 0) break
+  }
+  await json.close()
+  const jsonRate = rendered / ((performance.now() - j0) / 1000)
   await db.close()
   await rm(dir, { recursive: true, force: true })
-  results.rawScan = { scanned, eventsPerS: Math.round(scanRate) }
+  results.rawScan = {
+    scanned,
+    eventsPerS: Math.round(scanRate),
+    jsonEventsPerS: Math.round(jsonRate),
+  }
   return rate
 }
 
@@ -497,7 +522,7 @@ if (PARTS.has('ingest')) {
 }
 if (PARTS.has('scan')) {
   const scan = await chorusScan(SCAN_EVENTS)
-  const rawScan = results.rawScan as { eventsPerS: number }
+  const rawScan = results.rawScan as { eventsPerS: number; jsonEventsPerS: number }
   results.scan = scan
   printTable(
     `Forward scan of ${SCAN_EVENTS} events over 5 members through one coordinator, against a raw iterator scan of one store`,
@@ -513,6 +538,12 @@ if (PARTS.has('scan')) {
         'events/s': scan.eventsPerS,
         'peak RSS MiB': scan.coordinatorPeakRssMiB,
         'chorus/raw': round(scan.eventsPerS / rawScan.eventsPerS, 2),
+      },
+      {
+        scan: 'raw iterator + decode + JSON render and parse, one process',
+        'events/s': rawScan.jsonEventsPerS,
+        'peak RSS MiB': '-',
+        'chorus/raw': round(rawScan.jsonEventsPerS / rawScan.eventsPerS, 2),
       },
     ],
   )
