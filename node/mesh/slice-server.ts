@@ -1,8 +1,9 @@
-// Answers peers on chorus's protocols (slice, lookup, rollup, stats) from this member's
-// own store, through the same handlers the coordinator calls directly for
-// itself. A malformed or oversized request gets an error message, never a
-// crash; a closed or reset stream stops the scan; writes wait for the stream
-// to drain, so a slow coordinator slows the scan instead of filling memory.
+// Answers peers on chorus's protocols (slice, lookup, rollup, stats, peers)
+// from this member's own store and table, through the same handlers the
+// coordinator calls directly for itself. A malformed or oversized request
+// gets an error message, never a crash; a closed or reset stream stops the
+// scan; a slice is sent only as far as the coordinator has granted, so a slow
+// coordinator slows the scan instead of filling memory.
 
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'

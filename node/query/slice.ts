@@ -13,8 +13,21 @@ import { decodeEventValue, toEvent } from '../store/codec.ts'
 import type { EventLog } from '../store/event-log.ts'
 import { EVENT, typeIndexKey, typePrefix } from '../store/keys.ts'
 
-/** Events per yielded batch and per store read. */
+/** Most events per yielded batch and per store read. */
 export const SLICE_BATCH_EVENTS = 1024
+/** Fewest rows per store read. */
+const MIN_READ_ROWS = 64
+
+/**
+ * Rows of the first store read: what the coordinator may take at first, so a
+ * 100-event page does not read 1,024. Later reads grow to SLICE_BATCH_EVENTS.
+ */
+function readStep(request: SliceRequest): number {
+  return Math.min(
+    SLICE_BATCH_EVENTS,
+    Math.max(MIN_READ_ROWS, (request.window ?? request.limit) + 1),
+  )
+}
 /** Above this many matching types a type filter scans the time index instead of merging per-type indexes. */
 const MAX_INDEX_MERGE_TYPES = 32
 
@@ -138,8 +151,9 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
   async function* timeRows(
     bounds: Bounds,
     reverse: boolean,
+    step: number,
   ): AsyncGenerator<Array<[Buffer, Buffer]>> {
-    yield* log.scan(rangeFor(eventPrefix, bounds, reverse), SLICE_BATCH_EVENTS)
+    yield* log.scan(rangeFor(eventPrefix, bounds, reverse), step, SLICE_BATCH_EVENTS)
   }
 
   /** Raw rows of the request's range for a few exact types, merged from their indexes in id order. */
@@ -147,12 +161,13 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
     types: readonly string[],
     bounds: Bounds,
     reverse: boolean,
+    step: number,
   ): AsyncGenerator<Array<[Buffer, Buffer]>> {
     const sources = types.map((type) => {
       const prefix = typePrefix(type)
       return {
         offset: prefix.length,
-        iterator: log.scan(rangeFor(prefix, bounds, reverse), SLICE_BATCH_EVENTS),
+        iterator: log.scan(rangeFor(prefix, bounds, reverse), step, SLICE_BATCH_EVENTS),
         rows: [] as Array<[Buffer, Buffer]>,
         at: 0,
         done: false,
@@ -171,9 +186,9 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
         source.at = 0
       }
       await Promise.all(sources.map(refill))
-      for (;;) {
+      for (let take = step; ; take = Math.min(take * 2, SLICE_BATCH_EVENTS)) {
         const ids: Uint8Array[] = []
-        while (ids.length < SLICE_BATCH_EVENTS) {
+        while (ids.length < take) {
           let best: (typeof sources)[number] | undefined
           let bestId: Buffer | undefined
           for (const source of sources) {
@@ -224,6 +239,7 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
     if (Buffer.compare(bounds.lower.id, bounds.upper.id) > 0 || request.limit <= 0) return trailer
 
     const reverse = request.reverse
+    const step = readStep(request)
     const known = log.types()
     let rows: AsyncGenerator<Array<[Buffer, Buffer]>>
     // Only the time index needs each event's type checked; a type index holds only its type.
@@ -232,13 +248,13 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
       const types = matchTypes(request.types, known)
       if (types.length === 0) return trailer
       if (types.length <= MAX_INDEX_MERGE_TYPES) {
-        rows = indexRows(types, bounds, reverse)
+        rows = indexRows(types, bounds, reverse, step)
       } else {
-        rows = timeRows(bounds, reverse)
+        rows = timeRows(bounds, reverse, step)
         checkType = typeMatcher(request.types)
       }
     } else {
-      rows = timeRows(bounds, reverse)
+      rows = timeRows(bounds, reverse, step)
     }
 
     const text = request.text?.toLowerCase()

@@ -98,8 +98,15 @@ export interface EventLog {
   append(groups: readonly AppendGroup[]): string[][]
   /** Values of the events with these ids (16 bytes each), `undefined` where absent. */
   getMany(ids: readonly Uint8Array[]): Promise<Array<Buffer | undefined>>
-  /** Iterates raw entries of a key range in batches of up to `batchSize`. */
-  scan(range: RangeScan, batchSize: number): AsyncGenerator<Array<[Buffer, Buffer]>>
+  /**
+   * Iterates raw entries of a key range in batches: the first of up to
+   * `firstBatch` rows, each later one twice the last, up to `maxBatch`.
+   */
+  scan(
+    range: RangeScan,
+    firstBatch: number,
+    maxBatch: number,
+  ): AsyncGenerator<Array<[Buffer, Buffer]>>
   findIdempotency(key: string): Promise<IdempotencyRecord | undefined>
   /** Deletes events with `ts` below `beforeTs` and their index entries. */
   deleteEventsBefore(beforeTs: number): Promise<void>
@@ -368,13 +375,15 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       return db.getMany(keys)
     },
 
-    async *scan(range, batchSize) {
+    async *scan(range, firstBatch, maxBatch) {
       const it = db.iterator({ ...range, keys: true, values: true })
+      let size = Math.min(firstBatch, maxBatch)
       try {
         for (;;) {
-          const rows = await it.nextv(batchSize)
+          const rows = await it.nextv(size)
           if (rows.length === 0) return
           yield rows
+          size = Math.min(size * 2, maxBatch)
         }
       } finally {
         await it.close()
