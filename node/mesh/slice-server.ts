@@ -187,9 +187,10 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         } catch (err) {
           const malformed = errorCode(err, 'internal') !== 'internal'
           count(name, malformed ? 'malformed' : 'error')
-          // The peer is gone (it reset or closed the stream, or timed out):
-          // nobody is left to answer, and it is no fault of this member's.
-          if (signal.aborted || stream.status !== 'open') {
+          // The peer is gone (it reset or closed the stream, or timed out) or
+          // this member is closing its connections as it stops: nobody is
+          // left to answer, and it is no fault of this member's.
+          if (signal.aborted || stream.status !== 'open' || stream.writeStatus !== 'writable') {
             stream.abort(err as Error)
             return
           }
