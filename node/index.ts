@@ -423,7 +423,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         // then the others may still ask this member for slices.
         cluster.stop()
         collector?.stop()
-        health.stop()
+        await health.stop()
         healthConfig.stop()
         await mesh
           .stop({ leaving: true })

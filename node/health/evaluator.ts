@@ -39,7 +39,8 @@ export interface MemberHealth {
   /** Evaluates every rule now. */
   evaluate(): Promise<void>
   start(): void
-  stop(): void
+  /** Stops the timer and resolves once an evaluation under way has ended. */
+  stop(): Promise<void>
 }
 
 interface Tracking {
@@ -181,8 +182,10 @@ export function createMemberHealth(init: {
       }, init.intervalMs ?? HEALTH_INTERVAL_MS)
       timer.unref()
     },
-    stop() {
+    async stop() {
       clearInterval(timer)
+      // Its rollup reads must end before the store they read is closed.
+      await running?.catch(() => {})
     },
   }
 }

@@ -106,6 +106,46 @@ describe('member health', () => {
     await step(1000, 0.1, 0)
     expect(health.state()).toBe('ok')
   })
+  it('stops only once an evaluation under way has read what it needs, so the store can close after it', async () => {
+    let closed = false
+    let readsAfterClose = 0
+    let entered = () => {}
+    const reading = new Promise<void>((resolve) => {
+      entered = resolve
+    })
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const health = createMemberHealth({
+      rules: () => [ERRORS],
+      intervalMs: 5,
+      inputs: {
+        async rollup() {
+          entered()
+          await gate
+          if (closed) readsAfterClose++
+          return emptyBucket()
+        },
+        maxClockOffsetMs: () => undefined,
+        clock: () => 1_800_000_000_000,
+        log: async () => {},
+      },
+      logger: createRootLogger({ level: 'silent' }),
+    })
+    health.start()
+    await reading
+    // As the member does: close the store once health has stopped.
+    const stopping = Promise.resolve(health.stop()).then(() => {
+      closed = true
+    })
+    // A stop that did not wait would have let the store close by now.
+    await new Promise(setImmediate)
+    release()
+    await stopping
+    expect(closed).toBe(true)
+    expect(readsAfterClose).toBe(0)
+  })
 })
 
 describe('array health', () => {
