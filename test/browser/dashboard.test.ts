@@ -145,7 +145,11 @@ describe('the dashboard', () => {
 
   it("opens an event's details with its attributes when its row is clicked", async () => {
     await page.goto(`${a.url}/#/events?range=1h&limit=5&type=ui.view`)
-    await page.waitForSelector('#results tbody tr')
+    // Only the hash changes, so the last test's rows stay until this query's arrive.
+    await page.waitForFunction(() => {
+      const types = [...document.querySelectorAll('#results tbody tr td:nth-child(3)')]
+      return types.length > 0 && types.every((td) => td.textContent === 'ui.view')
+    })
     await page.click('#results tbody tr')
     await page.waitForSelector('#details:not([hidden])')
     const text = (await page.textContent('#details-fields')) ?? ''
