@@ -241,6 +241,14 @@ export function createExporter(init: ExporterInit): Exporter {
       this.set(stats.storeSizeBytes())
     },
   })
+  new Gauge({
+    name: 'chorus_store_scans_open',
+    help: "Range scans of this member's store open now (slices being served); each holds an iterator.",
+    registers,
+    collect() {
+      this.set(stats.storeScansOpen())
+    },
+  })
   registerHostGauges(stats, registers)
   new Gauge({
     name: 'chorus_member_health',

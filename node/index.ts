@@ -177,6 +177,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         .totals()
         .map((t) => ({ type: t.type, severity: severityOfRank(t.severity), count: t.count })),
     storeSizeBytes: () => log.sizeBytes(),
+    storeScansOpen: () => log.openScans,
     membersByState: () => {
       const counts: Record<MemberState, number> = {
         alive: 0,

@@ -14,6 +14,8 @@ export interface MemberStats {
   eventTotals(): Array<{ type: string; severity: Severity; count: number }>
   /** Bytes of the member's store on disk. */
   storeSizeBytes(): number
+  /** Range scans of the store open now (slices being served), each holding an iterator. */
+  storeScansOpen(): number
   /** Members of the table by state, this member included. */
   membersByState(): Record<MemberState, number>
   /** How many times members of the table changed state, by from and to state. */

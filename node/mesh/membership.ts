@@ -118,7 +118,7 @@ export interface Membership {
    * timeout like any other.
    */
   receive(announcement: Announcement, receivedAt: number, relayed?: boolean): void
-  /** The latest word of every member this one holds alive or suspect, itself included, to relay to a member that joins. */
+  /** The latest word of every member this one holds alive, itself included, to relay to a member that joins. */
   known(): Announcement[]
   /** Announces now (after a new connection, or to refute a suspicion). */
   announceNow(): void
@@ -405,7 +405,7 @@ export function createMembership(components: MembershipComponents): Membership {
           suspectedAt: 0,
           endedAt: 0,
           lastSentAt: a.sentAt,
-          suspects: a.suspects,
+          suspects: [],
           offsets: [],
           nextRedialAt: 0,
           redialDelay: REDIAL_FIRST_MS,
@@ -427,7 +427,8 @@ export function createMembership(components: MembershipComponents): Membership {
         startedAt: a.startedAt,
         incarnation: a.incarnation,
         lastSentAt: a.sentAt,
-        suspects: a.suspects,
+        // Whom it suspects counts only first-hand: a relayed list is stale.
+        suspects: relayed ? [] : a.suspects,
       })
       // Its clock minus ours; transit only makes a sample smaller, so the
       // largest of the recent samples is the best estimate.
@@ -441,16 +442,28 @@ export function createMembership(components: MembershipComponents): Membership {
       else if (peer.state !== 'conflict') setState(peer, 'alive', receivedAt)
       resolveName(a.name)
       if (nameBefore !== a.name) resolveName(nameBefore)
-      if (a.suspects.includes(self.peerId) && clock() - lastAnnounce > timing.intervalMs / 4) {
+      if (
+        !relayed &&
+        a.suspects.includes(self.peerId) &&
+        clock() - lastAnnounce > timing.intervalMs / 4
+      ) {
         // Refute: we are alive, with a higher incarnation.
         incarnation++
         void announce()
       }
       // Heard of through gossip, a new member is given a moment to dial us:
       // it dials every member it was told of as it joins, and a dial from
-      // each side at the same moment would open two connections.
-      if (isNew)
-        components.dial(a.peerId, a.addrs, relayed ? 0 : NEW_MEMBER_DIAL_DELAY_MS).catch(() => {})
+      // each side at the same moment would open two connections. Of two
+      // members that both hear of each other through gossip, the one with
+      // the smaller peer id dials first.
+      if (isNew) {
+        const delay = relayed
+          ? 0
+          : self.peerId < a.peerId
+            ? NEW_MEMBER_DIAL_DELAY_MS
+            : 2 * NEW_MEMBER_DIAL_DELAY_MS
+        components.dial(a.peerId, a.addrs, delay).catch(() => {})
+      }
       if (isNew || peer.state !== before) changed()
     },
 
@@ -495,7 +508,8 @@ export function createMembership(components: MembershipComponents): Membership {
     known() {
       const out = [announcement(false)]
       for (const p of peers.values()) {
-        if (p.state !== 'alive' && p.state !== 'suspect') continue
+        // A suspect may be dead: a newcomer would take it for alive.
+        if (p.state !== 'alive') continue
         out.push({
           peerId: p.member,
           name: p.name,

@@ -130,30 +130,35 @@ async function sendSlice(
   })
   aborted.catch(() => {})
   let pending: StoredEvent[] = []
-  for (;;) {
-    if (pending.length === 0) {
-      const next = await answer.batches.next()
-      if (next.done === true) {
-        await lp.write(encodeTrailer(next.value), { signal })
-        return
+  try {
+    for (;;) {
+      if (pending.length === 0) {
+        const next = await answer.batches.next()
+        if (next.done === true) {
+          await lp.write(encodeTrailer(next.value), { signal })
+          return
+        }
+        pending = next.value
+        continue
       }
-      pending = next.value
-      continue
-    }
-    if (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
-      await lp.write(encodePause(), { signal })
-      while (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
-        await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted])
+      if (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
+        await lp.write(encodePause(), { signal })
+        while (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
+          await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted])
+        }
+        continue
       }
-      continue
+      const chunk = pending.splice(0, credit)
+      credit -= chunk.length
+      for (const bytes of encodeBatches(chunk)) {
+        await lp.write(bytes, { signal })
+        grantBytes += bytes.byteLength
+      }
+      sent(chunk.length)
     }
-    const chunk = pending.splice(0, credit)
-    credit -= chunk.length
-    for (const bytes of encodeBatches(chunk)) {
-      await lp.write(bytes, { signal })
-      grantBytes += bytes.byteLength
-    }
-    sent(chunk.length)
+  } finally {
+    // Cancelled, reset or failed: end the scan, so its store iterator closes now.
+    await answer.batches.return({ hwm: answer.hwm, scanned: 0, more: false }).catch(() => {})
   }
 }
 

@@ -117,6 +117,8 @@ export interface EventLog {
    * RocksDB refuses further writes until the member is restarted.
    */
   readonly writeError: Error | undefined
+  /** Scans made with scan() still open, each holding a RocksDB iterator (and the data it pins). */
+  readonly openScans: number
   /** Events ever logged here, by type and severity rank (kept in the store, so they survive restarts). */
   totals(): Array<{ type: string; severity: number; count: number }>
   /** Rollup buckets of one resolution (index into RESOLUTIONS_MS) starting in [fromMs, toMs), in time order. */
@@ -236,6 +238,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   let sortedTypes: readonly string[] = [...types].sort()
   let closed = false
   let writeError: Error | undefined
+  let openScans = 0
 
   function prefixOf(type: string): Buffer {
     let prefix = typePrefixes.get(type)
@@ -256,6 +259,9 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     },
     types: () => sortedTypes,
 
+    get openScans() {
+      return openScans
+    },
     get writeError() {
       return writeError
     },
@@ -377,6 +383,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
 
     async *scan(range, firstBatch, maxBatch) {
       const it = db.iterator({ ...range, keys: true, values: true })
+      openScans++
       let size = Math.min(firstBatch, maxBatch)
       try {
         for (;;) {
@@ -386,6 +393,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
           size = Math.min(size * 2, maxBatch)
         }
       } finally {
+        openScans--
         await it.close()
       }
     },

@@ -35,6 +35,7 @@ const member = createExporter({
         count: t.count,
       })),
     storeSizeBytes: () => 123_456_789,
+    storeScansOpen: () => 0,
     membersByState: () => ({ alive: MEMBERS, suspect: 0, dead: 0, left: 0, conflict: 0 }),
     memberTransitions: () => [],
     peerRequests: () => [

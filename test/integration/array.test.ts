@@ -187,6 +187,23 @@ describe('an array of five members', () => {
     expect(sent() - before).toBeLessThanOrEqual(1000)
   })
 
+  it('closes every store scan a full page cancelled, so no member is left holding an iterator', async () => {
+    const coordinator = array[0] as Member
+    for (const limit of [10, 100, 1000]) {
+      const result = await page(coordinator, `from=0&limit=${limit}`)
+      expect(result.events).toHaveLength(limit)
+    }
+    const open = async () => {
+      let sum = 0
+      for (const m of array) {
+        const metrics = await (await m.app.request('/metrics')).text()
+        sum += Number(/^chorus_store_scans_open (\d+)$/m.exec(metrics)?.[1] ?? Number.NaN)
+      }
+      return sum
+    }
+    await waitFor(async () => (await open()) === 0, { what: 'every scan closed' })
+  })
+
   it('gives a member that asks the latest word of every member it knows, itself included', async () => {
     const [asker, asked] = array as [Member, Member]
     const known = await remotePeers(asker.mesh.host, asked.mesh.host.peerId, asked.name, {

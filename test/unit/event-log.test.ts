@@ -162,7 +162,7 @@ describe('event log', () => {
     const log = await openEventLog({ dir, tag: TAG_A, clock: () => now++ })
     const ids: Array<{ id: string; type: string; marked: boolean }> = []
     for (let i = 0; i < 5000; i++) {
-      const type = i % 7 === 0 ? 'disk.full' : 'http.request'
+      const type = i % 7 === 0 ? 'disk.full' : i % 11 === 0 ? 'disk.slow' : 'http.request'
       const marked = i % 97 === 0
       const [[id]] = log.append([
         { events: [{ type, message: marked ? `Needle ${i}` : `hay ${i}` }] },
@@ -182,10 +182,50 @@ describe('event log', () => {
       expect(all.items.map((e) => e.id)).toEqual(expected)
       expect(all.trailer).toMatchObject({ scanned: 5000, more: false })
     }
-    // The per-type index merge grows its reads the same way.
-    const disk = ids.filter((e) => e.type === 'disk.full').map((e) => e.id)
-    const merged = await collect(slice({ ...base, reverse: false, limit: 700, types: ['disk.*'] }))
-    expect(merged.items.map((e) => e.id)).toEqual(disk.slice(0, 700))
+    // The merge of two types' indexes grows its reads the same way.
+    const disk = ids.filter((e) => e.type.startsWith('disk.')).map((e) => e.id)
+    for (const reverse of [false, true]) {
+      const expected = reverse ? [...disk].reverse() : disk
+      const page = await collect(slice({ ...base, reverse, limit: 300, types: ['disk.*'] }))
+      expect(page.items.map((e) => e.id)).toEqual(expected.slice(0, 300))
+      const all = await collect(slice({ ...base, reverse, limit: 5000, types: ['disk.*'] }))
+      expect(all.items.map((e) => e.id)).toEqual(expected)
+    }
+    await log.close()
+  })
+
+  it('hands over what each store read found before reading more, so a member granted 250 events reads about 250 rows', async () => {
+    const dir = await tempDir()
+    let now = 1_800_000_000_000
+    const log = await openEventLog({ dir, tag: TAG_A, clock: () => now++ })
+    for (let i = 0; i < 50; i++)
+      log.append([{ events: Array.from({ length: 100 }, () => ({ type: 'http.request' })) }])
+    let rowsRead = 0
+    const counted: EventLog = Object.create(log, {
+      scan: {
+        value: async function* (...args: Parameters<EventLog['scan']>) {
+          for await (const rows of log.scan(...args)) {
+            rowsRead += rows.length
+            yield rows
+          }
+        },
+      },
+    })
+    const answer = createSliceHandler({ log: counted })({
+      fromMs: 0,
+      toMs: now + 1,
+      reverse: false,
+      types: [],
+      minSeverity: 0,
+      limit: 1000,
+      window: 250,
+    })
+    const first = await answer.batches.next()
+    expect(first.done).toBe(false)
+    expect((first.value as unknown[]).length).toBe(251)
+    expect(rowsRead).toBe(251)
+    await answer.batches.return({ hwm: 0, scanned: 0, more: false })
+    expect(log.openScans).toBe(0)
     await log.close()
   })
 

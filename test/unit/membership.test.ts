@@ -96,12 +96,16 @@ describe('membership', () => {
     const h = harness()
     h.membership.start()
     h.membership.receive(hello('b-id', 'b'), Date.now())
+    h.membership.receive(hello('z-id', 'z'), Date.now())
     expect(h.membership.table().map((e) => [e.name, e.state, e.self])).toEqual([
       ['b', 'alive', false],
       ['self', 'alive', true],
+      ['z', 'alive', false],
     ])
-    // Heard of through gossip: b is given a second to dial us first.
-    expect(h.dials).toEqual(['b-id after 1000 ms'])
+    // Heard of through gossip, a member is given time to dial us first; of
+    // two that heard of each other so, the smaller peer id dials first
+    // ('b-id' < 'self-id' < 'z-id').
+    expect(h.dials).toEqual(['b-id after 2000 ms', 'z-id after 1000 ms'])
     run(h, 3000)
     expect(h.published.length).toBeGreaterThanOrEqual(3)
   })
@@ -111,7 +115,7 @@ describe('membership', () => {
     h.membership.start()
     h.membership.receive(hello('b-id', 'b'), Date.now())
     h.membership.receive(hello('c-id', 'c', { health: 'warning:disk' }), Date.now(), true)
-    expect(h.dials).toEqual(['b-id after 1000 ms', 'c-id'])
+    expect(h.dials).toEqual(['b-id after 2000 ms', 'c-id'])
     expect(stateOf(h.membership, 'c')).toBe('alive')
     // A relayed word about b, newer or not, changes nothing: b speaks for itself.
     h.membership.receive(
@@ -127,6 +131,33 @@ describe('membership', () => {
         .map((a) => a.name)
         .sort(),
     ).toEqual(['b', 'c', 'self'])
+  })
+
+  it('relays only members it holds alive, and takes no suspicion from a relayed word', () => {
+    const h = harness()
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    run(h, 3000)
+    expect(stateOf(h.membership, 'b')).toBe('suspect')
+    // A suspect may be dead: a newcomer told of it would take it for alive.
+    expect(h.membership.known().map((a) => a.name)).toEqual(['self'])
+
+    // Relayed members that suspect b (and this member) confirm nothing and
+    // are not answered with a refutation: only first-hand word counts.
+    vi.advanceTimersByTime(500) // past the debounce of its last announcement
+    const published = h.published.length
+    for (const name of ['c', 'd', 'e'])
+      h.membership.receive(
+        hello(`${name}-id`, name, { suspects: ['b-id', 'self-id'] }),
+        Date.now(),
+        true,
+      )
+    expect(h.published.length).toBe(published)
+    const relayedAt = Date.now()
+    for (let t = 0; t < 20_000 && stateOf(h.membership, 'b') !== 'dead'; t += 250) run(h, 250)
+    // Without confirmations b is dead after the whole suspicion timeout (5 s
+    // from its suspicion, over 4 s from here); three would have made it 1.5 s.
+    expect(Date.now() - relayedAt).toBeGreaterThanOrEqual(4000)
   })
 
   it('makes a silent member suspect, probes it, then declares it dead; confirmations make that sooner', () => {
