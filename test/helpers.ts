@@ -136,3 +136,9 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve))
   return port
 }
+
+/** The value of one sample line of a scrape, e.g. `chorus_events_total{type="a",severity="info"}`. */
+export function metricSample(body: string, series: string): number | undefined {
+  const line = body.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}

@@ -17,7 +17,7 @@ import {
   MEMBERS_TOPIC,
   SLICE_PROTOCOL,
 } from '../../protocol/index.ts'
-import { removeTempDirs, startArray, stateOf, waitFor } from '../helpers.ts'
+import { metricSample, removeTempDirs, startArray, stateOf, waitFor } from '../helpers.ts'
 
 let array: Member[] = []
 /** Every acknowledged id, by member name. */
@@ -197,7 +197,7 @@ describe('an array of five members', () => {
       let sum = 0
       for (const m of array) {
         const metrics = await (await m.app.request('/metrics')).text()
-        sum += Number(/^chorus_store_scans_open (\d+)$/m.exec(metrics)?.[1] ?? Number.NaN)
+        sum += metricSample(metrics, 'chorus_store_scans_open') ?? Number.NaN
       }
       return sum
     }

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMember, type Member } from '../../node/index.ts'
-import { removeTempDirs, startArray, testConfig, waitFor } from '../helpers.ts'
+import { metricSample, removeTempDirs, startArray, testConfig, waitFor } from '../helpers.ts'
 
 const members: Member[] = []
 afterEach(async () => {
@@ -33,12 +33,6 @@ async function scrape(member: Member, accept?: string, path = '/metrics') {
   }
 }
 
-/** The value of one sample line, e.g. `chorus_events_total{type="a",severity="info"}`. */
-function sample(body: string, series: string): number | undefined {
-  const line = body.split('\n').find((l) => l.startsWith(`${series} `))
-  return line === undefined ? undefined : Number(line.slice(series.length + 1))
-}
-
 function promtool(body: string): { status: number | null; output: string } {
   const result = spawnSync('promtool', ['check', 'metrics'], {
     input: body,
@@ -65,15 +59,21 @@ describe('GET /metrics/cluster', () => {
     const body = await waitFor(
       async () => {
         const text = (await scrape(array[0] as Member, undefined, '/metrics/cluster')).body
-        return sample(text, series('0.99')) === undefined ? undefined : text
+        return metricSample(text, series('0.99')) === undefined ? undefined : text
       },
       { what: 'quantiles in /metrics/cluster' },
     )
     // Values 1..100 on each member: p50 is 50 or 51, p99 is 99 or 100, within 1%.
-    expect(Math.abs((sample(body, series('0.5')) as number) - 50.5)).toBeLessThanOrEqual(0.5 + 0.51)
-    expect(Math.abs((sample(body, series('0.99')) as number) - 99.5)).toBeLessThanOrEqual(0.5 + 1)
-    expect(sample(body, 'chorus_array_members_answered')).toBe(2)
-    expect(sample(body, 'chorus_array_events_total{type="lat.request",severity="info"}')).toBe(200)
+    expect(Math.abs((metricSample(body, series('0.5')) as number) - 50.5)).toBeLessThanOrEqual(
+      0.5 + 0.51,
+    )
+    expect(Math.abs((metricSample(body, series('0.99')) as number) - 99.5)).toBeLessThanOrEqual(
+      0.5 + 1,
+    )
+    expect(metricSample(body, 'chorus_array_members_answered')).toBe(2)
+    expect(
+      metricSample(body, 'chorus_array_events_total{type="lat.request",severity="info"}'),
+    ).toBe(200)
     expect(promtool(body)).toEqual({ status: 0, output: '' })
   })
 })
@@ -92,15 +92,22 @@ describe('GET /metrics', () => {
     let scraped = await scrape(member)
     expect(scraped.status).toBe(200)
     expect(scraped.type).toMatch(/^text\/plain; version=0\.0\.4/)
-    expect(sample(scraped.body, 'chorus_events_total{type="app.login",severity="info"}')).toBe(2)
-    expect(sample(scraped.body, 'chorus_events_total{type="app.login",severity="error"}')).toBe(1)
-    expect(sample(scraped.body, 'chorus_ingest_duration_seconds_count')).toBe(1)
-    expect(sample(scraped.body, 'chorus_ingested_events_total')).toBe(3)
     expect(
-      sample(scraped.body, 'chorus_query_duration_seconds_count{role="coordinator",kind="events"}'),
+      metricSample(scraped.body, 'chorus_events_total{type="app.login",severity="info"}'),
+    ).toBe(2)
+    expect(
+      metricSample(scraped.body, 'chorus_events_total{type="app.login",severity="error"}'),
     ).toBe(1)
-    expect(sample(scraped.body, 'chorus_members{state="alive"}')).toBe(1)
-    expect(sample(scraped.body, 'chorus_store_size_bytes')).toBeGreaterThanOrEqual(0)
+    expect(metricSample(scraped.body, 'chorus_ingest_duration_seconds_count')).toBe(1)
+    expect(metricSample(scraped.body, 'chorus_ingested_events_total')).toBe(3)
+    expect(
+      metricSample(
+        scraped.body,
+        'chorus_query_duration_seconds_count{role="coordinator",kind="events"}',
+      ),
+    ).toBe(1)
+    expect(metricSample(scraped.body, 'chorus_members{state="alive"}')).toBe(1)
+    expect(metricSample(scraped.body, 'chorus_store_size_bytes')).toBeGreaterThanOrEqual(0)
     expect(scraped.body).toContain('process_resident_memory_bytes')
     expect(promtool(scraped.body)).toEqual({ status: 0, output: '' })
 
@@ -109,8 +116,10 @@ describe('GET /metrics', () => {
     member = await createMember(config)
     members.push(member)
     scraped = await scrape(member)
-    expect(sample(scraped.body, 'chorus_events_total{type="app.login",severity="info"}')).toBe(2)
-    expect(sample(scraped.body, 'chorus_ingested_events_total')).toBe(0)
+    expect(
+      metricSample(scraped.body, 'chorus_events_total{type="app.login",severity="info"}'),
+    ).toBe(2)
+    expect(metricSample(scraped.body, 'chorus_ingested_events_total')).toBe(0)
   })
 
   it('speaks OpenMetrics when asked for it', async () => {
@@ -138,7 +147,7 @@ describe('GET /metrics', () => {
       [...body.matchAll(/chorus_events_total\{type="([^"]+)"/g)].map((m) => m[1]),
     )
     expect(typeLabels).toEqual(new Set(['busy.one', 'busy.two', 'busy.three', 'other']))
-    expect(sample(body, 'chorus_events_total{type="other",severity="info"}')).toBe(2)
+    expect(metricSample(body, 'chorus_events_total{type="other",severity="info"}')).toBe(2)
     expect(body).not.toMatch(/"[0-9A-HJKMNP-TV-Z]{26}"/)
     expect(promtool(body).status).toBe(0)
   })

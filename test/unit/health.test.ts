@@ -106,6 +106,7 @@ describe('member health', () => {
     await step(1000, 0.1, 0)
     expect(health.state()).toBe('ok')
   })
+
   it('stops only once an evaluation under way has read what it needs, so the store can close after it', async () => {
     let closed = false
     let readsAfterClose = 0
