@@ -178,11 +178,9 @@ start.action(async (opts: Record<string, string | string[] | boolean | undefined
     if (value !== undefined) flags[option] = typeof value === 'boolean' ? String(value) : value
   }
   const configFile = typeof opts.config === 'string' ? opts.config : undefined
-  const config = resolveConfig(
-    configFile === undefined
-      ? { flags, env: process.env }
-      : { flags, env: process.env, configFile },
-  )
+  const sources =
+    configFile === undefined ? { flags, env: process.env } : { flags, env: process.env, configFile }
+  const config = resolveConfig(sources)
   const member = await createMember(config)
   await member.start()
   process.stdout.write(
@@ -197,6 +195,13 @@ start.action(async (opts: Record<string, string | string[] | boolean | undefined
   }
   process.once('SIGTERM', () => stop('SIGTERM'))
   process.once('SIGINT', () => stop('SIGINT'))
+  // SIGHUP reads the configuration again from the same flags, environment
+  // and file, and puts its tokens and TLS certificate in force; the member
+  // logs why when it cannot, and keeps those it has. Other options need a
+  // restart. (A listener also stops SIGHUP from ending the process.)
+  process.on('SIGHUP', () => {
+    member.reloadCredentials(() => resolveConfig(sources))
+  })
 })
 
 clientOptions(

@@ -4,14 +4,14 @@
 // given by --config (same keys as the flags), or from its default. Every
 // problem is reported at once, each naming its option and source.
 
-import { readFileSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { FieldProblem } from './errors.ts'
 import { ConfigError } from './errors.ts'
 import { DEFAULT_EVENT_LIMITS, type EventLimits } from './event/event.ts'
-import { parseTokens, type Token } from './http/auth.ts'
+import { isLoopback, parseTokens, type Token } from './http/auth.ts'
 import { DEFAULT_INGEST_LIMITS, type IngestLimits } from './ingest/ingest.ts'
 import { parseDuration } from './time.ts'
 
@@ -63,6 +63,11 @@ export interface MemberConfig {
   maxConcurrentQueries: number
   /** Host sampling interval, ms; 0: the collector is off (--no-collect). Default 10 s. */
   collectIntervalMs: number
+  /**
+   * Problems that do not stop a member but deserve a log line at start and
+   * on every reload, such as a tokens file that others can read. Default none.
+   */
+  warnings?: string[]
 }
 
 /** The options a member takes, as flag names; the env name and YAML key derive from them. */
@@ -127,7 +132,16 @@ export function readConfigFile(
   try {
     doc = parseYaml(readFileSync(path, 'utf8'))
   } catch (err) {
-    problems.push({ field: 'config', message: `cannot read ${path}: ${(err as Error).message}` })
+    // A YAML error quotes the offending line, which may hold a token: give
+    // only where it is.
+    const at = (err as { linePos?: Array<{ line: number; col: number }> }).linePos?.[0]
+    problems.push({
+      field: 'config',
+      message:
+        (err as Error).name === 'YAMLParseError'
+          ? `${path} is not valid YAML (${(err as { code?: string }).code ?? 'error'}${at === undefined ? '' : ` at line ${at.line}, column ${at.col}`}; the text is not shown: it may hold a token)`
+          : `cannot read ${path}: ${(err as Error).message}`,
+    })
     return {}
   }
   if (doc === null || doc === undefined) return {}
@@ -162,9 +176,19 @@ export function readConfigFile(
   return out
 }
 
-/** True for 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::1' || host === 'localhost'
+/**
+ * A warning when a file that holds secrets can be read by its group or by
+ * others; undefined when only its owner can (or it cannot be examined).
+ */
+export function readableByOthers(path: string, what: string): string | undefined {
+  let mode: number
+  try {
+    mode = statSync(path).mode & 0o777
+  } catch {
+    return undefined
+  }
+  if ((mode & 0o077) === 0) return undefined
+  return `${what} ${path} has mode ${mode.toString(8).padStart(4, '0')}: its group or others can read the tokens in it; run chmod 600 ${path}`
 }
 
 function parseHostPort(text: string): { host: string; port: number } | undefined {
@@ -325,12 +349,15 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
   // Tokens come from a file, CHORUS_TOKENS or the config file, never from a
   // flag of their own, where `ps` would show them.
   const tokens: Token[] = []
+  const warnings: string[] = []
   const tokensFile = raw('tokens-file')
   if (tokensFile !== undefined) {
     try {
       const parsed = parseTokens(readFileSync(tokensFile, 'utf8').split('\n'), ' ', tokensFile)
       tokens.push(...parsed.tokens)
       for (const p of parsed.problems) problems.push({ field: 'tokens-file', message: p })
+      const warning = readableByOthers(tokensFile, 'the tokens file')
+      if (warning !== undefined) warnings.push(warning)
     } catch (err) {
       problems.push({
         field: 'tokens-file',
@@ -348,6 +375,8 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     const parsed = parseTokens(fileTokens, ':', `tokens in ${configFile}`)
     tokens.push(...parsed.tokens)
     for (const p of parsed.problems) problems.push({ field: 'tokens', message: p })
+    const warning = readableByOthers(configFile as string, 'the config file')
+    if (warning !== undefined) warnings.push(warning)
   }
   const certFile = raw('tls-cert')
   const keyFile = raw('tls-key')
@@ -438,5 +467,6 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     allowPeers,
     maxConcurrentQueries,
     collectIntervalMs,
+    ...(warnings.length === 0 ? {} : { warnings }),
   }
 }

@@ -17,6 +17,8 @@ import { decodeHealth, encodeHealth, healthReport } from './health/report.ts'
 import type { ArrayRule, MemberRule, Rule } from './health/rules.ts'
 import type { App } from './http/app.ts'
 import { createApp } from './http/app.ts'
+import { isLoopback } from './http/auth.ts'
+import { type CredentialsSource, createCredentials } from './http/credentials.ts'
 import type { HttpServer } from './http/server.ts'
 import { listen } from './http/server.ts'
 import type { Ingest } from './ingest/ingest.ts'
@@ -83,6 +85,12 @@ export interface Member {
   start(): Promise<void>
   /** Graceful: stop accepting, finish requests in flight, write what was queued, close the store. Idempotent. */
   stop(): Promise<void>
+  /**
+   * Puts in force the tokens and TLS certificate of a configuration read
+   * again by `load` (SIGHUP); when `load` throws or the certificate is bad,
+   * logs why and keeps those in force. True if it changed them.
+   */
+  reloadCredentials(load: () => CredentialsSource): boolean
 }
 
 /** Opens the member's store and identity; start() then listens. */
@@ -331,6 +339,13 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   })
   const coordinator = createCoordinator({ targets: () => mesh.targets(), recorder })
 
+  const credentials = createCredentials({
+    tokens: config.tokens,
+    ...(config.tls === undefined ? {} : { tls: config.tls }),
+    ...(config.warnings === undefined ? {} : { warnings: config.warnings }),
+    logger: component(root, 'credentials'),
+  })
+  credentials.onTls((tls) => server?.setTls(tls))
   const app = createApp({
     ingest,
     coordinator,
@@ -344,7 +359,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     membership: mesh.membership,
     selfPeerId: identity.peerId,
     rollupTargets: () => mesh.targets(),
-    tokens: config.tokens,
+    tokens: credentials.tokens,
+    loopbackOnly: isLoopback(config.http.host),
     maxConcurrentQueries: config.maxConcurrentQueries,
     health: () => healthReport(mesh.membership.table(), arrayRules()),
     healthConfig,
@@ -372,6 +388,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     collector,
     membership: mesh.membership,
     p2pAddrs: () => mesh.addrs(),
+    reloadCredentials: (load) => credentials.reload(load),
     async start() {
       if (started) return
       try {

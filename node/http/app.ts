@@ -4,8 +4,8 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import type { MiddlewareHandler } from 'hono'
 import type { Logger } from '../log.ts'
-import { requireTokens, type Token } from './auth.ts'
-import { createOnError, errorBody, notFound } from './errors.ts'
+import { requireLoopbackWhileOpen, requireTokens, type Token } from './auth.ts'
+import { createOnError, errorBody, limitBody, notFound } from './errors.ts'
 import type { EventRoutesComponents } from './events.ts'
 import { createEventRoutes } from './events.ts'
 import { createHealthRoutes, type HealthRoutesComponents } from './health.ts'
@@ -26,8 +26,15 @@ export interface AppComponents
   version: string
   /** Renders this member's Prometheus metrics (handed over by the entry point from exporter/). */
   metrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
-  /** Bearer tokens; empty: every route open. */
-  tokens: Token[]
+  /** Bearer tokens in force, asked on every request (a reload replaces them); empty: every route open. */
+  tokens: () => readonly Token[]
+  /**
+   * True when the member listens on loopback: while it has no tokens it then
+   * answers only loopback Host names and loopback web origins (see auth.ts).
+   * False for a member on another address with --insecure, open to whoever
+   * reaches it, as its operator asked.
+   */
+  loopbackOnly: boolean
   /** Queries coordinated at once; more are answered 429. */
   maxConcurrentQueries: number
   /** Renders the whole array's metrics from the background snapshot. */
@@ -38,7 +45,17 @@ export function createApp(components: AppComponents) {
   const app = new OpenAPIHono()
   app.onError(createOnError(components.logger))
   app.notFound(notFound)
+  if (components.loopbackOnly) app.use('*', requireLoopbackWhileOpen(components.tokens))
   app.use('*', requireTokens(components.tokens))
+  // Every body is bounded before any route reads it: ingest by its own
+  // limit, the rest (health rules and any later route) by a small one.
+  const ingestBody = limitBody(components.ingestLimits.maxBodyBytes)
+  const otherBody = limitBody(MAX_REQUEST_BODY_BYTES)
+  app.use('*', (c, next) =>
+    c.req.method === 'POST' && c.req.path === '/v1/events'
+      ? ingestBody(c, next)
+      : otherBody(c, next),
+  )
   const limit = limitConcurrency(components.maxConcurrentQueries)
   app.use('*', (c, next) =>
     c.req.method === 'GET' && /^\/v1\/(events|rollups)(\/|$)/.test(c.req.path)
@@ -124,6 +141,9 @@ export function createApp(components: AppComponents) {
 }
 
 export type App = ReturnType<typeof createApp>
+
+/** Largest body of any request but ingest (which has --max-body-bytes), in bytes: 256 KiB. */
+export const MAX_REQUEST_BODY_BYTES = 256 * 1024
 
 /** Seconds a client told 429 should wait before it tries again. */
 const RETRY_AFTER_S = 1

@@ -2,7 +2,8 @@
 // validation hooks: `{ "error": { "code", "message", "details" } }`.
 
 import { OpenAPIHono, z } from '@hono/zod-openapi'
-import type { Context } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
@@ -44,10 +45,21 @@ export function invalidRequest(error: ZodError, where: string): InvalidInputErro
   return new InvalidInputError(`"${first.field}": ${first.message}`, details)
 }
 
+/** An absolute file path inside a message, as RocksDB and the file system put in theirs (a multiaddr is not one). */
+const FILE_PATH =
+  /(?<![\w.:/])\/(?!(?:ip4|ip6|dns|dns4|dns6|tcp|udp|p2p)\/)(?:[\w.@+-]+\/)*[\w.@+-]+/g
+
 export function createOnError(log: Logger): (err: Error, c: Context) => Response {
   return (err, c) => {
     if (isKnownError(err)) {
       const status = STATUS[err.name] ?? 400
+      // A failure of the member itself may quote the store's own error, with
+      // the paths of its files: those stay in the log, not in the answer.
+      if (status >= 500) {
+        log.debug({ err, path: c.req.path }, 'request failed')
+        const message = err.message.replace(FILE_PATH, '<path>')
+        return c.json(errorBody(err.code, message, err.details), status)
+      }
       return c.json(errorBody(err.code, err.message, err.details), status)
     }
     if (err instanceof HTTPException) {
@@ -58,6 +70,25 @@ export function createOnError(log: Logger): (err: Error, c: Context) => Response
     log.error({ err, path: c.req.path }, 'request failed')
     return c.json(errorBody('internal', 'internal error; see the member log'), 500)
   }
+}
+
+/**
+ * Refuses a body over `maxBytes` with 413 and the error body, before a route
+ * reads it: by Content-Length when given, else while it streams in.
+ */
+export function limitBody(maxBytes: number): MiddlewareHandler {
+  return bodyLimit({
+    maxSize: maxBytes,
+    onError: (c) =>
+      c.json(
+        errorBody(
+          'limit_exceeded',
+          `the body is larger than ${maxBytes} bytes; nothing was stored or changed`,
+          [{ field: 'body', message: `at most ${maxBytes} bytes` }],
+        ),
+        413,
+      ),
+  })
 }
 
 export function notFound(c: Context): Response {

@@ -2,6 +2,7 @@
 // in flight finish (bounded), then close what is left.
 
 import type { Server } from 'node:http'
+import type { Server as HttpsServer } from 'node:https'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
@@ -11,6 +12,12 @@ export interface HttpServer {
   readonly address: string
   /** Stops accepting, waits up to `graceMs` for requests in flight, then drops the rest. */
   close(graceMs?: number): Promise<void>
+  /**
+   * Serves a new certificate and key (PEM) to connections made from now on;
+   * those open keep theirs. Throws if they do not parse or match, and then
+   * keeps the old ones. Only for a server started with TLS.
+   */
+  setTls(tls: { cert: string; key: string }): void
 }
 
 export async function listen(
@@ -54,6 +61,10 @@ export async function listen(
         server.closeIdleConnections()
       })
       return closing
+    },
+    setTls(next) {
+      if (tls === undefined) throw new Error('this server speaks plain HTTP: it has no certificate')
+      ;(server as unknown as HttpsServer).setSecureContext({ cert: next.cert, key: next.key })
     },
   }
 }

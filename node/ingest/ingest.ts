@@ -98,6 +98,34 @@ function reservedAttr(raw: unknown): string | undefined {
   return Object.keys(attrs).find((key) => RESERVED_ATTR_KEYS.has(key))
 }
 
+/**
+ * The media type of an ingest body: application/json or application/x-ndjson,
+ * with at most a UTF-8 charset parameter; anything else, a missing type
+ * included, throws UnsupportedMediaTypeError. Strict on purpose: a web page
+ * can send text/plain, a form or no type at all to any address without the
+ * browser asking first (a CORS "simple request"), but not these two, so a
+ * page the operator visits cannot write events to a member on loopback.
+ */
+export function ingestMediaType(
+  contentType: string | undefined,
+): 'application/json' | 'application/x-ndjson' {
+  const [type = '', ...params] = (contentType ?? '')
+    .split(';')
+    .map((p) => p.trim().toLowerCase())
+    .filter((p, i) => i === 0 || p !== '')
+  const utf8 = params.every((p) => /^charset\s*=\s*"?utf-?8"?$/.test(p))
+  if ((type === 'application/json' || type === 'application/x-ndjson') && utf8) return type
+  throw new UnsupportedMediaTypeError(
+    `${contentType === undefined ? 'a body without a content type' : `content type ${JSON.stringify(contentType.slice(0, 100))}`} is not accepted; send application/json or application/x-ndjson, optionally with charset=utf-8 (with curl: -H 'content-type: application/json')`,
+    [
+      {
+        field: 'content-type',
+        message: 'application/json or application/x-ndjson (charset=utf-8 allowed)',
+      },
+    ],
+  )
+}
+
 export function createIngest(components: IngestComponents): Ingest {
   const { log, limits } = components
   const clock = components.clock ?? Date.now
@@ -151,13 +179,9 @@ export function createIngest(components: IngestComponents): Ingest {
   }
 
   function parse(contentType: string | undefined, body: Uint8Array): EventInput[] {
-    const media = (contentType ?? 'application/json').split(';')[0]?.trim().toLowerCase()
+    const media = ingestMediaType(contentType)
     const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
-    if (
-      media === 'application/x-ndjson' ||
-      media === 'application/jsonl' ||
-      media === 'application/jsonlines'
-    ) {
+    if (media === 'application/x-ndjson') {
       const raw: unknown[] = []
       let start = 0
       let line = 0
@@ -185,27 +209,15 @@ export function createIngest(components: IngestComponents): Ingest {
       }
       return validate(raw)
     }
-    // text/plain is what fetch() and many tools send for a string body.
-    if (
-      media === 'application/json' ||
-      media === 'text/plain' ||
-      media === '' ||
-      media === undefined
-    ) {
-      let raw: unknown
-      try {
-        raw = JSON.parse(text)
-      } catch (err) {
-        throw new InvalidInputError(`the body is not valid JSON: ${(err as Error).message}`, [
-          { field: 'body', message: 'not valid JSON' },
-        ])
-      }
-      return validate(Array.isArray(raw) ? raw : [raw])
+    let raw: unknown
+    try {
+      raw = JSON.parse(text)
+    } catch (err) {
+      throw new InvalidInputError(`the body is not valid JSON: ${(err as Error).message}`, [
+        { field: 'body', message: 'not valid JSON' },
+      ])
     }
-    throw new UnsupportedMediaTypeError(
-      `content type "${media}" is not accepted; send application/json or application/x-ndjson (with curl: -H 'content-type: application/json')`,
-      [{ field: 'content-type', message: 'application/json or application/x-ndjson' }],
-    )
+    return validate(Array.isArray(raw) ? raw : [raw])
   }
 
   function flush(): void {

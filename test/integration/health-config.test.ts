@@ -7,6 +7,7 @@ import type { HealthConfig } from '../../node/health/config.ts'
 import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
 import { removeTempDirs, startArray, waitFor } from '../helpers.ts'
+import { rawRequest } from '../raw-http.ts'
 
 const members: Member[] = []
 afterEach(async () => {
@@ -109,5 +110,32 @@ describe('health rules', () => {
       expect(cfg.updatedBy).toBe(winner)
       expect(JSON.stringify(cfg.rules)).toBe(expected)
     }
+  })
+
+  it('refuse a body over 256 KiB with 413 and the error body, streamed or declared, and change nothing', async () => {
+    const array = await startArray(1, { names: ['bounded'] })
+    members.push(...array)
+    const [solo] = array as [Member]
+    const streamed = await put(solo, {
+      rules: [{ ...triggerRule(1), name: 'x'.repeat(1024 * 1024) }],
+    })
+    expect(streamed.status).toBe(413)
+    const error = (
+      streamed.body as unknown as {
+        error: { code: string; details: Array<{ field: string; message: string }> }
+      }
+    ).error
+    expect(error.code).toBe('limit_exceeded')
+    expect(error.details).toEqual([{ field: 'body', message: `at most ${256 * 1024} bytes` }])
+    // Declared 60 MB, of which only the first bytes are sent: answered at once.
+    const declared = await rawRequest(`${solo.url}/v1/config/health`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', 'content-length': String(60 * 1024 * 1024) },
+      body: '{"rules":[',
+      partial: true,
+    })
+    expect(declared.status).toBe(413)
+    expect(JSON.parse(declared.body).error.code).toBe('limit_exceeded')
+    expect((await get(solo)).version).toBe(0)
   })
 })

@@ -3,7 +3,7 @@
 // test file calls in afterEach, so nothing outlives its test.
 
 import type { ChildProcess } from 'node:child_process'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { join } from 'node:path'
 
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -141,4 +141,37 @@ export async function stopAll(): Promise<void> {
     member.signal('SIGKILL')
   }
   await Promise.all(all.map((m) => m.exited))
+}
+
+/**
+ * Writes a new self-signed certificate for 127.0.0.1 and its key (P-256) into
+ * `dir` with openssl, as `<name>.pem` and `<name>-key.pem`; returns their paths.
+ */
+export function selfSignedCert(dir: string, name = 'cert'): { cert: string; key: string } {
+  const cert = join(dir, `${name}.pem`)
+  const key = join(dir, `${name}-key.pem`)
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  )
+  return { cert, key }
 }

@@ -1,13 +1,11 @@
 // HTTPS with a self-signed certificate made by the test, and tokens given
 // through the environment, as an operator would run a member off loopback.
 
-import { execFileSync } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { request } from 'node:https'
-import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { removeTempDirs, tempDir } from '../helpers.ts'
-import { runCli, startMember, stopAll } from './harness.ts'
+import { rawRequest } from '../raw-http.ts'
+import { runCli, selfSignedCert, startMember, stopAll } from './harness.ts'
 
 afterEach(async () => {
   await stopAll()
@@ -15,52 +13,16 @@ afterEach(async () => {
 })
 
 function get(url: string, ca: string, token?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { ca, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } },
-      (res) => {
-        let body = ''
-        res.on('data', (d: Buffer) => {
-          body += d.toString()
-        })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-      },
-    )
-    req.on('error', reject)
-    req.setTimeout(10_000, () => req.destroy(new Error('timeout')))
-    req.end()
+  return rawRequest(url, {
+    ca,
+    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
   })
 }
 
 describe('a member serving HTTPS', () => {
   it('answers over TLS with a certificate it was given, and requires tokens there too', async () => {
     const dir = await tempDir()
-    const cert = join(dir, 'cert.pem')
-    const key = join(dir, 'key.pem')
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    )
+    const { cert, key } = selfSignedCert(dir)
     const ca = await readFile(cert, 'utf8')
     const readToken = 'read-token-for-tls-test'
     const ingestToken = 'ingest-token-for-tls-test'

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises'
+import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { resolveConfig } from '../../node/config.ts'
@@ -50,5 +50,61 @@ describe('member configuration', () => {
     expect(message).toContain('--http must be HOST:PORT')
     expect(message).toContain('CHORUS_MAX_EVENTS_PER_REQUEST must be a whole number')
     expect(message).toContain(`retention in ${file} must be a duration`)
+  })
+
+  it('names the file, line and rule of a malformed tokens line, and no character of the token', async () => {
+    const file = join(await tempDir(), 'tokens')
+    const secret = 'Zq8s1kVb3nXw7eTy2mPa9cLd'
+    // Line 3 has a token and no scope; line 4 a scope and a short token.
+    await writeFile(
+      file,
+      `# tokens\nread ok-token-0123456789abcd\n${secret}\nadmin ${secret.slice(0, 9)}\n`,
+      { mode: 0o600 },
+    )
+    let error: Error | undefined
+    try {
+      resolveConfig({ flags: { 'tokens-file': file }, env: {} })
+    } catch (err) {
+      error = err as Error
+    }
+    expect(error?.name).toBe('ConfigError')
+    expect(error?.message).toContain(
+      `${file} line 3: must be "SCOPE TOKEN", and scope must be one of ingest, read, admin, metrics`,
+    )
+    expect(error?.message).toContain(
+      `${file} line 4: tokens shorter than 16 characters are refused`,
+    )
+    for (let i = 0; i + 4 <= secret.length; i++)
+      expect(error?.message).not.toContain(secret.slice(i, i + 4))
+  })
+
+  it('does not quote a config file that is not valid YAML, since it may hold tokens', async () => {
+    const file = join(await tempDir(), 'chorus.yaml')
+    const secret = 'Zq8s1kVb3nXw7eTy2mPa9cLd'
+    await writeFile(file, `tokens:\n  - read:${secret}\n - : [\n`, { mode: 0o600 })
+    let error: Error | undefined
+    try {
+      resolveConfig({ flags: {}, env: {}, configFile: file })
+    } catch (err) {
+      error = err as Error
+    }
+    expect(error?.message).toMatch(
+      new RegExp(`${file} is not valid YAML \\(\\w+ at line \\d+, column \\d+`),
+    )
+    expect(error?.message).not.toContain(secret.slice(0, 6))
+  })
+
+  it('warns, naming the file and its mode, when a tokens file can be read by group or others, and still starts', async () => {
+    const dir = await tempDir()
+    const file = join(dir, 'tokens')
+    await writeFile(file, 'read ok-token-0123456789abcd\n')
+    await chmod(file, 0o644)
+    const open = resolveConfig({ flags: { 'tokens-file': file }, env: {} })
+    expect(open.tokens).toHaveLength(1)
+    expect(open.warnings).toEqual([
+      `the tokens file ${file} has mode 0644: its group or others can read the tokens in it; run chmod 600 ${file}`,
+    ])
+    await chmod(file, 0o600)
+    expect(resolveConfig({ flags: { 'tokens-file': file }, env: {} }).warnings).toBeUndefined()
   })
 })
