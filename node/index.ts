@@ -101,7 +101,12 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   const dir = join(config.dataDir, 'chorus')
   const identity = await loadOrCreateIdentity(dir)
   const tag = memberTag(identity.peerId)
-  const log = await openEventLog({ dir: join(dir, 'store'), tag, clock })
+  const log = await openEventLog({
+    dir: join(dir, 'store'),
+    tag,
+    clock,
+    logger: component(root, 'store'),
+  })
   const name = config.name
 
   const ingest = createIngest({

@@ -42,8 +42,9 @@ export const MAX_ANSWER_BYTES = 1024 * 1024
 export const MAX_ANNOUNCEMENT_BYTES = 16 * 1024
 /** Events per batch a member sends at most. */
 export const MAX_BATCH_EVENTS = 1024
-/** Longest type filter list and longest single filter string. */
-const MAX_TYPES = 64
+/** Longest type filter list (of a slice or rollup request; HTTP refuses more) and longest single filter string. */
+export const MAX_TYPE_FILTERS = 64
+const MAX_TYPES = MAX_TYPE_FILTERS
 const MAX_STRING = 16 * 1024
 const MAX_ATTRS = 256
 /** Attribute names that JavaScript objects treat specially; members refuse them at ingest. */
@@ -573,6 +574,20 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
 
 /** Largest encoded bucket accepted from a peer, bytes. */
 const MAX_BUCKET_BYTES = 256 * 1024
+/**
+ * Most series in one member's rollup answer, over all its messages: room for
+ * 2,000 types at every severity. A member with more answers `too_large`; a
+ * coordinator stops reading a member that sends more and reports it as an
+ * error row, so a hostile member cannot grow the coordinator's answer (each
+ * series becomes a full row of steps in the JSON) without bound.
+ */
+export const MAX_ROLLUP_SERIES = 10_000
+/**
+ * Most bytes of one member's whole rollup answer (its messages together),
+ * 16 MiB: about 100,000 buckets of a few dozen distinct values each. A
+ * coordinator aborts the stream of a member that sends more.
+ */
+export const MAX_ROLLUP_ANSWER_BYTES = 16 * 1024 * 1024
 
 export function encodeRollupRequest(r: RollupRequest): Uint8Array {
   return pack(
@@ -655,6 +670,8 @@ export function decodeRollupAnswer(
   const m = unpack(bytes, MAX_ANSWER_BYTES)
   if (Array.isArray(m) && m[0] === KIND_ROLLUP_SERIES) {
     if (m.length !== 2 || !Array.isArray(m[1])) throw malformed('rollup series')
+    if (m[1].length > MAX_ROLLUP_SERIES)
+      throw new ProtocolError('too_large', `more than ${MAX_ROLLUP_SERIES} rollup series`)
     const series = (m[1] as unknown[]).map((raw): RollupSeries => {
       if (!Array.isArray(raw) || raw.length !== 3 || !Array.isArray(raw[2]))
         throw malformed('rollup series')

@@ -22,6 +22,8 @@ import {
   encodeStatsRequest,
   LOOKUP_PROTOCOL,
   MAX_ANSWER_BYTES,
+  MAX_ROLLUP_ANSWER_BYTES,
+  MAX_ROLLUP_SERIES,
   MAX_SLICE_LIMIT,
   type MemberCounters,
   PEERS_PROTOCOL,
@@ -35,9 +37,9 @@ import {
   STATS_PROTOCOL,
 } from '../../protocol/index.ts'
 import type { ChorusEvent } from '../event/event.ts'
-import type { BucketSeries } from '../query/rollups.ts'
+import { type BucketSeries, MAX_ROLLUP_ANSWER_BINS, MAX_ROLLUP_CELLS } from '../query/rollups.ts'
 import { toEvent } from '../store/codec.ts'
-import { decodeBucket } from '../store/rollup.ts'
+import { type Bucket, bucketBins, decodeBucket, mergeBucket } from '../store/rollup.ts'
 import type { Host } from './host.ts'
 
 export class UnreachableError extends Error {
@@ -166,7 +168,15 @@ export async function remoteLookup(
   }
 }
 
-/** Asks one peer for its rollups over /chorus/rollup/1. */
+/**
+ * Asks one peer for its rollups over /chorus/rollup/1. The answer is bounded
+ * while it is read, never after: at most MAX_ROLLUP_ANSWER_BYTES,
+ * MAX_ROLLUP_SERIES series and MAX_ROLLUP_CELLS buckets (pieces of one
+ * series, and repeats of one step, are merged as they come),
+ * MAX_ROLLUP_ANSWER_BINS sketch bins, and only steps of the requested
+ * period. A member that sends more has its
+ * stream aborted and comes out as a ProtocolError (an `error` row).
+ */
 export async function remoteRollup(
   host: Host,
   peer: PeerId,
@@ -175,24 +185,64 @@ export async function remoteRollup(
   options: { signal: AbortSignal },
 ): Promise<BucketSeries[]> {
   const { signal } = options
+  const tooLarge = (what: string) =>
+    new ProtocolError('too_large', `${name} sent more than ${what} of rollups`)
   const { stream, lp } = await open(host, peer, ROLLUP_PROTOCOL, signal)
   try {
     await lp.write(encodeRollupRequest(request), { signal })
-    const out: BucketSeries[] = []
+    const series = new Map<string, { s: BucketSeries; steps: Map<number, Bucket> }>()
+    let bytes = 0
+    let buckets = 0
+    let bins = 0
     for (;;) {
-      const message = decodeRollupAnswer((await lp.read({ signal })).subarray())
+      const frame = (await lp.read({ signal })).subarray()
+      bytes += frame.byteLength
+      if (bytes > MAX_ROLLUP_ANSWER_BYTES) throw tooLarge(`${MAX_ROLLUP_ANSWER_BYTES} bytes`)
+      const message = decodeRollupAnswer(frame)
       if (message.kind === 'series') {
-        for (const s of message.series) {
-          const series: BucketSeries = {
-            buckets: s.buckets.map((b) => ({ t: b.t, bucket: decodeBucket(b.bucket) })),
+        for (const piece of message.series) {
+          const key = `${piece.type ?? ''}\u0000${piece.severity ?? ''}`
+          let entry = series.get(key)
+          if (entry === undefined) {
+            if (series.size >= MAX_ROLLUP_SERIES) throw tooLarge(`${MAX_ROLLUP_SERIES} series`)
+            const s: BucketSeries = { buckets: [] }
+            if (piece.type !== undefined) s.type = piece.type
+            if (piece.severity !== undefined) s.severity = piece.severity
+            entry = { s, steps: new Map() }
+            series.set(key, entry)
           }
-          if (s.type !== undefined) series.type = s.type
-          if (s.severity !== undefined) series.severity = s.severity
-          out.push(series)
+          for (const b of piece.buckets) {
+            if (
+              b.t < request.fromMs ||
+              b.t >= request.toMs ||
+              (b.t - request.fromMs) % request.stepMs !== 0
+            )
+              throw new ProtocolError('malformed', `${name} sent a bucket outside the period`)
+            let bucket: Bucket
+            try {
+              bucket = decodeBucket(b.bucket)
+            } catch (err) {
+              throw new ProtocolError('malformed', `${name} sent ${(err as Error).message}`)
+            }
+            bins += bucketBins(bucket)
+            if (bins > MAX_ROLLUP_ANSWER_BINS)
+              throw tooLarge(`${MAX_ROLLUP_ANSWER_BINS} sketch bins`)
+            const step = entry.steps.get(b.t)
+            if (step !== undefined) mergeBucket(step, bucket)
+            else {
+              if (++buckets > MAX_ROLLUP_CELLS) throw tooLarge(`${MAX_ROLLUP_CELLS} buckets`)
+              entry.steps.set(b.t, bucket)
+            }
+          }
         }
       } else if (message.kind === 'trailer') {
         await stream.close({ signal }).catch(() => {})
-        return out
+        return [...series.values()].map(({ s, steps }) => {
+          s.buckets = [...steps.entries()]
+            .sort((a, b) => a[0] - b[0])
+            .map(([t, bucket]) => ({ t, bucket }))
+          return s
+        })
       } else {
         throw new RemoteError(`${name} answered ${message.code}: ${message.message}`)
       }
