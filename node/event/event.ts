@@ -71,6 +71,18 @@ export const DEFAULT_EVENT_LIMITS: EventLimits = {
   maxAttrValueLength: 1024,
 }
 
+/**
+ * Largest magnitude of an event's `value`: |value| <= 1e15. Rollups sum
+ * values, and a bucket of 10^290 such events still sums to a finite double, so
+ * no realistic number of events (over any period, merged across any number of
+ * members) overflows a sum to Infinity; 1e15 is still above any byte count,
+ * duration in nanoseconds or counter an operational event carries, and below
+ * 2^53, so integer values and their sums over moderate counts stay exact.
+ */
+export const MAX_EVENT_VALUE = 1e15
+// Written out, as operators read it; the event tests hold it to MAX_EVENT_VALUE.
+const VALUE_RULE = 'must be a finite number from -1e15 to 1e15'
+
 /** Dotted lower-case words: `http.request`, `host.cpu`, `app.login_failed`. */
 export const TYPE_PATTERN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/
 const ATTR_KEY_PATTERN = /^[A-Za-z0-9_.:-]+$/
@@ -88,7 +100,10 @@ export function createEventInputSchema(limits: EventLimits) {
       severity: z.enum(SEVERITIES).optional(),
       message: z.string().max(limits.maxMessageLength).optional(),
       source: z.string().max(limits.maxSourceLength).optional(),
-      value: z.number().finite().optional(),
+      value: z
+        .number()
+        .refine((v) => Number.isFinite(v) && Math.abs(v) <= MAX_EVENT_VALUE, VALUE_RULE)
+        .optional(),
       attrs: z
         .record(
           z
@@ -114,6 +129,8 @@ const SEVERITY_NAMES = new Set<string>(SEVERITIES)
 const isShortString = (v: unknown, max: number): v is string =>
   typeof v === 'string' && v.length <= max
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+const isEventValue = (v: unknown): v is number =>
+  isFiniteNumber(v) && Math.abs(v) <= MAX_EVENT_VALUE
 
 /**
  * The schema's rules as plain code, for the ingest hot path: returns the
@@ -139,7 +156,7 @@ export function createEventChecker(limits: EventLimits): (raw: unknown) => Event
       return undefined
     if (message !== undefined && !isShortString(message, limits.maxMessageLength)) return undefined
     if (source !== undefined && !isShortString(source, limits.maxSourceLength)) return undefined
-    if (value !== undefined && !isFiniteNumber(value)) return undefined
+    if (value !== undefined && !isEventValue(value)) return undefined
     if (time !== undefined && !(isShortString(time, 64) || isFiniteNumber(time))) return undefined
     if (attrs !== undefined) {
       if (typeof attrs !== 'object' || attrs === null || Array.isArray(attrs)) return undefined

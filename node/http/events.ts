@@ -18,7 +18,7 @@ import type { Ingest, IngestLimits } from '../ingest/ingest.ts'
 import { bodyHash } from '../ingest/ingest.ts'
 import type { Coordinator } from '../query/coordinator.ts'
 import type { EventQuery } from '../query/cursor.ts'
-import { decodeCursor } from '../query/cursor.ts'
+import { decodeCursor, filterProblems } from '../query/cursor.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { parseDuration, parseTime } from '../time.ts'
 import { createRoutes, errorBody, errorResponse, listParam } from './errors.ts'
@@ -155,6 +155,8 @@ export function toEventQuery(params: QueryParams, nowMs: number): EventQuery {
         ),
       )
   }
+  for (const { field, message } of filterProblems(params.type, params.member))
+    problems.push(new InvalidInputError(`"${field}": ${message}`, [{ field, message }]))
   const after = id('after')
   const before = id('before')
   let fromMs = time('from')

@@ -3,7 +3,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { InvalidInputError } from '../errors.ts'
 import { SEVERITIES, severityRank, TYPE_PATTERN } from '../event/event.ts'
+import { filterProblems } from '../query/cursor.ts'
 import {
+  MAX_ROLLUP_QUANTILES,
   MAX_ROLLUP_STEPS,
   queryRollups,
   type RollupTarget,
@@ -36,11 +38,14 @@ const Query = z.strictObject({
   step: z.string().optional().openapi({
     description: 'A duration that is a multiple of 10s, 1m or 1h. Default: at most 360 buckets.',
   }),
-  type: listParam.openapi({ description: 'Exact types or prefixes like http.*' }),
+  type: listParam.openapi({ description: 'Exact types or prefixes like http.*; at most 64' }),
   severity: z.enum(SEVERITIES).optional(),
   member: listParam.openapi({ description: 'Member names or peer ids' }),
   by: listParam.openapi({ description: 'Comma list of type, severity, member' }),
-  q: listParam.openapi({ description: 'Comma list of quantiles, e.g. 0.5,0.99' }),
+  q: listParam.openapi({
+    description:
+      'Comma list of at most 10 quantiles, each from 0 to 1, e.g. 0.5,0.99. The answer holds at most 100,000 cells (series × steps × quantiles).',
+  }),
   timeout: z.string().optional(),
 })
 
@@ -146,6 +151,10 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
           p.step ?? formatDuration(stepMs),
         )
       }
+      const filters = filterProblems(p.type, p.member)
+      const first = filters[0]
+      if (first !== undefined)
+        throw new InvalidInputError(`"${first.field}": ${first.message}`, filters)
       for (const type of p.type) {
         const base = type.endsWith('.*') ? type.slice(0, -2) : type
         if (!TYPE_PATTERN.test(base))
@@ -159,6 +168,11 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
         if (!['type', 'severity', 'member'].includes(dim))
           throw bad('by', 'must be a comma list of type, severity and member', dim)
       }
+      if (p.q.length > MAX_ROLLUP_QUANTILES)
+        throw new InvalidInputError(
+          `"q": at most ${MAX_ROLLUP_QUANTILES} quantiles, got ${p.q.length}`,
+          [{ field: 'q', message: `at most ${MAX_ROLLUP_QUANTILES} quantiles` }],
+        )
       const quantiles = p.q.map((text) => {
         const q = Number(text)
         if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(text) || q < 0 || q > 1)

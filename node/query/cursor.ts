@@ -9,9 +9,46 @@
 
 import { Packr } from 'msgpackr'
 import { z } from 'zod'
-import { InvalidInputError } from '../errors.ts'
+import { MAX_TYPE_FILTERS as PROTOCOL_MAX_TYPE_FILTERS } from '../../protocol/codec.ts'
+import { type FieldProblem, InvalidInputError } from '../errors.ts'
 import { SEVERITIES } from '../event/event.ts'
 import { decodeId, ID_LENGTH } from '../event/id.ts'
+
+/**
+ * Most `type` filters of one query: the slice and rollup requests carry at
+ * most this many, so the HTTP edge refuses more rather than issue a cursor
+ * that no member would take.
+ */
+export const MAX_TYPE_FILTERS = PROTOCOL_MAX_TYPE_FILTERS
+/** Longest single `type` filter, in characters (a type of 128 and room to spare; the protocol's bound). */
+export const MAX_TYPE_FILTER_LENGTH = 256
+/** Most `member` filters of one query. */
+export const MAX_MEMBER_FILTERS = 1024
+/** Longest single `member` filter, in characters. */
+export const MAX_MEMBER_FILTER_LENGTH = 256
+
+/**
+ * The problems of a query's `type` and `member` lists against the limits
+ * above, as field problems: the same rules for events and rollups.
+ */
+export function filterProblems(
+  types: readonly string[],
+  members: readonly string[],
+): FieldProblem[] {
+  const out: FieldProblem[] = []
+  if (types.length > MAX_TYPE_FILTERS)
+    out.push({ field: 'type', message: `at most ${MAX_TYPE_FILTERS} types, got ${types.length}` })
+  if (types.some((t) => t.length > MAX_TYPE_FILTER_LENGTH))
+    out.push({ field: 'type', message: `each at most ${MAX_TYPE_FILTER_LENGTH} characters` })
+  if (members.length > MAX_MEMBER_FILTERS)
+    out.push({
+      field: 'member',
+      message: `at most ${MAX_MEMBER_FILTERS} members, got ${members.length}`,
+    })
+  if (members.some((m) => m.length > MAX_MEMBER_FILTER_LENGTH))
+    out.push({ field: 'member', message: `each at most ${MAX_MEMBER_FILTER_LENGTH} characters` })
+  return out
+}
 
 const CURSOR_VERSION = 1
 /** Longest cursor accepted, in characters: room for the marks of a few thousand members. */
@@ -60,13 +97,13 @@ const idText = z
 const QueryShape = z.strictObject({
   fromMs: z.number().int().nonnegative(),
   toMs: z.number().int().nonnegative(),
-  types: z.array(z.string().max(256)).max(64),
+  types: z.array(z.string().max(MAX_TYPE_FILTER_LENGTH)).max(MAX_TYPE_FILTERS),
   minSeverity: z
     .number()
     .int()
     .min(0)
     .max(SEVERITIES.length - 1),
-  members: z.array(z.string().max(256)).max(1024),
+  members: z.array(z.string().max(MAX_MEMBER_FILTER_LENGTH)).max(MAX_MEMBER_FILTERS),
   text: z.string().max(1024).optional(),
   limit: z.number().int().min(1).max(10_000),
   order: z.enum(['asc', 'desc']),

@@ -3,8 +3,20 @@
 // coordinator asks every member (itself by a direct call), merges the groups
 // bucket by bucket, adds the member dimension when asked, and answers with
 // series, per-member rows and `partial`, like event queries.
+//
+// Every answer is bounded before it is built. A client asks for at most
+// MAX_ROLLUP_QUANTILES quantiles and MAX_ROLLUP_CELLS cells (series × steps ×
+// quantiles, a bucket without quantiles counting as one): the steps and
+// quantiles are checked before any member is asked, and the series as the
+// members' answers are merged, so a query that would build an oversized
+// answer is refused with a 400 instead of stalling the member. Each member's
+// answer is bounded as it is read (node/mesh/slice-client.ts: a member over
+// the protocol's limits becomes an `error` row), and a member refuses to
+// assemble more series or buckets than it may send.
 
+import { MAX_ROLLUP_SERIES, ProtocolError } from '../../protocol/codec.ts'
 import type { RollupRequest } from '../../protocol/slice.ts'
+import { InvalidInputError } from '../errors.ts'
 import { severityOfRank } from '../event/event.ts'
 import type { EventLog } from '../store/event-log.ts'
 import {
@@ -20,6 +32,34 @@ import { typeMatcher } from './slice.ts'
 
 /** Most steps one rollup answer may hold. */
 export const MAX_ROLLUP_STEPS = 10_000
+/** Most quantiles one rollup query may ask for (`q`). */
+export const MAX_ROLLUP_QUANTILES = 10
+/**
+ * Most cells of one rollup answer: series × steps × max(1, quantiles). About
+ * 12 MB of JSON at most, built in well under a second: a day at 1 min steps
+ * for 69 series, or an hour at 10 s steps with 10 quantiles for 27.
+ */
+export const MAX_ROLLUP_CELLS = 100_000
+/**
+ * Most sketch bins (in memory) a coordinator takes from one member's answer:
+ * 4 Mi bins, about 32 MB. A sketch's dense stores span its smallest to largest
+ * bin, so a few bytes on the wire can cost kilobytes decoded.
+ */
+export const MAX_ROLLUP_ANSWER_BINS = 4 * 1024 * 1024
+
+/** Cells of an answer (see MAX_ROLLUP_CELLS). */
+export function rollupCells(series: number, steps: number, quantiles: number): number {
+  return series * steps * Math.max(1, quantiles)
+}
+
+function tooManyCells(cells: number, fields: string[]): InvalidInputError {
+  const rule = `the answer may hold at most ${MAX_ROLLUP_CELLS} cells (series × steps × quantiles)`
+  return new InvalidInputError(
+    `${rule}, this one would hold ${cells}: ask for a shorter period, a longer step, fewer quantiles or fewer series`,
+    fields.map((field) => ({ field, message: rule })),
+    'limit_exceeded',
+  )
+}
 
 /** A group's buckets as the member side answers them. */
 export interface BucketSeries {
@@ -33,9 +73,15 @@ export type RollupHandler = (
   options?: { signal?: AbortSignal },
 ) => Promise<BucketSeries[]>
 
-/** Answers a rollup request from this member's own store. */
+/**
+ * Answers a rollup request from this member's own store. An answer of more
+ * than MAX_ROLLUP_SERIES series or MAX_ROLLUP_CELLS buckets is refused
+ * (ProtocolError `too_large`) as soon as it gets there, before it is sent or
+ * held in full: a coordinator would refuse it anyway.
+ */
 export function createRollupHandler(components: { log: EventLog }): RollupHandler {
   return async (request, options = {}) => {
+    let buckets = 0
     const matches = typeMatcher(request.types)
     const groups = new Map<
       string,
@@ -52,6 +98,8 @@ export function createRollupHandler(components: { log: EventLog }): RollupHandle
         const key = `${request.byType ? row.type : ''}\u0000${request.bySeverity ? row.severity : ''}`
         let group = groups.get(key)
         if (group === undefined) {
+          if (groups.size >= MAX_ROLLUP_SERIES)
+            throw new ProtocolError('too_large', `more than ${MAX_ROLLUP_SERIES} rollup series`)
           group = { steps: new Map() }
           if (request.byType) group.type = row.type
           if (request.bySeverity) group.severity = row.severity
@@ -59,8 +107,12 @@ export function createRollupHandler(components: { log: EventLog }): RollupHandle
         }
         const t = row.startMs - (row.startMs % request.stepMs)
         const step = group.steps.get(t)
-        if (step === undefined) group.steps.set(t, row.bucket)
-        else mergeBucket(step, row.bucket)
+        if (step !== undefined) mergeBucket(step, row.bucket)
+        else {
+          if (++buckets > MAX_ROLLUP_CELLS)
+            throw new ProtocolError('too_large', `more than ${MAX_ROLLUP_CELLS} rollup buckets`)
+          group.steps.set(t, row.bucket)
+        }
       }
     }
     return [...groups.values()].map((g) => {
@@ -96,7 +148,7 @@ export interface RollupQuery {
   /** Member names or peer ids; empty: all. */
   members: string[]
   byMember: boolean
-  /** Quantiles to report, each in [0, 1]. */
+  /** Quantiles to report, each in [0, 1]; at most MAX_ROLLUP_QUANTILES. */
   quantiles: number[]
   timeoutMs: number
 }
@@ -146,6 +198,9 @@ export async function queryRollups(
   options: { signal?: AbortSignal } = {},
 ): Promise<RollupAnswer> {
   const { request } = query
+  const steps = Math.ceil((request.toMs - request.fromMs) / request.stepMs)
+  const perSeries = rollupCells(1, steps, query.quantiles.length)
+  if (perSeries > MAX_ROLLUP_CELLS) throw tooManyCells(perSeries, ['step', 'q'])
   const rows: MemberRow[] = []
   const asked = targets.filter(
     (t) =>
@@ -153,6 +208,42 @@ export async function queryRollups(
       query.members.includes(t.name) ||
       query.members.includes(t.peerId),
   )
+  const merged = new Map<
+    string,
+    { key: { type?: string; severity?: string; member?: string }; steps: Map<number, Bucket> }
+  >()
+  // Each answer is merged as it arrives, so it can be let go before the
+  // others come in; an answer that takes the merge over the cell limit stops
+  // the whole query (`stop`), and it is refused once every member has ended.
+  let overflowCells = 0
+  const stop = new AbortController()
+  const mergeAnswer = (target: RollupTarget, series: BucketSeries[]) => {
+    for (const s of series) {
+      const member = query.byMember ? target.name : undefined
+      const name = `${s.type ?? ''}\u0000${s.severity ?? ''}\u0000${member ?? ''}`
+      let group = merged.get(name)
+      if (group === undefined) {
+        const cells = (merged.size + 1) * perSeries
+        if (cells > MAX_ROLLUP_CELLS) {
+          overflowCells = cells
+          stop.abort(new Error('the answer is over the cell limit'))
+          return
+        }
+        const key: { type?: string; severity?: string; member?: string } = {}
+        if (s.type !== undefined) key.type = s.type
+        if (s.severity !== undefined) key.severity = severityOfRank(s.severity)
+        if (member !== undefined) key.member = member
+        group = { key, steps: new Map() }
+        merged.set(name, group)
+      }
+      for (const { t, bucket } of s.buckets) {
+        if (t < request.fromMs || t >= request.toMs) continue
+        const step = group.steps.get(t)
+        if (step === undefined) group.steps.set(t, copyBucket(bucket))
+        else mergeBucket(step, bucket)
+      }
+    }
+  }
   const answers = await Promise.all(
     asked.map(async (target) => {
       const row: MemberRow = {
@@ -166,12 +257,15 @@ export async function queryRollups(
         row.status = target.state === 'dead' ? 'dead' : 'error'
         if (target.state === 'conflict')
           row.error = `name conflict: another member is called ${target.name}`
-        return { target, row, series: [] as BucketSeries[] }
+        return { target, row }
       }
       const started = performance.now()
       const deadline = AbortSignal.timeout(query.timeoutMs)
-      const signal =
-        options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline])
+      const signal = AbortSignal.any(
+        options.signal === undefined
+          ? [stop.signal, deadline]
+          : [options.signal, stop.signal, deadline],
+      )
       try {
         const answer = target.rollup(request, { signal })
         answer.catch(() => {})
@@ -183,7 +277,8 @@ export async function queryRollups(
         const series = await Promise.race([answer, aborted])
         row.count = series.reduce((n, s) => n + s.buckets.length, 0)
         row.ms = Math.round(performance.now() - started)
-        return { target, row, series }
+        mergeAnswer(target, series)
+        return { target, row }
       } catch (err) {
         row.ms = Math.round(performance.now() - started)
         const name = err instanceof Error ? err.name : ''
@@ -197,35 +292,12 @@ export async function queryRollups(
                 : 'error'
           row.error = err instanceof Error ? err.message : String(err)
         }
-        return { target, row, series: [] as BucketSeries[] }
+        return { target, row }
       }
     }),
   )
+  if (overflowCells > 0) throw tooManyCells(overflowCells, ['by', 'type'])
 
-  const merged = new Map<
-    string,
-    { key: { type?: string; severity?: string; member?: string }; steps: Map<number, Bucket> }
-  >()
-  for (const { target, series } of answers) {
-    for (const s of series) {
-      const member = query.byMember ? target.name : undefined
-      const name = `${s.type ?? ''}\u0000${s.severity ?? ''}\u0000${member ?? ''}`
-      let group = merged.get(name)
-      if (group === undefined) {
-        const key: { type?: string; severity?: string; member?: string } = {}
-        if (s.type !== undefined) key.type = s.type
-        if (s.severity !== undefined) key.severity = severityOfRank(s.severity)
-        if (member !== undefined) key.member = member
-        group = { key, steps: new Map() }
-        merged.set(name, group)
-      }
-      for (const { t, bucket } of s.buckets) {
-        const step = group.steps.get(t)
-        if (step === undefined) group.steps.set(t, copyBucket(bucket))
-        else mergeBucket(step, bucket)
-      }
-    }
-  }
   const empty = emptyBucket()
   const series = [...merged.values()]
     .sort((a, b) => JSON.stringify(a.key).localeCompare(JSON.stringify(b.key)))

@@ -7,6 +7,12 @@
 // batch as the events they numbered: after a restart the log continues from
 // the last batch that reached the WAL, and nothing acknowledged (synced) can
 // be behind it.
+//
+// A rollup bucket that cannot be decoded (written by an older member before
+// values were bounded, or damaged) is logged, counted (`corruptBuckets`) and
+// skipped, at open and in every scan: one bad record must neither stop the
+// member from starting nor fail every rollup query over its period. An open
+// bucket skipped at start is written afresh by the next event in its slot.
 
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { Packr } from 'msgpackr'
@@ -14,6 +20,7 @@ import { DataDirError, StorageFullError, StoreUnavailableError } from '../errors
 import type { EventInput } from '../event/event.ts'
 import { severityRank } from '../event/event.ts'
 import { encodeId, ID_BYTES, MAX_SEQ, MAX_TS, writeIdBytes } from '../event/id.ts'
+import type { Logger } from '../log.ts'
 import { encodeEventValue } from './codec.ts'
 import {
   EVENT,
@@ -58,6 +65,8 @@ export interface EventLogInit {
   clock?: () => number
   /** fsync the WAL before a write returns. Default true; off only in benchmarks of the floor. */
   sync?: boolean
+  /** Where corrupt records and clock jumps are reported. Default: not reported. */
+  logger?: Logger
 }
 
 /** One request's worth of events, written together with the others of a group commit. */
@@ -119,6 +128,8 @@ export interface EventLog {
   readonly writeError: Error | undefined
   /** Scans made with scan() still open, each holding a RocksDB iterator (and the data it pins). */
   readonly openScans: number
+  /** Rollup buckets found undecodable and skipped since the store was opened (at open and in scans). */
+  readonly corruptBuckets: number
   /** Events ever logged here, by type and severity rank (kept in the store, so they survive restarts). */
   totals(): Array<{ type: string; severity: number; count: number }>
   /** Rollup buckets of one resolution (index into RESOLUTIONS_MS) starting in [fromMs, toMs), in time order. */
@@ -203,6 +214,22 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     await db.close()
     throw err
   }
+  let corruptBuckets = 0
+  /** The bucket of a 'B' record, or undefined (logged and counted) when it cannot be decoded. */
+  function readBucket(key: Buffer, value: Buffer): Bucket | undefined {
+    try {
+      return decodeBucket(value)
+    } catch (err) {
+      if ((err as Error).name !== 'CorruptBucketError') throw err
+      corruptBuckets++
+      const { resolution, startMs, type, severity } = parseRollupKey(key)
+      init.logger?.warn(
+        { resolution, startMs, type, severity, reason: (err as Error).message, corruptBuckets },
+        'skipped a rollup bucket that cannot be decoded',
+      )
+      return undefined
+    }
+  }
   // Rollups and totals: the buckets still open (the current one of each
   // resolution, type and severity: ts never goes back, so no older bucket
   // is written again) and every total, so that append() can write their new
@@ -219,13 +246,10 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       const range = { gte: rollupKeyAt(r, lastTs - (lastTs % res)), lt: rollupKeyAt(r + 1, 0) }
       for await (const rows of scanRange(db, range)) {
         for (const [key, value] of rows) {
+          const bucket = readBucket(key, value)
+          if (bucket === undefined) continue
           const { startMs } = parseRollupKey(key)
-          openBuckets.set(key.toString('latin1'), {
-            key,
-            resolution: r,
-            startMs,
-            bucket: decodeBucket(value),
-          })
+          openBuckets.set(key.toString('latin1'), { key, resolution: r, startMs, bucket })
         }
       }
     }
@@ -264,6 +288,9 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     },
     get writeError() {
       return writeError
+    },
+    get corruptBuckets() {
+      return corruptBuckets
     },
 
     append(groups) {
@@ -459,10 +486,14 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     async *scanRollups(resolution, fromMs, toMs) {
       const range = { gte: rollupKeyAt(resolution, fromMs), lt: rollupKeyAt(resolution, toMs) }
       for await (const rows of scanRange(db, range)) {
-        yield rows.map(([key, value]) => {
+        const out: Array<{ startMs: number; type: string; severity: number; bucket: Bucket }> = []
+        for (const [key, value] of rows) {
+          const bucket = readBucket(key, value)
+          if (bucket === undefined) continue
           const { startMs, type, severity } = parseRollupKey(key)
-          return { startMs, type, severity, bucket: decodeBucket(value) }
-        })
+          out.push({ startMs, type, severity, bucket })
+        }
+        yield out
       }
     },
 

@@ -11,6 +11,12 @@
 // `add`: the library's DenseStore.merge loses counts when the two stores'
 // key ranges are far apart (seen here with values 1e-8 and 1e-142).
 //
+// Sums saturate at ±Number.MAX_VALUE instead of overflowing to Infinity:
+// ingest bounds |value| to 1e15 (MAX_EVENT_VALUE), so only a bucket written
+// by an older member, or sent by a hostile one, can get there, and a sum that
+// is merely huge still encodes, decodes and merges, where Infinity would make
+// every bucket it is merged into undecodable.
+//
 // Stored form (key layout in keys.ts, 'B' records): a MessagePack array
 //   [count, valued, sum, min, max, last, lastId, zeroCount,
 //    positive keys[], positive counts[], negative keys[], negative counts[]]
@@ -65,12 +71,20 @@ export function emptyBucket(): Bucket {
   }
 }
 
+/** a + b, held within ±Number.MAX_VALUE (see the module comment). */
+export function saturatingAdd(a: number, b: number): number {
+  const sum = a + b
+  if (sum === Number.POSITIVE_INFINITY) return Number.MAX_VALUE
+  if (sum === Number.NEGATIVE_INFINITY) return -Number.MAX_VALUE
+  return sum
+}
+
 /** Counts one event into a bucket. */
 export function addEvent(bucket: Bucket, id: string, value: number | undefined): void {
   bucket.count++
   if (value === undefined) return
   bucket.valued++
-  bucket.sum += value
+  bucket.sum = saturatingAdd(bucket.sum, value)
   if (value < bucket.min) bucket.min = value
   if (value > bucket.max) bucket.max = value
   if (id > bucket.lastId) {
@@ -84,7 +98,7 @@ export function addEvent(bucket: Bucket, id: string, value: number | undefined):
 export function mergeBucket(into: Bucket, from: Bucket): void {
   into.count += from.count
   into.valued += from.valued
-  into.sum += from.sum
+  into.sum = saturatingAdd(into.sum, from.sum)
   if (from.min < into.min) into.min = from.min
   if (from.max > into.max) into.max = from.max
   if (from.valued > 0 && from.lastId > into.lastId) {
@@ -106,7 +120,7 @@ function mergeSketch(
   )
   into.zeroCount += from.zeroCount
   into.count += from.count
-  into.sum += from.sum
+  into.sum = saturatingAdd(into.sum, from.sum)
   if (from.min < into.min) into.min = from.min
   if (from.max > into.max) into.max = from.max
 }
@@ -116,6 +130,15 @@ function addBins(into: SparseStore, from: SparseStore): void {
     const count = from.bins[i] as number
     if (count !== 0) into.add(i + from.offset, count)
   }
+}
+
+/** Bins a bucket's sketch holds in memory (its dense stores span min to max key, empty bins included). */
+export function bucketBins(bucket: Bucket): number {
+  const s = bucket.sketch
+  return (
+    (s.store as unknown as SparseStore).bins.length +
+    (s.negativeStore as unknown as SparseStore).bins.length
+  )
 }
 
 export function copyBucket(bucket: Bucket): Bucket {
@@ -171,6 +194,25 @@ export class CorruptBucketError extends Error {
 const isNumberArray = (v: unknown, max: number): v is number[] =>
   Array.isArray(v) && v.length <= max && v.every((x) => typeof x === 'number' && Number.isFinite(x))
 
+const isCount = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0
+
+/**
+ * Largest |bin key| a sketch can produce: at 1% accuracy the keys of every
+ * finite double lie within about ±37,000, so anything beyond is not a bin.
+ */
+const MAX_BIN_KEY = 100_000
+
+/** Sparse bins: integer keys in range, positive counts, as many of each. */
+function isBins(keys: unknown, counts: unknown): boolean {
+  return (
+    isNumberArray(keys, 2 * SKETCH_BIN_LIMIT) &&
+    isNumberArray(counts, 2 * SKETCH_BIN_LIMIT) &&
+    keys.length === counts.length &&
+    keys.every((k) => Number.isInteger(k) && Math.abs(k) <= MAX_BIN_KEY) &&
+    counts.every((c) => c > 0)
+  )
+}
+
 /** Decodes a bucket; throws CorruptBucketError on anything but the stored form. */
 export function decodeBucket(bytes: Uint8Array): Bucket {
   let m: unknown
@@ -183,14 +225,15 @@ export function decodeBucket(bytes: Uint8Array): Bucket {
   const [count, valued, sum, min, max, last, lastId, zeroCount, pk, pc, nk, nc] = m
   if (
     !isNumberArray([count, valued, sum, min, max, last, zeroCount], 7) ||
+    !isCount(count) ||
+    !isCount(valued) ||
+    (valued as number) > (count as number) ||
+    !isCount(zeroCount) ||
     typeof lastId !== 'string' ||
     lastId.length > 32
   )
     throw new CorruptBucketError('bucket numbers')
-  if (!isNumberArray(pk, 100_000) || !isNumberArray(pc, 100_000) || pk.length !== pc.length)
-    throw new CorruptBucketError('bucket bins')
-  if (!isNumberArray(nk, 100_000) || !isNumberArray(nc, 100_000) || nk.length !== nc.length)
-    throw new CorruptBucketError('bucket bins')
+  if (!isBins(pk, pc) || !isBins(nk, nc)) throw new CorruptBucketError('bucket bins')
   const bucket = emptyBucket()
   bucket.count = count as number
   bucket.valued = valued as number

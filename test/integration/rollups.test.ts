@@ -69,9 +69,15 @@ interface Expected {
   values: number[]
 }
 
-function bruteForce(stepMs: number, by: string[]): Map<string, Expected> {
+function bruteForce(
+  stepMs: number,
+  by: string[],
+  fromMs = 0,
+  toMs = Infinity,
+): Map<string, Expected> {
   const out = new Map<string, Expected>()
   for (const e of [...events].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    if (e.ts < fromMs || e.ts >= toMs) continue
     const t = e.ts - (e.ts % stepMs)
     const key = JSON.stringify([
       t,
@@ -132,16 +138,20 @@ describe('rollups', () => {
     ]
     let compared = 0
     for (const [step, stepMs] of steps) {
+      // The whole run at 10 s steps would be over the answer's cell limit
+      // (3,000 steps × 60 series × 3 quantiles): two hours of it instead.
+      const [fromMs, toMs] =
+        stepMs === 10_000 ? [T0 + 3_600_000, T0 + 3 * 3_600_000] : [T0 - 3_600_000, now]
       for (const by of groupings) {
         const asker = array[compared % 3] as Member
         const response = await asker.app.request(
-          `/v1/rollups?from=${T0 - 3_600_000}&to=${now}&step=${step}&q=0.5,0.9,0.99${by.length > 0 ? `&by=${by.join(',')}` : ''}`,
+          `/v1/rollups?from=${fromMs}&to=${toMs - 1}&step=${step}&q=0.5,0.9,0.99${by.length > 0 ? `&by=${by.join(',')}` : ''}`,
         )
         const answer = (await response.json()) as RollupAnswer
         expect(response.status, JSON.stringify(answer)).toBe(200)
-        expect(answer.partial).toBe(false)
+        expect(answer.partial, JSON.stringify(answer.members)).toBe(false)
         expect(answer.step).toBe(step)
-        const expected = bruteForce(stepMs, by)
+        const expected = bruteForce(stepMs, by, fromMs, stepMs === 10_000 ? toMs : Infinity)
         let seen = 0
         for (const series of answer.series) {
           for (const b of series.buckets) {
@@ -223,5 +233,73 @@ describe('rollups', () => {
         query,
       ).toContain(field)
     }
+  })
+
+  it('refuses an event value beyond ±1e15 with a 400 naming the field, and keeps answering rollups', async () => {
+    const member = array[0] as Member
+    const response = await member.app.request('/v1/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '[{"type":"app.huge","value":1.79e308},{"type":"app.huge","value":1.79e308}]',
+    })
+    expect(response.status).toBe(400)
+    const body = (await response.json()) as {
+      error: { code: string; details: Array<{ field: string; message: string }> }
+    }
+    expect(body.error.details).toContainEqual({
+      field: 'events[0].value',
+      message: 'must be a finite number from -1e15 to 1e15',
+    })
+    const rollups = await member.app.request(
+      `/v1/rollups?from=${T0}&to=${now}&step=1h&type=app.huge`,
+    )
+    expect(rollups.status).toBe(200)
+    expect(((await rollups.json()) as RollupAnswer).series).toEqual([])
+  })
+
+  it('refuses more than 10 quantiles, and answers over 100,000 cells, with a 400 naming the limit', async () => {
+    const member = array[0] as Member
+    const many = Array.from({ length: 1000 }, (_, i) => (i / 1000).toString()).join(',')
+    for (const q of [many, '0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1']) {
+      const response = await member.app.request(`/v1/rollups?step=10s&q=${q}`)
+      expect(response.status).toBe(400)
+      const body = (await response.json()) as { error: { details: Array<{ field: string }> } }
+      expect(body.error.details.map((d) => d.field)).toEqual(['q'])
+    }
+    // About 500 steps × 10 quantiles × 60 series (4 types, 5 severities, 3 members).
+    const ten = '0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9'
+    const response = await member.app.request(
+      `/v1/rollups?from=${T0 - 3_600_000}&to=${now}&step=1m&q=${ten}&by=type,severity,member`,
+    )
+    expect(response.status).toBe(400)
+    const body = (await response.json()) as {
+      error: { code: string; message: string; details: Array<{ field: string }> }
+    }
+    expect(body.error.code).toBe('limit_exceeded')
+    expect(body.error.message).toContain('at most 100000 cells')
+    expect(body.error.details.map((d) => d.field)).toContain('by')
+    // The same without quantiles fits.
+    const fits = await member.app.request(
+      `/v1/rollups?from=${T0 - 3_600_000}&to=${now}&step=1m&by=type,severity,member`,
+    )
+    expect(fits.status).toBe(200)
+  })
+
+  it('refuses more than 64 type filters at the edge, for events and rollups, and 64 give a cursor that works', async () => {
+    const member = array[0] as Member
+    const types = (n: number) =>
+      `${Array.from({ length: n }, (_, i) => `type=app.t${i}`).join('&')}&type=app.*`
+    for (const path of ['/v1/events', '/v1/rollups']) {
+      const response = await member.app.request(`${path}?${types(65)}`)
+      expect(response.status, path).toBe(400)
+      const body = (await response.json()) as { error: { details: Array<{ field: string }> } }
+      expect(body.error.details.map((d) => d.field)).toContain('type')
+    }
+    const first = await member.app.request(`/v1/events?from=${T0}&to=${now}&limit=5&${types(63)}`)
+    expect(first.status).toBe(200)
+    const page = (await first.json()) as { next: string | null }
+    expect(page.next).not.toBeNull()
+    const second = await member.app.request(`/v1/events?cursor=${page.next}`)
+    expect(second.status).toBe(200)
   })
 })

@@ -5,6 +5,7 @@ import {
   createEventInputSchema,
   DEFAULT_EVENT_LIMITS,
   type EventLimits,
+  MAX_EVENT_VALUE,
 } from '../../node/event/event.ts'
 
 // Small limits, so that random strings often cross them.
@@ -70,7 +71,28 @@ const candidate = fc
     ),
     message: fc.option(mostly(fc.string({ maxLength: 20 }), near(20)), { nil: undefined }),
     source: fc.option(mostly(fc.string({ maxLength: 8 }), near(8)), { nil: undefined }),
-    value: fc.option(mostly(fc.double(), fc.constant('1')), { nil: undefined }),
+    value: fc.option(
+      mostly(
+        fc.double(),
+        fc.oneof(
+          fc.constant('1'),
+          // Either side of the bound on |value|.
+          fc
+            .constantFrom(1, -1)
+            .chain((sign) =>
+              fc
+                .constantFrom(
+                  MAX_EVENT_VALUE,
+                  MAX_EVENT_VALUE + 1,
+                  MAX_EVENT_VALUE * (1 + 1e-15),
+                  1.79e308,
+                )
+                .map((v) => sign * v),
+            ),
+        ),
+      ),
+      { nil: undefined },
+    ),
     attrs: fc.option(attrs, { nil: undefined }),
     time: fc.option(mostly(fc.oneof(fc.string({ maxLength: 64 }), fc.integer()), near(64)), {
       nil: undefined,
@@ -98,6 +120,25 @@ describe('the ingest checker', () => {
         ),
         { numRuns: 5000 },
       )
+    }
+  })
+})
+
+describe('event values', () => {
+  it('are bounded to |value| <= 1e15 by the schema and the checker alike, with the rule named', () => {
+    const schema = createEventInputSchema(DEFAULT_EVENT_LIMITS)
+    const check = createEventChecker(DEFAULT_EVENT_LIMITS)
+    for (const value of [0, 1e-300, MAX_EVENT_VALUE, -MAX_EVENT_VALUE]) {
+      expect(check({ type: 'a.b', value })).toBeDefined()
+      expect(schema.safeParse({ type: 'a.b', value }).success).toBe(true)
+    }
+    for (const value of [1.79e308, -1.79e308, MAX_EVENT_VALUE * 1.000001]) {
+      expect(check({ type: 'a.b', value })).toBeUndefined()
+      const result = schema.safeParse({ type: 'a.b', value })
+      expect(result.success).toBe(false)
+      expect(result.error?.issues[0]?.path).toEqual(['value'])
+      expect(result.error?.issues[0]?.message).toBe('must be a finite number from -1e15 to 1e15')
+      expect(MAX_EVENT_VALUE).toBe(1e15)
     }
   })
 })
