@@ -48,6 +48,8 @@ const START_HELP: Record<StartOption, string> = {
   join: 'multiaddr of any member to join through, with or without /p2p/<id>; repeatable',
   'announce-interval': 'membership announcement interval (default: 1s)',
   'forget-after': 'forget dead and left members after this duration (default: 24h)',
+  'max-clock-jump':
+    'a larger step of the clock is not followed by event stamps, and warns (default: 1h)',
   'rollup-retention': 'keep rollups per resolution (default: 10s=2d,1m=30d,1h=365d)',
   'metrics-type-limit':
     'most distinct type labels in /metrics; the rest count as "other" (default: 200)',

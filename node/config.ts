@@ -47,6 +47,13 @@ export interface MemberConfig {
   announceIntervalMs: number
   /** Dead and left members are forgotten after this, ms. Default 24h. */
   forgetAfterMs: number
+  /**
+   * Largest step of the wall clock, either way, that event stamps follow, ms;
+   * a larger jump is logged, turns health warning and is not followed (see
+   * node/store/event-log.ts), so one bad clock reading cannot push every
+   * later stamp ahead for good. Default 1h.
+   */
+  maxClockJumpMs: number
   /** Most distinct `type` label values in /metrics and /metrics/cluster; the rest are "other". Default 200. */
   metricsTypeLimit: number
   /** Bearer tokens and their scopes. Default none: every route open (loopback only, unless insecure). */
@@ -84,6 +91,7 @@ export const START_OPTIONS = [
   'join',
   'announce-interval',
   'forget-after',
+  'max-clock-jump',
   'rollup-retention',
   'metrics-type-limit',
   'tokens-file',
@@ -338,6 +346,7 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     }
   }
   const forgetAfterMs = duration('forget-after', 86_400_000, 1000)
+  const maxClockJumpMs = duration('max-clock-jump', 3_600_000, 1000)
   const metricsTypeLimit = integer('metrics-type-limit', 200, 1, 10_000)
   const maxConcurrentQueries = integer('max-concurrent-queries', 16, 1, 10_000)
   const noCollect = raw('no-collect')
@@ -459,6 +468,7 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     join,
     announceIntervalMs,
     forgetAfterMs,
+    maxClockJumpMs,
     metricsTypeLimit,
     tokens,
     ...(tls === undefined ? {} : { tls }),

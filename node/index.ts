@@ -55,6 +55,12 @@ export interface MemberInit {
    * so tests can step it. Membership always uses real time. Default `Date.now`.
    */
   clock?: () => number
+  /**
+   * The store's reference for jumps of `clock` (see --max-clock-jump), in ms.
+   * Default `performance.now`, or `clock` itself when a clock is injected, so
+   * a stepped test clock is followed.
+   */
+  monotonic?: () => number
   /** Root logger; default one from the config's level. */
   logger?: Logger
   /** How often retention runs, in ms; tests shorten it. Default RETENTION_INTERVAL_MS (1 min). */
@@ -106,6 +112,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     tag,
     clock,
     logger: component(root, 'store'),
+    maxClockJumpMs: config.maxClockJumpMs,
+    monotonic: init.monotonic ?? (init.clock === undefined ? () => performance.now() : init.clock),
   })
   const name = config.name
 
@@ -159,6 +167,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
           ? undefined
           : Math.max(...others.map((e) => Math.abs(e.offsetMs)))
       },
+      clockJumpMs: () => log.clockJumpMs,
       clock,
       log: (event) => ingest.submit([event]),
     },

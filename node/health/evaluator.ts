@@ -23,6 +23,11 @@ export interface HealthInputs {
   rollup(types: string[], minSeverity: number, fromMs: number, toMs: number): Promise<Bucket>
   /** Largest |clock offset| of the other live members from this one, ms; undefined when alone. */
   maxClockOffsetMs(): number | undefined
+  /**
+   * How far this member's stamps are from its wall clock beyond the jump it
+   * follows, ms (0 normally; see EventLog.clockJumpMs). Default: always 0.
+   */
+  clockJumpMs?(): number
   clock(): number
   /** Logs an event of this member (health.change). */
   log(event: EventInput): Promise<unknown>
@@ -95,6 +100,7 @@ export function createMemberHealth(init: {
 
   async function currentValue(rule: MemberRule, now: number): Promise<number | undefined> {
     if ('clockOffsetMs' in rule.metric) return inputs.maxClockOffsetMs()
+    if ('clockJumpMs' in rule.metric) return inputs.clockJumpMs?.() ?? 0
     const windowMs = parseDuration(rule.window ?? '1m') ?? 60_000
     const bucket = await inputs.rollup(
       [rule.metric.type === '*' ? '' : rule.metric.type].filter((t) => t !== ''),

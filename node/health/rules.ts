@@ -35,6 +35,11 @@ export const MemberRuleSchema = z.strictObject({
       minSeverity: z.enum(SEVERITIES).optional(),
     }),
     z.strictObject({ clockOffsetMs: z.literal('max_abs') }),
+    /**
+     * How far this member's event stamps are from its wall clock beyond what
+     * it follows (ms; 0 normally): a clock jump past --max-clock-jump.
+     */
+    z.strictObject({ clockJumpMs: z.literal('abs') }),
   ]),
   op: z.enum(['>', '<']),
   threshold: z.number().finite(),
@@ -127,6 +132,19 @@ export const DEFAULT_RULES: Rule[] = [
     op: '>',
     threshold: 1000,
     for: '1m',
+    state: 'warning',
+  },
+  {
+    // Stamps not following the wall clock (see node/store/event-log.ts):
+    // either the clock jumped, or the member's last stamp is far ahead of it.
+    // The measure is 0 or over --max-clock-jump (at least 1s), and a
+    // threshold above 0 lets the rule clear (hysteresis) when it is 0 again.
+    name: 'clock-jump',
+    kind: 'member',
+    metric: { clockJumpMs: 'abs' },
+    op: '>',
+    threshold: 1000,
+    for: '0s',
     state: 'warning',
   },
   { name: 'quorum', kind: 'array', when: { aliveBelow: 'majority' }, state: 'critical' },

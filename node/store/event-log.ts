@@ -8,6 +8,26 @@
 // the last batch that reached the WAL, and nothing acknowledged (synced) can
 // be behind it.
 //
+// Clock jumps. Ids sort by (ts, member, seq) and a member's ts never goes
+// backwards (the design's contract: cursors, `after=<id>` tails and the open
+// rollup buckets all rely on it), so a stamp, once written, bounds every
+// later one from below. Re-basing ts backwards after a bad jump would break
+// that order, so the log does the other thing: it never follows a jump.
+// Between stamps it compares the wall clock with the monotonic clock
+// (performance.now, which jumps neither way): while they agree within
+// `maxClockJumpMs` (default 1 h) stamps follow the wall clock, small
+// corrections included (a step back is absorbed by holding ts still, at most
+// that bound). When the wall clock moves further, either way, stamps follow
+// the monotonic clock from the last time the two agreed, the jump is logged
+// and `clockJumpMs` reports it (health turns warning, rule `clock-jump`),
+// until the wall clock comes back within the bound. So a clock that leaps a
+// year ahead and back leaves no stamp a year ahead, and nothing to catch up.
+// The cost: a real correction larger than the bound made while the member
+// runs is followed only after a restart, where the wall clock is trusted
+// again (the warning says so); and a member started with its clock far ahead
+// stamps with it, after which a return of the clock holds ts still until real
+// time catches up (reported by `clockJumpMs` too).
+//
 // A rollup bucket that cannot be decoded (written by an older member before
 // values were bounded, or damaged) is logged, counted (`corruptBuckets`) and
 // skipped, at open and in every scan: one bad record must neither stop the
@@ -67,7 +87,22 @@ export interface EventLogInit {
   sync?: boolean
   /** Where corrupt records and clock jumps are reported. Default: not reported. */
   logger?: Logger
+  /**
+   * Monotonic clock in ms, the reference for clock jumps. Default
+   * `performance.now`; when `clock` is given without it, `clock` itself, so a
+   * test clock that steps days ahead is followed as it steps.
+   */
+  monotonic?: () => number
+  /**
+   * Largest step of the wall clock, either way, that stamps follow, in ms;
+   * beyond it they follow the monotonic clock (see the module comment).
+   * Default DEFAULT_MAX_CLOCK_JUMP_MS, 1 h.
+   */
+  maxClockJumpMs?: number
 }
+
+/** Default largest wall-clock step that stamps follow: 1 h. */
+export const DEFAULT_MAX_CLOCK_JUMP_MS = 3_600_000
 
 /** One request's worth of events, written together with the others of a group commit. */
 export interface AppendGroup {
@@ -96,6 +131,13 @@ export interface EventLog {
   readonly lastSeq: number
   /** Newest `ts` written; ts never goes below it. */
   readonly lastTs: number
+  /**
+   * How far, in ms, the member's stamps are from its wall clock beyond what
+   * it follows: the size of a jump it is not following, or how far the last
+   * stamp is ahead of the wall clock when that is more than the bound; 0
+   * when stamps follow the wall clock.
+   */
+  readonly clockJumpMs: number
   /** Every event type ever logged here, sorted. */
   types(): readonly string[]
   /**
@@ -169,6 +211,9 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   }
 
   const clock = init.clock ?? Date.now
+  const monotonic =
+    init.monotonic ?? (init.clock === undefined ? () => performance.now() : init.clock)
+  const maxClockJumpMs = init.maxClockJumpMs ?? DEFAULT_MAX_CLOCK_JUMP_MS
   const sync = init.sync ?? true
   const tag = init.tag
 
@@ -213,6 +258,32 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   } catch (err) {
     await db.close()
     throw err
+  }
+  // The last moment the wall and monotonic clocks agreed (see the module comment).
+  let anchorWall = clock()
+  let anchorMono = monotonic()
+  let jumpedMs = 0
+  /** The time to stamp now, before lastTs holds it: the wall clock, or the monotonic one across a jump. */
+  function stampTime(): number {
+    const wall = clock()
+    const mono = monotonic()
+    const expected = anchorWall + (mono - anchorMono)
+    const off = wall - expected
+    if (Math.abs(off) <= maxClockJumpMs) {
+      if (jumpedMs !== 0)
+        init.logger?.warn({ offMs: off }, 'the wall clock is back; stamps follow it again')
+      jumpedMs = 0
+      anchorWall = wall
+      anchorMono = mono
+      return wall
+    }
+    if (jumpedMs === 0)
+      init.logger?.warn(
+        { jumpMs: off, maxClockJumpMs },
+        'the wall clock jumped further than --max-clock-jump; stamps follow the monotonic clock until it is back (or the member restarts)',
+      )
+    jumpedMs = off
+    return Math.round(expected)
   }
   let corruptBuckets = 0
   /** The bucket of a 'B' record, or undefined (logged and counted) when it cannot be decoded. */
@@ -281,6 +352,14 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     get lastTs() {
       return lastTs
     },
+    get clockJumpMs() {
+      // Read afresh, so a jump shows before the next event is stamped.
+      const wall = clock()
+      const off = Math.abs(wall - (anchorWall + (monotonic() - anchorMono)))
+      if (off > maxClockJumpMs) return off
+      const ahead = lastTs - wall
+      return ahead > maxClockJumpMs ? ahead : 0
+    },
     types: () => sortedTypes,
 
     get openScans() {
@@ -298,7 +377,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       if (writeError !== undefined) throw writeError
       const batch = db.batch()
       let seq = lastSeq
-      const ts = Math.max(clock(), lastTs)
+      const ts = Math.max(stampTime(), lastTs)
       if (ts > MAX_TS)
         throw new StoreUnavailableError('the clock is past the largest time an id can hold')
       const newTypes: string[] = []

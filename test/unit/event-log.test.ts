@@ -238,3 +238,97 @@ describe('event log', () => {
     expect(await readFile(join(dir, 'operator-notes.txt'), 'utf8')).toBe('keep me')
   })
 })
+
+describe('stamps across a jump of the wall clock', () => {
+  it('do not follow a jump of a year ahead and back: ids stay unique and ordered, stamps stay near real time, also after a restart', async () => {
+    const dir = await tempDir()
+    const HOUR = 3_600_000
+    const YEAR = 365 * 24 * HOUR
+    let real = 1_800_000_000_000
+    let wall = real
+    let mono = 1000
+    const tick = (ms: number) => {
+      real += ms
+      wall += ms
+      mono += ms
+    }
+    const open = () =>
+      openEventLog({
+        dir,
+        tag: TAG_A,
+        clock: () => wall,
+        monotonic: () => mono,
+        maxClockJumpMs: HOUR,
+      })
+    const log = await open()
+    const stamped: Array<{ id: string; real: number }> = []
+    const append = (target: EventLog) => {
+      const [[id]] = target.append([{ events: [{ type: 'clock.jump' }] }]) as [[string]]
+      stamped.push({ id, real })
+      tick(5)
+    }
+    for (let i = 0; i < 10; i++) append(log)
+    expect(log.clockJumpMs).toBe(0)
+    // The wall clock leaps a year ahead: stamps keep to real time, the jump is reported.
+    wall += YEAR
+    expect(log.clockJumpMs).toBeGreaterThanOrEqual(YEAR - 1000)
+    for (let i = 0; i < 10; i++) append(log)
+    // The wall clock comes back: stamps follow it again, with nothing to catch up.
+    wall -= YEAR
+    for (let i = 0; i < 10; i++) append(log)
+    expect(log.clockJumpMs).toBe(0)
+    // A small step back (a minute) is absorbed by holding ts still.
+    wall -= 60_000
+    for (let i = 0; i < 5; i++) append(log)
+    wall += 60_000
+    await log.close()
+    tick(10_000)
+    const reopened = await open()
+    for (let i = 0; i < 10; i++) append(reopened)
+    expect(reopened.clockJumpMs).toBe(0)
+    await reopened.close()
+
+    const parts = stamped.map((s) => parseId(s.id) as NonNullable<ReturnType<typeof parseId>>)
+    expect(new Set(stamped.map((s) => s.id)).size).toBe(stamped.length)
+    for (let i = 1; i < stamped.length; i++) {
+      expect((stamped[i] as { id: string }).id > (stamped[i - 1] as { id: string }).id).toBe(true)
+      expect(parts[i]?.ts).toBeGreaterThanOrEqual(parts[i - 1]?.ts as number)
+      expect(parts[i]?.seq).toBe((parts[i - 1]?.seq as number) + 1)
+    }
+    // No stamp ran ahead of real time by more than the minute's hold.
+    for (let i = 0; i < stamped.length; i++) {
+      const off = (parts[i]?.ts as number) - (stamped[i] as { real: number }).real
+      expect(Math.abs(off), `event ${i}`).toBeLessThanOrEqual(60_000)
+    }
+    // After the restart stamps are the real clock again.
+    const last = stamped.at(-1) as { real: number }
+    expect(parts.at(-1)?.ts).toBe(last.real)
+  })
+
+  it('report a member started with its clock far ahead once the clock returns, instead of hiding the hold', async () => {
+    const dir = await tempDir()
+    const HOUR = 3_600_000
+    let wall = 1_800_000_000_000 + 24 * HOUR
+    let mono = 0
+    const log = await openEventLog({
+      dir,
+      tag: TAG_A,
+      clock: () => wall,
+      monotonic: () => mono,
+      maxClockJumpMs: HOUR,
+    })
+    log.append([{ events: [{ type: 'clock.ahead' }] }])
+    await log.close()
+    wall -= 24 * HOUR
+    mono += 5
+    const reopened = await openEventLog({
+      dir,
+      tag: TAG_A,
+      clock: () => wall,
+      monotonic: () => mono,
+      maxClockJumpMs: HOUR,
+    })
+    expect(reopened.clockJumpMs).toBe(24 * HOUR)
+    await reopened.close()
+  })
+})
