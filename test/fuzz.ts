@@ -2,12 +2,26 @@
 // script test/bench/fuzz.ts (npm run fuzz, 100,000 and more): random,
 // truncated, corrupted and oversized input into every protocol decoder and
 // the HTTP ingest parser must produce nothing but the documented errors.
+// The rollup path too: stored and received buckets (decodeBucket), and the
+// query parameters of GET /v1/rollups, which answer 200 or 400, never 500.
 
 import fc from 'fast-check'
+import { Packr } from 'msgpackr'
 import { DEFAULT_EVENT_LIMITS } from '../node/event/event.ts'
+import { createOnError } from '../node/http/errors.ts'
+import { createRollupRoutes } from '../node/http/rollups.ts'
 import { createIngest, DEFAULT_INGEST_LIMITS } from '../node/ingest/ingest.ts'
 import { encodeStoredFields } from '../node/store/codec.ts'
 import type { EventLog } from '../node/store/event-log.ts'
+import {
+  addEvent,
+  copyBucket,
+  decodeBucket,
+  emptyBucket,
+  encodeBucket,
+  mergeBucket,
+  quantile,
+} from '../node/store/rollup.ts'
 import {
   type Announcement,
   decodeAnnouncement,
@@ -26,6 +40,7 @@ import {
   encodeBatches,
   encodePeers,
   encodeRollupRequest,
+  encodeRollupSeries,
   encodeSliceRequest,
   encodeStats,
 } from '../protocol/index.ts'
@@ -66,6 +81,13 @@ const ANNOUNCEMENT: Announcement = {
   suspects: [],
 }
 
+/** A bucket with values of both signs, zero and a wide range of magnitudes. */
+function sampleBucket(): Uint8Array {
+  const bucket = emptyBucket()
+  for (const [i, v] of [1, -2.5, 0, 1e-9, 1e15, -1e15, 42].entries()) addEvent(bucket, `id${i}`, v)
+  return encodeBucket(bucket)
+}
+
 /** Valid messages to truncate and corrupt: the fuzzer's seeds. */
 const SEEDS: Uint8Array[] = [
   encodeSliceRequest({
@@ -100,6 +122,10 @@ const SEEDS: Uint8Array[] = [
     byType: true,
     bySeverity: false,
   }),
+  ...encodeRollupSeries([
+    { type: 'a.b', severity: 1, buckets: [{ t: 0, bucket: sampleBucket() }] },
+    { buckets: [{ t: 10_000, bucket: sampleBucket() }] },
+  ]),
   encodeStats({
     ingestedEvents: 1,
     queries: 2,
@@ -199,6 +225,163 @@ export function fuzzIngestParser(runs: number, seed?: number): number {
         }
       },
     ),
+    seed === undefined ? { numRuns: runs } : { numRuns: runs, seed },
+  )
+  return cases
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true })
+const bucketNumber = fc.oneof(
+  fc.double(),
+  fc.integer(),
+  fc.constantFrom(0, -1, 2 ** 53, Number.MAX_VALUE, -Number.MAX_VALUE, 1.79e308, 1e-320),
+)
+
+/** Stored-bucket bytes: random, a real bucket cut or corrupted, or the stored shape with hostile numbers. */
+const bucketBytesArb = fc.oneof(
+  fc.uint8Array({ maxLength: 512 }),
+  fc.tuple(fc.nat(), fc.nat(), fc.nat({ max: 255 })).map(([cut, at, value]) => {
+    const seed = sampleBucket()
+    const copy = Uint8Array.from(seed.subarray(0, Math.max(1, cut % (seed.byteLength + 1))))
+    copy[at % copy.byteLength] = value
+    return copy
+  }),
+  fc
+    .tuple(
+      fc.array(bucketNumber, { minLength: 6, maxLength: 6 }),
+      fc.string({ maxLength: 40 }),
+      bucketNumber,
+      fc.array(fc.array(bucketNumber, { maxLength: 20 }), { minLength: 4, maxLength: 4 }),
+    )
+    .map(([[count, valued, sum, min, max, last], lastId, zero, bins]) =>
+      packr.pack([count, valued, sum, min, max, last, lastId, zero, ...bins]),
+    ),
+)
+
+/**
+ * Decodes random buckets as a member reads its store and a coordinator reads
+ * a peer: only CorruptBucketError may come out, and a bucket that decodes
+ * encodes, decodes again, merges (twice over, sums staying finite) and
+ * answers quantiles. Returns the number of cases.
+ */
+export function fuzzBuckets(runs: number, seed?: number): number {
+  let cases = 0
+  fc.assert(
+    fc.property(bucketBytesArb, (bytes) => {
+      cases++
+      let bucket: ReturnType<typeof decodeBucket>
+      try {
+        bucket = decodeBucket(bytes)
+      } catch (err) {
+        if ((err as Error)?.name === 'CorruptBucketError') return
+        throw new Error(`decodeBucket threw ${(err as Error)?.name}: ${(err as Error)?.message}`)
+      }
+      const merged = copyBucket(bucket)
+      mergeBucket(merged, bucket)
+      mergeBucket(merged, decodeBucket(encodeBucket(merged)))
+      if (!Number.isFinite(merged.sum)) throw new Error(`a merged sum is ${merged.sum}`)
+      for (const q of [0, 0.5, 0.99, 1]) {
+        const v = quantile(merged, q)
+        if (v !== null && Number.isNaN(v)) throw new Error(`quantile ${q} is NaN`)
+      }
+    }),
+    seed === undefined ? { numRuns: runs } : { numRuns: runs, seed },
+  )
+  return cases
+}
+
+const ROLLUP_PARAM_NAMES = [
+  'from',
+  'to',
+  'step',
+  'type',
+  'severity',
+  'member',
+  'by',
+  'q',
+  'timeout',
+]
+const rollupParamValue = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.constantFrom(
+    '1h',
+    '10s',
+    '7s',
+    '0ms',
+    '1m',
+    '10000d',
+    '0',
+    '-1',
+    '1e309',
+    '0.5,0.99',
+    '0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1',
+    'type,severity,member',
+    'colour',
+    'http.*',
+    'a..b',
+    'critical',
+    '2026-11-26T10:00:00Z',
+    '281474976710655',
+    '99999999999999999999',
+  ),
+  fc.integer().map(String),
+  fc.double().map(String),
+)
+/** A query string of GET /v1/rollups: known parameters (some repeated), now and then an unknown one. */
+export const rollupQueryArb = fc
+  .array(
+    fc.tuple(
+      fc.oneof(
+        { weight: 9, arbitrary: fc.constantFrom(...ROLLUP_PARAM_NAMES) },
+        fc.string({ maxLength: 8 }),
+      ),
+      rollupParamValue,
+    ),
+    { maxLength: 8 },
+  )
+  .map((pairs) => new URLSearchParams(pairs).toString())
+
+/**
+ * The rollup route over one fake member with a bucket in every step asked
+ * for: random query strings answer 200 or 400, never anything else. Returns
+ * the number of cases.
+ */
+export async function fuzzRollupParams(runs: number, seed?: number): Promise<number> {
+  const bucket = decodeBucket(sampleBucket())
+  const app = createRollupRoutes({
+    rollupTargets: () => [
+      {
+        peerId: 'fuzzed',
+        name: 'fuzzed',
+        state: 'alive',
+        rollup: async (request) => [
+          {
+            type: 'a.b',
+            severity: 1,
+            buckets: [{ t: request.fromMs, bucket: copyBucket(bucket) }],
+          },
+        ],
+      },
+    ],
+    queryTimeoutMs: 1000,
+    clock: () => 1_800_000_000_000,
+    recorder: { ingest() {}, query() {}, memberFailure() {} },
+  })
+  const logger = {
+    error: (obj: { err?: Error }) => {
+      throw obj.err ?? new Error('internal error')
+    },
+  } as unknown as Parameters<typeof createOnError>[0]
+  app.onError(createOnError(logger))
+  let cases = 0
+  await fc.assert(
+    fc.asyncProperty(rollupQueryArb, async (query) => {
+      cases++
+      const response = await app.request(`/v1/rollups?${query}`)
+      await response.arrayBuffer()
+      if (response.status !== 200 && response.status !== 400)
+        throw new Error(`GET /v1/rollups?${query} answered ${response.status}`)
+    }),
     seed === undefined ? { numRuns: runs } : { numRuns: runs, seed },
   )
   return cases

@@ -1,12 +1,20 @@
 // The long fuzzing run: npm run fuzz [-- --runs 20000]. Every protocol
-// decoder and the HTTP ingest parser, then a live member fed random bodies
-// over HTTP. Prints the cases run and the heap before and after; exits
+// decoder (the rollup request and answer among them), stored buckets, the
+// HTTP ingest parser and the rollup query parameters, then a live member fed
+// random bodies and rollup queries over HTTP. Prints the cases run and the heap before and after; exits
 // non-zero on the first undocumented error.
 
 import { parseArgs } from 'node:util'
 import fc from 'fast-check'
 import { createMember } from '../../node/index.ts'
-import { fuzzDecoders, fuzzIngestParser } from '../fuzz.ts'
+import {
+  DECODERS,
+  fuzzBuckets,
+  fuzzDecoders,
+  fuzzIngestParser,
+  fuzzRollupParams,
+  rollupQueryArb,
+} from '../fuzz.ts'
 import { removeTempDirs, testConfig } from '../helpers.ts'
 import { printTable } from './lib.ts'
 
@@ -17,6 +25,8 @@ const mib = () => Math.round(process.memoryUsage().heapUsed / 1048576)
 const heapBefore = mib()
 const decoded = fuzzDecoders(RUNS)
 const parsed = fuzzIngestParser(RUNS)
+const buckets = fuzzBuckets(RUNS)
+const rollupParams = await fuzzRollupParams(Math.min(RUNS, 20_000))
 
 // A live member: random bodies over HTTP, then a valid request still succeeds.
 const member = await createMember({
@@ -44,6 +54,19 @@ await fc.assert(
   ),
   { numRuns: Math.min(RUNS, 5000) },
 )
+// Rollup queries on the live member, over the events the fuzzing stored.
+let rollupHttp = 0
+await fc.assert(
+  fc.asyncProperty(rollupQueryArb, async (query) => {
+    const response = await member.app.request(`/v1/rollups?${query}`)
+    await response.arrayBuffer()
+    statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
+    rollupHttp++
+    if (![200, 400].includes(response.status))
+      throw new Error(`HTTP ${response.status} for GET /v1/rollups?${query}`)
+  }),
+  { numRuns: Math.min(RUNS, 5000) },
+)
 const ok = await member.app.request('/v1/events', {
   method: 'POST',
   headers: { 'content-type': 'application/json' },
@@ -55,10 +78,16 @@ await removeTempDirs()
 ;(globalThis as { gc?: () => void }).gc?.()
 
 printTable('Fuzzing', [
-  { target: 'protocol decoders (10)', cases: decoded },
+  { target: `protocol decoders (${DECODERS.length})`, cases: decoded },
   { target: 'ingest parser', cases: parsed },
+  { target: 'stored buckets (decodeBucket)', cases: buckets },
+  { target: 'rollup query parameters', cases: rollupParams },
   { target: 'HTTP ingest on a live member', cases: http },
-  { target: 'total', cases: decoded + parsed + http },
+  { target: 'HTTP rollups on a live member', cases: rollupHttp },
+  {
+    target: 'total',
+    cases: decoded + parsed + buckets + rollupParams + http + rollupHttp,
+  },
 ])
 process.stdout.write(
   `\nHTTP statuses: ${JSON.stringify(Object.fromEntries(statuses))}\nheap: ${heapBefore} MiB before, ${mib()} MiB after\n`,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { fuzzDecoders, fuzzIngestParser } from '../fuzz.ts'
+import { fuzzBuckets, fuzzDecoders, fuzzIngestParser, fuzzRollupParams } from '../fuzz.ts'
 
 describe('fuzzing (a sample; npm run fuzz runs 100,000+ cases)', () => {
   it('every protocol decoder turns random, truncated, corrupted and grown input into ProtocolError only', () => {
@@ -8,5 +8,13 @@ describe('fuzzing (a sample; npm run fuzz runs 100,000+ cases)', () => {
 
   it('the ingest parser turns random bodies into its documented errors only', () => {
     expect(fuzzIngestParser(3000)).toBe(3000)
+  })
+
+  it('decodeBucket turns random and hostile buckets into CorruptBucketError only, and what it decodes merges to finite sums', () => {
+    expect(fuzzBuckets(3000)).toBe(3000)
+  })
+
+  it('GET /v1/rollups answers random parameters with 200 or 400 only', async () => {
+    expect(await fuzzRollupParams(400)).toBe(400)
   })
 })
