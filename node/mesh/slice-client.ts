@@ -174,8 +174,8 @@ export async function remoteLookup(
  * MAX_ROLLUP_SERIES series and MAX_ROLLUP_CELLS buckets (pieces of one
  * series, and repeats of one step, are merged as they come),
  * MAX_ROLLUP_ANSWER_BINS sketch bins, and only steps of the requested
- * period. A member that sends more has its
- * stream aborted and comes out as a ProtocolError (an `error` row).
+ * period. A member that sends more has its stream aborted and comes out as
+ * a ProtocolError (an `error` row).
  */
 export async function remoteRollup(
   host: Host,
