@@ -11,7 +11,7 @@ import type { MemberConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { severityOfRank } from './event/event.ts'
 import { memberTag, tagHex } from './event/id.ts'
-import { createHealthConfig, decodeHealthConfig, encodeHealthConfig } from './health/config.ts'
+import { createHealthConfig, type HealthConfigStore } from './health/config.ts'
 import { createMemberHealth, type MemberHealth } from './health/evaluator.ts'
 import { decodeHealth, encodeHealth, healthReport } from './health/report.ts'
 import type { ArrayRule, MemberRule, Rule } from './health/rules.ts'
@@ -28,6 +28,7 @@ import { component, createRootLogger } from './log.ts'
 import { defaultTiming, type MemberState, type Membership } from './mesh/membership.ts'
 import type { Mesh } from './mesh/mesh.ts'
 import { createMesh } from './mesh/mesh.ts'
+import { createSigner, verifySignature } from './mesh/signatures.ts'
 import type { Coordinator, SliceTarget } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
 import { createRollupHandler, queryRollups } from './query/rollups.ts'
@@ -83,6 +84,8 @@ export interface Member {
   readonly mesh: Mesh
   /** This member's health rules and state. */
   readonly health: MemberHealth
+  /** The array-wide health rule set as this member holds it. */
+  readonly healthConfig: HealthConfigStore
   /** The host collector; undefined with --no-collect. */
   readonly collector: Collector | undefined
   readonly membership: Membership
@@ -135,14 +138,20 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       : undefined
   // The rule set in force, the same on every member (see health/config.ts).
   let publishRules: (bytes: Uint8Array) => Promise<void> = async () => {}
+  const allowedPeers = new Set(config.allowPeers)
   const healthConfig = createHealthConfig({
     selfPeerId: identity.peerId,
-    async load() {
-      const kept = await log.getRecord('health-config')
-      return kept === undefined ? undefined : decodeHealthConfig(kept)
-    },
-    save: (config) => log.putRecord('health-config', encodeHealthConfig(config)),
+    load: () => log.getRecord('health-config'),
+    save: (bytes) => log.putRecord('health-config', bytes),
     publish: (bytes) => publishRules(bytes),
+    sign: createSigner(identity.privateKey),
+    verify: verifySignature,
+    allowed: (peerId) => allowedPeers.size === 0 || allowedPeers.has(peerId),
+    liveMembers: () =>
+      meshRef?.membership
+        .table()
+        .filter((e) => !e.self && e.state === 'alive')
+        .map((e) => e.member) ?? [],
     logger: component(root, 'health-config'),
   })
   const rules = (): Rule[] => healthConfig.current().rules
@@ -286,7 +295,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     clock: Date.now,
     logger: component(root, 'mesh'),
     recorder,
-    onHealthConfig: (bytes) => void healthConfig.receive(bytes),
+    onHealthConfig: (bytes, from) => void healthConfig.receive(bytes, from),
   })
   meshRef = mesh
   publishRules = (bytes) => mesh.publishHealthConfig(bytes)
@@ -399,6 +408,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     coordinator,
     mesh,
     health,
+    healthConfig,
     collector,
     membership: mesh.membership,
     p2pAddrs: () => mesh.addrs(),

@@ -24,7 +24,11 @@
 //   stats request  [13]
 //   stats          [14, ingestedEvents, queries, storeSizeBytes, [[type, severity, count]...]]
 //   peers request  [15]
-//   peers          [16, [announcement bytes...]]  the latest word of each member it knows
+//   peers          [16, [signed announcement bytes...]]  the latest word of each member it knows
+//   signed announcement [17, announcement bytes, signature]: an announcement
+//                  with its subject's Ed25519 signature over
+//                  ANNOUNCEMENT_SIGNING_DOMAIN + announcement bytes, so that
+//                  any member can pass it on and nobody can speak for another
 //
 // Decoders never trust the peer: sizes are bounded by the frame limits
 // below (enforced by the framing before allocation), and every field is
@@ -66,6 +70,7 @@ export const KIND_STATS_REQUEST = 13
 export const KIND_STATS = 14
 export const KIND_PEERS_REQUEST = 15
 export const KIND_PEERS = 16
+export const KIND_SIGNED_ANNOUNCEMENT = 17
 
 /** Error codes carried by error messages. */
 export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
@@ -487,6 +492,12 @@ export interface Announcement {
   health: string
   /** Raised when it refutes a suspicion of itself (SWIM). */
   incarnation: number
+  /**
+   * Counts its announcements since it started: within one run (`startedAt`)
+   * the higher beat is the newer word, whatever its clock did, and an old
+   * announcement played again is recognised as old.
+   */
+  beat: number
   /** True when it is leaving the array (SIGTERM). */
   leaving: boolean
   /** Peer ids this member currently suspects, for Lifeguard's suspicion confirmations. */
@@ -510,6 +521,7 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
       a.sentAt,
       a.health,
       a.incarnation,
+      a.beat,
       a.leaving,
       a.suspects.slice(0, MAX_SUSPECTS),
     ],
@@ -518,7 +530,7 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
 }
 
 export function decodeAnnouncement(bytes: Uint8Array): Announcement {
-  const m = framed(bytes, MAX_ANNOUNCEMENT_BYTES, KIND_ANNOUNCEMENT, 13, 'an announcement')
+  const m = framed(bytes, MAX_ANNOUNCEMENT_BYTES, KIND_ANNOUNCEMENT, 14, 'an announcement')
   const [
     ,
     peerId,
@@ -531,6 +543,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     sentAt,
     health,
     incarnation,
+    beat,
     leaving,
     suspects,
   ] = m
@@ -544,7 +557,8 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     !isInt(seq, 0, 2 ** 40) ||
     !isInt(startedAt, 0, 2 ** 48) ||
     !isInt(sentAt, 0, 2 ** 48) ||
-    !isInt(incarnation, 0, 2 ** 32)
+    !isInt(incarnation, 0, 2 ** 32) ||
+    !isInt(beat, 0, Number.MAX_SAFE_INTEGER)
   ) {
     throw malformed('announcement numbers')
   }
@@ -567,9 +581,58 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     sentAt,
     health,
     incarnation,
+    beat,
     leaving,
     suspects,
   }
+}
+
+/** What a member signs: this prefix, then the announcement's bytes (so no other message's signature fits). */
+export const ANNOUNCEMENT_SIGNING_DOMAIN = new TextEncoder().encode('chorus-announcement:')
+/** Longest signature accepted (Ed25519's are 64 bytes; RSA keys would need more). */
+const MAX_SIGNATURE_BYTES = 1024
+/** Largest signed announcement, bytes. */
+export const MAX_SIGNED_ANNOUNCEMENT_BYTES = MAX_ANNOUNCEMENT_BYTES + MAX_SIGNATURE_BYTES + 16
+
+/** An announcement as its subject signed it: `body` is what the signature covers (after the domain). */
+export interface SignedAnnouncement {
+  announcement: Announcement
+  body: Uint8Array
+  signature: Uint8Array
+  /** The whole message, to pass on as it came. */
+  bytes: Uint8Array
+}
+
+/** The bytes a member signs for an announcement's `body`. */
+export function announcementSigningBytes(body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(ANNOUNCEMENT_SIGNING_DOMAIN.byteLength + body.byteLength)
+  out.set(ANNOUNCEMENT_SIGNING_DOMAIN, 0)
+  out.set(body, ANNOUNCEMENT_SIGNING_DOMAIN.byteLength)
+  return out
+}
+
+export function encodeSignedAnnouncement(body: Uint8Array, signature: Uint8Array): Uint8Array {
+  return pack([KIND_SIGNED_ANNOUNCEMENT, body, signature], MAX_SIGNED_ANNOUNCEMENT_BYTES)
+}
+
+/** Decodes a signed announcement; the signature is checked by the caller, which has the crypto. */
+export function decodeSignedAnnouncement(bytes: Uint8Array): SignedAnnouncement {
+  const [, body, signature] = framed(
+    bytes,
+    MAX_SIGNED_ANNOUNCEMENT_BYTES,
+    KIND_SIGNED_ANNOUNCEMENT,
+    3,
+    'a signed announcement',
+  )
+  if (!(body instanceof Uint8Array) || body.byteLength > MAX_ANNOUNCEMENT_BYTES)
+    throw malformed('signed announcement body')
+  if (
+    !(signature instanceof Uint8Array) ||
+    signature.byteLength === 0 ||
+    signature.byteLength > MAX_SIGNATURE_BYTES
+  )
+    throw malformed('signed announcement signature')
+  return { announcement: decodeAnnouncement(body), body, signature, bytes }
 }
 
 /** Largest encoded bucket accepted from a peer, bytes. */
@@ -728,12 +791,11 @@ export function decodePeersRequest(bytes: Uint8Array): void {
   framed(bytes, MAX_REQUEST_BYTES, KIND_PEERS_REQUEST, 1, 'a peers request')
 }
 
-/** The members a member knows of, as their latest announcements: as many as fit one answer. */
-export function encodePeers(announcements: readonly Announcement[]): Uint8Array {
+/** The members a member knows of, as their latest signed announcements: as many as fit one answer. */
+export function encodePeers(signed: readonly Uint8Array[]): Uint8Array {
   const items: Uint8Array[] = []
   let bytes = 16
-  for (const a of announcements) {
-    const item = encodeAnnouncement(a)
+  for (const item of signed) {
     if (items.length === MAX_PEERS || bytes + item.byteLength + 5 > MAX_ANSWER_BYTES) break
     items.push(item)
     bytes += item.byteLength + 5
@@ -741,7 +803,7 @@ export function encodePeers(announcements: readonly Announcement[]): Uint8Array 
   return pack([KIND_PEERS, items], MAX_ANSWER_BYTES)
 }
 
-export function decodePeers(bytes: Uint8Array): Announcement[] {
+export function decodePeers(bytes: Uint8Array): SignedAnnouncement[] {
   const [, items] = framed(bytes, MAX_ANSWER_BYTES, KIND_PEERS, 2, 'peers')
   if (
     !Array.isArray(items) ||
@@ -749,7 +811,7 @@ export function decodePeers(bytes: Uint8Array): Announcement[] {
     !items.every((item) => item instanceof Uint8Array)
   )
     throw malformed('peers')
-  return items.map((item: Uint8Array) => decodeAnnouncement(item))
+  return items.map((item: Uint8Array) => decodeSignedAnnouncement(item))
 }
 
 export function encodeStatsRequest(): Uint8Array {

@@ -29,12 +29,20 @@ export const ROLLUP_PROTOCOL = `${PREFIX}/rollup/1`
 /** `/chorus/stats/1`: a member's counters for the array-wide metrics. */
 export const STATS_PROTOCOL = `${PREFIX}/stats/1`
 /**
- * `/chorus/peers/1`: the members a member knows of and their addresses. A
+ * `/chorus/peers/2`: the members a member knows of and their addresses. A
  * member that joins asks the member it joined through, and dials them all,
- * instead of learning of them one gossip relay at a time.
+ * instead of learning of them one gossip relay at a time. Version 2: each
+ * member's word comes with its own signature, so the member passing it on
+ * cannot forge it.
  */
-export const PEERS_PROTOCOL = `${PREFIX}/peers/1`
-/** Gossipsub topic of the health rule set in force (JSON, see node/health/config.ts). */
-export const HEALTH_CONFIG_TOPIC = `${PREFIX}/health-config/1`
-/** Gossipsub topic of membership announcements. */
-export const MEMBERS_TOPIC = `${PREFIX}/members/1`
+export const PEERS_PROTOCOL = `${PREFIX}/peers/2`
+/**
+ * Gossipsub topic of the health rule set in force (JSON, see
+ * node/health/config.ts). Version 2: each set carries its author's signature.
+ */
+export const HEALTH_CONFIG_TOPIC = `${PREFIX}/health-config/2`
+/**
+ * Gossipsub topic of membership announcements. Version 2: each is a signed
+ * announcement (its subject's signature inside, so it can be passed on).
+ */
+export const MEMBERS_TOPIC = `${PREFIX}/members/2`

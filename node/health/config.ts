@@ -1,9 +1,21 @@
 // The health rule set in force, the same on every member without a master.
 // A change made on any member gets the next version number and that
-// member's peer id; members gossip the set they hold, and each adopts a set
-// with a higher (version, updatedBy) than its own, compared the same way
-// everywhere, so concurrent changes converge on one winner. The set in force
-// is kept in the store and survives restarts.
+// member's peer id, and that member signs it with its key; members gossip the
+// set they hold, signature and all, and each adopts a set with a higher
+// (version, updatedBy) than its own, compared the same way everywhere, so
+// concurrent changes converge on one winner. The set in force is kept in the
+// store and survives restarts.
+//
+// What a member takes from gossip, and why (the threat is a peer that holds
+// the swarm key, or a member's key, but no admin token):
+// - the author's signature: a set names its author and is signed by the
+//   author's key, so a relay cannot make one up in another member's name;
+// - the allow-list: with `--allow-peer`, only sets authored by listed peers;
+// - one step at a time: a set more than one version above the one in force
+//   is taken only when most of the other live members gossip that very set.
+//   A lone peer can then raise the version by one, as any member with an
+//   admin token can, but not to 2^53 - 1, past which no change could follow;
+//   a member that was away catches up from the others.
 
 import type { Logger } from '../log.ts'
 import { DEFAULT_RULES, type Rule, RulesSchema } from './rules.ts'
@@ -12,6 +24,10 @@ import { DEFAULT_RULES, type Rule, RulesSchema } from './rules.ts'
 export const HEALTH_CONFIG_GOSSIP_MS = 2000
 /** Largest rule-set message accepted, bytes. */
 export const MAX_HEALTH_CONFIG_BYTES = 64 * 1024
+/** Sets more than one version ahead that a member keeps count of while it waits for a majority. */
+const MAX_PENDING_SETS = 16
+/** What an author signs: this prefix, then the set's body (so no other message's signature fits). */
+const SIGNING_DOMAIN = 'chorus-health-rules:'
 
 export interface HealthConfig {
   /** 0 for the defaults; each change raises it by one. */
@@ -33,24 +49,60 @@ export function newer(a: HealthConfig, b: HealthConfig): boolean {
   return (a.updatedBy ?? '') > (b.updatedBy ?? '')
 }
 
-export function encodeHealthConfig(config: HealthConfig): Uint8Array {
-  return new TextEncoder().encode(JSON.stringify(config))
+/** A set as it travels and is kept: its body (JSON text of the set) and the author's signature of it. */
+export interface SignedHealthConfig {
+  config: HealthConfig
+  /** The message as gossiped: JSON `{ "body": "<set as JSON>", "signature": "<base64>" }`. */
+  bytes: Uint8Array
 }
 
-/** Decodes and validates a gossiped rule set; undefined when it is not one. */
-export function decodeHealthConfig(bytes: Uint8Array): HealthConfig | undefined {
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** The bytes an author signs for a set's body. */
+export function healthConfigSigningBytes(body: string): Uint8Array {
+  return encoder.encode(SIGNING_DOMAIN + body)
+}
+
+/** Signs a set made by this member, as it goes on the topic and into the store. */
+export async function sealHealthConfig(
+  config: HealthConfig,
+  sign: (data: Uint8Array) => Promise<Uint8Array>,
+): Promise<SignedHealthConfig> {
+  const body = JSON.stringify(config)
+  const signature = Buffer.from(await sign(healthConfigSigningBytes(body))).toString('base64')
+  return { config, bytes: encoder.encode(JSON.stringify({ body, signature })) }
+}
+
+/** Validates a set's body; undefined when it is not one. */
+function configOf(raw: unknown): HealthConfig | undefined {
+  const r = raw as { version?: unknown; updatedBy?: unknown; rules?: unknown } | null
+  if (typeof r !== 'object' || r === null) return undefined
+  if (!Number.isSafeInteger(r.version) || (r.version as number) < 1) return undefined
+  if (typeof r.updatedBy !== 'string' || r.updatedBy.length > 128) return undefined
+  const rules = RulesSchema.safeParse(r.rules)
+  if (!rules.success) return undefined
+  return { version: r.version as number, updatedBy: r.updatedBy, rules: rules.data }
+}
+
+/**
+ * Decodes a gossiped or kept set and its signature, checking its shape and
+ * size (the signature is the caller's to check, with `healthConfigSigningBytes`).
+ * Undefined when it is not one.
+ */
+export function decodeHealthConfig(
+  bytes: Uint8Array,
+): { signed: SignedHealthConfig; body: string; signature: Uint8Array } | undefined {
   if (bytes.byteLength > MAX_HEALTH_CONFIG_BYTES) return undefined
   try {
-    const raw = JSON.parse(new TextDecoder().decode(bytes)) as {
-      version?: unknown
-      updatedBy?: unknown
-      rules?: unknown
-    }
-    if (!Number.isSafeInteger(raw.version) || (raw.version as number) < 1) return undefined
-    if (typeof raw.updatedBy !== 'string' || raw.updatedBy.length > 128) return undefined
-    const rules = RulesSchema.safeParse(raw.rules)
-    if (!rules.success) return undefined
-    return { version: raw.version as number, updatedBy: raw.updatedBy, rules: rules.data }
+    const outer = JSON.parse(decoder.decode(bytes)) as { body?: unknown; signature?: unknown }
+    if (typeof outer.body !== 'string' || typeof outer.signature !== 'string') return undefined
+    if (outer.signature.length > 1024) return undefined
+    const config = configOf(JSON.parse(outer.body))
+    if (config === undefined) return undefined
+    const signature = Buffer.from(outer.signature, 'base64')
+    if (signature.byteLength === 0) return undefined
+    return { signed: { config, bytes }, body: outer.body, signature }
   } catch {
     return undefined
   }
@@ -58,12 +110,20 @@ export function decodeHealthConfig(bytes: Uint8Array): HealthConfig | undefined 
 
 export interface HealthConfigComponents {
   selfPeerId: string
-  /** The set kept in the store, if any. */
-  load(): Promise<HealthConfig | undefined>
-  /** Keeps a set in the store (durably). */
-  save(config: HealthConfig): Promise<void>
+  /** The set kept in the store, as it was gossiped, if any. */
+  load(): Promise<Uint8Array | undefined>
+  /** Keeps a set in the store (durably), as it is gossiped. */
+  save(bytes: Uint8Array): Promise<void>
   /** Gossips a set to the other members. */
   publish(bytes: Uint8Array): Promise<void>
+  /** Signs with this member's key. */
+  sign(data: Uint8Array): Promise<Uint8Array>
+  /** Whether `peerId`'s key made `signature` over `data`. */
+  verify(peerId: string, data: Uint8Array, signature: Uint8Array): Promise<boolean>
+  /** Whether a peer may author sets (the allow-list; every peer without one). */
+  allowed(peerId: string): boolean
+  /** Peer ids of the other members this one holds alive now. */
+  liveMembers(): string[]
   logger: Logger
 }
 
@@ -71,58 +131,149 @@ export interface HealthConfigStore {
   current(): HealthConfig
   /** Replaces the rules with a new version made by this member, keeps it, and gossips it. */
   put(rules: Rule[]): Promise<HealthConfig>
-  /** Takes a gossiped set; adopts it if it wins over the one in force. */
-  receive(bytes: Uint8Array): Promise<void>
+  /**
+   * Takes a gossiped set from the member `from` (gossip's sender, which
+   * gossipsub has authenticated); adopts it if it wins over the one in
+   * force and passes the checks in the module comment. Resolves to what
+   * became of it.
+   */
+  receive(bytes: Uint8Array, from: string): Promise<HealthConfigOutcome>
+  /** How many gossiped sets came to each outcome since start. */
+  outcomes(): Readonly<Record<HealthConfigOutcome, number>>
   start(): Promise<void>
   stop(): void
 }
 
+export type HealthConfigOutcome =
+  | 'adopted'
+  | 'not_newer'
+  | 'malformed'
+  | 'not_allowed'
+  | 'bad_signature'
+  | 'awaiting_majority'
+
 export function createHealthConfig(components: HealthConfigComponents): HealthConfigStore {
-  let current = DEFAULT_HEALTH_CONFIG
+  const { logger } = components
+  /** The set in force; `bytes` undefined for a set kept by an older release, which is held but not gossiped. */
+  let current: { config: HealthConfig; bytes: Uint8Array | undefined } | undefined
   let timer: NodeJS.Timeout | undefined
   let saving = Promise.resolve()
-
-  const publish = () => {
-    if (current.version === 0) return
-    components.publish(encodeHealthConfig(current)).catch(() => {})
+  /** Sets more than one version ahead, by body, and the live members that gossiped each. */
+  const pending = new Map<string, { signed: SignedHealthConfig; from: Set<string> }>()
+  const outcomes: Record<HealthConfigOutcome, number> = {
+    adopted: 0,
+    not_newer: 0,
+    malformed: 0,
+    not_allowed: 0,
+    bad_signature: 0,
+    awaiting_majority: 0,
   }
 
-  const adopt = async (config: HealthConfig) => {
-    current = config
+  const config = () => current?.config ?? DEFAULT_HEALTH_CONFIG
+
+  const publish = () => {
+    if (current?.bytes === undefined) return
+    components.publish(current.bytes).catch(() => {})
+  }
+
+  const adopt = async (signed: SignedHealthConfig) => {
+    current = signed
+    pending.clear()
     // Saves in order, so the store always ends with the latest adopted set.
     saving = saving
-      .then(() => components.save(config))
+      .then(() => components.save(signed.bytes))
       .catch((err: unknown) => {
-        components.logger.warn({ err }, 'could not keep the health rules')
+        logger.warn({ err }, 'could not keep the health rules')
       })
     await saving
   }
 
+  /**
+   * A kept set: as gossiped, or as an older release kept it (the set alone,
+   * unsigned), which is signed again if this member made it and otherwise
+   * held without being gossiped until a newer one comes.
+   */
+  const fromStore = async (kept: Uint8Array) => {
+    const decoded = decodeHealthConfig(kept)
+    if (decoded !== undefined) return decoded.signed
+    let legacy: HealthConfig | undefined
+    try {
+      legacy = configOf(JSON.parse(decoder.decode(kept)))
+    } catch {}
+    if (legacy === undefined) {
+      logger.warn('the kept health rules are unreadable; using the defaults')
+      return undefined
+    }
+    if (legacy.updatedBy === components.selfPeerId)
+      return await sealHealthConfig(legacy, components.sign)
+    return { config: legacy, bytes: undefined }
+  }
+
+  /** Whether most of the other live members gossip this set (at least one). */
+  const endorsed = (from: Set<string>) => {
+    const live = components.liveMembers()
+    const endorsers = live.filter((peerId) => from.has(peerId)).length
+    return endorsers >= Math.floor(live.length / 2) + 1
+  }
+
+  /** Decides what becomes of a gossiped set (see `receive`). */
+  async function take(bytes: Uint8Array, from: string): Promise<HealthConfigOutcome> {
+    const decoded = decodeHealthConfig(bytes)
+    if (decoded === undefined) return 'malformed'
+    const { signed, body, signature } = decoded
+    const set = signed.config
+    if (!newer(set, config())) return 'not_newer'
+    const author = set.updatedBy as string
+    if (!components.allowed(author)) return 'not_allowed'
+    if (!(await components.verify(author, healthConfigSigningBytes(body), signature))) {
+      logger.warn({ author, from }, 'a health rule set not signed by its author; ignored')
+      return 'bad_signature'
+    }
+    if (!newer(set, config())) return 'not_newer' // another won meanwhile
+    if (set.version > config().version + 1) {
+      let entry = pending.get(body)
+      if (entry === undefined) {
+        if (pending.size >= MAX_PENDING_SETS) pending.delete(pending.keys().next().value as string)
+        entry = { signed, from: new Set() }
+        pending.set(body, entry)
+      }
+      entry.from.add(from)
+      if (!endorsed(entry.from)) {
+        logger.debug(
+          { version: set.version, from, endorsers: entry.from.size },
+          'health rules more than one version ahead; waiting for most members to hold them',
+        )
+        return 'awaiting_majority'
+      }
+    }
+    logger.info({ version: set.version, updatedBy: set.updatedBy }, 'health rules adopted')
+    await adopt(signed)
+    return 'adopted'
+  }
+
   return {
-    current: () => current,
+    current: config,
+    outcomes: () => outcomes,
     async put(rules) {
-      const config: HealthConfig = {
-        version: current.version + 1,
+      const next: HealthConfig = {
+        version: config().version + 1,
         updatedBy: components.selfPeerId,
         rules,
       }
-      await adopt(config)
-      components.logger.info({ version: config.version }, 'health rules changed here')
+      await adopt(await sealHealthConfig(next, components.sign))
+      logger.info({ version: next.version }, 'health rules changed here')
       publish()
-      return config
+      return next
     },
-    async receive(bytes) {
-      const config = decodeHealthConfig(bytes)
-      if (config === undefined || !newer(config, current)) return
-      components.logger.info(
-        { version: config.version, updatedBy: config.updatedBy },
-        'health rules adopted',
-      )
-      await adopt(config)
+    async receive(bytes, from) {
+      const outcome = await take(bytes, from)
+      outcomes[outcome]++
+      return outcome
     },
     async start() {
       const kept = await components.load()
-      if (kept !== undefined && newer(kept, current)) current = kept
+      // What this member kept is its own record: it was checked when adopted.
+      if (kept !== undefined) current = await fromStore(kept)
       timer = setInterval(publish, HEALTH_CONFIG_GOSSIP_MS)
       timer.unref()
       publish()

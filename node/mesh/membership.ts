@@ -16,6 +16,13 @@
 // failure. Dead and left members are forgotten after `forgetAfterMs`. This
 // module does no I/O itself: publishing, pinging and dialling are passed in,
 // so it runs the same in tests with a fake clock.
+//
+// What a member says of itself is trusted only where it cannot hurt the
+// others: its start time tells one run from another, its `beat` orders the
+// words of one run, and its clock only estimates its offset. Which member
+// keeps a contested name is decided by what this member saw: the one it
+// heard holding the name first (see `resolveName`), never by a start time
+// the claimant reports.
 
 import type { Announcement } from '../../protocol/index.ts'
 import type { Logger } from '../log.ts'
@@ -115,11 +122,20 @@ export interface Membership {
    * one that the member this one joined through passed on: a relayed word
    * only adds a member not yet in the table (as memberlist's push/pull on
    * join does); it must then be confirmed first-hand before the suspicion
-   * timeout like any other.
+   * timeout like any other. `signed` is the announcement as its subject
+   * signed it, kept to pass on; the caller has checked the signature.
    */
-  receive(announcement: Announcement, receivedAt: number, relayed?: boolean): void
-  /** The latest word of every member this one holds alive, itself included, to relay to a member that joins. */
-  known(): Announcement[]
+  receive(
+    announcement: Announcement,
+    receivedAt: number,
+    relayed?: boolean,
+    signed?: Uint8Array,
+  ): void
+  /**
+   * The latest signed word of every other member this one holds alive, to
+   * pass on to a member that joins (the caller adds this member's own).
+   */
+  known(): Uint8Array[]
   /** Announces now (after a new connection, or to refute a suspicion). */
   announceNow(): void
   /** The table, this member included, sorted by name. */
@@ -136,9 +152,12 @@ export interface Membership {
 }
 
 interface Tracked extends MemberEntry {
+  /** When this member first heard it hold its current name, this member's clock (0: before this member came). */
+  heldSince: number
+  beat: number
+  signed: Uint8Array | undefined
   suspectedAt: number
   endedAt: number
-  lastSentAt: number
   suspects: string[]
   offsets: number[]
   nextRedialAt: number
@@ -152,6 +171,7 @@ export function createMembership(components: MembershipComponents): Membership {
   const listeners = new Set<() => void>()
   const transitions = new Map<`${MemberState}>${MemberState}`, number>()
   let incarnation = 0
+  let beat = 0
   let selfConflict = false
   let localScore = 0
   let timer: NodeJS.Timeout | undefined
@@ -178,6 +198,7 @@ export function createMembership(components: MembershipComponents): Membership {
       sentAt: clock(),
       health: self.health(),
       incarnation,
+      beat: ++beat,
       leaving,
       suspects: [...peers.values()].filter((p) => p.state === 'suspect').map((p) => p.member),
     }
@@ -207,20 +228,28 @@ export function createMembership(components: MembershipComponents): Membership {
     }
   }
 
-  /** Who keeps a contested name: the member that started first, then the smaller peer id. */
+  /**
+   * Who keeps a contested name: the member this one heard holding it first,
+   * then the smaller peer id. Members passed on by the member this one
+   * joined through held their names before this one came; this member holds
+   * its own name from then on, so it gives it up only to a member listed
+   * under it in that table (a second `a` joining an array that has one),
+   * never to a peer that claims it later. No claim a peer makes about itself
+   * enters into it, so none can take a name by saying it started long ago.
+   */
   function resolveName(name: string) {
-    const holders: Array<{ id: string; startedAt: number; entry?: Tracked }> = []
-    if (self.name === name) holders.push({ id: self.peerId, startedAt: self.startedAt })
+    const holders: Array<{ id: string; since: number; entry?: Tracked }> = []
+    if (self.name === name) holders.push({ id: self.peerId, since: 1 })
     for (const p of peers.values()) {
       if (
         p.name === name &&
         (p.state === 'alive' || p.state === 'suspect' || p.state === 'conflict')
       ) {
-        holders.push({ id: p.member, startedAt: p.startedAt, entry: p })
+        holders.push({ id: p.member, since: p.heldSince, entry: p })
       }
     }
     if (holders.length === 0) return
-    holders.sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : 1))
+    holders.sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1))
     const winner = holders[0]?.id
     for (const h of holders) {
       const lost = h.id !== winner
@@ -377,18 +406,29 @@ export function createMembership(components: MembershipComponents): Membership {
       if (leaving) await announce(true)
     },
 
-    receive(a, receivedAt, relayed = false) {
+    receive(a, receivedAt, relayed = false, signed = undefined) {
       if (a.peerId === self.peerId || stopped) return
       let peer = peers.get(a.peerId)
       const isNew = peer === undefined
       if (relayed && !isNew) return
       if (peer !== undefined) {
-        // Gossip may deliver out of order: keep the newest word of each run.
-        const sameRun = a.startedAt === peer.startedAt
-        if (a.startedAt < peer.startedAt || (sameRun && a.sentAt < peer.lastSentAt)) return
+        // Gossip may deliver out of order, and anyone may play a member's
+        // old signed words again: keep the newest word of the newest run. A
+        // run that reports an earlier start is taken only once the run we
+        // knew has ended (its clock may have been set back meanwhile).
+        const ended = peer.state === 'dead' || peer.state === 'left'
+        if (
+          a.startedAt === peer.startedAt
+            ? a.beat <= peer.beat
+            : a.startedAt < peer.startedAt && !ended
+        )
+          return
       }
       if (peer === undefined) {
         peer = {
+          heldSince: relayed ? 0 : receivedAt,
+          beat: a.beat,
+          signed,
           member: a.peerId,
           name: a.name,
           state: 'alive',
@@ -404,7 +444,6 @@ export function createMembership(components: MembershipComponents): Membership {
           self: false,
           suspectedAt: 0,
           endedAt: 0,
-          lastSentAt: a.sentAt,
           suspects: [],
           offsets: [],
           nextRedialAt: 0,
@@ -416,7 +455,10 @@ export function createMembership(components: MembershipComponents): Membership {
       }
       const before = peer.state
       const nameBefore = peer.name
+      if (nameBefore !== a.name) peer.heldSince = receivedAt
       Object.assign(peer, {
+        beat: a.beat,
+        signed,
         name: a.name,
         lastSeen: receivedAt,
         addrs: a.addrs,
@@ -426,7 +468,6 @@ export function createMembership(components: MembershipComponents): Membership {
         health: a.health,
         startedAt: a.startedAt,
         incarnation: a.incarnation,
-        lastSentAt: a.sentAt,
         // Whom it suspects counts only first-hand: a relayed list is stale.
         suspects: relayed ? [] : a.suspects,
       })
@@ -506,25 +547,9 @@ export function createMembership(components: MembershipComponents): Membership {
     },
 
     known() {
-      const out = [announcement(false)]
-      for (const p of peers.values()) {
-        // A suspect may be dead: a newcomer would take it for alive.
-        if (p.state !== 'alive') continue
-        out.push({
-          peerId: p.member,
-          name: p.name,
-          addrs: p.addrs,
-          http: p.http,
-          version: p.version,
-          seq: p.seq,
-          startedAt: p.startedAt,
-          sentAt: p.lastSentAt,
-          health: p.health,
-          incarnation: p.incarnation,
-          leaving: false,
-          suspects: p.suspects,
-        })
-      }
+      const out: Uint8Array[] = []
+      // A suspect may be dead: a newcomer would take it for alive.
+      for (const p of peers.values()) if (p.state === 'alive' && p.signed) out.push(p.signed)
       return out
     },
 

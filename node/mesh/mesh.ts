@@ -7,8 +7,7 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import {
-  decodeAnnouncement,
-  encodeAnnouncement,
+  decodeSignedAnnouncement,
   HEALTH_CONFIG_TOPIC,
   MEMBERS_TOPIC,
   type MemberCounters,
@@ -22,6 +21,7 @@ import type { LookupHandler, SliceHandler } from '../query/slice.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { createHost, type Host } from './host.ts'
 import { createMembership, type Membership, type MembershipTiming } from './membership.ts'
+import { createSigner, sealAnnouncement, verifyAnnouncement } from './signatures.ts'
 import {
   remoteLookup,
   remotePeers,
@@ -71,8 +71,8 @@ export interface MeshInit {
   clock: () => number
   logger: Logger
   recorder?: MemberRecorder
-  /** Takes a gossiped health rule set (validated by the receiver). */
-  onHealthConfig?: (bytes: Uint8Array) => void
+  /** Takes a gossiped health rule set from the member that sent it (validated by the receiver). */
+  onHealthConfig?: (bytes: Uint8Array, from: string) => void
 }
 
 export interface MeshCounters {
@@ -146,6 +146,10 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     })
   }
 
+  const sign = createSigner(init.privateKey)
+  /** This member's latest signed announcement, the first of what it passes on to a joining member. */
+  let ownWord: Uint8Array | undefined
+
   const membership = createMembership({
     self: {
       peerId: init.peerId,
@@ -162,7 +166,9 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     logger,
     publish: async (announcement) => {
       if (host.status !== 'started') return
-      await pubsub.publish(MEMBERS_TOPIC, encodeAnnouncement(announcement))
+      const signed = await sealAnnouncement(sign, announcement)
+      ownWord = signed
+      await pubsub.publish(MEMBERS_TOPIC, signed)
     },
     ping: async (peerId, signal) => {
       await host.services.ping.ping(peerIdOf(peerId), { signal })
@@ -190,8 +196,12 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     try {
       if (message.type !== 'signed') throw new Error('unsigned announcement')
       if (!withinRate(message.from.toString())) throw new Error('announcements over the rate limit')
-      const announcement = decodeAnnouncement(message.data)
-      // Signed by its sender (StrictSign): a member can only speak for itself.
+      const { announcement } = decodeSignedAnnouncement(message.data)
+      // Signed by its sender (StrictSign): a member can only speak for
+      // itself. The subject's own signature inside is not checked here: the
+      // sender's covers it, and a member that passes it on to a newcomer
+      // leaves the check to the newcomer (one check per join, not one per
+      // announcement per member).
       if (announcement.peerId !== message.from.toString())
         throw new Error('announcement for another member')
       if (allowed !== undefined && !allowed.has(announcement.peerId))
@@ -211,14 +221,15 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
   pubsub.addEventListener('message', (event) => {
     const message = event.detail
     if (message.topic === HEALTH_CONFIG_TOPIC) {
-      init.onHealthConfig?.(message.data)
+      // Signed (the validator took no other), so `from` is who sent it.
+      if (message.type === 'signed') init.onHealthConfig?.(message.data, message.from.toString())
       return
     }
     if (message.topic !== MEMBERS_TOPIC) return
     try {
-      const announcement = decodeAnnouncement(message.data)
+      const signed = decodeSignedAnnouncement(message.data)
       counters.announcementsReceived++
-      membership.receive(announcement, init.clock())
+      membership.receive(signed.announcement, init.clock(), false, signed.bytes)
     } catch {
       counters.announcementsDropped++
     }
@@ -239,7 +250,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     lookup: init.lookup,
     rollup: init.rollup,
     counters: init.counters,
-    peers: () => membership.known(),
+    peers: () => (ownWord === undefined ? [] : [ownWord, ...membership.known()]),
     logger,
     served: (kind, seconds) => init.recorder?.query('member', kind, seconds),
     sent: (events) => {
@@ -255,15 +266,27 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
    * Takes in the table of the member we joined through, as memberlist's
    * push/pull does on join: its members are in our table at once, instead of
    * one gossip relay and beat at a time. A relayed word only adds a member
-   * we have not heard of, and we dial it; its own signed announcement must
-   * then arrive before the suspicion timeout, as for any member.
+   * we have not heard of, and we dial it; its own announcement must then
+   * arrive before the suspicion timeout, as for any member. Each word must
+   * carry its subject's signature: the member we joined through cannot
+   * invent members or speak for real ones.
    */
   async function meetPeersOf(peer: PeerId, signal: AbortSignal) {
     try {
       const known = await remotePeers(host, peer, peer.toString(), { signal })
-      for (const a of known)
-        if (allowed === undefined || allowed.has(a.peerId))
-          membership.receive(a, init.clock(), true)
+      for (const signed of known) {
+        const a = signed.announcement
+        if (allowed !== undefined && !allowed.has(a.peerId)) continue
+        if (!(await verifyAnnouncement(signed))) {
+          counters.announcementsDropped++
+          logger.warn(
+            { through: peer.toString(), peerId: a.peerId },
+            'a joined member passed on an announcement its subject did not sign; ignored',
+          )
+          continue
+        }
+        membership.receive(a, init.clock(), true, signed.bytes)
+      }
     } catch (err) {
       // An older member, or one that is going: gossip still brings the others.
       logger.debug({ err }, 'could not ask for the members of the one we joined through')
@@ -301,12 +324,13 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       for (const entry of membership.table()) {
         if (entry.self || entry.state === 'left') continue
         const peer = peerIdOf(entry.member)
+        const tag = memberTag(entry.member)
         out.push({
           peerId: entry.member,
           name: entry.name,
-          tag: tagHex(memberTag(entry.member)),
+          tag: tagHex(tag),
           state: entry.state,
-          slice: (request, options) => remoteSlice(host, peer, entry.name, request, options),
+          slice: (request, options) => remoteSlice(host, peer, entry.name, tag, request, options),
           lookup: (id, options) => remoteLookup(host, peer, entry.name, id, options),
           rollup: (request, options) => remoteRollup(host, peer, entry.name, request, options),
           stats: (options) => remoteStats(host, peer, entry.name, options),

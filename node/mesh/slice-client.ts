@@ -8,7 +8,6 @@
 import type { PeerId } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
-  type Announcement,
   decodeAnswer,
   decodeLookupReply,
   decodePeers,
@@ -30,6 +29,7 @@ import {
   ProtocolError,
   ROLLUP_PROTOCOL,
   type RollupRequest,
+  type SignedAnnouncement,
   SLICE_PROTOCOL,
   type SliceAnswer,
   type SliceRequest,
@@ -38,6 +38,7 @@ import {
 } from '../../protocol/index.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { type BucketSeries, MAX_ROLLUP_ANSWER_BINS, MAX_ROLLUP_CELLS } from '../query/rollups.ts'
+import { createAnswerCheck } from '../query/slice.ts'
 import { toEvent } from '../store/codec.ts'
 import { type Bucket, bucketBins, decodeBucket, mergeBucket } from '../store/rollup.ts'
 import type { Host } from './host.ts'
@@ -74,15 +75,22 @@ async function open(host: Host, peer: PeerId, protocol: string, signal: AbortSig
   }
 }
 
-/** Opens a slice stream to `peer` and waits for its head (the high-water mark); batches follow. */
+/**
+ * Opens a slice stream to `peer` and waits for its head (the high-water
+ * mark); batches follow. Every event is checked against the request and the
+ * member's `tag` (see createAnswerCheck): the first one that fails ends the
+ * answer with a ProtocolError, and none of its batch is passed on.
+ */
 export async function remoteSlice(
   host: Host,
   peer: PeerId,
   name: string,
+  tag: Uint8Array,
   request: SliceRequest,
   options: { signal: AbortSignal },
 ): Promise<SliceAnswer<ChorusEvent>> {
   const { signal } = options
+  const check = createAnswerCheck(request, tag)
   const { stream, lp } = await open(host, peer, SLICE_PROTOCOL, signal)
   const member = peer.toString()
   const fail = (err: unknown): never => {
@@ -122,6 +130,10 @@ export async function remoteSlice(
         }
         const message = decodeAnswer((await lp.read({ signal })).subarray())
         if (message.kind === 'batch') {
+          for (const e of message.events) {
+            const wrong = check(e.id)
+            if (wrong !== undefined) throw new ProtocolError('malformed', `${name} ${wrong}`)
+          }
           mode = yield message.events.map((e) => toEvent(e.id, e, member, name))
         } else if (message.kind === 'pause') {
           waiting = true
@@ -159,6 +171,8 @@ export async function remoteLookup(
     const reply = decodeLookupReply((await lp.read({ signal })).subarray())
     await stream.close({ signal }).catch(() => {})
     if ('code' in reply) throw new RemoteError(`${name} answered ${reply.code}: ${reply.message}`)
+    if (reply.event !== undefined && Buffer.compare(reply.event.id, id) !== 0)
+      throw new ProtocolError('malformed', `${name} answered with another event than the one asked`)
     return reply.event === undefined
       ? undefined
       : toEvent(reply.event.id, reply.event, peer.toString(), name)
@@ -263,13 +277,13 @@ export function remoteStats(
   return askOnce(host, peer, name, STATS_PROTOCOL, encodeStatsRequest(), decodeStats, options)
 }
 
-/** Asks one peer which members it knows of, over /chorus/peers/1. */
+/** Asks one peer which members it knows of, over /chorus/peers/2 (their signatures are the caller's to check). */
 export function remotePeers(
   host: Host,
   peer: PeerId,
   name: string,
   options: { signal: AbortSignal },
-): Promise<Announcement[]> {
+): Promise<SignedAnnouncement[]> {
   return askOnce(host, peer, name, PEERS_PROTOCOL, encodePeersRequest(), decodePeers, options)
 }
 

@@ -8,7 +8,6 @@
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import {
-  type Announcement,
   decodeLookupRequest,
   decodeMore,
   decodePeersRequest,
@@ -44,6 +43,15 @@ import type { Host } from './host.ts'
 
 /** Concurrent inbound slice or lookup streams per connection (that is, per peer). */
 export const MAX_INBOUND_STREAMS_PER_PEER = 32
+/**
+ * Requests that read the store (slice, rollup, lookup) open at once, from
+ * all peers together; more are answered `busy`. Each open slice holds a
+ * store iterator and up to a grant of events, so this bounds what peers can
+ * make a member hold, however many peer ids they bring.
+ */
+export const MAX_OPEN_STORE_REQUESTS = 64
+/** A slice whose coordinator grants nothing more within this, ms, is ended (its scan closed). */
+export const GRANT_WAIT_TIMEOUT_MS = 15_000
 /** A peer must send its request within this, ms. */
 export const REQUEST_READ_TIMEOUT_MS = 10_000
 /** Bytes a member sends on one grant before it waits for the next, whatever the event count. */
@@ -58,15 +66,15 @@ export interface SliceServerComponents {
   rollup: RollupHandler
   /** This member's counters for the array-wide metrics. */
   counters: () => MemberCounters
-  /** The latest word of every member this one knows, for a member that joins through it. */
-  peers: () => Announcement[]
+  /** The signed announcements of the members this one knows, itself first. */
+  peers: () => Uint8Array[]
   logger: Logger
   /** Times each request served to a peer, by kind, in seconds. */
   served?: (kind: QueryKind, seconds: number) => void
   /** Counts events written to slice streams (after the peer has taken them). */
   sent?: (events: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
-  count?: (protocol: ServedProtocol, outcome: 'ok' | 'malformed' | 'error') => void
+  count?: (protocol: ServedProtocol, outcome: 'ok' | 'malformed' | 'error' | 'busy') => void
 }
 
 type LengthPrefixed = ReturnType<typeof lpStream<Stream>>
@@ -78,7 +86,11 @@ function errorCode(err: unknown, otherwise: ErrorCode): ErrorCode {
   return otherwise
 }
 
-/** Ends a stream with an error message carrying the codec's code (or `internal`). */
+/**
+ * Ends a stream with an error message carrying the codec's code (or
+ * `internal`). An internal error's own text stays in this member's log: it
+ * may name files and paths of this machine, which are no peer's business.
+ */
 async function answerError(
   lp: LengthPrefixed,
   stream: Stream,
@@ -86,7 +98,9 @@ async function answerError(
   signal: AbortSignal,
 ): Promise<void> {
   const code = errorCode(err, 'internal')
-  await lp.write(encodeError(code, (err as Error).message), { signal }).catch(() => {})
+  const message =
+    code === 'internal' ? 'the member failed to answer; its log says why' : (err as Error).message
+  await lp.write(encodeError(code, message), { signal }).catch(() => {})
   await stream.close().catch(() => stream.abort(err as Error))
 }
 
@@ -143,8 +157,16 @@ async function sendSlice(
       }
       if (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
         await lp.write(encodePause(), { signal })
+        const givenUp = AbortSignal.timeout(GRANT_WAIT_TIMEOUT_MS)
         while (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
-          await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted])
+          if (givenUp.aborted) throw new Error('the coordinator granted nothing more in time')
+          await Promise.race([
+            new Promise<void>((resolve) => {
+              wake = resolve
+              givenUp.addEventListener('abort', () => resolve(), { once: true })
+            }),
+            aborted,
+          ])
         }
         continue
       }
@@ -165,6 +187,7 @@ async function sendSlice(
 export async function registerSliceServer(components: SliceServerComponents): Promise<void> {
   const { host, slice, lookup, logger } = components
   const count = components.count ?? (() => {})
+  let openStoreRequests = 0
 
   /**
    * Every chorus protocol the same way: read one request (bounded in size
@@ -183,6 +206,14 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
         const started = performance.now()
         const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
         const signal = closedSignal(stream)
+        const readsStore = kind !== undefined
+        if (readsStore && openStoreRequests >= MAX_OPEN_STORE_REQUESTS) {
+          count(name, 'busy')
+          const busy = new ProtocolError('busy', 'too many requests open at this member')
+          await answerError(lp, stream, busy, signal)
+          return
+        }
+        if (readsStore) openStoreRequests++
         try {
           const request = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
           await answer(request.subarray(), lp, signal)
@@ -201,6 +232,8 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
           }
           if (!malformed) logger.warn({ err, protocol }, 'request failed')
           await answerError(lp, stream, err, signal)
+        } finally {
+          if (readsStore) openStoreRequests--
         }
       },
       { maxInboundStreams: MAX_INBOUND_STREAMS_PER_PEER },

@@ -129,6 +129,36 @@ export function requestBounds(request: SliceRequest): Bounds {
   return { lower, upper }
 }
 
+/**
+ * Checks a peer's answer to `request` id by id, before the coordinator
+ * merges it: every id must carry the tag of the member asked, lie within the
+ * request's bounds, and come in scan order. A member can then put nothing in
+ * a page that it could not have stored itself for that request: not another
+ * member's events, not events of another period, not a reordering that would
+ * break the merge. Returns what is wrong with `id`, or undefined.
+ */
+export function createAnswerCheck(
+  request: SliceRequest,
+  tag: Uint8Array,
+): (id: Uint8Array) => string | undefined {
+  const { lower, upper } = requestBounds(request)
+  let previous: Uint8Array | undefined
+  return (id) => {
+    for (let i = 0; i < tag.byteLength; i++)
+      if (id[6 + i] !== tag[i]) return 'sent an event of another member'
+    const low = Buffer.compare(id, lower.id)
+    const high = Buffer.compare(id, upper.id)
+    if (low < 0 || (low === 0 && !lower.inclusive) || high > 0 || (high === 0 && !upper.inclusive))
+      return 'sent an event outside the requested range'
+    if (previous !== undefined) {
+      const order = Buffer.compare(id, previous)
+      if (request.reverse ? order >= 0 : order <= 0) return 'sent events out of order'
+    }
+    previous = id
+    return undefined
+  }
+}
+
 function withPrefix(prefix: Buffer, bound: IdBound): Buffer {
   return typeIndexKey(prefix, bound.id)
 }

@@ -1,5 +1,6 @@
 // Membership rules with a fake clock: suspicion, Lifeguard's local health and
-// confirmations, refutation, leaving and forgetting.
+// confirmations, refutation, leaving and forgetting, and which claims a peer
+// can make about itself.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { createRootLogger } from '../../node/log.ts'
@@ -7,6 +8,9 @@ import { createMembership, defaultTiming, type Membership } from '../../node/mes
 import type { Announcement } from '../../protocol/index.ts'
 
 const T0 = 1_800_000_000_000
+/** Each announcement a test makes is a later word of its member than the ones made before it. */
+let beats = 0
+const text = new TextEncoder()
 
 interface Harness {
   membership: Membership
@@ -66,11 +70,16 @@ function hello(peerId: string, name: string, extra: Partial<Announcement> = {}):
     sentAt: Date.now(),
     health: 'ok',
     incarnation: 0,
+    beat: ++beats,
     leaving: false,
     suspects: [],
     ...extra,
   }
 }
+
+/** Stands in for the signed bytes the mesh hands over with an announcement: here, its name. */
+const word = (a: Announcement) => text.encode(a.name)
+const known = (m: Membership) => m.known().map((bytes) => new TextDecoder().decode(bytes))
 
 const stateOf = (m: Membership, name: string) => m.table().find((e) => e.name === name)?.state
 
@@ -113,8 +122,10 @@ describe('membership', () => {
   it('takes members relayed on join at once, dials them at once, and never lets a relay overwrite first-hand word', () => {
     const h = harness()
     h.membership.start()
-    h.membership.receive(hello('b-id', 'b'), Date.now())
-    h.membership.receive(hello('c-id', 'c', { health: 'warning:disk' }), Date.now(), true)
+    const b = hello('b-id', 'b')
+    const c = hello('c-id', 'c', { health: 'warning:disk' })
+    h.membership.receive(b, Date.now(), false, word(b))
+    h.membership.receive(c, Date.now(), true, word(c))
     expect(h.dials).toEqual(['b-id after 2000 ms', 'c-id'])
     expect(stateOf(h.membership, 'c')).toBe('alive')
     // A relayed word about b, newer or not, changes nothing: b speaks for itself.
@@ -124,23 +135,21 @@ describe('membership', () => {
       true,
     )
     expect(h.membership.table().find((e) => e.name === 'b')?.health).toBe('ok')
-    // What it relays in turn is everyone alive it holds, itself included.
-    expect(
-      h.membership
-        .known()
-        .map((a) => a.name)
-        .sort(),
-    ).toEqual(['b', 'c', 'self'])
+    // What it relays in turn is the signed word of everyone alive it holds
+    // (the mesh puts this member's own first).
+    expect(known(h.membership).sort()).toEqual(['b', 'c'])
   })
 
   it('relays only members it holds alive, and takes no suspicion from a relayed word', () => {
     const h = harness()
     h.membership.start()
-    h.membership.receive(hello('b-id', 'b'), Date.now())
+    const b = hello('b-id', 'b')
+    h.membership.receive(b, Date.now(), false, word(b))
+    expect(known(h.membership)).toEqual(['b'])
     run(h, 3000)
     expect(stateOf(h.membership, 'b')).toBe('suspect')
     // A suspect may be dead: a newcomer told of it would take it for alive.
-    expect(h.membership.known().map((a) => a.name)).toEqual(['self'])
+    expect(known(h.membership)).toEqual([])
 
     // Relayed members that suspect b (and this member) confirm nothing and
     // are not answered with a refutation: only first-hand word counts.
@@ -244,7 +253,7 @@ describe('membership', () => {
     expect(stateOf(h.membership, 'b')).toBe('alive')
   })
 
-  it('keeps a name for the member that started first and marks a later one in conflict', () => {
+  it('keeps a name for the member it heard holding it first and marks a later one in conflict', () => {
     const h = harness()
     h.membership.start()
     h.membership.receive(hello('b1-id', 'b', { startedAt: T0 - 10 }), Date.now())
@@ -252,7 +261,61 @@ describe('membership', () => {
     const rows = h.membership.table().filter((e) => e.name === 'b')
     expect(rows.find((r) => r.member === 'b1-id')?.state).toBe('alive')
     expect(rows.find((r) => r.member === 'b2-id')?.state).toBe('conflict')
+    // Its own name it gives up only to a member that the one it joined
+    // through listed under it: never to one that claims it first-hand.
     h.membership.receive(hello('x-id', 'self', { startedAt: T0 - 1000 }), Date.now())
+    expect(h.membership.table().find((e) => e.self)?.state).toBe('alive')
+    expect(h.membership.get('x-id')?.state).toBe('conflict')
+    h.membership.receive(hello('y-id', 'self'), Date.now(), true)
     expect(h.membership.table().find((e) => e.self)?.state).toBe('conflict')
+    expect(h.membership.get('y-id')?.state).toBe('alive')
+  })
+
+  it('lets no peer take a name by claiming it started earlier, its own name included', () => {
+    const h = harness()
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    run(h, 40_000, ['b'])
+    // A keyed peer announces the taken names with the earliest start time there is.
+    h.membership.receive(hello('evil-1', 'b', { startedAt: 0 }), Date.now())
+    h.membership.receive(hello('evil-2', 'self', { startedAt: 0 }), Date.now())
+    const rows = h.membership.table()
+    expect(rows.find((r) => r.member === 'b-id')?.state).toBe('alive')
+    expect(rows.find((r) => r.member === 'evil-1')?.state).toBe('conflict')
+    expect(rows.find((r) => r.member === 'evil-2')?.state).toBe('conflict')
+    expect(rows.find((r) => r.self)?.state).toBe('alive')
+  })
+
+  it("orders a member's words by its beat, not its clock: a clock set back an hour keeps it alive, an old word played again changes nothing", () => {
+    const h = harness()
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    const old = hello('b-id', 'b', { health: 'critical:old' })
+    // b's clock is set back an hour: its announcements say so, and still count.
+    for (let t = 0; t < 10_000; t += 1000) {
+      vi.advanceTimersByTime(1000)
+      h.membership.receive(hello('b-id', 'b', { sentAt: Date.now() - 3_600_000 }), Date.now())
+    }
+    expect(stateOf(h.membership, 'b')).toBe('alive')
+    expect(h.membership.get('b-id')?.offsetMs).toBeLessThan(-3_500_000)
+    // Its leaving word, then an older word of the same run played again.
+    h.membership.receive(hello('b-id', 'b', { leaving: true }), Date.now())
+    h.membership.receive(old, Date.now())
+    expect(stateOf(h.membership, 'b')).toBe('left')
+    expect(h.membership.get('b-id')?.health).toBe('ok')
+  })
+
+  it('takes a run that reports an earlier start only once the run it knew has ended', () => {
+    const h = harness()
+    h.membership.start()
+    h.membership.receive(hello('b-id', 'b'), Date.now())
+    // A word of an earlier run (a replay, or a clock set back) while b is alive: ignored.
+    h.membership.receive(hello('b-id', 'b', { startedAt: T0 - 60_000, http: 'old:1' }), Date.now())
+    expect(h.membership.get('b-id')?.http).toBe('127.0.0.1:2')
+    // b leaves; it starts again with its clock set back: taken.
+    h.membership.receive(hello('b-id', 'b', { leaving: true }), Date.now())
+    h.membership.receive(hello('b-id', 'b', { startedAt: T0 - 60_000, http: 'new:1' }), Date.now())
+    expect(stateOf(h.membership, 'b')).toBe('alive')
+    expect(h.membership.get('b-id')?.http).toBe('new:1')
   })
 })

@@ -10,6 +10,7 @@ import {
   decodeMore,
   decodePeers,
   decodePeersRequest,
+  decodeSignedAnnouncement,
   decodeSliceRequest,
   encodeAnnouncement,
   encodeBatches,
@@ -21,6 +22,7 @@ import {
   encodePause,
   encodePeers,
   encodePeersRequest,
+  encodeSignedAnnouncement,
   encodeSliceRequest,
   encodeTrailer,
   MAX_ANSWER_BYTES,
@@ -155,17 +157,32 @@ describe('the wire codec', () => {
       sentAt: 2,
       health: 'ok',
       incarnation: 3,
+      beat: 4,
       leaving: false,
       suspects: ['x'],
     }
     expect(decodeAnnouncement(encodeAnnouncement(announcement))).toEqual(announcement)
+    const signature = new Uint8Array(64).fill(9)
+    const sign = (a: Announcement) => encodeSignedAnnouncement(encodeAnnouncement(a), signature)
+    const opened = decodeSignedAnnouncement(sign(announcement))
+    expect(opened.announcement).toEqual(announcement)
+    expect([...opened.signature]).toEqual([...signature])
+    expect([...opened.body]).toEqual([...encodeAnnouncement(announcement)])
+    expect(() =>
+      encodeSignedAnnouncement(encodeAnnouncement(announcement), new Uint8Array(0)),
+    ).not.toThrow()
+    expect(() =>
+      decodeSignedAnnouncement(
+        encodeSignedAnnouncement(encodeAnnouncement(announcement), new Uint8Array(0)),
+      ),
+    ).toThrow(/signature/)
+    const of = (signed: Array<{ announcement: Announcement }>) => signed.map((s) => s.announcement)
     const peers = [announcement, { ...announcement, peerId: '12D3KooWB', name: 'b', addrs: [] }]
-    expect(decodePeers(encodePeers(peers))).toEqual(peers)
+    expect(of(decodePeers(encodePeers(peers.map(sign))))).toEqual(peers)
     expect(() => decodePeersRequest(encodePeersRequest())).not.toThrow()
-    const tooMany = Array.from({ length: MAX_PEERS + 5 }, (_, i) => ({
-      ...announcement,
-      peerId: `p${i}`,
-    }))
+    const tooMany = Array.from({ length: MAX_PEERS + 5 }, (_, i) =>
+      sign({ ...announcement, peerId: `p${i}` }),
+    )
     expect(decodePeers(encodePeers(tooMany))).toHaveLength(MAX_PEERS)
     // Large announcements: as many as fit one answer, every one whole.
     const big = Array.from({ length: 200 }, (_, i) => ({
@@ -174,7 +191,7 @@ describe('the wire codec', () => {
       health: 'x'.repeat(1000),
       suspects: Array.from({ length: 64 }, (_, j) => `s${j}`.repeat(40)),
     }))
-    const fitted = decodePeers(encodePeers(big))
+    const fitted = of(decodePeers(encodePeers(big.map(sign))))
     expect(fitted.length).toBeGreaterThan(10)
     expect(fitted.length).toBeLessThan(200)
     expect(fitted).toEqual(big.slice(0, fitted.length))

@@ -1,0 +1,396 @@
+// What a peer holding the mesh's keys cannot do to the members it talks to:
+// take the health rules past the admins' reach, take a member's name, speak
+// for a member through the table it hands a newcomer, slip other members'
+// events or events of another period into a page, or hold a member's store
+// open with scans. Real members in one process, over TCP on loopback, and a
+// hostile libp2p peer (test/hostile-peer.ts).
+
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Stream } from '@libp2p/interface'
+import { lpStream } from '@libp2p/utils'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { afterEach, describe, expect, it } from 'vitest'
+import { idBytes, memberTag } from '../../node/event/id.ts'
+import { healthConfigSigningBytes } from '../../node/health/config.ts'
+import type { Member } from '../../node/index.ts'
+import { createMember } from '../../node/index.ts'
+import { createRootLogger } from '../../node/log.ts'
+import { createHost } from '../../node/mesh/host.ts'
+import { sealAnnouncement } from '../../node/mesh/signatures.ts'
+import { remoteSlice } from '../../node/mesh/slice-client.ts'
+import { registerSliceServer } from '../../node/mesh/slice-server.ts'
+import type { ResultPage } from '../../node/query/coordinator.ts'
+import { encodeStoredFields } from '../../node/store/codec.ts'
+import {
+  decodeAnswer,
+  encodeBatches,
+  encodeHead,
+  encodePeers,
+  encodeSliceRequest,
+  encodeTrailer,
+  HEALTH_CONFIG_TOPIC,
+  PEERS_PROTOCOL,
+  SLICE_PROTOCOL,
+  type StoredEvent,
+} from '../../protocol/index.ts'
+import { removeTempDirs, startArray, stateOf, testConfig, waitFor } from '../helpers.ts'
+import { type HostilePeer, peerOf, startHostilePeer } from '../hostile-peer.ts'
+
+const members: Member[] = []
+const hostiles: HostilePeer[] = []
+afterEach(async () => {
+  await Promise.all(hostiles.splice(0).map((h) => h.stop()))
+  await Promise.all(members.splice(0).map((m) => m.stop()))
+  await removeTempDirs()
+})
+
+async function array<const N extends readonly string[]>(
+  names: N,
+): Promise<{ [K in keyof N]: Member }> {
+  const started = await startArray(names.length, { names: [...names] })
+  members.push(...started)
+  return started as { [K in keyof N]: Member }
+}
+
+async function hostile(name?: string): Promise<HostilePeer> {
+  const peer = await startHostilePeer(name === undefined ? {} : { name })
+  hostiles.push(peer)
+  return peer
+}
+
+async function putRules(m: Member, threshold: number) {
+  const response = await m.app.request('/v1/config/health', {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      rules: [
+        {
+          name: 'trigger',
+          kind: 'member',
+          metric: { type: 'test.trigger', measure: 'count' },
+          op: '>',
+          threshold,
+          window: '1m',
+          for: '0s',
+          state: 'warning',
+        },
+      ],
+    }),
+  })
+  expect(response.status).toBe(200)
+}
+
+/** A rule set as a member gossips it, made and signed by whoever the test likes. */
+async function ruleSet(
+  version: number,
+  updatedBy: string,
+  sign: (data: Uint8Array) => Promise<Uint8Array>,
+) {
+  const body = JSON.stringify({ version, updatedBy, rules: [] })
+  const signature = Buffer.from(await sign(healthConfigSigningBytes(body))).toString('base64')
+  return new TextEncoder().encode(JSON.stringify({ body, signature }))
+}
+
+async function page(m: Member, query: string): Promise<ResultPage> {
+  const response = await m.app.request(`/v1/events?${query}`)
+  expect(response.status).toBe(200)
+  return (await response.json()) as ResultPage
+}
+
+describe('a hostile peer with the mesh keys', () => {
+  it('cannot lift the health rules out of the admins reach, nor sign for a member; an admin change still spreads', async () => {
+    const [a, b, c] = await array(['ha', 'hb', 'hc'])
+    const evil = await hostile()
+    await evil.connect(a.p2pAddrs()[0] as string)
+    // The highest version there is, signed by its author (the hostile peer).
+    await evil.publish(HEALTH_CONFIG_TOPIC, await ruleSet(2 ** 53 - 1, evil.peerId, evil.sign))
+    // A set in a member's name that the member never signed.
+    await evil.publish(HEALTH_CONFIG_TOPIC, await ruleSet(1, c.peerId, evil.sign))
+    await waitFor(
+      () =>
+        [a, b, c].every(
+          (m) =>
+            m.healthConfig.outcomes().awaiting_majority >= 1 &&
+            m.healthConfig.outcomes().bad_signature >= 1,
+        ),
+      { what: 'both sets seen and refused by every member' },
+    )
+    for (const m of [a, b, c]) expect(m.healthConfig.current().version).toBe(0)
+
+    // One step is what any keyed member may take; the admins' next change follows it.
+    await evil.publish(HEALTH_CONFIG_TOPIC, await ruleSet(1, evil.peerId, evil.sign))
+    await waitFor(() => [a, b, c].every((m) => m.healthConfig.current().version === 1), {
+      what: 'version 1 everywhere',
+    })
+    await putRules(b, 3)
+    await waitFor(
+      () =>
+        [a, b, c].every(
+          (m) =>
+            m.healthConfig.current().version === 2 &&
+            m.healthConfig.current().updatedBy === b.peerId,
+        ),
+      { what: "the admin's version 2 everywhere" },
+    )
+  })
+
+  it('lets a member that was away catch up several versions, from most of the live members', async () => {
+    const [a, b, c] = await array(['ca', 'cb', 'cc'])
+    const away = c.config
+    await c.stop()
+    members.splice(members.indexOf(c), 1)
+    // Three changes, each made once the last is everywhere: versions 1, 2 and 3.
+    for (const [m, version] of [
+      [a, 1],
+      [b, 2],
+      [a, 3],
+    ] as const) {
+      await putRules(m, version)
+      await waitFor(() => [a, b].every((x) => x.healthConfig.current().version === version), {
+        what: `version ${version} on the members that stayed`,
+      })
+    }
+    const back = await createMember({ ...away, join: [a.p2pAddrs()[0] as string] })
+    members.push(back)
+    await back.start()
+    await waitFor(() => back.healthConfig.current().version === 3, {
+      timeoutMs: 15_000,
+      what: 'the returning member at version 3',
+    })
+    expect(back.healthConfig.current().updatedBy).toBe(a.peerId)
+    expect(back.healthConfig.outcomes().awaiting_majority).toBeGreaterThanOrEqual(1)
+  })
+
+  it('cannot take a member name by claiming an earlier start; the real member stays in every answer', async () => {
+    const [a, b, c] = await array(['na', 'nb', 'nc'])
+    await a.app.request('/v1/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"type":"app.mine"}',
+    })
+    const evil = await hostile('na')
+    await evil.connect(b.p2pAddrs()[0] as string)
+    await evil.announce({ startedAt: 0 })
+    const evilRow = (m: Member) => m.membership.table().find((e) => e.member === evil.peerId)
+    await waitFor(() => [b, c].every((m) => evilRow(m)?.state === 'conflict'), {
+      what: 'the impostor in conflict',
+    })
+    for (const m of [a, b, c]) {
+      const real = m.membership.table().find((e) => e.member === a.peerId)
+      expect(real?.state).toBe('alive')
+    }
+    const result = await page(b, 'from=0&type=app.mine')
+    expect(result.events.map((e) => e.memberName)).toEqual(['na'])
+    expect(result.members.find((r) => r.member === a.peerId)?.status).toBe('ok')
+  })
+
+  it('cannot speak for a member in the table it hands a newcomer; the newcomer takes the member from its own word', async () => {
+    const [a] = await array(['ja'])
+    const evil = await hostile('jx')
+    await evil.connect(a.p2pAddrs()[0] as string)
+    // A word about a, with addresses and a start far ahead that would shadow
+    // a's own for a day, signed by the hostile peer instead of a.
+    const forged = await sealAnnouncement(evil.sign, {
+      peerId: a.peerId,
+      name: 'ja',
+      addrs: ['/ip4/127.0.0.1/tcp/9'],
+      http: '127.0.0.1:9',
+      version: '0.1.0',
+      seq: 0,
+      startedAt: Date.now() + 86_400_000,
+      sentAt: Date.now() + 86_400_000,
+      health: 'critical:forged',
+      incarnation: 0,
+      beat: 1,
+      leaving: false,
+      suspects: [],
+    })
+    await evil.answer(PEERS_PROTOCOL, async (_request, lp) => {
+      await lp.write(encodePeers([forged]))
+    })
+    const newcomer = await createMember({
+      ...(await testConfig('jn')),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+      join: [evil.addr],
+    })
+    members.push(newcomer)
+    await newcomer.start()
+    await waitFor(() => newcomer.mesh.counters.announcementsDropped >= 1, {
+      what: 'the forged word dropped',
+    })
+    // a's own announcements reach the newcomer (relayed by the hostile
+    // peer's gossip), and a is in its table as a says it is.
+    await waitFor(() => stateOf(newcomer, 'ja') === 'alive', { what: 'a alive at the newcomer' })
+    const row = newcomer.membership.table().find((e) => e.member === a.peerId)
+    expect(row?.http).toBe(a.httpAddress)
+    expect(row?.health).not.toMatch(/forged/)
+  })
+
+  it("cannot put another member's events, events out of order, or events of another period into a page", async () => {
+    const [a, b] = await array(['sa', 'sb'])
+    await b.app.request('/v1/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"type":"app.real"}',
+    })
+    const evil = await hostile('sx')
+    await evil.connect(a.p2pAddrs()[0] as string)
+    const own = memberTag(evil.peerId)
+    const value = encodeStoredFields({ type: 'app.forged', severity: 1 })
+    const at = (ts: number, tag: Uint8Array, seq: number): StoredEvent => ({
+      id: idBytes(ts, tag, seq),
+      value,
+    })
+    let answer: StoredEvent[] = []
+    await evil.answer(SLICE_PROTOCOL, async (_request, lp) => {
+      await lp.write(encodeHead(answer.length))
+      for (const batch of encodeBatches(answer)) await lp.write(batch)
+      await lp.write(encodeTrailer({ hwm: answer.length, scanned: answer.length, more: false }))
+    })
+    const beat = setInterval(() => void evil.announce({}).catch(() => {}), 500)
+    try {
+      await evil.announce({})
+      await waitFor(() => stateOf(a, 'sx') === 'alive', { what: 'the hostile member alive at a' })
+      const now = Date.now()
+      const cases: Array<[string, StoredEvent[], RegExp]> = [
+        ['a forged event in b’s name', [at(now - 1000, memberTag(b.peerId), 7)], /another member/],
+        ['events out of order', [at(now - 1000, own, 2), at(now - 2000, own, 1)], /out of order/],
+        ['an event of another period', [at(now + 3_600_000, own, 1)], /outside/],
+      ]
+      for (const [what, events, reason] of cases) {
+        answer = events
+        const result = await page(a, 'from=0')
+        const row = result.members.find((r) => r.member === evil.peerId)
+        expect(row?.status, what).toBe('error')
+        expect(row?.error, what).toMatch(reason)
+        expect(
+          result.events.filter((e) => e.type === 'app.forged'),
+          what,
+        ).toEqual([])
+        expect(result.events.map((e) => e.type)).toEqual(['app.real'])
+        expect(result.partial).toBe(true)
+      }
+      // Its own events, in order and in range, are taken like any member's.
+      answer = [at(now - 2000, own, 1), at(now - 1000, own, 2)]
+      const fair = await page(a, 'from=0')
+      expect(fair.events.map((e) => e.type).sort()).toEqual([
+        'app.forged',
+        'app.forged',
+        'app.real',
+      ])
+    } finally {
+      clearInterval(beat)
+    }
+  })
+
+  it('cannot hold more than a bounded number of store scans open at a member, however many peer ids it brings', async () => {
+    const [a, b] = await array(['oa', 'ob'])
+    const events = Array.from({ length: 10 }, () => ({ type: 'app.scan' }))
+    const posted = await a.app.request('/v1/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(events),
+    })
+    expect(posted.status).toBe(201)
+    const request = encodeSliceRequest({
+      fromMs: 0,
+      toMs: Date.now() + 60_000,
+      reverse: false,
+      types: [],
+      minSeverity: 0,
+      limit: 10,
+      window: 1,
+    })
+    const target = peerOf(a.peerId)
+    // Three peer ids, 32 streams each (the per-connection cap): each scan
+    // takes one event and is then left waiting for a grant.
+    const peers = await Promise.all([hostile(), hostile(), hostile()])
+    const firsts: string[] = []
+    const streams: Stream[] = []
+    for (const peer of peers) {
+      await peer.connect(a.p2pAddrs()[0] as string)
+      await Promise.all(
+        Array.from({ length: 32 }, async () => {
+          const stream = await peer.host.dialProtocol(target, SLICE_PROTOCOL, {
+            signal: AbortSignal.timeout(5000),
+          })
+          streams.push(stream)
+          const lp = lpStream(stream)
+          await lp.write(request)
+          const first = decodeAnswer(
+            (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray(),
+          )
+          firsts.push(first.kind === 'error' ? `error:${first.code}` : first.kind)
+        }),
+      )
+    }
+    const opened = firsts.filter((k) => k === 'head').length
+    const busy = firsts.filter((k) => k === 'error:busy').length
+    expect(opened).toBe(64)
+    expect(busy).toBe(32)
+    // An honest coordinator meanwhile gets a clear busy row, not a hang.
+    const crowded = await page(b, 'from=0&type=app.scan')
+    const row = crowded.members.find((r) => r.member === a.peerId)
+    expect(row?.status).toBe('error')
+    expect(row?.error).toMatch(/busy/)
+    // Gone, they free the member for everyone.
+    for (const stream of streams) stream.abort(new Error('the test is done with it'))
+    await Promise.all(hostiles.splice(0).map((h) => h.stop()))
+    await waitFor(
+      async () => {
+        const result = await page(b, 'from=0&type=app.scan')
+        return result.partial === false && result.events.length === 10
+      },
+      { what: 'complete answers again' },
+    )
+  })
+})
+
+describe('an answer of a member that fails', () => {
+  it('names no file or path of the member in the error it sends to peers', async () => {
+    const logger = createRootLogger({ level: 'silent' })
+    const server = await createHost({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+    })
+    const client = await createHost({
+      privateKey: await generateKeyPair('Ed25519'),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+    })
+    try {
+      await server.start()
+      await client.start()
+      await registerSliceServer({
+        host: server,
+        slice: () => {
+          throw new Error('Corruption: block checksum mismatch in /var/lib/chorus/store/000042.sst')
+        },
+        lookup: async () => undefined,
+        rollup: async () => [],
+        counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
+        peers: () => [],
+        logger,
+      })
+      await client.dial(server.getMultiaddrs()[0] as Multiaddr, {
+        signal: AbortSignal.timeout(5000),
+      })
+      const failure = await remoteSlice(
+        client,
+        server.peerId,
+        'broken',
+        memberTag(server.peerId.toString()),
+        { fromMs: 0, toMs: 1, reverse: false, types: [], minSeverity: 0, limit: 1 },
+        { signal: AbortSignal.timeout(5000) },
+      ).then(
+        () => undefined,
+        (err: Error) => err,
+      )
+      expect(failure?.name).toBe('RemoteError')
+      expect(failure?.message).toMatch(/internal/)
+      expect(failure?.message).not.toMatch(/var\/lib|\.sst|Corruption/)
+    } finally {
+      await client.stop()
+      await server.stop()
+    }
+  })
+})
