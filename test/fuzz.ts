@@ -33,6 +33,7 @@ import {
   decodePeersRequest,
   decodeRollupAnswer,
   decodeRollupRequest,
+  decodeSignedAnnouncement,
   decodeSliceRequest,
   decodeStats,
   decodeStatsRequest,
@@ -41,6 +42,7 @@ import {
   encodePeers,
   encodeRollupRequest,
   encodeRollupSeries,
+  encodeSignedAnnouncement,
   encodeSliceRequest,
   encodeStats,
 } from '../protocol/index.ts'
@@ -58,6 +60,7 @@ export const DECODERS: Array<[string, (bytes: Uint8Array) => unknown]> = [
   ['stats', decodeStats],
   ['peers request', decodePeersRequest],
   ['peers', decodePeers],
+  ['signed announcement', decodeSignedAnnouncement],
 ]
 
 const INGEST_ERRORS = new Set([
@@ -77,9 +80,12 @@ const ANNOUNCEMENT: Announcement = {
   sentAt: 2,
   health: 'ok',
   incarnation: 0,
+  beat: 1,
   leaving: false,
   suspects: [],
 }
+const SIGNED = (a: Announcement) =>
+  encodeSignedAnnouncement(encodeAnnouncement(a), new Uint8Array(64).fill(7))
 
 /** A bucket with values of both signs, zero and a wide range of magnitudes. */
 function sampleBucket(): Uint8Array {
@@ -110,8 +116,12 @@ const SEEDS: Uint8Array[] = [
       }),
     },
   ]),
-  encodePeers([ANNOUNCEMENT, { ...ANNOUNCEMENT, name: 'b', suspects: [ANNOUNCEMENT.peerId] }]),
+  encodePeers([
+    SIGNED(ANNOUNCEMENT),
+    SIGNED({ ...ANNOUNCEMENT, name: 'b', suspects: [ANNOUNCEMENT.peerId] }),
+  ]),
   encodeAnnouncement(ANNOUNCEMENT),
+  SIGNED(ANNOUNCEMENT),
   encodeRollupRequest({
     fromMs: 0,
     toMs: 60_000,
