@@ -6,6 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { generateKey } from '@libp2p/pnet'
 import { Command, Option } from 'commander'
+import { approve, generateAdminKey } from './approval.ts'
 import type { RawOptions, StartOption } from './config.ts'
 import {
   DEFAULT_HTTP_HOST,
@@ -19,6 +20,7 @@ import {
 import { isKnownError } from './errors.ts'
 import type { ChorusEvent } from './event/event.ts'
 import { SEVERITIES } from './event/event.ts'
+import { HEALTH_RULES_SETTING } from './health/config.ts'
 import { createMember } from './index.ts'
 
 const DEFAULT_URL = `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`
@@ -60,6 +62,8 @@ const START_HELP: Record<StartOption, string> = {
   insecure: 'allow a non-loopback address without tokens or swarm key',
   'swarm-key': 'file written by `chorus keygen`: only members holding it can connect',
   'allow-peer': 'peer id allowed to connect, repeatable (default: any holder of the swarm key)',
+  'admin-public-key':
+    'ed25519:… key printed by `chorus keygen --admin`: array-wide settings need its approval (default: none)',
   'max-concurrent-queries': 'queries coordinated at once; more are answered 429 (default: 16)',
   'collect-interval':
     'how often to sample this server (CPU, memory, disk, network, process) (default: 10s)',
@@ -488,8 +492,12 @@ clientOptions(
     .description(
       'replace the health rules with those in a JSON file ({ "rules": [...] }, as config get prints)',
     )
-    .requiredOption('--file <file>', 'the JSON file, or - for standard input'),
-).action(async (opts: { file: string } & ClientOptions) => {
+    .requiredOption('--file <file>', 'the JSON file, or - for standard input')
+    .option(
+      '--admin-key <file>',
+      'private key of `chorus keygen --admin`: approve the change (arrays started with --admin-public-key need it)',
+    ),
+).action(async (opts: { file: string; adminKey?: string } & ClientOptions) => {
   let text: string
   try {
     text =
@@ -507,8 +515,32 @@ clientOptions(
   } catch {
     throw new CliError(`${opts.file} is not JSON`)
   }
+  let approval: ReturnType<typeof approve> | undefined
+  if (opts.adminKey !== undefined) {
+    let pem: string
+    try {
+      pem = await readFile(opts.adminKey, 'utf8')
+    } catch (err) {
+      throw new CliError(
+        `cannot read ${opts.adminKey}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      )
+    }
+    // The approval names the version it makes, so it cannot be played again later.
+    const current = (await request(opts, 'GET', 'v1/config/health')) as { version: number }
+    try {
+      approval = approve(pem, {
+        setting: HEALTH_RULES_SETTING,
+        version: current.version + 1,
+        value: parsed.rules,
+      })
+    } catch {
+      throw new CliError(
+        `${opts.adminKey} is not an admin key (make one with: chorus keygen --admin)`,
+      )
+    }
+  }
   const body = (await request(opts, 'PUT', 'v1/config/health', {
-    body: JSON.stringify({ rules: parsed.rules }),
+    body: JSON.stringify({ rules: parsed.rules, ...(approval === undefined ? {} : { approval }) }),
     type: 'application/json',
   })) as { version: number }
   process.stdout.write(`health rules version ${body.version} in force; spreading to every member\n`)
@@ -516,22 +548,44 @@ clientOptions(
 
 program
   .command('keygen')
-  .description('write a new swarm key for a private mesh (give the same file to every member)')
+  .description(
+    'write a new swarm key for a private mesh (give the same file to every member), or with --admin an admin key',
+  )
   .requiredOption('--out <file>', 'where to write the key (refuses to overwrite)')
-  .action(async (opts: { out: string }) => {
-    const key = new Uint8Array(95)
-    generateKey(key)
+  .option(
+    '--admin',
+    'an admin key pair instead: the private key goes to --out (keep it off the members), the public key to standard output',
+  )
+  .action(async (opts: { out: string; admin?: boolean }) => {
+    const what = opts.admin === true ? 'an admin key' : 'a swarm key'
+    let contents: Uint8Array | string
+    let publicKey: string | undefined
+    if (opts.admin === true) {
+      const pair = generateAdminKey()
+      contents = pair.privatePem
+      publicKey = pair.publicKey
+    } else {
+      contents = new Uint8Array(95)
+      generateKey(contents)
+    }
     try {
-      await writeFile(opts.out, key, { mode: 0o600, flag: 'wx' })
+      await writeFile(opts.out, contents, { mode: 0o600, flag: 'wx' })
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
       throw new CliError(
         code === 'EEXIST'
-          ? `${opts.out} exists; not overwriting a swarm key`
+          ? `${opts.out} exists; not overwriting ${what}`
           : `cannot write ${opts.out}: ${code}`,
       )
     }
-    process.stdout.write(`swarm key written to ${opts.out}\n`)
+    if (publicKey === undefined) {
+      process.stdout.write(`swarm key written to ${opts.out}\n`)
+    } else {
+      process.stderr.write(
+        `admin private key written to ${opts.out}; start every member with --admin-public-key (or CHORUS_ADMIN_PUBLIC_KEY):\n`,
+      )
+      process.stdout.write(`${publicKey}\n`)
+    }
   })
 
 program.parseAsync(process.argv).catch(fail)

@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
+import { parseAdminPublicKey } from './approval.ts'
 import type { FieldProblem } from './errors.ts'
 import { ConfigError } from './errors.ts'
 import { DEFAULT_EVENT_LIMITS, type EventLimits } from './event/event.ts'
@@ -66,6 +67,12 @@ export interface MemberConfig {
   swarmKey?: Uint8Array
   /** Peer ids allowed to connect; empty: any peer (with the swarm key, if any). */
   allowPeers: string[]
+  /**
+   * The admin public key (`ed25519:…`, printed by `chorus keygen --admin`)
+   * whose approval every change of an array-wide setting needs, on every
+   * member. Default none: an admin token is enough.
+   */
+  adminPublicKey?: string
   /** Queries (events, rollups, lookups) this member coordinates at once; more get 429. Default 16. */
   maxConcurrentQueries: number
   /** Host sampling interval, ms; 0: the collector is off (--no-collect). Default 10 s. */
@@ -100,6 +107,7 @@ export const START_OPTIONS = [
   'insecure',
   'swarm-key',
   'allow-peer',
+  'admin-public-key',
   'max-concurrent-queries',
   'collect-interval',
   'no-collect',
@@ -440,6 +448,13 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     if (!/^[1-9A-HJ-NP-Za-km-z]{46,60}$/.test(peer))
       bad('allow-peer', 'must be a peer id such as 12D3KooW…', peer)
   }
+  const adminPublicKey = raw('admin-public-key')
+  if (adminPublicKey !== undefined && parseAdminPublicKey(adminPublicKey) === undefined)
+    bad(
+      'admin-public-key',
+      'must be the public key printed by chorus keygen --admin (ed25519:…)',
+      adminPublicKey,
+    )
   for (const address of listen) {
     const host = address.split('/')[2] ?? ''
     if (!insecure && swarmKey === undefined && !isLoopback(host)) {
@@ -475,6 +490,7 @@ export function resolveConfig(sources: ConfigSources): MemberConfig {
     insecure,
     ...(swarmKey === undefined ? {} : { swarmKey }),
     allowPeers,
+    ...(adminPublicKey === undefined ? {} : { adminPublicKey }),
     maxConcurrentQueries,
     collectIntervalMs,
     ...(warnings.length === 0 ? {} : { warnings }),

@@ -83,6 +83,16 @@ export class ConfigError extends ChorusError {
   readonly code = 'config_error'
 }
 
+/** A change of an array-wide setting without the admin approval this array requires, or with a bad one. */
+export class ApprovalError extends ChorusError {
+  override readonly name = 'ApprovalError'
+  readonly code: string
+  constructor(message: string, code: 'approval_required' | 'approval_invalid') {
+    super(message)
+    this.code = code
+  }
+}
+
 /** The data dir is locked by another process, or has a format this build cannot read. */
 export class DataDirError extends ChorusError {
   override readonly name = 'DataDirError'
@@ -99,6 +109,7 @@ export type KnownError =
   | StoreUnavailableError
   | OwnerUnreachableError
   | ConfigError
+  | ApprovalError
   | DataDirError
 
 const KNOWN = new Set([
@@ -111,6 +122,7 @@ const KNOWN = new Set([
   'StoreUnavailableError',
   'OwnerUnreachableError',
   'ConfigError',
+  'ApprovalError',
   'DataDirError',
 ])
 

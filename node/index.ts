@@ -2,10 +2,12 @@
 // start(), stop() and the few operations the CLI and tests need. Nothing else
 // lives here; each part is built by its own factory.
 
+import type { KeyObject } from 'node:crypto'
 import { join } from 'node:path'
 import { createClusterExporter } from '../exporter/cluster.ts'
 import { createExporter } from '../exporter/index.ts'
 import type { MemberCounters } from '../protocol/index.ts'
+import { parseAdminPublicKey } from './approval.ts'
 import { type Collector, createCollector } from './collect/host.ts'
 import type { MemberConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
@@ -147,6 +149,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     sign: createSigner(identity.privateKey),
     verify: verifySignature,
     allowed: (peerId) => allowedPeers.size === 0 || allowedPeers.has(peerId),
+    ...(config.adminPublicKey === undefined
+      ? {}
+      : { adminKey: parseAdminPublicKey(config.adminPublicKey) as KeyObject }),
     liveMembers: () =>
       meshRef?.membership
         .table()

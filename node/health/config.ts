@@ -15,10 +15,20 @@
 //   is taken only when most of the other live members gossip that very set.
 //   A lone peer can then raise the version by one, as any member with an
 //   admin token can, but not to 2^53 - 1, past which no change could follow;
-//   a member that was away catches up from the others.
+//   a member that was away catches up from the others;
+// - with an admin public key (`--admin-public-key`), the admin's approval:
+//   every set, made here or gossiped, must carry the admin's signature of
+//   its version and rules (see node/approval.ts), so that neither a member's
+//   key nor an admin token is enough to change them.
 
+import type { KeyObject } from 'node:crypto'
+import { type Approval, checkApproval } from '../approval.ts'
+import { ApprovalError, ConflictError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { DEFAULT_RULES, type Rule, RulesSchema } from './rules.ts'
+
+/** The name of this setting in admin approvals. */
+export const HEALTH_RULES_SETTING = 'health-rules'
 
 /** How often a member gossips the set it holds, so that newcomers and the partitioned catch up. */
 export const HEALTH_CONFIG_GOSSIP_MS = 2000
@@ -35,6 +45,8 @@ export interface HealthConfig {
   /** Peer id of the member that made this version; null for the defaults. */
   updatedBy: string | null
   rules: Rule[]
+  /** The admin's approval of this version, where the array requires one. */
+  approval?: Approval
 }
 
 export const DEFAULT_HEALTH_CONFIG: HealthConfig = {
@@ -82,7 +94,29 @@ function configOf(raw: unknown): HealthConfig | undefined {
   if (typeof r.updatedBy !== 'string' || r.updatedBy.length > 128) return undefined
   const rules = RulesSchema.safeParse(r.rules)
   if (!rules.success) return undefined
-  return { version: r.version as number, updatedBy: r.updatedBy, rules: rules.data }
+  const config: HealthConfig = {
+    version: r.version as number,
+    updatedBy: r.updatedBy,
+    rules: rules.data,
+  }
+  const approval = (raw as { approval?: unknown }).approval
+  if (approval !== undefined) {
+    const a = approval as Partial<Approval> | null
+    if (typeof a?.body !== 'string' || typeof a.signature !== 'string') return undefined
+    config.approval = { body: a.body, signature: a.signature }
+  }
+  return config
+}
+
+/** Whether an approval's value is these rules (both read through the schema, so key order agrees). */
+function sameRules(value: unknown, rules: Rule[]): boolean {
+  const approved = RulesSchema.safeParse(value)
+  const given = RulesSchema.safeParse(rules)
+  return (
+    approved.success &&
+    given.success &&
+    JSON.stringify(approved.data) === JSON.stringify(given.data)
+  )
 }
 
 /**
@@ -124,13 +158,20 @@ export interface HealthConfigComponents {
   allowed(peerId: string): boolean
   /** Peer ids of the other members this one holds alive now. */
   liveMembers(): string[]
+  /** The admin public key whose approval every set needs; none: no approval needed. */
+  adminKey?: KeyObject
   logger: Logger
 }
 
 export interface HealthConfigStore {
   current(): HealthConfig
-  /** Replaces the rules with a new version made by this member, keeps it, and gossips it. */
-  put(rules: Rule[]): Promise<HealthConfig>
+  /**
+   * Replaces the rules with a new version made by this member, keeps it,
+   * and gossips it. Where the array requires the admin's approval, throws
+   * ApprovalError without one for exactly this version and these rules, and
+   * ConflictError when it approves another version.
+   */
+  put(rules: Rule[], approval?: Approval): Promise<HealthConfig>
   /**
    * Takes a gossiped set from the member `from` (gossip's sender, which
    * gossipsub has authenticated); adopts it if it wins over the one in
@@ -150,6 +191,7 @@ export type HealthConfigOutcome =
   | 'malformed'
   | 'not_allowed'
   | 'bad_signature'
+  | 'not_approved'
   | 'awaiting_majority'
 
 export function createHealthConfig(components: HealthConfigComponents): HealthConfigStore {
@@ -166,6 +208,7 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
     malformed: 0,
     not_allowed: 0,
     bad_signature: 0,
+    not_approved: 0,
     awaiting_majority: 0,
   }
 
@@ -216,6 +259,31 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
     return endorsers >= Math.floor(live.length / 2) + 1
   }
 
+  /** What is wrong with a set's approval where the array requires one; undefined when nothing is. */
+  function approvalProblem(set: HealthConfig): ApprovalError | ConflictError | undefined {
+    const key = components.adminKey
+    if (key === undefined) return undefined
+    if (set.approval === undefined)
+      return new ApprovalError(
+        'this array takes health rules only with the admin approval: chorus config set --admin-key FILE',
+        'approval_required',
+      )
+    const approved = checkApproval(key, set.approval)
+    if (approved === undefined || approved.setting !== HEALTH_RULES_SETTING)
+      return new ApprovalError(
+        'the approval is not signed by the admin key of this array',
+        'approval_invalid',
+      )
+    if (approved.version !== set.version)
+      return new ConflictError(
+        `the approval is for version ${approved.version}, and the next version is ${set.version}: approve again`,
+        'version_conflict',
+      )
+    if (!sameRules(approved.value, set.rules))
+      return new ApprovalError('the approval is for other rules than these', 'approval_invalid')
+    return undefined
+  }
+
   /** Decides what becomes of a gossiped set (see `receive`). */
   async function take(bytes: Uint8Array, from: string): Promise<HealthConfigOutcome> {
     const decoded = decodeHealthConfig(bytes)
@@ -229,6 +297,7 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
       logger.warn({ author, from }, 'a health rule set not signed by its author; ignored')
       return 'bad_signature'
     }
+    if (approvalProblem(set) !== undefined) return 'not_approved'
     if (!newer(set, config())) return 'not_newer' // another won meanwhile
     if (set.version > config().version + 1) {
       let entry = pending.get(body)
@@ -254,12 +323,15 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
   return {
     current: config,
     outcomes: () => outcomes,
-    async put(rules) {
+    async put(rules, approval) {
       const next: HealthConfig = {
         version: config().version + 1,
         updatedBy: components.selfPeerId,
         rules,
+        ...(approval === undefined ? {} : { approval }),
       }
+      const problem = approvalProblem(next)
+      if (problem !== undefined) throw problem
       await adopt(await sealHealthConfig(next, components.sign))
       logger.info({ version: next.version }, 'health rules changed here')
       publish()

@@ -21,6 +21,7 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   StoreUnavailableError: 503,
   OwnerUnreachableError: 503,
   ConfigError: 400,
+  ApprovalError: 403,
   DataDirError: 500,
 }
 

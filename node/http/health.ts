@@ -2,6 +2,7 @@
 // fired. Always 200: the answer is the health, whatever it is.
 
 import { createRoute, z } from '@hono/zod-openapi'
+import type { Approval } from '../approval.ts'
 import type { HealthConfig } from '../health/config.ts'
 import type { HealthReport } from '../health/report.ts'
 import { type Rule, RulesSchema } from '../health/rules.ts'
@@ -9,14 +10,28 @@ import { createRoutes, errorResponse } from './errors.ts'
 
 export interface HealthRoutesComponents {
   health: () => HealthReport
-  healthConfig: { current(): HealthConfig; put(rules: Rule[]): Promise<HealthConfig> }
+  healthConfig: {
+    current(): HealthConfig
+    put(rules: Rule[], approval?: Approval): Promise<HealthConfig>
+  }
 }
+
+const ApprovalSchema = z
+  .strictObject({
+    body: z.string().max(256 * 1024),
+    signature: z.string().max(256),
+  })
+  .openapi('Approval', {
+    description:
+      'the admin key\'s signature of `{ "setting": "health-rules", "version", "value": rules }` (chorus config set --admin-key FILE)',
+  })
 
 const Config = z
   .object({
     version: z.number().int(),
     updatedBy: z.string().nullable(),
     rules: z.array(z.record(z.string(), z.unknown())),
+    approval: ApprovalSchema.optional(),
   })
   .openapi('HealthConfig')
 
@@ -70,7 +85,11 @@ export function createHealthRoutes(components: HealthRoutesComponents) {
       summary: 'Replace the health rules; the new version spreads to every member',
       request: {
         body: {
-          content: { 'application/json': { schema: z.strictObject({ rules: RulesSchema }) } },
+          content: {
+            'application/json': {
+              schema: z.strictObject({ rules: RulesSchema, approval: ApprovalSchema.optional() }),
+            },
+          },
           required: true,
         },
       },
@@ -80,11 +99,13 @@ export function createHealthRoutes(components: HealthRoutesComponents) {
           description: 'The new version',
         },
         400: errorResponse('Invalid rules; nothing changed'),
+        403: errorResponse('The array requires an admin approval of these rules, and this is none'),
+        409: errorResponse('The approval is for another version: approve the next one again'),
       },
     }),
     async (c) => {
-      const { rules } = c.req.valid('json')
-      const config = await components.healthConfig.put(rules as Rule[])
+      const { rules, approval } = c.req.valid('json')
+      const config = await components.healthConfig.put(rules as Rule[], approval)
       return c.json(config as z.infer<typeof Config>, 200)
     },
   )

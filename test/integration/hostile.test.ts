@@ -10,8 +10,9 @@ import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
+import { approve, generateAdminKey } from '../../node/approval.ts'
 import { idBytes, memberTag } from '../../node/event/id.ts'
-import { healthConfigSigningBytes } from '../../node/health/config.ts'
+import { HEALTH_RULES_SETTING, healthConfigSigningBytes } from '../../node/health/config.ts'
 import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
 import { createRootLogger } from '../../node/log.ts'
@@ -33,7 +34,14 @@ import {
   SLICE_PROTOCOL,
   type StoredEvent,
 } from '../../protocol/index.ts'
-import { removeTempDirs, startArray, stateOf, testConfig, waitFor } from '../helpers.ts'
+import {
+  type ApiBody,
+  removeTempDirs,
+  startArray,
+  stateOf,
+  testConfig,
+  waitFor,
+} from '../helpers.ts'
 import { type HostilePeer, peerOf, startHostilePeer } from '../hostile-peer.ts'
 
 const members: Member[] = []
@@ -392,5 +400,70 @@ describe('an answer of a member that fails', () => {
       await client.stop()
       await server.stop()
     }
+  })
+})
+
+describe('an array that requires the admin approval of its health rules', () => {
+  it('takes a change only with an approval of exactly that version and those rules, on every member', async () => {
+    const admin = generateAdminKey()
+    const started = await startArray(2, {
+      names: ['pa', 'pb'],
+      overrides: { adminPublicKey: admin.publicKey },
+    })
+    members.push(...started)
+    const [a, b] = started as [Member, Member]
+    const rules = [
+      {
+        name: 'trigger',
+        kind: 'member',
+        metric: { type: 'test.trigger', measure: 'count' },
+        op: '>',
+        threshold: 1,
+        window: '1m',
+        for: '0s',
+        state: 'warning',
+      },
+    ]
+    const put = async (body: unknown) => {
+      const response = await a.app.request('/v1/config/health', {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      })
+      return { status: response.status, body: (await response.json()) as ApiBody }
+    }
+    const approval = (version: number, value: unknown = rules) =>
+      approve(admin.privatePem, { setting: HEALTH_RULES_SETTING, version, value })
+
+    // An admin token alone is not enough, nor an approval of another version or other rules.
+    const none = await put({ rules })
+    expect([none.status, none.body.error.code]).toEqual([403, 'approval_required'])
+    const later = await put({ rules, approval: approval(2) })
+    expect([later.status, later.body.error.code]).toEqual([409, 'version_conflict'])
+    const other = await put({ rules, approval: approval(1, []) })
+    expect([other.status, other.body.error.code]).toEqual([403, 'approval_invalid'])
+    const forged = await put({
+      rules,
+      approval: approve(generateAdminKey().privatePem, {
+        setting: HEALTH_RULES_SETTING,
+        version: 1,
+        value: rules,
+      }),
+    })
+    expect([forged.status, forged.body.error.code]).toEqual([403, 'approval_invalid'])
+    expect(a.healthConfig.current().version).toBe(0)
+
+    const approved = await put({ rules, approval: approval(1) })
+    expect(approved.status).toBe(200)
+    await waitFor(() => b.healthConfig.current().version === 1, { what: 'version 1 at pb' })
+
+    // A keyed peer's own set, signed by it as author but not approved, is taken by nobody.
+    const evil = await hostile()
+    await evil.connect(a.p2pAddrs()[0] as string)
+    await evil.publish(HEALTH_CONFIG_TOPIC, await ruleSet(2, evil.peerId, evil.sign))
+    await waitFor(() => [a, b].every((m) => m.healthConfig.outcomes().not_approved >= 1), {
+      what: 'the unapproved set refused everywhere',
+    })
+    for (const m of [a, b]) expect(m.healthConfig.current().version).toBe(1)
   })
 })

@@ -1,6 +1,7 @@
 // The chorus command as an operator runs it: start, emit, query, SIGTERM.
 
 import { spawn } from 'node:child_process'
+import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
@@ -140,6 +141,49 @@ describe('chorus emit and query', () => {
     expect(badType.code).toBe(1)
     expect(badType.stderr.trim()).toMatch(/^chorus: 400: "events\[0\]\.type"/)
     expect(badType.stderr.trim().split('\n')).toHaveLength(1)
+  })
+})
+
+describe('chorus keygen --admin and config set --admin-key', () => {
+  it('make a key pair whose approval a member started with the public key requires for its rules', async () => {
+    const dir = await tempDir()
+    const keyFile = join(dir, 'admin.pem')
+    const keygen = await runCli(['keygen', '--admin', '--out', keyFile])
+    expect(keygen.code, keygen.stderr).toBe(0)
+    const publicKey = keygen.stdout.trim()
+    expect(publicKey).toMatch(/^ed25519:[A-Za-z0-9_-]{43}$/)
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600)
+    const again = await runCli(['keygen', '--admin', '--out', keyFile])
+    expect(again.stderr).toMatch(/exists; not overwriting an admin key/)
+
+    const member = await startMember({
+      name: 'cli-admin',
+      dataDir: await tempDir(),
+      args: ['--admin-public-key', publicKey],
+    })
+    const rules = join(dir, 'rules.json')
+    await writeFile(rules, JSON.stringify({ rules: [] }))
+    const unapproved = await runCli(['config', 'set', '--file', rules, '--url', member.url])
+    expect(unapproved.code).toBe(1)
+    expect(unapproved.stderr).toMatch(/^chorus: 403: .*admin approval/)
+    const approved = await runCli([
+      'config',
+      'set',
+      '--file',
+      rules,
+      '--admin-key',
+      keyFile,
+      '--url',
+      member.url,
+    ])
+    expect(approved.code, approved.stderr).toBe(0)
+    expect(approved.stdout).toMatch(/health rules version 1 in force/)
+    const shown = await runCli(['config', 'get', '--url', member.url])
+    expect(JSON.parse(shown.stdout)).toMatchObject({ version: 1, rules: [] })
+
+    const badKey = await runCli(['start', '--data-dir', dir, '--admin-public-key', 'ed25519:x'])
+    expect(badKey.code).toBe(2)
+    expect(badKey.stderr).toMatch(/admin-public-key: .*chorus keygen --admin/)
   })
 })
 
