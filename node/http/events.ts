@@ -2,8 +2,7 @@
 // schemas here validate the requests and also describe them in /openapi.json.
 
 import { createRoute, z } from '@hono/zod-openapi'
-import { bodyLimit } from 'hono/body-limit'
-import { InvalidInputError, LimitExceededError } from '../errors.ts'
+import { InvalidInputError } from '../errors.ts'
 import type { EventLimits } from '../event/event.ts'
 import {
   createEventInputSchema,
@@ -21,7 +20,7 @@ import type { EventQuery } from '../query/cursor.ts'
 import { decodeCursor, filterProblems } from '../query/cursor.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { parseDuration, parseTime } from '../time.ts'
-import { createRoutes, errorBody, errorResponse, listParam } from './errors.ts'
+import { createRoutes, errorResponse, listParam } from './errors.ts'
 
 /** Default page size and the largest one. */
 export const DEFAULT_LIMIT = 100
@@ -199,7 +198,7 @@ export function toEventQuery(params: QueryParams, nowMs: number): EventQuery {
 }
 
 export function createEventRoutes(components: EventRoutesComponents) {
-  const { ingest, coordinator, ingestLimits } = components
+  const { ingest, coordinator } = components
   const app = createRoutes()
 
   const IdsSchema = z.object({ ids: z.array(z.string()) }).openapi('Ids')
@@ -207,22 +206,6 @@ export function createEventRoutes(components: EventRoutesComponents) {
   // itself (JSON and NDJSON alike) so that errors name the event's index.
   app.openAPIRegistry.register('EventInput', createEventInputSchema(components.eventLimits))
   const inputRef = { $ref: '#/components/schemas/EventInput' }
-
-  app.use(
-    '/v1/events',
-    bodyLimit({
-      maxSize: ingestLimits.maxBodyBytes,
-      onError: (c) =>
-        c.json(
-          errorBody(
-            'limit_exceeded',
-            `the body is larger than ${ingestLimits.maxBodyBytes} bytes; nothing was stored`,
-            [{ field: 'body', message: `at most ${ingestLimits.maxBodyBytes} bytes` }],
-          ),
-          413,
-        ),
-    }),
-  )
 
   app.openapi(
     createRoute({
@@ -259,10 +242,8 @@ export function createEventRoutes(components: EventRoutesComponents) {
     }),
     async (c) => {
       const started = performance.now()
+      // The app bounds the body before this reads it (createApp, limitBody).
       const body = new Uint8Array(await c.req.arrayBuffer())
-      if (body.byteLength > ingestLimits.maxBodyBytes) {
-        throw new LimitExceededError(`the body is larger than ${ingestLimits.maxBodyBytes} bytes`)
-      }
       const events = ingest.parse(c.req.header('content-type'), body)
       const key = c.req.header('idempotency-key')
       const ids = await ingest.submit(
