@@ -5,12 +5,18 @@
 // The rollup path too: stored and received buckets (decodeBucket), and the
 // query parameters of GET /v1/rollups, which answer 200 or 400, never 500.
 
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import fc from 'fast-check'
 import { Packr } from 'msgpackr'
 import { DEFAULT_EVENT_LIMITS } from '../node/event/event.ts'
+import { createHealthConfig, type HealthConfig, sealHealthConfig } from '../node/health/config.ts'
+import { DEFAULT_RULES } from '../node/health/rules.ts'
 import { createOnError } from '../node/http/errors.ts'
 import { createRollupRoutes } from '../node/http/rollups.ts'
 import { createIngest, DEFAULT_INGEST_LIMITS } from '../node/ingest/ingest.ts'
+import { createRootLogger } from '../node/log.ts'
+import { createSigner, verifySignature } from '../node/mesh/signatures.ts'
 import { encodeStoredFields } from '../node/store/codec.ts'
 import type { EventLog } from '../node/store/event-log.ts'
 import {
@@ -392,6 +398,94 @@ export async function fuzzRollupParams(runs: number, seed?: number): Promise<num
       if (response.status !== 200 && response.status !== 400)
         throw new Error(`GET /v1/rollups?${query} answered ${response.status}`)
     }),
+    seed === undefined ? { numRuns: runs } : { numRuns: runs, seed },
+  )
+  return cases
+}
+
+/**
+ * The health-rules topic as a member takes it: random bytes, a real signed
+ * set cut, corrupted or grown, and sets signed by a real key with hostile
+ * versions and rules, fed to a member's rule-set store with real signature
+ * checks. Every one must come to a documented outcome, none may throw, and
+ * the version in force may rise by one at most per set adopted (no live
+ * members vouch for a jump here). Returns the number of cases.
+ */
+export async function fuzzHealthConfig(runs: number, seed?: number): Promise<number> {
+  const key = await generateKeyPair('Ed25519')
+  const author = peerIdFromPrivateKey(key).toString()
+  const sign = createSigner(key)
+  const valid = (
+    await sealHealthConfig({ version: 1, updatedBy: author, rules: DEFAULT_RULES }, sign)
+  ).bytes
+  const store = createHealthConfig({
+    selfPeerId: 'self',
+    load: async () => undefined,
+    save: async () => {},
+    publish: async () => {},
+    sign,
+    verify: verifySignature,
+    allowed: () => true,
+    liveMembers: () => [],
+    logger: createRootLogger({ level: 'silent' }),
+  })
+  await store.start()
+  store.stop()
+  const outcomes = new Set<string>([
+    'adopted',
+    'not_newer',
+    'malformed',
+    'not_allowed',
+    'bad_signature',
+    'not_approved',
+    'awaiting_majority',
+  ])
+  const mutated = fc
+    .tuple(fc.nat(), fc.nat(), fc.nat({ max: 255 }), fc.uint8Array({ maxLength: 32 }))
+    .map(([cut, at, value, tail]) => {
+      const copy = Uint8Array.from(valid.subarray(0, Math.max(1, cut % (valid.byteLength + 1))))
+      copy[at % copy.byteLength] = value
+      return Uint8Array.from([...copy, ...tail])
+    })
+  const signedSpec = fc.record({
+    version: fc.oneof(
+      fc.integer({ min: -5, max: 5 }),
+      fc.constantFrom(2 ** 53 - 1, 2 ** 53, 1.5, Number.MAX_VALUE),
+      fc.nat(),
+    ),
+    rules: fc.oneof(fc.constant(DEFAULT_RULES as unknown), fc.jsonValue()),
+  })
+  let cases = 0
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(
+        fc.uint8Array({ maxLength: 2048 }).map((bytes) => ({ bytes })),
+        mutated.map((bytes) => ({ bytes })),
+        signedSpec,
+      ),
+      async (input) => {
+        cases++
+        const bytes =
+          'bytes' in input
+            ? input.bytes
+            : (
+                await sealHealthConfig(
+                  {
+                    version: input.version,
+                    updatedBy: author,
+                    rules: input.rules as HealthConfig['rules'],
+                  },
+                  sign,
+                )
+              ).bytes
+        const before = store.current().version
+        const outcome = await store.receive(bytes, author)
+        if (!outcomes.has(outcome)) throw new Error(`undocumented outcome ${outcome}`)
+        const after = store.current().version
+        if (outcome === 'adopted' ? after !== before + 1 : after !== before)
+          throw new Error(`version went from ${before} to ${after} on ${outcome}`)
+      },
+    ),
     seed === undefined ? { numRuns: runs } : { numRuns: runs, seed },
   )
   return cases

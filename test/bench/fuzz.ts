@@ -1,6 +1,7 @@
 // The long fuzzing run: npm run fuzz [-- --runs 20000]. Every protocol
 // decoder (the rollup request and answer among them), stored buckets, the
-// HTTP ingest parser and the rollup query parameters, then a live member fed
+// HTTP ingest parser, the rollup query parameters and health rule sets as
+// gossip brings them, then a live member fed
 // random bodies and rollup queries over HTTP. Prints the cases run and the heap before and after; exits
 // non-zero on the first undocumented error.
 
@@ -11,6 +12,7 @@ import {
   DECODERS,
   fuzzBuckets,
   fuzzDecoders,
+  fuzzHealthConfig,
   fuzzIngestParser,
   fuzzRollupParams,
   rollupQueryArb,
@@ -27,6 +29,7 @@ const decoded = fuzzDecoders(RUNS)
 const parsed = fuzzIngestParser(RUNS)
 const buckets = fuzzBuckets(RUNS)
 const rollupParams = await fuzzRollupParams(Math.min(RUNS, 20_000))
+const healthRules = await fuzzHealthConfig(RUNS)
 
 // A live member: random bodies over HTTP, then a valid request still succeeds.
 const member = await createMember({
@@ -82,11 +85,12 @@ printTable('Fuzzing', [
   { target: 'ingest parser', cases: parsed },
   { target: 'stored buckets (decodeBucket)', cases: buckets },
   { target: 'rollup query parameters', cases: rollupParams },
+  { target: 'health rule sets from gossip', cases: healthRules },
   { target: 'HTTP ingest on a live member', cases: http },
   { target: 'HTTP rollups on a live member', cases: rollupHttp },
   {
     target: 'total',
-    cases: decoded + parsed + buckets + rollupParams + http + rollupHttp,
+    cases: decoded + parsed + buckets + rollupParams + healthRules + http + rollupHttp,
   },
 ])
 process.stdout.write(

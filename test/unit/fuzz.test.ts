@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { fuzzBuckets, fuzzDecoders, fuzzIngestParser, fuzzRollupParams } from '../fuzz.ts'
+import {
+  fuzzBuckets,
+  fuzzDecoders,
+  fuzzHealthConfig,
+  fuzzIngestParser,
+  fuzzRollupParams,
+} from '../fuzz.ts'
 
 describe('fuzzing (a sample; npm run fuzz runs 100,000+ cases)', () => {
   it('every protocol decoder turns random, truncated, corrupted and grown input into ProtocolError only', () => {
@@ -16,5 +22,9 @@ describe('fuzzing (a sample; npm run fuzz runs 100,000+ cases)', () => {
 
   it('GET /v1/rollups answers random parameters with 200 or 400 only', async () => {
     expect(await fuzzRollupParams(400)).toBe(400)
+  })
+
+  it('a gossiped health rule set, random, corrupted or signed with hostile versions, comes to a documented outcome and raises the version by one at most', async () => {
+    expect(await fuzzHealthConfig(500)).toBe(500)
   })
 })
