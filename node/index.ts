@@ -43,7 +43,7 @@ import {
 } from './query/slice.ts'
 import type { MemberRecorder, MemberStats } from './stats.ts'
 import type { EventLog } from './store/event-log.ts'
-import { openEventLog } from './store/event-log.ts'
+import { openEventLog, sinceBoot } from './store/event-log.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { startRetention } from './store/retention.ts'
 import { emptyBucket, mergeBucket, RESOLUTIONS_MS } from './store/rollup.ts'
@@ -60,7 +60,7 @@ export interface MemberInit {
   clock?: () => number
   /**
    * The store's reference for jumps of `clock` (see --max-clock-jump), in ms.
-   * Default `performance.now`, or `clock` itself when a clock is injected, so
+   * Default time since boot, or `clock` itself when a clock is injected, so
    * a stepped test clock is followed.
    */
   monotonic?: () => number
@@ -118,7 +118,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     clock,
     logger: component(root, 'store'),
     maxClockJumpMs: config.maxClockJumpMs,
-    monotonic: init.monotonic ?? (init.clock === undefined ? () => performance.now() : init.clock),
+    monotonic: init.monotonic ?? (init.clock === undefined ? sinceBoot : init.clock),
   })
   const name = config.name
 

@@ -13,8 +13,8 @@
 // rollup buckets all rely on it), so a stamp, once written, bounds every
 // later one from below. Re-basing ts backwards after a bad jump would break
 // that order, so the log does the other thing: it never follows a jump.
-// Between stamps it compares the wall clock with the monotonic clock
-// (performance.now, which jumps neither way): while they agree within
+// Between stamps it compares the wall clock with a monotonic clock (time
+// since boot, which jumps neither way and counts time suspended): while they agree within
 // `maxClockJumpMs` (default 1 h) stamps follow the wall clock, small
 // corrections included (a step back is absorbed by holding ts still, at most
 // that bound). When the wall clock moves further, either way, stamps follow
@@ -34,6 +34,7 @@
 // member from starting nor fail every rollup query over its period. An open
 // bucket skipped at start is written afresh by the next event in its slot.
 
+import { uptime } from 'node:os'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { Packr } from 'msgpackr'
 import { DataDirError, StorageFullError, StoreUnavailableError } from '../errors.ts'
@@ -88,8 +89,8 @@ export interface EventLogInit {
   /** Where corrupt records and clock jumps are reported. Default: not reported. */
   logger?: Logger
   /**
-   * Monotonic clock in ms, the reference for clock jumps. Default
-   * `performance.now`; when `clock` is given without it, `clock` itself, so a
+   * Monotonic clock in ms, the reference for clock jumps. Default time since
+   * boot (`sinceBoot`); when `clock` is given without it, `clock` itself, so a
    * test clock that steps days ahead is followed as it steps.
    */
   monotonic?: () => number
@@ -103,6 +104,15 @@ export interface EventLogInit {
 
 /** Default largest wall-clock step that stamps follow: 1 h. */
 export const DEFAULT_MAX_CLOCK_JUMP_MS = 3_600_000
+
+/**
+ * Time since boot in ms (10 ms steps), the default reference for clock
+ * jumps: on Linux it counts time suspended (CLOCK_BOOTTIME), where
+ * performance.now does not, so a server woken after hours, or a VM resumed,
+ * is not taken for a clock that jumped ahead, and its stamps follow the
+ * wall clock at once.
+ */
+export const sinceBoot = (): number => uptime() * 1000
 
 /** One request's worth of events, written together with the others of a group commit. */
 export interface AppendGroup {
@@ -211,8 +221,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   }
 
   const clock = init.clock ?? Date.now
-  const monotonic =
-    init.monotonic ?? (init.clock === undefined ? () => performance.now() : init.clock)
+  const monotonic = init.monotonic ?? (init.clock === undefined ? sinceBoot : init.clock)
   const maxClockJumpMs = init.maxClockJumpMs ?? DEFAULT_MAX_CLOCK_JUMP_MS
   const sync = init.sync ?? true
   const tag = init.tag
