@@ -75,6 +75,8 @@ export interface SliceServerComponents {
   sent?: (events: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
   count?: (protocol: ServedProtocol, outcome: 'ok' | 'malformed' | 'error' | 'busy') => void
+  /** How long a slice waits for a grant before it is ended, ms. Default GRANT_WAIT_TIMEOUT_MS. */
+  grantWaitTimeoutMs?: number
 }
 
 type LengthPrefixed = ReturnType<typeof lpStream<Stream>>
@@ -126,6 +128,7 @@ async function sendSlice(
   lp: LengthPrefixed,
   signal: AbortSignal,
   sent: (events: number) => void,
+  grantWaitTimeoutMs: number,
 ): Promise<void> {
   await lp.write(encodeHead(answer.hwm), { signal })
   let credit = window
@@ -157,7 +160,7 @@ async function sendSlice(
       }
       if (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
         await lp.write(encodePause(), { signal })
-        const givenUp = AbortSignal.timeout(GRANT_WAIT_TIMEOUT_MS)
+        const givenUp = AbortSignal.timeout(grantWaitTimeoutMs)
         while (credit === 0 || grantBytes >= MAX_GRANT_BYTES) {
           if (givenUp.aborted) throw new Error('the coordinator granted nothing more in time')
           await Promise.race([
@@ -242,7 +245,14 @@ export async function registerSliceServer(components: SliceServerComponents): Pr
   await serve(SLICE_PROTOCOL, 'slice', 'events', async (bytes, lp, signal) => {
     const request = decodeSliceRequest(bytes)
     const sent = components.sent ?? (() => {})
-    await sendSlice(slice(request, { signal }), request.window ?? request.limit, lp, signal, sent)
+    await sendSlice(
+      slice(request, { signal }),
+      request.window ?? request.limit,
+      lp,
+      signal,
+      sent,
+      components.grantWaitTimeoutMs ?? GRANT_WAIT_TIMEOUT_MS,
+    )
   })
 
   await serve(ROLLUP_PROTOCOL, 'rollup', 'rollups', async (bytes, lp, signal) => {

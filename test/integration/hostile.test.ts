@@ -354,17 +354,85 @@ describe('a hostile peer with the mesh keys', () => {
   })
 })
 
+/** A libp2p host with nothing of a member's on it, for one side of a protocol test. */
+async function bareHost() {
+  return createHost({
+    privateKey: await generateKeyPair('Ed25519'),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+  })
+}
+
+describe('a slice its coordinator stops granting', () => {
+  it('is ended by the member, and its store scan closed, once the grant wait runs out', async () => {
+    const [server, client] = await Promise.all([bareHost(), bareHost()])
+    let scanClosed = false
+    try {
+      await server.start()
+      await client.start()
+      const value = encodeStoredFields({ type: 'app.held', severity: 1 })
+      const tag = memberTag(server.peerId.toString())
+      await registerSliceServer({
+        host: server,
+        slice: () => ({
+          hwm: 1000,
+          batches: (async function* () {
+            try {
+              for (let seq = 1; seq <= 1000; seq++)
+                yield [{ id: idBytes(1000 + seq, tag, seq), value }]
+              return { hwm: 1000, scanned: 1000, more: false }
+            } finally {
+              scanClosed = true
+            }
+          })(),
+        }),
+        lookup: async () => undefined,
+        rollup: async () => [],
+        counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
+        peers: () => [],
+        logger: createRootLogger({ level: 'silent' }),
+        grantWaitTimeoutMs: 300,
+      })
+      await client.dial(server.getMultiaddrs()[0] as Multiaddr, {
+        signal: AbortSignal.timeout(5000),
+      })
+      const stream = await client.dialProtocol(server.peerId, SLICE_PROTOCOL, {
+        signal: AbortSignal.timeout(5000),
+      })
+      const lp = lpStream(stream)
+      await lp.write(
+        encodeSliceRequest({
+          fromMs: 0,
+          toMs: 10_000,
+          reverse: false,
+          types: [],
+          minSeverity: 0,
+          limit: 1000,
+          window: 1,
+        }),
+      )
+      const kinds: string[] = []
+      for (let i = 0; i < 3; i++)
+        kinds.push(
+          decodeAnswer((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray()).kind,
+        )
+      expect(kinds).toEqual(['head', 'batch', 'pause'])
+      // No grant follows: the member gives up on the slice, says so, closes
+      // its side and its scan.
+      const last = decodeAnswer((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray())
+      expect(last.kind).toBe('error')
+      await expect(lp.read({ signal: AbortSignal.timeout(5000) })).rejects.toThrow()
+      await waitFor(() => scanClosed, { what: 'the scan closed' })
+    } finally {
+      await client.stop()
+      await server.stop()
+    }
+  })
+})
+
 describe('an answer of a member that fails', () => {
   it('names no file or path of the member in the error it sends to peers', async () => {
     const logger = createRootLogger({ level: 'silent' })
-    const server = await createHost({
-      privateKey: await generateKeyPair('Ed25519'),
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-    })
-    const client = await createHost({
-      privateKey: await generateKeyPair('Ed25519'),
-      listen: ['/ip4/127.0.0.1/tcp/0'],
-    })
+    const [server, client] = await Promise.all([bareHost(), bareHost()])
     try {
       await server.start()
       await client.start()
