@@ -12,10 +12,10 @@ import { type Collector, createCollector } from './collect/host.ts'
 import type { MemberConfig } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { severityOfRank } from './event/event.ts'
-import { memberTag, tagHex } from './event/id.ts'
+import { memberTag } from './event/id.ts'
 import { createHealthConfig, type HealthConfigStore } from './health/config.ts'
-import { createMemberHealth, type MemberHealth } from './health/evaluator.ts'
-import { decodeHealth, encodeHealth, healthReport } from './health/report.ts'
+import { createMemberHealth, type MemberHealth, maxClockOffsetMs } from './health/evaluator.ts'
+import { encodeHealth, healthReport } from './health/report.ts'
 import type { ArrayRule, MemberRule, Rule } from './health/rules.ts'
 import type { App } from './http/app.ts'
 import { createApp } from './http/app.ts'
@@ -27,30 +27,23 @@ import type { Ingest } from './ingest/ingest.ts'
 import { createIngest } from './ingest/ingest.ts'
 import type { Logger } from './log.ts'
 import { component, createRootLogger } from './log.ts'
-import { defaultTiming, type MemberState, type Membership } from './mesh/membership.ts'
+import { defaultTiming, type Membership } from './mesh/membership.ts'
 import type { Mesh } from './mesh/mesh.ts'
 import { createMesh } from './mesh/mesh.ts'
 import { createSigner, verifySignature } from './mesh/signatures.ts'
-import type { Coordinator, SliceTarget } from './query/coordinator.ts'
+import { createArrayView } from './query/array-view.ts'
+import type { Coordinator } from './query/coordinator.ts'
 import { createCoordinator } from './query/coordinator.ts'
-import { createRollupHandler, queryRollups } from './query/rollups.ts'
-import {
-  createLookupHandler,
-  createSliceHandler,
-  decodedAnswer,
-  decodeStored,
-  typeMatcher,
-} from './query/slice.ts'
-import type { MemberRecorder, MemberStats } from './stats.ts'
+import { createRollupHandler, rollupTotal } from './query/rollups.ts'
+import { createLookupHandler, createSliceHandler } from './query/slice.ts'
+import { createSelfTarget, createTargets } from './query/targets.ts'
+import { createMemberStats, createRecorder } from './stats.ts'
 import type { EventLog } from './store/event-log.ts'
 import { openEventLog, sinceBoot } from './store/event-log.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { startRetention } from './store/retention.ts'
-import { emptyBucket, mergeBucket, RESOLUTIONS_MS } from './store/rollup.ts'
 
 export const VERSION = '0.1.0'
-/** How long the cluster snapshot waits for one member's counters, ms. */
-const CLUSTER_STATS_TIMEOUT_MS = 1000
 
 export interface MemberInit {
   /**
@@ -109,6 +102,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   const clock = init.clock ?? Date.now
   const root = init.logger ?? createRootLogger({ level: config.logLevel, member: config.name })
   const logger = component(root, 'member')
+  const { name } = config
   const dir = join(config.dataDir, 'chorus')
   const identity = await loadOrCreateIdentity(dir)
   const tag = memberTag(identity.peerId)
@@ -120,8 +114,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     maxClockJumpMs: config.maxClockJumpMs,
     monotonic: init.monotonic ?? (init.clock === undefined ? sinceBoot : init.clock),
   })
-  const name = config.name
-
+  const recorder = createRecorder()
   const ingest = createIngest({
     log,
     limits: config.ingestLimits,
@@ -138,141 +131,20 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
           logger: component(root, 'collector'),
         })
       : undefined
-  // The rule set in force, the same on every member (see health/config.ts).
-  let publishRules: (bytes: Uint8Array) => Promise<void> = async () => {}
-  const allowedPeers = new Set(config.allowPeers)
-  const healthConfig = createHealthConfig({
-    selfPeerId: identity.peerId,
-    load: () => log.getRecord('health-config'),
-    save: (bytes) => log.putRecord('health-config', bytes),
-    publish: (bytes) => publishRules(bytes),
-    sign: createSigner(identity.privateKey),
-    verify: verifySignature,
-    allowed: (peerId) => allowedPeers.size === 0 || allowedPeers.has(peerId),
-    ...(config.adminPublicKey === undefined
-      ? {}
-      : { adminKey: parseAdminPublicKey(config.adminPublicKey) as KeyObject }),
-    liveMembers: () =>
-      meshRef?.membership
-        .table()
-        .filter((e) => !e.self && e.state === 'alive')
-        .map((e) => e.member) ?? [],
-    logger: component(root, 'health-config'),
-  })
-  const rules = (): Rule[] => healthConfig.current().rules
-  const arrayRules = () => rules().filter((r): r is ArrayRule => r.kind === 'array')
-  const health = createMemberHealth({
-    rules: () => rules().filter((r): r is MemberRule => r.kind === 'member'),
-    inputs: {
-      async rollup(types, minSeverity, fromMs, toMs) {
-        const matches = typeMatcher(types)
-        const total = emptyBucket()
-        const start = fromMs - (fromMs % RESOLUTIONS_MS[0])
-        for await (const rows of log.scanRollups(0, start, toMs)) {
-          for (const row of rows)
-            if (row.severity >= minSeverity && matches(row.type)) mergeBucket(total, row.bucket)
-        }
-        return total
-      },
-      maxClockOffsetMs() {
-        const others =
-          meshRef?.membership.table().filter((e) => !e.self && e.state === 'alive') ?? []
-        return others.length === 0
-          ? undefined
-          : Math.max(...others.map((e) => Math.abs(e.offsetMs)))
-      },
-      clockJumpMs: () => log.clockJumpMs,
-      clock,
-      log: (event) => ingest.submit([event]),
-    },
-    logger: component(root, 'health'),
-  })
-  const slice = createSliceHandler({ log })
-  const lookup = createLookupHandler({ log })
-  const rollup = createRollupHandler({ log })
-  const self: SliceTarget = {
-    peerId: identity.peerId,
-    name,
-    tag: tagHex(tag),
-    state: 'alive',
-    slice: async (request, options) =>
-      decodedAnswer(slice(request, options), identity.peerId, name),
-    lookup: async (id) => {
-      const stored = await lookup(id)
-      return stored === undefined ? undefined : decodeStored([stored], identity.peerId, name)[0]
-    },
-    rollup: (request, options) => rollup(request, options),
-    stats: async () => counters(),
-  }
-  // The member's readings, read by exporter/ at scrape time; the exporter's
-  // recorder is handed to the parts that time requests.
-  let meshRef: Mesh | undefined
-  const stats: MemberStats = {
-    eventTotals: () =>
-      log
-        .totals()
-        .map((t) => ({ type: t.type, severity: severityOfRank(t.severity), count: t.count })),
-    storeSizeBytes: () => log.sizeBytes(),
-    storeScansOpen: () => log.openScans,
-    membersByState: () => {
-      const counts: Record<MemberState, number> = {
-        alive: 0,
-        suspect: 0,
-        dead: 0,
-        left: 0,
-        conflict: 0,
-      }
-      for (const entry of meshRef?.membership.table() ?? []) counts[entry.state]++
-      return counts
-    },
-    memberTransitions: () => meshRef?.membership.transitions() ?? [],
-    peerRequests: () =>
-      Object.entries(meshRef?.counters.sliceRequests ?? {}).map(([key, count]) => {
-        const [protocol = '', outcome = ''] = key.split(':')
-        return { protocol, outcome, count }
-      }),
-    announcementsDropped: () => meshRef?.counters.announcementsDropped ?? 0,
-    hostSample: () => collector?.latest(),
-    health: () => ({
-      member: health.state(),
-      array:
-        meshRef === undefined
-          ? 'ok'
-          : healthReport(meshRef.membership.table(), arrayRules()).array.state,
+
+  // What this member answers, to peers over the network and to itself directly.
+  const handlers = {
+    slice: createSliceHandler({ log }),
+    lookup: createLookupHandler({ log }),
+    rollup: createRollupHandler({ log }),
+    counters: (): MemberCounters => ({
+      ingestedEvents: recorder.ingestedEvents,
+      queries: recorder.queries,
+      storeSizeBytes: Math.round(log.sizeBytes()),
+      eventTotals: log.totals(),
     }),
   }
-  const exporter = createExporter({
-    stats,
-    typeLimit: config.metricsTypeLimit,
-  })
-  // Counters this member reports to the others for /metrics/cluster.
-  let ingestedEvents = 0
-  let queries = 0
-  const recorder: MemberRecorder = {
-    ingest(seconds, events) {
-      ingestedEvents += events
-      exporter.recorder.ingest(seconds, events)
-    },
-    query(role, kind, seconds) {
-      if (role === 'coordinator') queries++
-      exporter.recorder.query(role, kind, seconds)
-    },
-    memberFailure(status) {
-      exporter.recorder.memberFailure(status)
-    },
-  }
-  const counters = (): MemberCounters => ({
-    ingestedEvents,
-    queries,
-    storeSizeBytes: Math.round(log.sizeBytes()),
-    eventTotals: log.totals(),
-  })
-
-  let started = false
-  let stopping: Promise<void> | undefined
   let server: HttpServer | undefined
-  let retention: { stop(): Promise<void> } | undefined
-
   const mesh = await createMesh({
     privateKey: identity.privateKey,
     peerId: identity.peerId,
@@ -287,85 +159,88 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     timing: defaultTiming(config.announceIntervalMs, config.forgetAfterMs),
     http: () => server?.address ?? '',
     seq: () => log.lastSeq,
-    health: () =>
+    serve: handlers,
+    clock: Date.now,
+    logger: component(root, 'mesh'),
+    recorder,
+  })
+  const { membership } = mesh
+
+  // The rule set in force, the same on every member (see health/config.ts).
+  const allowedPeers = new Set(config.allowPeers)
+  const healthConfig = createHealthConfig({
+    selfPeerId: identity.peerId,
+    load: () => log.getRecord('health-config'),
+    save: (bytes) => log.putRecord('health-config', bytes),
+    publish: (bytes) => mesh.publishHealthConfig(bytes),
+    sign: createSigner(identity.privateKey),
+    verify: verifySignature,
+    allowed: (peerId) => allowedPeers.size === 0 || allowedPeers.has(peerId),
+    ...(config.adminPublicKey === undefined
+      ? {}
+      : { adminKey: parseAdminPublicKey(config.adminPublicKey) as KeyObject }),
+    liveMembers: () =>
+      membership
+        .table()
+        .filter((e) => !e.self && e.state === 'alive')
+        .map((e) => e.member),
+    logger: component(root, 'health-config'),
+  })
+  mesh.onHealthConfig((bytes, from) => void healthConfig.receive(bytes, from))
+  const rules = (): Rule[] => healthConfig.current().rules
+  const arrayRules = () => rules().filter((r): r is ArrayRule => r.kind === 'array')
+  const health = createMemberHealth({
+    rules: () => rules().filter((r): r is MemberRule => r.kind === 'member'),
+    inputs: {
+      rollup: (types, minSeverity, fromMs, toMs) =>
+        rollupTotal(log, types, minSeverity, fromMs, toMs),
+      maxClockOffsetMs: () => maxClockOffsetMs(membership.table()),
+      clockJumpMs: () => log.clockJumpMs,
+      clock,
+      log: (event) => ingest.submit([event]),
+    },
+    logger: component(root, 'health'),
+  })
+  // The member announces its health as its rules last found it.
+  health.onEvaluated(() =>
+    mesh.setHealth(
       encodeHealth(
         health.state(),
         health.fired().map((f) => f.rule),
       ),
-    slice,
-    lookup,
-    rollup,
-    counters,
-    self,
-    clock: Date.now,
-    logger: component(root, 'mesh'),
-    recorder,
-    onHealthConfig: (bytes, from) => void healthConfig.receive(bytes, from),
-  })
-  meshRef = mesh
-  publishRules = (bytes) => mesh.publishHealthConfig(bytes)
-  const cluster = createClusterExporter({
-    source: {
-      async members() {
-        const targets = new Map(mesh.targets().map((t) => [t.peerId, t]))
-        return Promise.all(
-          mesh.membership.table().map(async (entry) => {
-            const row = {
-              member: entry.member,
-              name: entry.name,
-              state: entry.state,
-              health: decodeHealth(entry.health).state,
-            }
-            const target = targets.get(entry.member)
-            if (target === undefined || entry.state === 'dead' || entry.state === 'conflict')
-              return row
-            try {
-              return {
-                ...row,
-                counters: await target.stats({
-                  signal: AbortSignal.timeout(CLUSTER_STATS_TIMEOUT_MS),
-                }),
-              }
-            } catch {
-              return row
-            }
-          }),
-        )
-      },
-      async valueQuantiles(quantiles) {
-        const now = clock()
-        const answer = await queryRollups(
-          mesh.targets(),
-          {
-            request: {
-              // The last complete minute: a stable figure, at most a minute old.
-              fromMs: now - (now % 60_000) - 60_000,
-              toMs: now - (now % 60_000),
-              resolution: 1,
-              stepMs: 60_000,
-              types: [],
-              minSeverity: 0,
-              byType: true,
-              bySeverity: false,
-            },
-            members: [],
-            byMember: false,
-            quantiles,
-            timeoutMs: CLUSTER_STATS_TIMEOUT_MS,
-          },
-          '1m',
-        )
-        return answer.series.flatMap((s) =>
-          s.key.type === undefined || s.buckets[0]?.quantiles === undefined
-            ? []
-            : [{ type: s.key.type, quantiles: s.buckets[0].quantiles }],
-        )
-      },
-      onChange: (listener) => mesh.membership.onChange(listener),
-    },
+    ),
+  )
+  const healthOfArray = () => healthReport(membership.table(), arrayRules())
+
+  // Queries: this member and its peers, asked through one fan-out.
+  const targets = createTargets(
+    createSelfTarget({ peerId: identity.peerId, name, tag, ...handlers }),
+    () => mesh.peers(),
+  )
+  const coordinator = createCoordinator({ targets, recorder })
+
+  // Metrics: the member's own, and the array's from one target.
+  const exporter = createExporter({
+    stats: createMemberStats({
+      log,
+      membership,
+      mesh,
+      ...(collector === undefined ? {} : { collector }),
+      health: () => ({ member: health.state(), array: healthOfArray().array.state }),
+      severityOf: severityOfRank,
+    }),
     typeLimit: config.metricsTypeLimit,
   })
-  const coordinator = createCoordinator({ targets: () => mesh.targets(), recorder })
+  recorder.attach(exporter.recorder)
+  const cluster = createClusterExporter({
+    source: createArrayView({
+      targets,
+      table: () => membership.table(),
+      onChange: (listener) => membership.onChange(listener),
+      clock,
+    }),
+    typeLimit: config.metricsTypeLimit,
+  })
 
   const credentials = createCredentials({
     tokens: config.tokens,
@@ -374,6 +249,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     logger: component(root, 'credentials'),
   })
   credentials.onTls((tls) => server?.setTls(tls))
+  let started = false
+  let stopping: Promise<void> | undefined
+  let retention: { stop(): Promise<void> } | undefined
   const app = createApp({
     ingest,
     coordinator,
@@ -384,13 +262,13 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     logger: component(root, 'http'),
     ready: () => started && stopping === undefined && log.writeError === undefined,
     version: VERSION,
-    membership: mesh.membership,
+    membership,
     selfPeerId: identity.peerId,
-    rollupTargets: () => mesh.targets(),
+    rollupTargets: targets,
     tokens: credentials.tokens,
     loopbackOnly: isLoopback(config.http.host),
     maxConcurrentQueries: config.maxConcurrentQueries,
-    health: () => healthReport(mesh.membership.table(), arrayRules()),
+    health: healthOfArray,
     healthConfig,
     recorder,
     metrics: (accept) => exporter.metrics(accept),
@@ -415,7 +293,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     health,
     healthConfig,
     collector,
-    membership: mesh.membership,
+    membership,
     p2pAddrs: () => mesh.addrs(),
     reloadCredentials: (load) => credentials.reload(load),
     async start() {

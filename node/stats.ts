@@ -7,7 +7,7 @@ import type { HostSample } from './collect/host.ts'
 import type { Severity } from './event/event.ts'
 import type { HealthState } from './health/rules.ts'
 import type { MemberState } from './mesh/membership.ts'
-import type { MemberStatus } from './query/coordinator.ts'
+import type { MemberStatus } from './query/fan-out.ts'
 
 export interface MemberStats {
   /** Events ever logged here, by type and severity (from the store: they survive restarts). */
@@ -39,4 +39,97 @@ export interface MemberRecorder {
   query(role: 'coordinator' | 'member', kind: QueryKind, seconds: number): void
   /** A member that did not answer a coordinator, by the row's status. */
   memberFailure(status: Exclude<MemberStatus, 'ok'>): void
+}
+
+/**
+ * The member's recorder: it keeps the two counts a member reports to the
+ * others (/chorus/stats/1) and passes every observation on to the recorders
+ * attached (the exporter's), so the parts that observe can be built before
+ * whoever listens.
+ */
+export interface Recorder extends MemberRecorder {
+  /** Events stored by ingest since start. */
+  readonly ingestedEvents: number
+  /** Queries this member coordinated since start. */
+  readonly queries: number
+  /** Passes every later observation on to `recorder` too. */
+  attach(recorder: MemberRecorder): void
+}
+
+export function createRecorder(): Recorder {
+  const attached: MemberRecorder[] = []
+  let ingestedEvents = 0
+  let queries = 0
+  return {
+    get ingestedEvents() {
+      return ingestedEvents
+    },
+    get queries() {
+      return queries
+    },
+    attach(recorder) {
+      attached.push(recorder)
+    },
+    ingest(seconds, events) {
+      ingestedEvents += events
+      for (const r of attached) r.ingest(seconds, events)
+    },
+    query(role, kind, seconds) {
+      if (role === 'coordinator') queries++
+      for (const r of attached) r.query(role, kind, seconds)
+    },
+    memberFailure(status) {
+      for (const r of attached) r.memberFailure(status)
+    },
+  }
+}
+
+/** The parts a member's readings come from, as far as the readings need them. */
+export interface StatsParts {
+  log: {
+    totals(): Array<{ type: string; severity: number; count: number }>
+    sizeBytes(): number
+    readonly openScans: number
+  }
+  membership: {
+    table(): Array<{ state: MemberState }>
+    transitions(): Array<{ from: MemberState; to: MemberState; count: number }>
+  }
+  mesh: {
+    counters: {
+      announcementsDropped: number
+      peerRequests: Array<{ protocol: string; outcome: string; count: number }>
+    }
+  }
+  collector?: { latest(): HostSample | undefined }
+  health: () => { member: HealthState; array: HealthState }
+  severityOf: (rank: number) => Severity
+}
+
+/** The member's readings (MemberStats) from its parts. */
+export function createMemberStats(parts: StatsParts): MemberStats {
+  return {
+    eventTotals: () =>
+      parts.log
+        .totals()
+        .map((t) => ({ type: t.type, severity: parts.severityOf(t.severity), count: t.count })),
+    storeSizeBytes: () => parts.log.sizeBytes(),
+    storeScansOpen: () => parts.log.openScans,
+    membersByState: () => {
+      const counts: Record<MemberState, number> = {
+        alive: 0,
+        suspect: 0,
+        dead: 0,
+        left: 0,
+        conflict: 0,
+      }
+      for (const entry of parts.membership.table()) counts[entry.state]++
+      return counts
+    },
+    memberTransitions: () => parts.membership.transitions(),
+    peerRequests: () => parts.mesh.counters.peerRequests.map((r) => ({ ...r })),
+    announcementsDropped: () => parts.mesh.counters.announcementsDropped,
+    hostSample: () => parts.collector?.latest(),
+    health: parts.health,
+  }
 }

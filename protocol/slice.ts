@@ -91,3 +91,17 @@ export interface RollupSeries {
   severity?: number
   buckets: Array<{ t: number; bucket: Uint8Array }>
 }
+
+/**
+ * Most cells of one rollup answer: series × steps × max(1, quantiles), and
+ * most buckets one member's rollup answer may hold. About 12 MB of JSON at
+ * most, built in well under a second: a day at 1 min steps for 69 series, or
+ * an hour at 10 s steps with 10 quantiles for 27.
+ */
+export const MAX_ROLLUP_CELLS = 100_000
+/**
+ * Most sketch bins (in memory) a coordinator takes from one member's rollup
+ * answer: 4 Mi bins, about 32 MB. A sketch's dense stores span its smallest
+ * to largest bin, so a few bytes on the wire can cost kilobytes decoded.
+ */
+export const MAX_ROLLUP_ANSWER_BINS = 4 * 1024 * 1024

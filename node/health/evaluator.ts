@@ -43,6 +43,8 @@ export interface MemberHealth {
   fired(): FiredRule[]
   /** Evaluates every rule now. */
   evaluate(): Promise<void>
+  /** Calls `listener` after every evaluation (its state and fired rules may have changed); returns an unsubscribe function. */
+  onEvaluated(listener: () => void): () => void
   start(): void
   /** Stops the timer and resolves once an evaluation under way has ended. */
   stop(): Promise<void>
@@ -97,6 +99,7 @@ export function createMemberHealth(init: {
   let state: HealthState = 'ok'
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> | undefined
+  const listeners = new Set<() => void>()
 
   async function currentValue(rule: MemberRule, now: number): Promise<number | undefined> {
     if ('clockOffsetMs' in rule.metric) return inputs.maxClockOffsetMs()
@@ -169,18 +172,28 @@ export function createMemberHealth(init: {
     return out
   }
 
+  const evaluated = () => {
+    for (const listener of listeners) listener()
+  }
+
   return {
     state: () => state,
     fired,
+    onEvaluated(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
     evaluate: () => {
       running ??= evaluate().finally(() => {
         running = undefined
+        evaluated()
       })
       return running
     },
     start() {
       timer = setInterval(() => {
         running ??= evaluate()
+          .then(evaluated)
           .catch((err: unknown) => init.logger.warn({ err }, 'health evaluation failed'))
           .finally(() => {
             running = undefined
@@ -237,4 +250,12 @@ export function evaluateArray(
     }
   }
   return { state, rules: firing }
+}
+
+/** The largest |clock offset| of the other live members of a table, ms; undefined when there are none. */
+export function maxClockOffsetMs(
+  table: ReadonlyArray<{ self: boolean; state: string; offsetMs: number }>,
+): number | undefined {
+  const others = table.filter((e) => !e.self && e.state === 'alive')
+  return others.length === 0 ? undefined : Math.max(...others.map((e) => Math.abs(e.offsetMs)))
 }

@@ -206,10 +206,8 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
           timeoutMs,
         },
         formatDuration(stepMs),
-        { signal: c.req.raw.signal },
+        { signal: c.req.raw.signal, recorder: components.recorder },
       )
-      for (const row of answer.members)
-        if (row.status !== 'ok') components.recorder.memberFailure(row.status)
       components.recorder.query('coordinator', 'rollups', (performance.now() - started) / 1000)
       return c.json(answer, 200)
     },

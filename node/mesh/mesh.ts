@@ -1,6 +1,7 @@
 // The member's place in the mesh: the libp2p host, membership gossip on its
-// topic, joining through any member's address, the slice and lookup servers,
-// and the coordinator's view of the other members as SliceTargets.
+// topic, joining through any member's address, the chorus protocols it
+// serves (protocols/), and a client of each other member's protocols. It
+// knows nothing of queries: query/ asks the clients it offers (`peers()`).
 
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
@@ -11,25 +12,26 @@ import {
   HEALTH_CONFIG_TOPIC,
   MEMBERS_TOPIC,
   type MemberCounters,
+  type RollupRequest,
+  type SliceAnswer,
+  type SliceRequest,
 } from '../../protocol/index.ts'
 import { ConfigError } from '../errors.ts'
+import type { ChorusEvent } from '../event/event.ts'
 import { memberTag, tagHex } from '../event/id.ts'
 import type { Logger } from '../log.ts'
-import type { SliceTarget } from '../query/coordinator.ts'
-import type { RollupHandler } from '../query/rollups.ts'
-import type { LookupHandler, SliceHandler } from '../query/slice.ts'
 import type { MemberRecorder } from '../stats.ts'
+import type { BucketSeries } from '../store/rollup.ts'
 import { createHost, type Host } from './host.ts'
 import { createMembership, type Membership, type MembershipTiming } from './membership.ts'
+import { createServedProtocols, type ServedComponents } from './protocols/index.ts'
+import { remoteLookup } from './protocols/lookup.ts'
+import { remotePeers } from './protocols/peers.ts'
+import { remoteRollup } from './protocols/rollup.ts'
+import { remoteSlice } from './protocols/slice.ts'
+import { remoteStats } from './protocols/stats.ts'
+import type { Peer, ServedName, ServedOutcome } from './protocols/stream.ts'
 import { createSigner, sealAnnouncement, verifyAnnouncement } from './signatures.ts'
-import {
-  remoteLookup,
-  remotePeers,
-  remoteRollup,
-  remoteSlice,
-  remoteStats,
-} from './slice-client.ts'
-import { registerSliceServer } from './slice-server.ts'
 
 /**
  * Announcements accepted per sender: a bucket of ANNOUNCE_BURST refilled at
@@ -61,27 +63,34 @@ export interface MeshInit {
   timing: MembershipTiming
   http: () => string
   seq: () => number
-  health: () => string
-  slice: SliceHandler
-  lookup: LookupHandler
-  rollup: RollupHandler
-  counters: () => MemberCounters
-  /** This member as the coordinator asks it: by a direct call. */
-  self: SliceTarget
+  /** What this member answers its peers' requests from (its own store and counters). */
+  serve: Omit<ServedComponents, 'peers' | 'sent'>
   clock: () => number
   logger: Logger
   recorder?: MemberRecorder
-  /** Takes a gossiped health rule set from the member that sent it (validated by the receiver). */
-  onHealthConfig?: (bytes: Uint8Array, from: string) => void
 }
 
 export interface MeshCounters {
   /** Announcements dropped by the topic validator (undecodable, unsigned, or not from the member they name). */
   announcementsDropped: number
   announcementsReceived: number
-  sliceRequests: Record<string, number>
+  /** Requests peers made of this member, by protocol and outcome. */
+  peerRequests: Array<{ protocol: ServedName; outcome: ServedOutcome; count: number }>
   /** Events this member has written to peers' slice streams. */
   sliceEventsSent: number
+}
+
+/** Another member as this one can ask it: who it is, its state, and a client of each protocol. */
+export interface PeerClient {
+  peerId: string
+  name: string
+  /** Hex of the member's 40-bit id tag. */
+  tag: string
+  state: 'alive' | 'suspect' | 'dead' | 'conflict'
+  slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
+  lookup(id: Uint8Array, options: { signal: AbortSignal }): Promise<ChorusEvent | undefined>
+  rollup(request: RollupRequest, options: { signal: AbortSignal }): Promise<BucketSeries[]>
+  stats(options: { signal: AbortSignal }): Promise<MemberCounters>
 }
 
 export interface Mesh {
@@ -90,10 +99,14 @@ export interface Mesh {
   readonly counters: MeshCounters
   /** Multiaddrs this member listens on, each with /p2p/<peer id>. */
   addrs(): string[]
-  /** The members the coordinator may ask, this member first. */
-  targets(): SliceTarget[]
+  /** Every other member in the table but those that left, as clients of their protocols. */
+  peers(): PeerClient[]
   /** Gossips the health rule set this member holds. */
   publishHealthConfig(bytes: Uint8Array): Promise<void>
+  /** Calls `listener` with each gossiped health rule set and the member that sent it (the listener validates it). */
+  onHealthConfig(listener: (bytes: Uint8Array, from: string) => void): void
+  /** This member's own health as it announces it (`ok`, or `warning:rule,rule`…). Default `ok`. */
+  setHealth(health: string): void
   start(): Promise<void>
   stop(options: { leaving: boolean }): Promise<void>
 }
@@ -110,7 +123,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
   const counters: MeshCounters = {
     announcementsDropped: 0,
     announcementsReceived: 0,
-    sliceRequests: {},
+    peerRequests: [],
     sliceEventsSent: 0,
   }
   const peerIds = new Map<string, PeerId>()
@@ -147,6 +160,8 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
   }
 
   const sign = createSigner(init.privateKey)
+  let health = 'ok'
+  const healthConfigListeners: Array<(bytes: Uint8Array, from: string) => void> = []
   /** This member's latest signed announcement, the first of what it passes on to a joining member. */
   let ownWord: Uint8Array | undefined
 
@@ -159,7 +174,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       http: init.http,
       addrs: () => listenAddrs().map((a) => a.replace(/\/p2p\/[^/]+$/, '')),
       seq: init.seq,
-      health: init.health,
+      health: () => health,
     },
     timing: init.timing,
     clock: init.clock,
@@ -222,7 +237,9 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     const message = event.detail
     if (message.topic === HEALTH_CONFIG_TOPIC) {
       // Signed (the validator took no other), so `from` is who sent it.
-      if (message.type === 'signed') init.onHealthConfig?.(message.data, message.from.toString())
+      if (message.type === 'signed')
+        for (const listener of healthConfigListeners)
+          listener(message.data, message.from.toString())
       return
     }
     if (message.topic !== MEMBERS_TOPIC) return
@@ -244,21 +261,23 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       membership.announceNow()
   })
 
-  await registerSliceServer({
+  const served = createServedProtocols({
     host,
-    slice: init.slice,
-    lookup: init.lookup,
-    rollup: init.rollup,
-    counters: init.counters,
-    peers: () => (ownWord === undefined ? [] : [ownWord, ...membership.known()]),
     logger,
-    served: (kind, seconds) => init.recorder?.query('member', kind, seconds),
-    sent: (events) => {
-      counters.sliceEventsSent += events
+    components: {
+      ...init.serve,
+      peers: () => (ownWord === undefined ? [] : [ownWord, ...membership.known()]),
+      sent: (events) => {
+        counters.sliceEventsSent += events
+      },
     },
+    served: (kind, seconds) => init.recorder?.query('member', kind, seconds),
     count: (protocol, outcome) => {
-      const key = `${protocol}:${outcome}`
-      counters.sliceRequests[key] = (counters.sliceRequests[key] ?? 0) + 1
+      const row = counters.peerRequests.find(
+        (r) => r.protocol === protocol && r.outcome === outcome,
+      )
+      if (row === undefined) counters.peerRequests.push({ protocol, outcome, count: 1 })
+      else row.count++
     },
   })
 
@@ -273,7 +292,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
    */
   async function meetPeersOf(peer: PeerId, signal: AbortSignal) {
     try {
-      const known = await remotePeers(host, peer, peer.toString(), { signal })
+      const known = await remotePeers({ host, id: peer, name: peer.toString() }, { signal })
       for (const signed of known) {
         const a = signed.announcement
         if (allowed !== undefined && !allowed.has(a.peerId)) continue
@@ -319,30 +338,38 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     membership,
     counters,
     addrs: listenAddrs,
-    targets() {
-      const out: SliceTarget[] = [init.self]
+    peers() {
+      const out: PeerClient[] = []
       for (const entry of membership.table()) {
         if (entry.self || entry.state === 'left') continue
-        const peer = peerIdOf(entry.member)
+        const peer: Peer = { host, id: peerIdOf(entry.member), name: entry.name }
         const tag = memberTag(entry.member)
         out.push({
           peerId: entry.member,
           name: entry.name,
           tag: tagHex(tag),
           state: entry.state,
-          slice: (request, options) => remoteSlice(host, peer, entry.name, tag, request, options),
-          lookup: (id, options) => remoteLookup(host, peer, entry.name, id, options),
-          rollup: (request, options) => remoteRollup(host, peer, entry.name, request, options),
-          stats: (options) => remoteStats(host, peer, entry.name, options),
+          slice: (request, options) => remoteSlice(peer, tag, request, options),
+          lookup: (id, options) => remoteLookup(peer, id, options),
+          rollup: (request, options) => remoteRollup(peer, request, options),
+          stats: (options) => remoteStats(peer, options),
         })
       }
       return out
+    },
+    onHealthConfig(listener) {
+      healthConfigListeners.push(listener)
+    },
+    setHealth(text) {
+      health = text
     },
     async publishHealthConfig(bytes) {
       if (host.status !== 'started') return
       await pubsub.publish(HEALTH_CONFIG_TOPIC, bytes)
     },
     async start() {
+      // Handled before the host listens, so no peer finds a protocol missing.
+      await served.start()
       try {
         await host.start()
       } catch (err) {
@@ -367,6 +394,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
         // Give the leaving announcement a moment on the wire before closing it.
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
+      await served.stop()
       await host.stop()
     },
   }

@@ -4,7 +4,7 @@
 // merges the slices in the array's order, stops at the limit, and answers with
 // a page of the result set, its ids, its cursors and one row per member.
 // Membership, fan-out and merging are kept apart, as in Serf: this module
-// sees members only as SliceTargets.
+// sees members only as SliceTargets, and asks them through fan-out.ts.
 
 import type { MemberCounters } from '../../protocol/index.ts'
 import type {
@@ -18,26 +18,27 @@ import { NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
 import type { MemberRecorder } from '../stats.ts'
+import type { BucketSeries } from '../store/rollup.ts'
 import type { CursorState, EventQuery } from './cursor.ts'
 import { encodeCursor } from './cursor.ts'
+import {
+  type Call,
+  collect,
+  type FanOutTarget,
+  type MemberRow,
+  matchesMembers,
+  notAskedRow,
+  recordRows,
+  startCall,
+} from './fan-out.ts'
 import { createHeap, scanOrder } from './merge.ts'
-import type { BucketSeries } from './rollups.ts'
+
+export type { MemberRow, MemberStatus } from './fan-out.ts'
 
 /** Smallest first grant of events to a member. */
 const MIN_WINDOW = 32
 /** Default per-member deadline of a query, in ms. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 2000
-
-export type MemberStatus = 'ok' | 'timed_out' | 'unreachable' | 'error' | 'dead' | 'unsupported'
-
-export interface MemberRow {
-  member: string
-  name: string
-  status: MemberStatus
-  count: number
-  ms: number
-  error?: string
-}
 
 export interface ResultPage {
   events: ChorusEvent[]
@@ -49,17 +50,10 @@ export interface ResultPage {
   partial: boolean
 }
 
-/** One member as the coordinator sees it: how to ask it for a slice or an event. */
-export interface SliceTarget {
-  peerId: string
-  name: string
+/** One member as the coordinator sees it: how to ask it for a slice, an event, rollups or counters. */
+export interface SliceTarget extends FanOutTarget {
   /** Hex of the member's 40-bit id tag. */
   tag: string
-  /**
-   * `dead` members are not asked and get a `dead` row; a member in `conflict`
-   * (its name is taken) is not asked either and gets an `error` row.
-   */
-  state: 'alive' | 'suspect' | 'dead' | 'conflict'
   /** Resolves once the member's answer has begun (its high-water mark is known). */
   slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
   lookup(id: Uint8Array, options: { signal: AbortSignal }): Promise<ChorusEvent | undefined>
@@ -87,35 +81,10 @@ export interface Coordinator {
   lookup(id: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<ChorusEvent>
 }
 
-/** The error name the mesh uses when a peer does not speak the protocol version. */
-export const UNSUPPORTED_PROTOCOL_ERROR = 'UnsupportedProtocolError'
-const UNREACHABLE_ERRORS = new Set(['UnreachableError', 'DialError', 'ConnectionClosedError'])
-
 function idBound(id: string | undefined): IdBound | undefined {
   if (id === undefined) return undefined
   const bytes = decodeId(id)
   return bytes === undefined ? undefined : { id: bytes, inclusive: false }
-}
-
-/** The row of a member that is not asked, or undefined when it is asked. */
-function notAskedRow(target: SliceTarget): MemberRow | undefined {
-  if (target.state === 'dead')
-    return { member: target.peerId, name: target.name, status: 'dead', count: 0, ms: 0 }
-  if (target.state === 'conflict') {
-    return {
-      member: target.peerId,
-      name: target.name,
-      status: 'error',
-      count: 0,
-      ms: 0,
-      error: `name conflict: another member is called ${target.name}`,
-    }
-  }
-  return undefined
-}
-
-function matchesMemberFilter(target: SliceTarget, filter: readonly string[]): boolean {
-  return filter.length === 0 || filter.includes(target.name) || filter.includes(target.peerId)
 }
 
 /**
@@ -124,7 +93,7 @@ function matchesMemberFilter(target: SliceTarget, filter: readonly string[]): bo
  * can stop reading (and cancel) as soon as the page is full.
  */
 interface Source {
-  target: SliceTarget
+  call: Call<SliceTarget>
   opening: Promise<SliceAnswer<ChorusEvent>>
   stream?: AsyncGenerator<ChorusEvent[], SliceTrailer, 'peek' | undefined>
   /** From the member's answer: true while it waits for a grant with more events in hand. */
@@ -136,12 +105,6 @@ interface Source {
   done: boolean
   failed: boolean
   trailer?: SliceTrailer
-  row: MemberRow
-  started: number
-  deadline: AbortSignal
-  cancel: AbortController
-  /** Rejects when the source's signal aborts, so a stream that ignores it cannot hold the answer. */
-  aborted: Promise<never>
 }
 
 function openSource(
@@ -150,32 +113,11 @@ function openSource(
   timeoutMs: number,
   parent: AbortSignal | undefined,
 ): Source {
-  const deadline = AbortSignal.timeout(timeoutMs)
-  const cancel = new AbortController()
-  const signals = [deadline, cancel.signal]
-  if (parent !== undefined) signals.push(parent)
-  const signal = AbortSignal.any(signals)
-  const aborted = new Promise<never>((_, reject) => {
-    if (signal.aborted) reject(signal.reason)
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true })
-  })
-  aborted.catch(() => {})
-  const opening = target.slice(request, { signal })
-  // Raced against `aborted`; a rejection after the race is lost must not go unhandled.
+  const call = startCall(target, timeoutMs, parent)
+  const opening = target.slice(request, { signal: call.signal })
+  // Raced against the call's signal; a rejection after the race is lost must not go unhandled.
   opening.catch(() => {})
-  return {
-    target,
-    opening,
-    buffer: [],
-    at: 0,
-    done: false,
-    failed: false,
-    row: { member: target.peerId, name: target.name, status: 'ok', count: 0, ms: 0 },
-    started: performance.now(),
-    deadline,
-    cancel,
-    aborted,
-  }
+  return { call, opening, buffer: [], at: 0, done: false, failed: false }
 }
 
 const needsFill = (s: Source) => !s.done && !s.failed && s.at >= s.buffer.length
@@ -184,7 +126,7 @@ const needsFill = (s: Source) => !s.done && !s.failed && s.at >= s.buffer.length
 async function fill(source: Source, peek = false): Promise<void> {
   try {
     if (source.stream === undefined) {
-      const answer = await Promise.race([source.opening, source.aborted])
+      const answer = await source.call.race(source.opening)
       source.hwm = answer.hwm
       source.stream = answer.batches
       if (answer.waiting !== undefined) source.waiting = answer.waiting
@@ -192,13 +134,11 @@ async function fill(source: Source, peek = false): Promise<void> {
     // A peek is one read: a member waiting for a grant answers it with an
     // empty batch (and `waiting`), which must not loop.
     for (let reads = 0; needsFill(source) && !(peek && reads > 0); reads++) {
-      const reading = source.stream.next(peek ? 'peek' : undefined)
-      reading.catch(() => {})
-      const next = await Promise.race([reading, source.aborted])
+      const next = await source.call.race(source.stream.next(peek ? 'peek' : undefined))
       if (next.done === true) {
         source.trailer = next.value
         source.done = true
-        source.row.ms = Math.round(performance.now() - source.started)
+        source.call.done()
       } else {
         source.buffer = next.value
         source.at = 0
@@ -208,19 +148,7 @@ async function fill(source: Source, peek = false): Promise<void> {
     source.failed = true
     source.buffer = []
     source.at = 0
-    source.row.ms = Math.round(performance.now() - source.started)
-    const name = err instanceof Error ? err.name : ''
-    if (source.deadline.aborted) {
-      source.row.status = 'timed_out'
-    } else {
-      source.row.status =
-        name === UNSUPPORTED_PROTOCOL_ERROR
-          ? 'unsupported'
-          : UNREACHABLE_ERRORS.has(name)
-            ? 'unreachable'
-            : 'error'
-      source.row.error = err instanceof Error ? err.message : String(err)
-    }
+    source.call.fail(err)
     void source.stream?.return(undefined as unknown as SliceTrailer).catch(() => {})
     // An answer that begins after we gave up on it must still be closed.
     if (source.stream === undefined) {
@@ -234,8 +162,7 @@ async function fill(source: Source, peek = false): Promise<void> {
 /** Stops reading a source whose events the page no longer needs. */
 function close(source: Source): void {
   if (source.done || source.failed) return
-  source.row.ms = Math.round(performance.now() - source.started)
-  source.cancel.abort(new Error('page full'))
+  source.call.cancel('page full')
   void source.stream?.return(undefined as unknown as SliceTrailer).catch(() => {})
 }
 
@@ -257,7 +184,7 @@ async function mergeSources(sources: Source[], reverse: boolean, limit: number) 
     if (source === undefined) break
     events.push(source.buffer[source.at] as ChorusEvent)
     source.at++
-    source.row.count++
+    source.call.row.count++
     if (needsFill(source)) await fill(source)
     if (source.at < source.buffer.length) heap.push(source)
   }
@@ -291,7 +218,7 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
       const absent: string[] = []
       if (marks === undefined) {
         for (const target of all) {
-          if (!matchesMemberFilter(target, q.members)) continue
+          if (!matchesMembers(target, q.members)) continue
           const row = notAskedRow(target)
           if (row === undefined) asked.push(target)
           else {
@@ -369,7 +296,7 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
 
       const newMarks: Array<[string, number]> = cursor?.marks ?? [
         ...sources.map((s): [string, number] => [
-          s.target.tag,
+          s.call.target.tag,
           s.failed || s.hwm === undefined ? -1 : s.hwm,
         ]),
         ...absent.map((tag): [string, number] => [tag, -1]),
@@ -397,9 +324,8 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
             : cursorAt('next', (cursor as CursorState).position, !(cursor as CursorState).inclusive)
       }
 
-      const memberRows = [...sources.map((s) => s.row), ...rows]
-      for (const row of memberRows)
-        if (row.status !== 'ok') components.recorder?.memberFailure(row.status)
+      const memberRows = [...sources.map((s) => s.call.row), ...rows]
+      const partial = recordRows(memberRows, components.recorder)
       return {
         events,
         firstId: first?.id ?? null,
@@ -407,7 +333,7 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
         next,
         prev,
         members: memberRows,
-        partial: memberRows.some((r) => r.status !== 'ok'),
+        partial,
       }
     },
 
@@ -421,17 +347,21 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
       if (owner === undefined) {
         throw new NotFoundError(`no member of this array owns id ${id}`)
       }
-      const deadline = AbortSignal.timeout(options.timeoutMs)
-      const signal =
-        options.signal === undefined ? deadline : AbortSignal.any([options.signal, deadline])
-      let event: ChorusEvent | undefined
-      try {
-        event = await owner.lookup(bytes, { signal })
-      } catch (err) {
+      const [asked] = await collect(
+        // Asked whatever its state: only the owner can say, and it may be back.
+        [{ ...owner, state: 'alive' }],
+        options.signal === undefined
+          ? { timeoutMs: options.timeoutMs }
+          : { timeoutMs: options.timeoutMs, signal: options.signal },
+        (target, signal) => target.lookup(bytes, { signal }),
+      )
+      const row = asked?.row
+      if (row === undefined || row.status !== 'ok') {
         throw new OwnerUnreachableError(
-          `the owner of ${id} (${owner.name}) could not be asked: ${err instanceof Error ? err.message : String(err)}`,
+          `the owner of ${id} (${owner.name}) could not be asked: ${row?.error ?? row?.status ?? 'no answer'}`,
         )
       }
+      const event = asked?.answer
       if (event === undefined) throw new NotFoundError(`${owner.name} has no event with id ${id}`)
       return event
     },

@@ -14,39 +14,39 @@
 // the protocol's limits becomes an `error` row), and a member refuses to
 // assemble more series or buckets than it may send.
 
-import { MAX_ROLLUP_SERIES, ProtocolError } from '../../protocol/codec.ts'
+import { MAX_ROLLUP_CELLS, MAX_ROLLUP_SERIES, ProtocolError } from '../../protocol/index.ts'
+
+export { MAX_ROLLUP_ANSWER_BINS, MAX_ROLLUP_CELLS } from '../../protocol/index.ts'
+
 import type { RollupRequest } from '../../protocol/slice.ts'
 import { InvalidInputError } from '../errors.ts'
 import { severityOfRank } from '../event/event.ts'
+import type { MemberRecorder } from '../stats.ts'
 import type { EventLog } from '../store/event-log.ts'
 import {
   type Bucket,
+  type BucketSeries,
   copyBucket,
   emptyBucket,
   mergeBucket,
   quantile,
   RESOLUTIONS_MS,
 } from '../store/rollup.ts'
-import type { MemberRow } from './coordinator.ts'
+import {
+  collect,
+  type FanOutTarget,
+  type MemberRow,
+  matchesMembers,
+  recordRows,
+} from './fan-out.ts'
 import { typeMatcher } from './slice.ts'
+
+export type { BucketSeries } from '../store/rollup.ts'
 
 /** Most steps one rollup answer may hold. */
 export const MAX_ROLLUP_STEPS = 10_000
 /** Most quantiles one rollup query may ask for (`q`). */
 export const MAX_ROLLUP_QUANTILES = 10
-/**
- * Most cells of one rollup answer: series × steps × max(1, quantiles). About
- * 12 MB of JSON at most, built in well under a second: a day at 1 min steps
- * for 69 series, or an hour at 10 s steps with 10 quantiles for 27.
- */
-export const MAX_ROLLUP_CELLS = 100_000
-/**
- * Most sketch bins (in memory) a coordinator takes from one member's answer:
- * 4 Mi bins, about 32 MB. A sketch's dense stores span its smallest to largest
- * bin, so a few bytes on the wire can cost kilobytes decoded.
- */
-export const MAX_ROLLUP_ANSWER_BINS = 4 * 1024 * 1024
-
 /** Cells of an answer (see MAX_ROLLUP_CELLS). */
 export function rollupCells(series: number, steps: number, quantiles: number): number {
   return series * steps * Math.max(1, quantiles)
@@ -59,13 +59,6 @@ function tooManyCells(cells: number, fields: string[]): InvalidInputError {
     fields.map((field) => ({ field, message: rule })),
     'limit_exceeded',
   )
-}
-
-/** A group's buckets as the member side answers them. */
-export interface BucketSeries {
-  type?: string
-  severity?: number
-  buckets: Array<{ t: number; bucket: Bucket }>
 }
 
 export type RollupHandler = (
@@ -136,10 +129,7 @@ export function resolutionFor(stepMs: number): number | undefined {
   return undefined
 }
 
-export interface RollupTarget {
-  peerId: string
-  name: string
-  state: 'alive' | 'suspect' | 'dead' | 'conflict'
+export interface RollupTarget extends FanOutTarget {
   rollup(request: RollupRequest, options: { signal: AbortSignal }): Promise<BucketSeries[]>
 }
 
@@ -190,24 +180,20 @@ function bucketJson(t: number, b: Bucket, quantiles: number[]): RollupBucketJson
   return out
 }
 
-/** Asks every member for its rollups and merges them into one answer. */
+/**
+ * Asks every member for its rollups and merges them into one answer; rows
+ * that are not `ok` are counted on `recorder`.
+ */
 export async function queryRollups(
   targets: RollupTarget[],
   query: RollupQuery,
   stepLabel: string,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; recorder?: MemberRecorder } = {},
 ): Promise<RollupAnswer> {
   const { request } = query
   const steps = Math.ceil((request.toMs - request.fromMs) / request.stepMs)
   const perSeries = rollupCells(1, steps, query.quantiles.length)
   if (perSeries > MAX_ROLLUP_CELLS) throw tooManyCells(perSeries, ['step', 'q'])
-  const rows: MemberRow[] = []
-  const asked = targets.filter(
-    (t) =>
-      query.members.length === 0 ||
-      query.members.includes(t.name) ||
-      query.members.includes(t.peerId),
-  )
   const merged = new Map<
     string,
     { key: { type?: string; severity?: string; member?: string }; steps: Map<number, Bucket> }
@@ -217,7 +203,7 @@ export async function queryRollups(
   // the whole query (`stop`), and it is refused once every member has ended.
   let overflowCells = 0
   const stop = new AbortController()
-  const mergeAnswer = (target: RollupTarget, series: BucketSeries[]) => {
+  const take = (target: RollupTarget, series: BucketSeries[]) => {
     for (const s of series) {
       const member = query.byMember ? target.name : undefined
       const name = `${s.type ?? ''}\u0000${s.severity ?? ''}\u0000${member ?? ''}`
@@ -244,57 +230,15 @@ export async function queryRollups(
       }
     }
   }
-  const answers = await Promise.all(
-    asked.map(async (target) => {
-      const row: MemberRow = {
-        member: target.peerId,
-        name: target.name,
-        status: 'ok',
-        count: 0,
-        ms: 0,
-      }
-      if (target.state === 'dead' || target.state === 'conflict') {
-        row.status = target.state === 'dead' ? 'dead' : 'error'
-        if (target.state === 'conflict')
-          row.error = `name conflict: another member is called ${target.name}`
-        return { target, row }
-      }
-      const started = performance.now()
-      const deadline = AbortSignal.timeout(query.timeoutMs)
-      const signal = AbortSignal.any(
-        options.signal === undefined
-          ? [stop.signal, deadline]
-          : [options.signal, stop.signal, deadline],
-      )
-      try {
-        const answer = target.rollup(request, { signal })
-        answer.catch(() => {})
-        const aborted = new Promise<never>((_, reject) => {
-          if (signal.aborted) reject(signal.reason)
-          signal.addEventListener('abort', () => reject(signal.reason), { once: true })
-        })
-        aborted.catch(() => {})
-        const series = await Promise.race([answer, aborted])
-        row.count = series.reduce((n, s) => n + s.buckets.length, 0)
-        row.ms = Math.round(performance.now() - started)
-        mergeAnswer(target, series)
-        return { target, row }
-      } catch (err) {
-        row.ms = Math.round(performance.now() - started)
-        const name = err instanceof Error ? err.name : ''
-        if (deadline.aborted) row.status = 'timed_out'
-        else {
-          row.status =
-            name === 'UnsupportedProtocolError'
-              ? 'unsupported'
-              : name === 'UnreachableError'
-                ? 'unreachable'
-                : 'error'
-          row.error = err instanceof Error ? err.message : String(err)
-        }
-        return { target, row }
-      }
-    }),
+  const answers = await collect(
+    targets.filter((t) => matchesMembers(t, query.members)),
+    {
+      timeoutMs: query.timeoutMs,
+      signal:
+        options.signal === undefined ? stop.signal : AbortSignal.any([options.signal, stop.signal]),
+    },
+    (target, signal) => target.rollup(request, { signal }),
+    { count: (series) => series.reduce((n, s) => n + s.buckets.length, 0), take },
   )
   if (overflowCells > 0) throw tooManyCells(overflowCells, ['by', 'type'])
 
@@ -308,11 +252,29 @@ export async function queryRollups(
       }
       return { key: group.key, buckets }
     })
-  const memberRows = [...answers.map((a) => a.row), ...rows]
-  return {
-    step: stepLabel,
-    series,
-    members: memberRows,
-    partial: memberRows.some((r) => r.status !== 'ok'),
+  const members = answers.map((a) => a.row)
+  return { step: stepLabel, series, members, partial: recordRows(members, options.recorder) }
+}
+
+/**
+ * Everything this member logged of `types` (exact or `prefix.*`; empty: all)
+ * at `minSeverity` or above in [fromMs, toMs), folded into one bucket from
+ * its finest rollups (empty when there is nothing): what a health rule
+ * measures.
+ */
+export async function rollupTotal(
+  log: Pick<EventLog, 'scanRollups'>,
+  types: string[],
+  minSeverity: number,
+  fromMs: number,
+  toMs: number,
+): Promise<Bucket> {
+  const matches = typeMatcher(types)
+  const total = emptyBucket()
+  const start = fromMs - (fromMs % (RESOLUTIONS_MS[0] as number))
+  for await (const rows of log.scanRollups(0, start, toMs)) {
+    for (const row of rows)
+      if (row.severity >= minSeverity && matches(row.type)) mergeBucket(total, row.bucket)
   }
+  return total
 }

@@ -262,3 +262,10 @@ export function quantile(bucket: Bucket, q: number): number | null {
   // The sketch answers a bin's representative value; the true value lies in [min, max].
   return Math.min(bucket.max, Math.max(bucket.min, v))
 }
+
+/** A group's buckets as a member answers a rollup request: one per step, in time order. */
+export interface BucketSeries {
+  type?: string
+  severity?: number
+  buckets: Array<{ t: number; bucket: Bucket }>
+}

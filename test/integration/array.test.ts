@@ -5,7 +5,7 @@ import { lpStream } from '@libp2p/utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChorusEvent } from '../../node/event/event.ts'
 import type { Member } from '../../node/index.ts'
-import { remotePeers } from '../../node/mesh/slice-client.ts'
+import { remotePeers } from '../../node/mesh/protocols/peers.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import {
   type Announcement,
@@ -212,9 +212,12 @@ describe('an array of five members', () => {
 
   it('gives a member that asks the latest word of every member it knows, itself included', async () => {
     const [asker, asked] = array as [Member, Member]
-    const known = await remotePeers(asker.mesh.host, asked.mesh.host.peerId, asked.name, {
-      signal: AbortSignal.timeout(5000),
-    })
+    const known = await remotePeers(
+      { host: asker.mesh.host, id: asked.mesh.host.peerId, name: asked.name },
+      {
+        signal: AbortSignal.timeout(5000),
+      },
+    )
     const expected = array
       .map((m) => ({
         peerId: m.peerId,

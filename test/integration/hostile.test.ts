@@ -17,9 +17,9 @@ import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
 import { createRootLogger } from '../../node/log.ts'
 import { createHost } from '../../node/mesh/host.ts'
+import { createServedProtocols } from '../../node/mesh/protocols/index.ts'
+import { remoteSlice } from '../../node/mesh/protocols/slice.ts'
 import { sealAnnouncement } from '../../node/mesh/signatures.ts'
-import { remoteSlice } from '../../node/mesh/slice-client.ts'
-import { registerSliceServer } from '../../node/mesh/slice-server.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import { encodeStoredFields } from '../../node/store/codec.ts'
 import {
@@ -371,27 +371,29 @@ describe('a slice its coordinator stops granting', () => {
       await client.start()
       const value = encodeStoredFields({ type: 'app.held', severity: 1 })
       const tag = memberTag(server.peerId.toString())
-      await registerSliceServer({
+      await createServedProtocols({
         host: server,
-        slice: () => ({
-          hwm: 1000,
-          batches: (async function* () {
-            try {
-              for (let seq = 1; seq <= 1000; seq++)
-                yield [{ id: idBytes(1000 + seq, tag, seq), value }]
-              return { hwm: 1000, scanned: 1000, more: false }
-            } finally {
-              scanClosed = true
-            }
-          })(),
-        }),
-        lookup: async () => undefined,
-        rollup: async () => [],
-        counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
-        peers: () => [],
         logger: createRootLogger({ level: 'silent' }),
-        grantWaitTimeoutMs: 300,
-      })
+        components: {
+          slice: () => ({
+            hwm: 1000,
+            batches: (async function* () {
+              try {
+                for (let seq = 1; seq <= 1000; seq++)
+                  yield [{ id: idBytes(1000 + seq, tag, seq), value }]
+                return { hwm: 1000, scanned: 1000, more: false }
+              } finally {
+                scanClosed = true
+              }
+            })(),
+          }),
+          lookup: async () => undefined,
+          rollup: async () => [],
+          counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
+          peers: () => [],
+          grantWaitTimeoutMs: 300,
+        },
+      }).start()
       await client.dial(server.getMultiaddrs()[0] as Multiaddr, {
         signal: AbortSignal.timeout(5000),
       })
@@ -436,24 +438,26 @@ describe('an answer of a member that fails', () => {
     try {
       await server.start()
       await client.start()
-      await registerSliceServer({
+      await createServedProtocols({
         host: server,
-        slice: () => {
-          throw new Error('Corruption: block checksum mismatch in /var/lib/chorus/store/000042.sst')
-        },
-        lookup: async () => undefined,
-        rollup: async () => [],
-        counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
-        peers: () => [],
         logger,
-      })
+        components: {
+          slice: () => {
+            throw new Error(
+              'Corruption: block checksum mismatch in /var/lib/chorus/store/000042.sst',
+            )
+          },
+          lookup: async () => undefined,
+          rollup: async () => [],
+          counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
+          peers: () => [],
+        },
+      }).start()
       await client.dial(server.getMultiaddrs()[0] as Multiaddr, {
         signal: AbortSignal.timeout(5000),
       })
       const failure = await remoteSlice(
-        client,
-        server.peerId,
-        'broken',
+        { host: client, id: server.peerId, name: 'broken' },
         memberTag(server.peerId.toString()),
         { fromMs: 0, toMs: 1, reverse: false, types: [], minSeverity: 0, limit: 1 },
         { signal: AbortSignal.timeout(5000) },

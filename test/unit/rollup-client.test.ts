@@ -6,7 +6,7 @@ import type { PeerId } from '@libp2p/interface'
 import { lpStream, streamPair } from '@libp2p/utils'
 import { describe, expect, it } from 'vitest'
 import type { Host } from '../../node/mesh/host.ts'
-import { remoteRollup } from '../../node/mesh/slice-client.ts'
+import { remoteRollup } from '../../node/mesh/protocols/rollup.ts'
 import { queryRollups } from '../../node/query/rollups.ts'
 import { addEvent, emptyBucket, encodeBucket } from '../../node/store/rollup.ts'
 import {
@@ -79,7 +79,7 @@ describe('a rollup answer from a member', () => {
       for (const m of encodeRollupSeries(series)) await lp.write(m)
       await lp.write(encodeTrailer({ hwm: 0, scanned: 3, more: false }))
     })
-    const series = await remoteRollup(host, peer, 'h', REQUEST, {
+    const series = await remoteRollup({ host, id: peer, name: 'h' }, REQUEST, {
       signal: AbortSignal.timeout(5000),
     })
     expect(series.map((s) => [s.type, s.buckets.map((b) => [b.t, b.bucket.count])])).toEqual([
@@ -105,7 +105,7 @@ describe('a rollup answer from a member', () => {
       await lp.write(encodeTrailer({ hwm: 0, scanned: 0, more: false }))
     })
     await expect(
-      remoteRollup(host, peer, 'h', REQUEST, { signal: AbortSignal.timeout(5000) }),
+      remoteRollup({ host, id: peer, name: 'h' }, REQUEST, { signal: AbortSignal.timeout(5000) }),
     ).rejects.toMatchObject({
       name: 'ProtocolError',
       message: `h sent more than ${MAX_ROLLUP_SERIES} series of rollups`,
@@ -131,7 +131,8 @@ describe('a rollup answer from a member', () => {
           peerId: 'hostile',
           name: 'h',
           state: 'alive',
-          rollup: (request, options) => remoteRollup(host, peer, 'h', request, options),
+          rollup: (request, options) =>
+            remoteRollup({ host, id: peer, name: 'h' }, request, options),
         },
       ],
       { request: REQUEST, members: [], byMember: false, quantiles: [], timeoutMs: 10_000 },

@@ -1,0 +1,35 @@
+// Every chorus protocol a member serves, one line each: a new protocol is a
+// module beside these (its constants, components, handler and client) and
+// one line here.
+
+import { type LookupComponents, lookupProtocol } from './lookup.ts'
+import { type PeersComponents, peersProtocol } from './peers.ts'
+import { type RollupComponents, rollupProtocol } from './rollup.ts'
+import { type SliceComponents, sliceProtocol } from './slice.ts'
+import { type StatsComponents, statsProtocol } from './stats.ts'
+import {
+  createProtocolServer,
+  type ProtocolServer,
+  type ProtocolServerInit,
+  type ServedProtocol,
+} from './stream.ts'
+
+/** What the served protocols answer from, together. */
+export type ServedComponents = SliceComponents &
+  LookupComponents &
+  RollupComponents &
+  StatsComponents &
+  PeersComponents
+
+const SERVED: ReadonlyArray<ServedProtocol<ServedComponents>> = [
+  sliceProtocol,
+  lookupProtocol,
+  rollupProtocol,
+  statsProtocol,
+  peersProtocol,
+]
+
+/** Serves every chorus protocol from `components`; `start` handles, `stop` unhandles. */
+export function createServedProtocols(init: ProtocolServerInit<ServedComponents>): ProtocolServer {
+  return createProtocolServer(init, SERVED)
+}

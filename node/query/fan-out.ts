@@ -1,0 +1,190 @@
+// Fan-out: how a coordinator asks members anything. One question to a set of
+// members, each under the same per-member deadline and the caller's signal,
+// every answer or failure turned into a member row in one way, and every row
+// that is not `ok` counted in one place; as Serf's QueryResponse serves every
+// query. Event pages stream their members' answers through `startCall`;
+// rollups, lookups by id and the array's metrics collect whole answers
+// through `collect`. Nothing here knows the network: a target is whatever
+// answers, this member itself by a direct call included.
+
+import type { MemberRecorder } from '../stats.ts'
+
+export type MemberStatus = 'ok' | 'timed_out' | 'unreachable' | 'error' | 'dead' | 'unsupported'
+
+/** One member's part in an answer, as the HTTP API shows it. */
+export interface MemberRow {
+  member: string
+  name: string
+  status: MemberStatus
+  /** Events, or buckets, it contributed. */
+  count: number
+  /** How long it took to answer, or to fail, ms. */
+  ms: number
+  /** A short reason, for `error` and `unreachable`. */
+  error?: string
+}
+
+/** A member as the fan-out sees it: who it is and what its table says of it. */
+export interface FanOutTarget {
+  peerId: string
+  name: string
+  /**
+   * `dead` members are not asked and get a `dead` row; a member in
+   * `conflict` (its name is taken) is not asked either and gets an `error`
+   * row.
+   */
+  state: 'alive' | 'suspect' | 'dead' | 'conflict'
+}
+
+/** The error name a client gives a member that does not speak the protocol's version. */
+export const UNSUPPORTED_PROTOCOL_ERROR = 'UnsupportedProtocolError'
+/** Error names that mean the member could not be reached, or its stream broke. */
+const UNREACHABLE_ERRORS = new Set(['UnreachableError', 'DialError', 'ConnectionClosedError'])
+
+/** The row of a member that is not asked, or undefined when it is asked. */
+export function notAskedRow(target: FanOutTarget): MemberRow | undefined {
+  if (target.state === 'dead')
+    return { member: target.peerId, name: target.name, status: 'dead', count: 0, ms: 0 }
+  if (target.state === 'conflict') {
+    return {
+      member: target.peerId,
+      name: target.name,
+      status: 'error',
+      count: 0,
+      ms: 0,
+      error: `name conflict: another member is called ${target.name}`,
+    }
+  }
+  return undefined
+}
+
+/** Whether a member was asked for: no filter, or its name or peer id among them. */
+export function matchesMembers(target: FanOutTarget, filter: readonly string[]): boolean {
+  return filter.length === 0 || filter.includes(target.name) || filter.includes(target.peerId)
+}
+
+/** One member being asked: its row, and the signal that bounds what it may take. */
+export interface Call<T extends FanOutTarget = FanOutTarget> {
+  readonly target: T
+  readonly row: MemberRow
+  /** Aborts at the member's deadline, on the caller's signal, or on `cancel`. */
+  readonly signal: AbortSignal
+  /** Waits for `work`, or rejects as soon as the call's signal aborts (a member that ignores its signal cannot hold the answer). */
+  race<R>(work: Promise<R>): Promise<R>
+  /** The member has answered in full: its time goes in the row. */
+  done(): void
+  /** The member failed: its row says how (`timed_out`, `unsupported`, `unreachable` or `error`). */
+  fail(err: unknown): void
+  /** The caller needs nothing more of this member (a full page): stops it, and its time goes in the row. */
+  cancel(reason: string): void
+}
+
+/** Starts asking one member, under `timeoutMs` and the caller's `signal`. */
+export function startCall<T extends FanOutTarget>(
+  target: T,
+  timeoutMs: number,
+  parent?: AbortSignal,
+): Call<T> {
+  const started = performance.now()
+  const deadline = AbortSignal.timeout(timeoutMs)
+  const cancel = new AbortController()
+  const signals = [deadline, cancel.signal]
+  if (parent !== undefined) signals.push(parent)
+  const signal = AbortSignal.any(signals)
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason)
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+  })
+  aborted.catch(() => {})
+  const row: MemberRow = { member: target.peerId, name: target.name, status: 'ok', count: 0, ms: 0 }
+  const elapsed = () => {
+    row.ms = Math.round(performance.now() - started)
+  }
+  return {
+    target,
+    row,
+    signal,
+    race(work) {
+      // A rejection after the race is lost must not go unhandled.
+      work.catch(() => {})
+      return Promise.race([work, aborted])
+    },
+    done: elapsed,
+    fail(err) {
+      elapsed()
+      if (deadline.aborted) {
+        row.status = 'timed_out'
+        return
+      }
+      const name = err instanceof Error ? err.name : ''
+      row.status =
+        name === UNSUPPORTED_PROTOCOL_ERROR
+          ? 'unsupported'
+          : UNREACHABLE_ERRORS.has(name)
+            ? 'unreachable'
+            : 'error'
+      row.error = err instanceof Error ? err.message : String(err)
+    },
+    cancel(reason) {
+      elapsed()
+      cancel.abort(new Error(reason))
+    },
+  }
+}
+
+export interface CollectOptions {
+  /** Per-member deadline, ms. */
+  timeoutMs: number
+  /** The caller's signal: the client went away, or the whole question was given up. */
+  signal?: AbortSignal
+}
+
+/** What `collect` returns for one member: its row, and its answer when it gave one. */
+export interface Collected<T extends FanOutTarget, R> {
+  target: T
+  row: MemberRow
+  answer?: R
+}
+
+/**
+ * Asks every target at once with `ask` (members that are not asked get their
+ * rows), and resolves when each has answered, failed or passed its
+ * deadline. `count` gives the row's count from an answer; `take` sees each
+ * answer as it arrives, so an answer can be merged and let go before the
+ * others come in.
+ */
+export async function collect<T extends FanOutTarget, R>(
+  targets: readonly T[],
+  options: CollectOptions,
+  ask: (target: T, signal: AbortSignal) => Promise<R>,
+  { count, take }: { count?: (answer: R) => number; take?: (target: T, answer: R) => void } = {},
+): Promise<Array<Collected<T, R>>> {
+  return Promise.all(
+    targets.map(async (target): Promise<Collected<T, R>> => {
+      const row = notAskedRow(target)
+      if (row !== undefined) return { target, row }
+      const call = startCall(target, options.timeoutMs, options.signal)
+      try {
+        const answer = await call.race(ask(target, call.signal))
+        call.done()
+        if (count !== undefined) call.row.count = count(answer)
+        take?.(target, answer)
+        return { target, row: call.row, answer }
+      } catch (err) {
+        call.fail(err)
+        return { target, row: call.row }
+      }
+    }),
+  )
+}
+
+/** Counts the rows that are not `ok` (the coordinator's member failures), and says whether any is. */
+export function recordRows(rows: readonly MemberRow[], recorder?: MemberRecorder): boolean {
+  let partial = false
+  for (const row of rows) {
+    if (row.status === 'ok') continue
+    partial = true
+    recorder?.memberFailure(row.status)
+  }
+  return partial
+}
