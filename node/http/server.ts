@@ -6,6 +6,7 @@ import type { Server as HttpsServer } from 'node:https'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
+import { ConfigError } from '../errors.ts'
 
 export interface HttpServer {
   /** The bound address, e.g. `127.0.0.1:7700` (the real port when 0 was asked). */
@@ -39,7 +40,14 @@ export async function listen(
               serverOptions: { cert: tls.cert, key: tls.key },
             }
       const s = serve(options, (info) => resolve({ server: s as Server, info }))
-      ;(s as Server).once('error', reject)
+      // An address that cannot be had is the operator's to fix: a ConfigError naming it.
+      ;(s as Server).once('error', (err: Error) =>
+        reject(
+          new ConfigError(`cannot listen for HTTP on ${host}:${port}: ${err.message}`, [
+            { field: 'http', message: err.message },
+          ]),
+        ),
+      )
     },
   )
   // Slow or idle clients cannot hold a member: bounded header and keep-alive times.

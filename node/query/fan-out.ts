@@ -7,8 +7,6 @@
 // through `collect`. Nothing here knows the network: a target is whatever
 // answers, this member itself by a direct call included.
 
-import type { MemberRecorder } from '../stats.ts'
-
 export type MemberStatus = 'ok' | 'timed_out' | 'unreachable' | 'error' | 'dead' | 'unsupported'
 
 /** One member's part in an answer, as the HTTP API shows it. */
@@ -91,9 +89,13 @@ export function startCall<T extends FanOutTarget>(
   const signals = [deadline, cancel.signal]
   if (parent !== undefined) signals.push(parent)
   const signal = AbortSignal.any(signals)
+  // Rejects a turn of the event loop after the signal aborts, so that what
+  // the member had already sent by its deadline (an answer read from a
+  // buffer resolves within microtasks) still counts as answered in time.
   const aborted = new Promise<never>((_, reject) => {
-    if (signal.aborted) reject(signal.reason)
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+    const later = () => setImmediate(() => reject(signal.reason))
+    if (signal.aborted) later()
+    else signal.addEventListener('abort', later, { once: true })
   })
   aborted.catch(() => {})
   const row: MemberRow = { member: target.peerId, name: target.name, status: 'ok', count: 0, ms: 0 }
@@ -178,8 +180,13 @@ export async function collect<T extends FanOutTarget, R>(
   )
 }
 
+/** Where the rows that are not `ok` are counted (the member's recorder). */
+export interface RowRecorder {
+  memberFailure(status: Exclude<MemberStatus, 'ok'>): void
+}
+
 /** Counts the rows that are not `ok` (the coordinator's member failures), and says whether any is. */
-export function recordRows(rows: readonly MemberRow[], recorder?: MemberRecorder): boolean {
+export function recordRows(rows: readonly MemberRow[], recorder?: RowRecorder): boolean {
   let partial = false
   for (const row of rows) {
     if (row.status === 'ok') continue
