@@ -10,8 +10,7 @@
 //   pause          [10]            member → coordinator: out of grant, more in hand
 //   event batch    [2, events[]]   each event [id(16), fields], where fields is
 //                  the event's value exactly as its owner stores it (see
-//                  StoredEvent): [1, type, severity, message|null, source|null,
-//                  value|null, attrs|null, time|null]
+//                  StoredEvent and event-value.ts)
 //   trailer        [3, hwm, scanned, more]
 //   error          [4, code, message]
 //   lookup request [5, id(16)]
@@ -35,6 +34,7 @@
 // checked here; anything else is a ProtocolError with a code.
 
 import { Packr } from 'msgpackr'
+import { type EventFields, eventValueProblem, readEventValue } from './event-value.ts'
 import type { IdBound, RollupRequest, RollupSeries, SliceRequest, SliceTrailer } from './slice.ts'
 import { MAX_SLICE_LIMIT } from './slice.ts'
 
@@ -50,9 +50,7 @@ export const MAX_BATCH_EVENTS = 1024
 export const MAX_TYPE_FILTERS = 64
 const MAX_TYPES = MAX_TYPE_FILTERS
 const MAX_STRING = 16 * 1024
-const MAX_ATTRS = 256
 /** Attribute names that JavaScript objects treat specially; members refuse them at ingest. */
-const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype'])
 
 export const KIND_SLICE_REQUEST = 1
 export const KIND_BATCH = 2
@@ -85,15 +83,10 @@ export class ProtocolError extends Error {
   }
 }
 
-/** First element of a stored event value: the layout of the fields that follow. */
-export const EVENT_VALUE_FORMAT = 1
-
 /**
- * An event as its owner stores it: 16 id bytes and its value, one
- * MessagePack array [EVENT_VALUE_FORMAT, type, severity, message|null,
- * source|null, value|null, attrs|null, time|null] (node/store/codec.ts
- * writes it). Members send these bytes from disk to the wire as they are,
- * without decoding them; the receiver checks every field (WireEvent).
+ * An event as its owner stores it: 16 id bytes and its value (the format of
+ * event-value.ts). Members send these bytes from disk to the wire as they
+ * are, without decoding them; the receiver checks every field (WireEvent).
  */
 export interface StoredEvent {
   id: Uint8Array
@@ -101,15 +94,8 @@ export interface StoredEvent {
 }
 
 /** An event as it comes off the wire, checked: the owner's peer id and name are known from the stream. */
-export interface WireEvent {
+export interface WireEvent extends EventFields {
   id: Uint8Array
-  type: string
-  severity: number
-  message?: string
-  source?: string
-  value?: number
-  attrs?: Record<string, string | number | boolean>
-  time?: string | number
 }
 
 export type AnswerMessage =
@@ -317,48 +303,10 @@ export function decodeStoredEvents(events: readonly StoredEvent[]): WireEvent[] 
 
 function eventIn(v: unknown): WireEvent {
   if (!Array.isArray(v) || v.length !== 2 || !isId(v[0])) throw malformed('event')
-  const id = v[0]
   const fields: unknown = v[1]
-  if (!Array.isArray(fields) || fields.length !== 8 || fields[0] !== EVENT_VALUE_FORMAT)
-    throw malformed('event fields')
-  const [, type, severity, message, source, value, attrs, time] = fields
-  if (!isString(type, 256) || !isInt(severity, 0, 4)) throw malformed('event type or severity')
-  const e: WireEvent = { id, type, severity }
-  if (message !== null) {
-    if (!isString(message, 64 * 1024)) throw malformed('event message')
-    e.message = message
-  }
-  if (source !== null) {
-    if (!isString(source)) throw malformed('event source')
-    e.source = source
-  }
-  if (value !== null) {
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw malformed('event value')
-    e.value = value
-  }
-  if (attrs !== null) {
-    if (typeof attrs !== 'object' || Array.isArray(attrs) || attrs instanceof Uint8Array)
-      throw malformed('event attrs')
-    let count = 0
-    for (const k in attrs) {
-      const a = (attrs as Record<string, unknown>)[k]
-      if (
-        ++count > MAX_ATTRS ||
-        k.length > 256 ||
-        RESERVED_KEYS.has(k) ||
-        !(typeof a === 'boolean' || isString(a) || (typeof a === 'number' && Number.isFinite(a)))
-      ) {
-        throw malformed('event attr')
-      }
-    }
-    e.attrs = attrs as Record<string, string | number | boolean>
-  }
-  if (time !== null) {
-    if (!(isString(time, 256) || (typeof time === 'number' && Number.isFinite(time))))
-      throw malformed('event time')
-    e.time = time
-  }
-  return e
+  const problem = eventValueProblem(fields)
+  if (problem !== undefined) throw malformed(problem)
+  return readEventValue({ id: v[0] }, fields as unknown[])
 }
 
 export function encodeHead(hwm: number): Uint8Array {

@@ -10,6 +10,7 @@
 // allocated; the codec then checks the shape of what it decoded.
 
 export * from './codec.ts'
+export * from './event-value.ts'
 export * from './slice.ts'
 
 // Each protocol id carries its own version, raised when its messages change:

@@ -1,7 +1,9 @@
 // The member's event log on RocksDB: it stamps events with `ts` and `seq`,
 // writes them with their index entries and the member's counters in one
-// atomic, synced batch, and reads them back by id or by time range. The key
-// layout is in keys.ts, the value format in codec.ts.
+// atomic, synced batch, and reads them back by id or by key range. The key
+// layout is in keys.ts (this file builds and parses keys only through it),
+// the value format in codec.ts; reading events by period, type and filter
+// is event-scan.ts.
 //
 // `seq` and `ts` survive crashes because the counters are written in the same
 // batch as the events they numbered: after a restart the log continues from
@@ -44,19 +46,24 @@ import { encodeId, ID_BYTES, MAX_SEQ, MAX_TS, writeIdBytes } from '../event/id.t
 import type { Logger } from '../log.ts'
 import { encodeEventValue } from './codec.ts'
 import {
-  EVENT,
-  eventKeyAtTs,
-  IDEMPOTENCY_AGE,
+  EVENT_PREFIX,
+  eventKey,
+  idAtTs,
   idempotencyAgeKey,
+  idempotencyAgeRange,
   idempotencyKey,
+  idempotencyKeyOfAgeKey,
   metaKey,
   parseRollupKey,
+  parseTotalKey,
   rollupKey,
   rollupKeyAt,
-  TOTAL,
-  TYPE_CATALOGUE,
+  totalKey,
+  totalsRange,
   typeCatalogueKey,
+  typeCatalogueRange,
   typeIndexKey,
+  typeOfCatalogueKey,
   typePrefix,
 } from './keys.ts'
 import {
@@ -250,16 +257,12 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       batch.put(FORMAT_KEY, meta.pack(STORE_FORMAT))
       await batch.write({ sync: true })
     }
-    const it = db.iterator({
-      gt: Buffer.of(TYPE_CATALOGUE),
-      lt: Buffer.of(TYPE_CATALOGUE + 1),
-      values: false,
-    })
+    const it = db.iterator({ ...typeCatalogueRange(), values: false })
     try {
       for (;;) {
         const rows = await it.nextv(1000)
         if (rows.length === 0) break
-        for (const [key] of rows) types.push(key.subarray(1).toString('utf8'))
+        for (const [key] of rows) types.push(typeOfCatalogueKey(key))
       }
     } finally {
       await it.close()
@@ -317,9 +320,11 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   const openBuckets = new Map<string, OpenBucket>()
   const totals = new Map<string, number>()
   try {
-    for await (const rows of scanRange(db, { gt: Buffer.of(TOTAL), lt: Buffer.of(TOTAL + 1) })) {
-      for (const [key, value] of rows)
-        totals.set(key.toString('latin1', 1), meta.unpack(value) as number)
+    for await (const rows of scanRange(db, totalsRange())) {
+      for (const [key, value] of rows) {
+        const { type, severity } = parseTotalKey(key)
+        totals.set(totalName(type, severity), meta.unpack(value) as number)
+      }
     }
     for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
       const res = RESOLUTIONS_MS[r] as number
@@ -401,18 +406,15 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         for (const event of group.events) {
           seq++
           writeIdBytes(id, 0, ts, tag, seq)
-          const key = Buffer.allocUnsafe(1 + ID_BYTES)
-          key[0] = EVENT
-          key.set(id, 1)
-          batch.put(key, encodeEventValue(event))
+          batch.put(eventKey(id), encodeEventValue(event))
           batch.put(typeIndexKey(prefixOf(event.type), id), EMPTY)
           const idText = encodeId(id)
           const severity = severityRank(event.severity ?? 'info')
-          const totalName = `${event.type}\u0000${String.fromCharCode(severity)}`
-          let delta = deltas.get(totalName)
+          const name = totalName(event.type, severity)
+          let delta = deltas.get(name)
           if (delta === undefined) {
             delta = { type: event.type, severity, bucket: emptyBucket() }
-            deltas.set(totalName, delta)
+            deltas.set(name, delta)
           }
           addEvent(delta.bucket, idText, event.value)
           if (!typeSet.has(event.type) && !newTypes.includes(event.type)) {
@@ -451,7 +453,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
           staged.push({ key, resolution: r, startMs, bucket })
         }
         const count = (totals.get(name) ?? 0) + delta.bucket.count
-        batch.put(Buffer.concat([Buffer.of(TOTAL), Buffer.from(name, 'latin1')]), meta.pack(count))
+        batch.put(totalKey(delta.type, delta.severity), meta.pack(count))
         stagedTotals.push([name, count])
       }
       try {
@@ -487,13 +489,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     },
 
     getMany(ids) {
-      const keys = ids.map((id) => {
-        const key = Buffer.allocUnsafe(1 + ID_BYTES)
-        key[0] = EVENT
-        key.set(id, 1)
-        return key
-      })
-      return db.getMany(keys)
+      return db.getMany(ids.map(eventKey))
     },
 
     async *scan(range, firstBatch, maxBatch) {
@@ -522,11 +518,10 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
 
     async deleteEventsBefore(beforeTs) {
       if (closed) return
-      const end = eventKeyAtTs(beforeTs)
+      const boundary = idAtTs(beforeTs)
       // DeleteRange: one tombstone per range, so this costs the same for a
       // million old events as for one and does not hold up ingest.
-      await db.clear({ gte: Buffer.of(EVENT), lt: end })
-      const boundary = end.subarray(1)
+      await db.clear({ gte: EVENT_PREFIX, lt: eventKey(boundary) })
       for (const type of sortedTypes) {
         const prefix = prefixOf(type)
         await db.clear({ gte: prefix, lt: typeIndexKey(prefix, boundary) })
@@ -535,9 +530,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
 
     async deleteIdempotencyBefore(beforeMs) {
       if (closed) return 0
-      const lt = idempotencyAgeKey(beforeMs, '')
       const keys: Buffer[] = []
-      const it = db.iterator({ gte: Buffer.of(IDEMPOTENCY_AGE), lt, values: false })
+      const it = db.iterator({ ...idempotencyAgeRange(beforeMs), values: false })
       try {
         for (;;) {
           const rows = await it.nextv(1000)
@@ -552,7 +546,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       const batch = db.batch()
       for (const key of keys) {
         batch.del(key)
-        batch.del(idempotencyKey(key.subarray(7).toString('utf8')))
+        batch.del(idempotencyKey(idempotencyKeyOfAgeKey(key)))
       }
       await batch.write({ sync: false })
       return keys.length
@@ -563,7 +557,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       for (const [name, count] of totals) {
         const at = name.lastIndexOf('\u0000')
         out.push({
-          type: Buffer.from(name.slice(0, at), 'latin1').toString('utf8'),
+          type: name.slice(0, at),
           severity: name.charCodeAt(at + 1),
           count,
         })
@@ -624,6 +618,14 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
 }
 
 const EMPTY = Buffer.alloc(0)
+
+/**
+ * Name of a total in the in-memory map (type, NUL, severity rank as a
+ * char), parsed back by totals(); types never hold NUL (TYPE_PATTERN).
+ */
+function totalName(type: string, severity: number): string {
+  return `${type}\u0000${String.fromCharCode(severity)}`
+}
 
 interface OpenBucket {
   key: Buffer

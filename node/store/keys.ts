@@ -13,8 +13,12 @@
 // Ids are big-endian (ts, member tag, seq), so the event keys of a time range
 // are contiguous, and so are a type's index keys within the same range. Types
 // cannot contain 0x00 (TYPE_PATTERN), which makes the separator unambiguous.
+//
+// Nothing outside node/store/ builds or takes apart these keys: the rest of
+// the member asks the store in domain terms (event-scan.ts, event-log.ts).
 
-import { ID_BYTES, idBytes, writeIdBytes } from '../event/id.ts'
+import type { IdBound } from '../../protocol/slice.ts'
+import { ID_BYTES, idBytes, seqOfIdBytes } from '../event/id.ts'
 
 export const EVENT = 0x45 // 'E'
 export const TYPE_INDEX = 0x54 // 'T'
@@ -27,23 +31,33 @@ export const TOTAL = 0x4e // 'N'
 
 const ZERO_TAG = new Uint8Array(5)
 
-export function eventKey(ts: number, tag: Uint8Array, seq: number): Buffer {
-  const key = Buffer.allocUnsafe(1 + ID_BYTES)
+/** Where an event key's id starts: after the kind byte. */
+const EVENT_ID_AT = 1
+
+/** The first byte of every event key: the prefix of the time index. Never written to. */
+export const EVENT_PREFIX: Buffer = Buffer.of(EVENT)
+
+/** The key of the event with these 16 id bytes. */
+export function eventKey(id: Uint8Array): Buffer {
+  const key = Buffer.allocUnsafe(EVENT_ID_AT + ID_BYTES)
   key[0] = EVENT
-  writeIdBytes(key, 1, ts, tag, seq)
+  key.set(id, EVENT_ID_AT)
   return key
 }
 
-export function eventKeyOfId(id: Uint8Array): Buffer {
-  const key = Buffer.allocUnsafe(1 + ID_BYTES)
-  key[0] = EVENT
-  key.set(id, 1)
-  return key
+/** The 16 id bytes of an event key (a view of the key, not a copy). */
+export function idOfEventKey(key: Buffer): Buffer {
+  return key.subarray(EVENT_ID_AT, EVENT_ID_AT + ID_BYTES)
 }
 
-/** The smallest event key at or after `ts`. */
-export function eventKeyAtTs(ts: number): Buffer {
-  return eventKeyOfId(idBytes(ts, ZERO_TAG, 0))
+/** The `seq` of the event an event key names, read in place. */
+export function seqOfEventKey(key: Uint8Array): number {
+  return seqOfIdBytes(key, EVENT_ID_AT)
+}
+
+/** The smallest id at or after `ts`: the boundary of a period over ts in id order. */
+export function idAtTs(ts: number): Uint8Array {
+  return idBytes(ts, ZERO_TAG, 0)
 }
 
 export function typePrefix(type: string): Buffer {
@@ -62,8 +76,36 @@ export function typeIndexKey(prefix: Buffer, id: Uint8Array): Buffer {
   return key
 }
 
+/** The 16 id bytes of a type index key (a view of the key): its last bytes, whatever the type. */
+export function idOfTypeIndexKey(key: Buffer): Buffer {
+  return key.subarray(key.length - ID_BYTES)
+}
+
+/**
+ * The key range, under `prefix` (EVENT_PREFIX or a typePrefix), of the ids
+ * between two bounds, scanned from the upper end down when `reverse`.
+ */
+export function idRange(prefix: Buffer, lower: IdBound, upper: IdBound, reverse: boolean) {
+  const lowerKey = typeIndexKey(prefix, lower.id)
+  const upperKey = typeIndexKey(prefix, upper.id)
+  return {
+    ...(lower.inclusive ? { gte: lowerKey } : { gt: lowerKey }),
+    ...(upper.inclusive ? { lte: upperKey } : { lt: upperKey }),
+    reverse,
+  }
+}
+
 export function typeCatalogueKey(type: string): Buffer {
   return Buffer.concat([Buffer.of(TYPE_CATALOGUE), Buffer.from(type, 'utf8')])
+}
+
+/** Every key of the type catalogue. */
+export function typeCatalogueRange(): { gt: Buffer; lt: Buffer } {
+  return { gt: Buffer.of(TYPE_CATALOGUE), lt: Buffer.of(TYPE_CATALOGUE + 1) }
+}
+
+export function typeOfCatalogueKey(key: Buffer): string {
+  return key.toString('utf8', 1)
 }
 
 export function metaKey(name: string): Buffer {
@@ -80,6 +122,16 @@ export function idempotencyAgeKey(atMs: number, key: string): Buffer {
   out.writeUIntBE(atMs, 1, 6)
   out.write(key, 7, 'utf8')
   return out
+}
+
+/** Every idempotency age key of a key remembered before `beforeMs`. */
+export function idempotencyAgeRange(beforeMs: number): { gte: Buffer; lt: Buffer } {
+  return { gte: Buffer.of(IDEMPOTENCY_AGE), lt: idempotencyAgeKey(beforeMs, '') }
+}
+
+/** The idempotency key (as the client sent it) that an age key files. */
+export function idempotencyKeyOfAgeKey(ageKey: Buffer): string {
+  return ageKey.toString('utf8', 7)
 }
 
 /** Key of a rollup bucket: resolution index, bucket start (ms), type, severity rank. */
@@ -124,6 +176,7 @@ export function parseRollupKey(key: Uint8Array): {
   }
 }
 
+/** Key of the count of events ever logged of one type and severity rank. */
 export function totalKey(type: string, severity: number): Buffer {
   const name = Buffer.from(type, 'utf8')
   const key = Buffer.allocUnsafe(3 + name.length)
@@ -132,4 +185,13 @@ export function totalKey(type: string, severity: number): Buffer {
   key[1 + name.length] = 0
   key[2 + name.length] = severity
   return key
+}
+
+/** Every total's key. */
+export function totalsRange(): { gt: Buffer; lt: Buffer } {
+  return { gt: Buffer.of(TOTAL), lt: Buffer.of(TOTAL + 1) }
+}
+
+export function parseTotalKey(key: Buffer): { type: string; severity: number } {
+  return { type: key.toString('utf8', 1, key.length - 2), severity: key[key.length - 1] as number }
 }

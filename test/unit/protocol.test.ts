@@ -1,6 +1,5 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { encodeStoredFields } from '../../node/store/codec.ts'
 import {
   type Announcement,
   decodeAnnouncement,
@@ -12,9 +11,11 @@ import {
   decodePeersRequest,
   decodeSignedAnnouncement,
   decodeSliceRequest,
+  type EventFields,
   encodeAnnouncement,
   encodeBatches,
   encodeError,
+  encodeEventValue,
   encodeHead,
   encodeLookupReply,
   encodeLookupRequest,
@@ -34,6 +35,9 @@ import {
   type StoredEvent,
   type WireEvent,
 } from '../../protocol/index.ts'
+
+/** An event's value as its owner stores it. */
+const storedValue = (f: EventFields) => encodeEventValue(f, f.severity)
 
 const id = fc.uint8Array({ minLength: 16, maxLength: 16 })
 const bound = fc.option(fc.record({ id, inclusive: fc.boolean() }), { nil: undefined })
@@ -84,7 +88,7 @@ const eventArb: fc.Arbitrary<WireEvent> = fc
   })
 
 /** A wire event as its owner stores it. */
-const stored = (e: WireEvent): StoredEvent => ({ id: e.id, value: encodeStoredFields(e) })
+const stored = (e: WireEvent): StoredEvent => ({ id: e.id, value: storedValue(e) })
 /** One batch message of events (fewer than the limits). */
 const encodeBatch = (events: WireEvent[]) => {
   const [batch, ...rest] = encodeBatches(events.map(stored))
@@ -223,10 +227,10 @@ describe('the wire codec', () => {
   it('refuses events whose stored fields are not the stored layout', () => {
     const id = new Uint8Array(16)
     const bad = [
-      encodeStoredFields({ type: 'a', severity: 9 }),
+      storedValue({ type: 'a', severity: 9 }),
       Buffer.from([0x93, 0x01, 0xa1, 0x61, 0x01]), // three fields, not eight
       Buffer.from([0x98, 0x02, 0xa1, 0x61, 0x01, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0]), // format 2
-      encodeStoredFields({ type: 'a', severity: 1, attrs: { k: { nested: 1 } as never } }),
+      storedValue({ type: 'a', severity: 1, attrs: { k: { nested: 1 } as never } }),
     ]
     for (const value of bad) {
       expect(() => decodeAnswer(encodeBatches([{ id, value }])[0] as Uint8Array)).toThrowError(
