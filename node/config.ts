@@ -1,13 +1,16 @@
 // Member configuration, parsed once at the entry point and passed down. Every
 // option comes, in this order of precedence, from its flag, from the
 // environment (CHORUS_ + the option in upper snake case), from the YAML file
-// given by --config (same keys as the flags), or from its default. Every
-// problem is reported at once, each naming its option and source.
+// given by --config (same keys as the flags), or from its default. The three
+// sources only gather text; one zod schema, MEMBER_OPTIONS, reads and checks
+// it whatever its source, and every problem is reported at once, each naming
+// its option, its source and the rule.
 
 import { readFileSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
+import { z } from 'zod'
 import { parseAdminPublicKey } from './approval.ts'
 import type { FieldProblem } from './errors.ts'
 import { ConfigError } from './errors.ts'
@@ -84,39 +87,250 @@ export interface MemberConfig {
   warnings?: string[]
 }
 
+const DAY_MS = 86_400_000
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+const DURATION_RULE = 'must be a duration such as 500ms, 10s, 2m, 1h or 7d'
+const MULTIADDR: Rule = [
+  'must be a multiaddr such as /ip4/127.0.0.1/tcp/7701 (optionally ending in /p2p/<peer id>)',
+  (t) => /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[A-Za-z0-9]+)?$/.test(t),
+]
+const SWARM_KEY = /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\s*$/
+type Rule = [message: string, test: (text: string) => boolean]
+
+/** Which options are lists and which switches; filled as the schema is built, read by LIST_OPTIONS and FLAG_OPTIONS. */
+const KINDS = z.registry<{ kind: 'list' | 'switch' }>()
+
+/**
+ * Reports a problem, on `field` or else the option being read. With `got`, a
+ * value breaking the rule `message`, which resolveConfig prefixes with the
+ * value's source. `continue` lets every other check run: all problems at once.
+ */
+function problem(ctx: z.RefinementCtx, message: string, got?: string, field?: string): void {
+  const path = field === undefined ? {} : { path: [field] }
+  ctx.addIssue({ code: 'custom', message, params: { got }, continue: true, ...path })
+}
+
+const text = (...rules: Rule[]) =>
+  z.string().superRefine((t, ctx) => {
+    for (const [message, test] of rules) if (!test(t)) problem(ctx, message, t)
+  })
+
+/**
+ * Text read by `parse` (undefined: it breaks `rule`). The default is text as
+ * an operator writes it, read the same way; it stands in for a refused value
+ * too, so the rules across options still have one to look at.
+ */
+function value<T>(byDefault: string, rule: string, parse: (text: string) => T | undefined) {
+  return z
+    .string()
+    .default(byDefault)
+    .transform((t, ctx) => {
+      const parsed = parse(t)
+      if (parsed === undefined) problem(ctx, rule, t)
+      return parsed ?? (parse(byDefault) as T)
+    })
+}
+
+const duration = (byDefault: string, minMs: number) =>
+  value(byDefault, `${DURATION_RULE} (at least ${minMs}ms)`, (t) => {
+    const ms = parseDuration(t)
+    return ms !== undefined && ms >= minMs ? ms : undefined
+  })
+
+const integer = (byDefault: number, min: number, max: number) =>
+  value(String(byDefault), `must be a whole number from ${min} to ${max}`, (t) =>
+    /^\d+$/.test(t.trim()) && Number(t) >= min && Number(t) <= max ? Number(t) : undefined,
+  )
+
+const list = (byDefault: string[], ...rules: Rule[]) =>
+  z
+    .array(text(...rules))
+    .default(byDefault)
+    .register(KINDS, { kind: 'list' })
+
+/** On for any value but "false" and "0" (a bare flag arrives as "true"). */
+const toggle = () =>
+  value('false', '', (t) => t !== 'false' && t !== '0').register(KINDS, { kind: 'switch' })
+
+/** The file the option names, read by `read`; if it cannot be, a problem, and `fallback`. */
+function file<T>(read: (path: string, ctx: z.RefinementCtx) => T, fallback?: T) {
+  return z
+    .string()
+    .optional()
+    .transform((path, ctx) => {
+      if (path === undefined) return undefined
+      try {
+        return read(path, ctx)
+      } catch (err) {
+        problem(ctx, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+        return fallback
+      }
+    })
+}
+
+/** Tokens in `entries`; parseTokens labels each problem by `at`, never quoting a token. */
+function secrets(ctx: z.RefinementCtx, entries: string[], separator: ' ' | ':', at: string) {
+  const parsed = parseTokens(entries, separator, at)
+  for (const message of parsed.problems) problem(ctx, message)
+  return parsed.tokens
+}
+
+function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())
+  if (match === null || Number(match[3]) > 65535) return undefined
+  return { host: (match[1] ?? match[2]) as string, port: Number(match[3]) }
+}
+
+function parseRollupRetention(text: string): [number, number, number] | undefined {
+  const kept: [number, number, number] = [2 * DAY_MS, 30 * DAY_MS, 365 * DAY_MS]
+  for (const part of text.split(',')) {
+    const [resolution, keep] = part.split('=').map((s) => s.trim())
+    const index = ['10s', '1m', '1h'].indexOf(resolution ?? '')
+    const ms = keep === undefined ? undefined : parseDuration(keep)
+    if (index < 0 || ms === undefined || ms < 60_000) return undefined
+    kept[index] = ms
+  }
+  return kept
+}
+
+/** The options, keyed by flag name, in the order of `chorus start --help`; MemberConfig documents them. */
+const OPTIONS = z.object({
+  // Checked even as the default: a host name need not be a valid member name.
+  name: text([
+    'must be 1 to 63 letters, digits, _ . - starting with a letter or digit',
+    (t) => /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(t),
+  ]).prefault(() => hostname()),
+  'data-dir': value(DEFAULT_DATA_DIR, '', (t) => resolve(t)),
+  http: value(
+    `${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`,
+    'must be HOST:PORT such as 127.0.0.1:7700',
+    parseHostPort,
+  ),
+  retention: duration('7d', 60_000),
+  'query-timeout': duration('2s', 1),
+  'max-body-bytes': integer(DEFAULT_INGEST_LIMITS.maxBodyBytes, 1024, 1024 ** 3),
+  'max-events-per-request': integer(DEFAULT_INGEST_LIMITS.maxEventsPerRequest, 1, 1_000_000),
+  'log-level': value('info', `must be one of ${LOG_LEVELS.join(', ')}`, (t) =>
+    LOG_LEVELS.includes(t) ? t : undefined,
+  ),
+  listen: list([DEFAULT_LISTEN], MULTIADDR, [
+    'is where this member listens: no /p2p/ part',
+    (t) => !t.includes('/p2p/'),
+  ]),
+  join: list([], MULTIADDR),
+  'announce-interval': duration('1s', 50),
+  'forget-after': duration('24h', 1000),
+  'max-clock-jump': duration('1h', 1000),
+  'rollup-retention': value(
+    '10s=2d,1m=30d,1h=365d',
+    'must be a comma list such as 10s=2d,1m=30d,1h=365d (at least 1m each)',
+    parseRollupRetention,
+  ),
+  'metrics-type-limit': integer(200, 1, 10_000),
+  'tokens-file': file((path, ctx) => ({
+    tokens: secrets(ctx, readFileSync(path, 'utf8').split('\n'), ' ', path),
+    warning: readableByOthers(path, 'the tokens file'),
+  })),
+  // An unreadable half of the pair is '', so it is not also taken for a missing one.
+  'tls-cert': file((path) => readFileSync(path, 'utf8'), ''),
+  'tls-key': file((path) => readFileSync(path, 'utf8'), ''),
+  insecure: toggle(),
+  'swarm-key': file((path, ctx) => {
+    const key = new Uint8Array(readFileSync(path))
+    if (!SWARM_KEY.test(Buffer.from(key).toString()))
+      problem(ctx, `${path} is not a swarm key (make one with: chorus keygen --out FILE)`)
+    return key
+  }),
+  'allow-peer': list(
+    [],
+    ['must be a peer id such as 12D3KooW…', (t) => /^[1-9A-HJ-NP-Za-km-z]{46,60}$/.test(t)],
+  ),
+  'admin-public-key': text([
+    'must be the public key printed by chorus keygen --admin (ed25519:…)',
+    (t) => parseAdminPublicKey(t) !== undefined,
+  ]).optional(),
+  'max-concurrent-queries': integer(16, 1, 10_000),
+  'collect-interval': duration('10s', 100),
+  'no-collect': toggle(),
+})
+
+/**
+ * The options, the rules across them, and the MemberConfig they make. Tokens
+ * have no flag (where `ps` would show them); those of CHORUS_TOKENS and of the
+ * config file's `tokens` add up with those of --tokens-file.
+ */
+const MEMBER_OPTIONS = OPTIONS.extend({
+  tokens: z
+    .custom<Array<{ entries: string[]; at: string; warning?: string | undefined }>>()
+    .transform((lists, ctx) =>
+      lists.map((l) => ({ tokens: secrets(ctx, l.entries, ':', l.at), warning: l.warning })),
+    ),
+})
+  .superRefine((o, ctx) => {
+    const refuse = (message: string, field: StartOption) => problem(ctx, message, undefined, field)
+    const [cert, key] = [o['tls-cert'], o['tls-key']]
+    if ((cert === undefined) !== (key === undefined))
+      refuse('--tls-cert and --tls-key go together', cert === undefined ? 'tls-cert' : 'tls-key')
+    const tokens = [o['tokens-file'], ...o.tokens].flatMap((t) => t?.tokens ?? [])
+    const { host } = o.http
+    if (!o.insecure && tokens.length === 0 && !isLoopback(host))
+      refuse(
+        `refusing to serve HTTP on ${host} without tokens: anyone who can reach it could read and write; configure tokens (--tokens-file or CHORUS_TOKENS) or pass --insecure`,
+        'http',
+      )
+    for (const address of o.insecure || o['swarm-key'] !== undefined ? [] : o.listen) {
+      if (!isLoopback(address.split('/')[2] ?? ''))
+        refuse(
+          `refusing to listen for peers on ${address} without a swarm key: any process that can reach it could join the array; listen on loopback or pass --insecure`,
+          'listen',
+        )
+    }
+  })
+  .transform((o): MemberConfig => {
+    const tokens = [o['tokens-file'], ...o.tokens].filter((t) => t !== undefined)
+    const warnings = tokens.flatMap((t) => t.warning ?? [])
+    const [cert, key] = [o['tls-cert'], o['tls-key']]
+    return {
+      name: o.name,
+      dataDir: o['data-dir'],
+      http: o.http,
+      retentionMs: o.retention,
+      rollupRetentionMs: o['rollup-retention'],
+      queryTimeoutMs: o['query-timeout'],
+      ingestLimits: {
+        ...DEFAULT_INGEST_LIMITS,
+        maxBodyBytes: o['max-body-bytes'],
+        maxEventsPerRequest: o['max-events-per-request'],
+      },
+      eventLimits: { ...DEFAULT_EVENT_LIMITS },
+      logLevel: o['log-level'],
+      listen: o.listen,
+      join: o.join,
+      announceIntervalMs: o['announce-interval'],
+      forgetAfterMs: o['forget-after'],
+      maxClockJumpMs: o['max-clock-jump'],
+      metricsTypeLimit: o['metrics-type-limit'],
+      tokens: tokens.flatMap((t) => t.tokens),
+      ...(cert === undefined || key === undefined ? {} : { tls: { cert, key } }),
+      insecure: o.insecure,
+      ...(o['swarm-key'] === undefined ? {} : { swarmKey: o['swarm-key'] }),
+      allowPeers: o['allow-peer'],
+      ...(o['admin-public-key'] === undefined ? {} : { adminPublicKey: o['admin-public-key'] }),
+      maxConcurrentQueries: o['max-concurrent-queries'],
+      collectIntervalMs: o['no-collect'] ? 0 : o['collect-interval'],
+      ...(warnings.length === 0 ? {} : { warnings }),
+    }
+  })
+
+export type StartOption = keyof typeof OPTIONS.shape
 /** The options a member takes, as flag names; the env name and YAML key derive from them. */
-export const START_OPTIONS = [
-  'name',
-  'data-dir',
-  'http',
-  'retention',
-  'query-timeout',
-  'max-body-bytes',
-  'max-events-per-request',
-  'log-level',
-  'listen',
-  'join',
-  'announce-interval',
-  'forget-after',
-  'max-clock-jump',
-  'rollup-retention',
-  'metrics-type-limit',
-  'tokens-file',
-  'tls-cert',
-  'tls-key',
-  'insecure',
-  'swarm-key',
-  'allow-peer',
-  'admin-public-key',
-  'max-concurrent-queries',
-  'collect-interval',
-  'no-collect',
-] as const
+export const START_OPTIONS = Object.keys(OPTIONS.shape) as readonly StartOption[]
+const ofKind = (kind: 'list' | 'switch') =>
+  START_OPTIONS.filter((option) => KINDS.get(OPTIONS.shape[option])?.kind === kind)
 /** Options that may be given several times (flags repeated, env comma-separated, YAML lists). */
-export const LIST_OPTIONS: readonly StartOption[] = ['listen', 'join', 'allow-peer']
+export const LIST_OPTIONS: readonly StartOption[] = ofKind('list')
 /** Options that are switches: given without a value. */
-export const FLAG_OPTIONS: readonly StartOption[] = ['insecure', 'no-collect']
-export type StartOption = (typeof START_OPTIONS)[number]
+export const FLAG_OPTIONS: readonly StartOption[] = ofKind('switch')
 
 export function envName(option: string): string {
   return `CHORUS_${option.toUpperCase().replaceAll('-', '_')}`
@@ -132,8 +346,6 @@ export interface ConfigSources {
   /** Path of a YAML config file, from --config or CHORUS_CONFIG. */
   configFile?: string
 }
-
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
 
 /**
  * Reads a YAML config file into raw option values; unknown keys are
@@ -207,292 +419,57 @@ export function readableByOthers(path: string, what: string): string | undefined
   return `${what} ${path} has mode ${mode.toString(8).padStart(4, '0')}: its group or others can read the tokens in it; run chmod 600 ${path}`
 }
 
-function parseHostPort(text: string): { host: string; port: number } | undefined {
-  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text.trim())
-  if (match === null) return undefined
-  const port = Number(match[3])
-  if (port > 65535) return undefined
-  return { host: (match[1] ?? match[2]) as string, port }
-}
-
 /** Merges the sources and validates every option; throws ConfigError listing all problems. */
 export function resolveConfig(sources: ConfigSources): MemberConfig {
   const problems: FieldProblem[] = []
   const configFile = sources.configFile ?? sources.env.CHORUS_CONFIG
   const file = configFile === undefined ? {} : readConfigFile(configFile, problems)
-  const fileTokens = file.tokens ?? []
-  const origin: Partial<Record<StartOption, string>> = {}
-  const rawAny = (option: StartOption): string | string[] | undefined => {
-    const flag = sources.flags[option]
-    if (flag !== undefined) {
-      origin[option] = `--${option}`
-      return flag
-    }
-    const env = sources.env[envName(option)]
-    if (env !== undefined && env !== '') {
-      origin[option] = envName(option)
-      return LIST_OPTIONS.includes(option)
-        ? env
-            .split(',')
-            .map((v) => v.trim())
-            .filter(Boolean)
-        : env
-    }
-    if (file[option] !== undefined) {
-      origin[option] = `${option} in ${configFile}`
-      return file[option]
-    }
-    return undefined
+  const raw: Record<string, unknown> = {}
+  const origin: Record<string, string> = {}
+  for (const option of START_OPTIONS) {
+    const isList = LIST_OPTIONS.includes(option)
+    // An empty variable counts as unset.
+    const env = sources.env[envName(option)] || undefined
+    const envList = env
+      ?.split(',')
+      .map((v) => v.trim())
+      .filter(Boolean)
+    const [given, from] =
+      sources.flags[option] !== undefined
+        ? [sources.flags[option], `--${option}`]
+        : env !== undefined
+          ? [isList ? envList : env, envName(option)]
+          : [file[option], `${option} in ${configFile}`]
+    if (given === undefined) continue
+    origin[option] = from
+    // A list keeps every value; any other option its last, as a repeated flag does.
+    raw[option] = isList ? [given].flat() : [given].flat().at(-1)
   }
-  const raw = (option: StartOption): string | undefined => {
-    const value = rawAny(option)
-    return Array.isArray(value) ? value.at(-1) : value
-  }
-  const list = (option: StartOption): string[] | undefined => {
-    const value = rawAny(option)
-    return value === undefined ? undefined : Array.isArray(value) ? value : [value]
-  }
-  const bad = (option: StartOption, rule: string, got: string) =>
-    problems.push({
-      field: option,
-      message: `${origin[option]} ${rule}, got ${JSON.stringify(got)}`,
-    })
-
-  const duration = (option: StartOption, fallback: number, min: number): number => {
-    const text = raw(option)
-    if (text === undefined) return fallback
-    const ms = parseDuration(text)
-    if (ms === undefined || ms < min) {
-      bad(option, `must be a duration such as 500ms, 10s, 2m, 1h or 7d (at least ${min}ms)`, text)
-      return fallback
-    }
-    return ms
-  }
-  const integer = (option: StartOption, fallback: number, min: number, max: number): number => {
-    const text = raw(option)
-    if (text === undefined) return fallback
-    const n = Number(text)
-    if (!/^\d+$/.test(text.trim()) || n < min || n > max) {
-      bad(option, `must be a whole number from ${min} to ${max}`, text)
-      return fallback
-    }
-    return n
-  }
-
-  const name = raw('name') ?? hostname()
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
-    bad('name', 'must be 1 to 63 letters, digits, _ . - starting with a letter or digit', name)
-  }
-  const dataDir = resolve(raw('data-dir') ?? DEFAULT_DATA_DIR)
-  const httpText = raw('http')
-  let http = { host: DEFAULT_HTTP_HOST, port: DEFAULT_HTTP_PORT }
-  if (httpText !== undefined) {
-    const parsed = parseHostPort(httpText)
-    if (parsed === undefined) bad('http', 'must be HOST:PORT such as 127.0.0.1:7700', httpText)
-    else http = parsed
-  }
-  const retentionMs = duration('retention', 7 * 86_400_000, 60_000)
-  const queryTimeoutMs = duration('query-timeout', 2000, 1)
-  const maxBodyBytes = integer(
-    'max-body-bytes',
-    DEFAULT_INGEST_LIMITS.maxBodyBytes,
-    1024,
-    1024 ** 3,
-  )
-  const maxEventsPerRequest = integer(
-    'max-events-per-request',
-    DEFAULT_INGEST_LIMITS.maxEventsPerRequest,
-    1,
-    1_000_000,
-  )
-  const logLevel = raw('log-level') ?? 'info'
-  if (!LOG_LEVELS.includes(logLevel))
-    bad('log-level', `must be one of ${LOG_LEVELS.join(', ')}`, logLevel)
-
-  const multiaddrs = (option: StartOption, fallback: string[]): string[] => {
-    const values = list(option)
-    if (values === undefined) return fallback
-    for (const value of values) {
-      if (!/^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}(\/p2p\/[A-Za-z0-9]+)?$/.test(value)) {
-        bad(
-          option,
-          'must be a multiaddr such as /ip4/127.0.0.1/tcp/7701 (optionally ending in /p2p/<peer id>)',
-          value,
-        )
-      }
-    }
-    return values
-  }
-  const listen = multiaddrs('listen', [DEFAULT_LISTEN])
-  for (const address of listen) {
-    if (address.includes('/p2p/'))
-      bad('listen', 'is where this member listens: no /p2p/ part', address)
-  }
-  const join = multiaddrs('join', [])
-  const announceIntervalMs = duration('announce-interval', 1000, 50)
-  const rollupRetentionMs: [number, number, number] = [
-    2 * 86_400_000,
-    30 * 86_400_000,
-    365 * 86_400_000,
+  // Tokens make the config file as secret as a tokens file.
+  const secret = file.tokens?.length ? configFile : undefined
+  raw.tokens = [
+    { entries: sources.env.CHORUS_TOKENS?.split(',') ?? [], at: 'CHORUS_TOKENS' },
+    {
+      entries: file.tokens ?? [],
+      at: `tokens in ${configFile}`,
+      warning: secret && readableByOthers(secret, 'the config file'),
+    },
   ]
-  const rollupText = raw('rollup-retention')
-  if (rollupText !== undefined) {
-    const resolutions = ['10s', '1m', '1h']
-    for (const part of rollupText.split(',')) {
-      const [res, keep] = part.split('=').map((s) => s.trim())
-      const index = resolutions.indexOf(res ?? '')
-      const ms = keep === undefined ? undefined : parseDuration(keep)
-      if (index < 0 || ms === undefined || ms < 60_000) {
-        bad(
-          'rollup-retention',
-          'must be a comma list such as 10s=2d,1m=30d,1h=365d (at least 1m each)',
-          rollupText,
-        )
-        break
-      }
-      rollupRetentionMs[index] = ms
-    }
-  }
-  const forgetAfterMs = duration('forget-after', 86_400_000, 1000)
-  const maxClockJumpMs = duration('max-clock-jump', 3_600_000, 1000)
-  const metricsTypeLimit = integer('metrics-type-limit', 200, 1, 10_000)
-  const maxConcurrentQueries = integer('max-concurrent-queries', 16, 1, 10_000)
-  const noCollect = raw('no-collect')
-  const collectIntervalMs =
-    noCollect !== undefined && noCollect !== 'false' && noCollect !== '0'
-      ? 0
-      : duration('collect-interval', 10_000, 100)
-
-  // Tokens come from a file, CHORUS_TOKENS or the config file, never from a
-  // flag of their own, where `ps` would show them.
-  const tokens: Token[] = []
-  const warnings: string[] = []
-  const tokensFile = raw('tokens-file')
-  if (tokensFile !== undefined) {
-    try {
-      const parsed = parseTokens(readFileSync(tokensFile, 'utf8').split('\n'), ' ', tokensFile)
-      tokens.push(...parsed.tokens)
-      for (const p of parsed.problems) problems.push({ field: 'tokens-file', message: p })
-      const warning = readableByOthers(tokensFile, 'the tokens file')
-      if (warning !== undefined) warnings.push(warning)
-    } catch (err) {
-      problems.push({
-        field: 'tokens-file',
-        message: `cannot read ${tokensFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      })
-    }
-  }
-  const envTokens = sources.env.CHORUS_TOKENS
-  if (envTokens !== undefined && envTokens !== '') {
-    const parsed = parseTokens(envTokens.split(','), ':', 'CHORUS_TOKENS')
-    tokens.push(...parsed.tokens)
-    for (const p of parsed.problems) problems.push({ field: 'tokens', message: p })
-  }
-  if (fileTokens.length > 0) {
-    const parsed = parseTokens(fileTokens, ':', `tokens in ${configFile}`)
-    tokens.push(...parsed.tokens)
-    for (const p of parsed.problems) problems.push({ field: 'tokens', message: p })
-    const warning = readableByOthers(configFile as string, 'the config file')
-    if (warning !== undefined) warnings.push(warning)
-  }
-  const certFile = raw('tls-cert')
-  const keyFile = raw('tls-key')
-  let tls: { cert: string; key: string } | undefined
-  if ((certFile === undefined) !== (keyFile === undefined)) {
+  const parsed = MEMBER_OPTIONS.safeParse(raw)
+  for (const issue of parsed.error?.issues ?? []) {
+    const field = String(issue.path[0])
+    const got: unknown = issue.code === 'custom' ? issue.params?.got : undefined
     problems.push({
-      field: certFile === undefined ? 'tls-cert' : 'tls-key',
-      message: '--tls-cert and --tls-key go together',
-    })
-  } else if (certFile !== undefined && keyFile !== undefined) {
-    try {
-      tls = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') }
-    } catch (err) {
-      problems.push({
-        field: 'tls-cert',
-        message: `cannot read the certificate or key: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      })
-    }
-  }
-  const insecureText = raw('insecure')
-  const insecure = insecureText !== undefined && insecureText !== 'false' && insecureText !== '0'
-  if (!insecure && tokens.length === 0 && !isLoopback(http.host)) {
-    problems.push({
-      field: 'http',
-      message: `refusing to serve HTTP on ${http.host} without tokens: anyone who can reach it could read and write; configure tokens (--tokens-file or CHORUS_TOKENS) or pass --insecure`,
+      field,
+      message:
+        got === undefined
+          ? issue.message
+          : `${origin[field] ?? 'the default'} ${issue.message}, got ${JSON.stringify(got)}`,
     })
   }
-  const swarmKeyFile = raw('swarm-key')
-  let swarmKey: Uint8Array | undefined
-  if (swarmKeyFile !== undefined) {
-    try {
-      swarmKey = new Uint8Array(readFileSync(swarmKeyFile))
-      if (
-        !/^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}\s*$/.test(
-          Buffer.from(swarmKey).toString('utf8'),
-        )
-      ) {
-        problems.push({
-          field: 'swarm-key',
-          message: `${swarmKeyFile} is not a swarm key (make one with: chorus keygen --out FILE)`,
-        })
-      }
-    } catch (err) {
-      problems.push({
-        field: 'swarm-key',
-        message: `cannot read ${swarmKeyFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      })
-    }
-  }
-  const allowPeers = list('allow-peer') ?? []
-  for (const peer of allowPeers) {
-    if (!/^[1-9A-HJ-NP-Za-km-z]{46,60}$/.test(peer))
-      bad('allow-peer', 'must be a peer id such as 12D3KooW…', peer)
-  }
-  const adminPublicKey = raw('admin-public-key')
-  if (adminPublicKey !== undefined && parseAdminPublicKey(adminPublicKey) === undefined)
-    bad(
-      'admin-public-key',
-      'must be the public key printed by chorus keygen --admin (ed25519:…)',
-      adminPublicKey,
-    )
-  for (const address of listen) {
-    const host = address.split('/')[2] ?? ''
-    if (!insecure && swarmKey === undefined && !isLoopback(host)) {
-      problems.push({
-        field: 'listen',
-        message: `refusing to listen for peers on ${address} without a swarm key: any process that can reach it could join the array; listen on loopback or pass --insecure`,
-      })
-    }
-  }
-
-  if (problems.length > 0) {
+  if (!parsed.success || problems.length > 0) {
     const lines = problems.map((p) => `${p.field}: ${p.message}`)
     throw new ConfigError(`invalid configuration: ${lines.join('; ')}`, problems)
   }
-  return {
-    name,
-    dataDir,
-    http,
-    retentionMs,
-    rollupRetentionMs,
-    queryTimeoutMs,
-    ingestLimits: { ...DEFAULT_INGEST_LIMITS, maxBodyBytes, maxEventsPerRequest },
-    eventLimits: { ...DEFAULT_EVENT_LIMITS },
-    logLevel,
-    listen,
-    join,
-    announceIntervalMs,
-    forgetAfterMs,
-    maxClockJumpMs,
-    metricsTypeLimit,
-    tokens,
-    ...(tls === undefined ? {} : { tls }),
-    insecure,
-    ...(swarmKey === undefined ? {} : { swarmKey }),
-    allowPeers,
-    ...(adminPublicKey === undefined ? {} : { adminPublicKey }),
-    maxConcurrentQueries,
-    collectIntervalMs,
-    ...(warnings.length === 0 ? {} : { warnings }),
-  }
+  return parsed.data
 }

@@ -1,7 +1,16 @@
+import { readFileSync } from 'node:fs'
 import { chmod, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { hostname } from 'node:os'
+import { join, resolve } from 'node:path'
+import { generateKey } from '@libp2p/pnet'
 import { afterEach, describe, expect, it } from 'vitest'
-import { resolveConfig } from '../../node/config.ts'
+import {
+  type ConfigSources,
+  FLAG_OPTIONS,
+  LIST_OPTIONS,
+  resolveConfig,
+  START_OPTIONS,
+} from '../../node/config.ts'
 import { removeTempDirs, tempDir } from '../helpers.ts'
 
 afterEach(removeTempDirs)
@@ -106,5 +115,141 @@ describe('member configuration', () => {
     ])
     await chmod(file, 0o600)
     expect(resolveConfig({ flags: { 'tokens-file': file }, env: {} }).warnings).toBeUndefined()
+  })
+
+  it('gives every option its documented default', () => {
+    const config = resolveConfig({ flags: {}, env: {} })
+    expect(config).toEqual({
+      name: hostname(),
+      dataDir: resolve('.chorus/data'),
+      http: { host: '127.0.0.1', port: 7700 },
+      retentionMs: 7 * 86_400_000,
+      rollupRetentionMs: [2 * 86_400_000, 30 * 86_400_000, 365 * 86_400_000],
+      queryTimeoutMs: 2000,
+      ingestLimits: expect.objectContaining({
+        maxBodyBytes: 16 * 1024 ** 2,
+        maxEventsPerRequest: 10_000,
+      }),
+      eventLimits: expect.any(Object),
+      logLevel: 'info',
+      listen: ['/ip4/127.0.0.1/tcp/7701'],
+      join: [],
+      announceIntervalMs: 1000,
+      forgetAfterMs: 86_400_000,
+      maxClockJumpMs: 3_600_000,
+      metricsTypeLimit: 200,
+      tokens: [],
+      insecure: false,
+      allowPeers: [],
+      maxConcurrentQueries: 16,
+      collectIntervalMs: 10_000,
+    })
+  })
+
+  it('takes list options as repeated flags, comma-separated environment values and YAML lists, and other options once', async () => {
+    const file = join(await tempDir(), 'chorus.yaml')
+    const a = '/ip4/127.0.0.1/tcp/7801'
+    const b = '/ip4/127.0.0.1/tcp/7802'
+    await writeFile(file, `join:\n  - ${a}\n  - ${b}\nlisten: ${a}\n`)
+    expect(LIST_OPTIONS).toEqual(['listen', 'join', 'allow-peer'])
+    const fromFile = (flags: ConfigSources['flags'], env: ConfigSources['env'] = {}) =>
+      resolveConfig({ flags, env, configFile: file })
+    const listed = join(await tempDir(), 'chorus.yaml')
+    await writeFile(listed, 'name: [x, y]\n')
+    expect(() => resolveConfig({ flags: {}, env: {}, configFile: listed })).toThrow(
+      `name: must be a single value in ${listed}`,
+    )
+    const config = fromFile(
+      { listen: [a, b], name: ['first', 'last'] },
+      { CHORUS_ALLOW_PEER: ' 12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN , ,' },
+    )
+    expect(config.listen).toEqual([a, b])
+    expect(config.join).toEqual([a, b])
+    expect(config.allowPeers).toEqual(['12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN'])
+    expect(config.name).toBe('last')
+    const single = resolveConfig({
+      flags: { name: 'n' },
+      env: { CHORUS_JOIN: `${a},${b}` },
+      configFile: file,
+    })
+    expect(single.join).toEqual([a, b])
+    expect(single.listen).toEqual([a])
+  })
+
+  it('turns a switch on for any value but "false" and "0"', () => {
+    expect(FLAG_OPTIONS).toEqual(['insecure', 'no-collect'])
+    const on = (env: Record<string, string>) => resolveConfig({ flags: {}, env })
+    expect(on({ CHORUS_INSECURE: 'true' }).insecure).toBe(true)
+    expect(on({ CHORUS_INSECURE: 'yes' }).insecure).toBe(true)
+    expect(on({ CHORUS_INSECURE: 'false' }).insecure).toBe(false)
+    expect(on({ CHORUS_NO_COLLECT: '1' }).collectIntervalMs).toBe(0)
+    expect(on({ CHORUS_NO_COLLECT: '0', CHORUS_COLLECT_INTERVAL: '5s' }).collectIntervalMs).toBe(
+      5000,
+    )
+  })
+
+  it('reads the TLS pair and the swarm key, and reports both halves of every rule across options at once', async () => {
+    const dir = await tempDir()
+    const swarmKey = join(dir, 'swarm.key')
+    const key = new Uint8Array(95)
+    generateKey(key)
+    await writeFile(swarmKey, key)
+    await writeFile(join(dir, 'cert.pem'), 'CERT')
+    await writeFile(join(dir, 'key.pem'), 'KEY')
+    const listen = ['/ip4/192.0.2.10/tcp/7701']
+    const ok = resolveConfig({
+      flags: { 'swarm-key': swarmKey, listen, 'tls-cert': join(dir, 'cert.pem') },
+      env: { CHORUS_TLS_KEY: join(dir, 'key.pem') },
+    })
+    expect(ok.tls).toEqual({ cert: 'CERT', key: 'KEY' })
+    expect(ok.swarmKey).toEqual(new Uint8Array(readFileSync(swarmKey)))
+    expect(ok.listen).toEqual(listen)
+
+    let error: Error & { details?: Array<{ field: string; message: string }> } = new Error()
+    try {
+      resolveConfig({
+        flags: {
+          'tls-cert': join(dir, 'cert.pem'),
+          http: '192.0.2.10:7700',
+          listen,
+          retention: '1s',
+        },
+        env: { CHORUS_SWARM_KEY: join(dir, 'missing.key') },
+      })
+    } catch (err) {
+      error = err as typeof error
+    }
+    expect(error.name).toBe('ConfigError')
+    expect(error.details?.map((d) => d.field).sort()).toEqual([
+      'http',
+      'listen',
+      'retention',
+      'swarm-key',
+      'tls-key',
+    ])
+    expect(error.message).toContain('tls-key: --tls-cert and --tls-key go together')
+    expect(error.message).toContain(`swarm-key: cannot read ${join(dir, 'missing.key')}: ENOENT`)
+    expect(error.message).toContain('refusing to serve HTTP on 192.0.2.10 without tokens')
+    expect(error.message).toContain(
+      '--retention must be a duration such as 500ms, 10s, 2m, 1h or 7d (at least 60000ms), got "1s"',
+    )
+    await writeFile(swarmKey, 'not a key')
+    expect(() => resolveConfig({ flags: { 'swarm-key': swarmKey }, env: {} })).toThrow(
+      `swarm-key: ${swarmKey} is not a swarm key (make one with: chorus keygen --out FILE)`,
+    )
+  })
+
+  it('names every start option in the README, and no option the member does not take', () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8')
+    const cli = readme.slice(readme.indexOf('\n## CLI\n'))
+    const start = cli.slice(
+      cli.indexOf('\n- `start`:'),
+      cli.indexOf('\n- `', cli.indexOf('\n- `start`:') + 1),
+    )
+    // A flag opens a code span: `--http HOST:PORT`, not `keygen --admin`.
+    const named = new Set([...start.matchAll(/`--([a-z][a-z-]*)/g)].map((m) => m[1]))
+    // --config names the file the options come from; it is not one of them.
+    named.delete('config')
+    expect([...named].sort()).toEqual([...START_OPTIONS].sort())
   })
 })
