@@ -142,3 +142,26 @@ export function metricSample(body: string, series: string): number | undefined {
   const line = body.split('\n').find((l) => l.startsWith(`${series} `))
   return line === undefined ? undefined : Number(line.slice(series.length + 1))
 }
+
+/** A member health rule that fires on one `test.trigger` event more than `threshold` in a minute. */
+export const triggerRule = (threshold: number) => ({
+  name: 'trigger',
+  kind: 'member',
+  metric: { type: 'test.trigger', measure: 'count' },
+  op: '>',
+  threshold,
+  window: '1m',
+  for: '0s',
+  state: 'warning',
+})
+
+/** Posts events as JSON to a member's app; answers the response. */
+export function postEvents(member: Member, body: unknown): Promise<Response> {
+  return Promise.resolve(
+    member.app.request('/v1/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    }),
+  )
+}

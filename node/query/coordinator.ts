@@ -232,24 +232,14 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
           const target = byTag.get(tag)
           const peerId = target?.peerId ?? `tag:${tag}`
           const name = target?.name ?? peerId
-          if (hwm < 0) {
-            rows.push({
-              member: peerId,
-              name,
-              status: 'unreachable',
-              count: 0,
-              ms: 0,
-              error: 'did not answer the first page of this result set',
-            })
-          } else if (target === undefined) {
-            rows.push({
-              member: peerId,
-              name,
-              status: 'unreachable',
-              count: 0,
-              ms: 0,
-              error: 'no longer in the membership table',
-            })
+          const away =
+            hwm < 0
+              ? 'did not answer the first page of this result set'
+              : target === undefined
+                ? 'no longer in the membership table'
+                : undefined
+          if (away !== undefined || target === undefined) {
+            rows.push({ member: peerId, name, status: 'unreachable', count: 0, ms: 0, error: away })
           } else {
             const row = notAskedRow(target)
             if (row === undefined) asked.push(target)

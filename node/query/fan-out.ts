@@ -109,7 +109,11 @@ export function startCall<T extends FanOutTarget>(
     race(work) {
       // A rejection after the race is lost must not go unhandled.
       work.catch(() => {})
-      return Promise.race([work, aborted])
+      if (!signal.aborted) return Promise.race([work, aborted])
+      // Past the deadline already: what the member had sent still gets its turn.
+      const late = new Promise<never>((_, reject) => setImmediate(() => reject(signal.reason)))
+      late.catch(() => {})
+      return Promise.race([work, late])
     },
     done: elapsed,
     fail(err) {

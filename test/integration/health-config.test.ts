@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { HealthConfig } from '../../node/health/config.ts'
 import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
-import { removeTempDirs, startArray, waitFor } from '../helpers.ts'
+import { removeTempDirs, startArray, triggerRule, waitFor } from '../helpers.ts'
 import { rawRequest } from '../raw-http.ts'
 
 const members: Member[] = []
@@ -32,17 +32,6 @@ async function put(m: Member, body: unknown) {
     },
   }
 }
-
-const triggerRule = (threshold: number) => ({
-  name: 'trigger',
-  kind: 'member',
-  metric: { type: 'test.trigger', measure: 'count' },
-  op: '>',
-  threshold,
-  window: '1m',
-  for: '0s',
-  state: 'warning',
-})
 
 describe('health rules', () => {
   it('answer the defaults before any change, and take back what GET gave, unchanged', async () => {

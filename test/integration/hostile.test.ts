@@ -36,10 +36,12 @@ import {
 } from '../../protocol/index.ts'
 import {
   type ApiBody,
+  postEvents,
   removeTempDirs,
   startArray,
   stateOf,
   testConfig,
+  triggerRule,
   waitFor,
 } from '../helpers.ts'
 import { type HostilePeer, peerOf, startHostilePeer } from '../hostile-peer.ts'
@@ -70,20 +72,7 @@ async function putRules(m: Member, threshold: number) {
   const response = await m.app.request('/v1/config/health', {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      rules: [
-        {
-          name: 'trigger',
-          kind: 'member',
-          metric: { type: 'test.trigger', measure: 'count' },
-          op: '>',
-          threshold,
-          window: '1m',
-          for: '0s',
-          state: 'warning',
-        },
-      ],
-    }),
+    body: JSON.stringify({ rules: [triggerRule(threshold)] }),
   })
   expect(response.status).toBe(200)
 }
@@ -171,11 +160,7 @@ describe('a hostile peer with the mesh keys', () => {
 
   it('cannot take a member name by claiming an earlier start; the real member stays in every answer', async () => {
     const [a, b, c] = await array(['na', 'nb', 'nc'])
-    await a.app.request('/v1/events', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"type":"app.mine"}',
-    })
+    await postEvents(a, '{"type":"app.mine"}')
     const evil = await hostile('na')
     await evil.connect(b.p2pAddrs()[0] as string)
     await evil.announce({ startedAt: 0 })
@@ -236,11 +221,7 @@ describe('a hostile peer with the mesh keys', () => {
 
   it("cannot put another member's events, events out of order, or events of another period into a page", async () => {
     const [a, b] = await array(['sa', 'sb'])
-    await b.app.request('/v1/events', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"type":"app.real"}',
-    })
+    await postEvents(b, '{"type":"app.real"}')
     const evil = await hostile('sx')
     await evil.connect(a.p2pAddrs()[0] as string)
     const own = memberTag(evil.peerId)
@@ -484,18 +465,7 @@ describe('an array that requires the admin approval of its health rules', () => 
     })
     members.push(...started)
     const [a, b] = started as [Member, Member]
-    const rules = [
-      {
-        name: 'trigger',
-        kind: 'member',
-        metric: { type: 'test.trigger', measure: 'count' },
-        op: '>',
-        threshold: 1,
-        window: '1m',
-        for: '0s',
-        state: 'warning',
-      },
-    ]
+    const rules = [triggerRule(1)]
     const put = async (body: unknown) => {
       const response = await a.app.request('/v1/config/health', {
         method: 'PUT',

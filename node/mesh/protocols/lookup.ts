@@ -12,22 +12,20 @@ import {
 } from '../../../protocol/index.ts'
 import type { ChorusEvent } from '../../event/event.ts'
 import { toEvent } from '../../store/codec.ts'
-import { open, type Peer, RemoteError, type ServedProtocol, translate } from './stream.ts'
+import { oneAnswer, open, type Peer, RemoteError, translate } from './stream.ts'
 
 export interface LookupComponents {
   /** This member's event with these 16 id bytes, as stored, if it has it. */
   lookup(id: Uint8Array): Promise<StoredEvent | undefined>
 }
 
-export const lookupProtocol: ServedProtocol<LookupComponents> = {
-  protocol: LOOKUP_PROTOCOL,
-  name: 'lookup',
-  kind: 'lookup',
-  async answer(bytes, lp, signal, components) {
-    const event = await components.lookup(decodeLookupRequest(bytes))
-    await lp.write(encodeLookupReply(event), { signal })
-  },
-}
+export const lookupProtocol = oneAnswer<LookupComponents>(
+  LOOKUP_PROTOCOL,
+  'lookup',
+  'lookup',
+  async (request, components) =>
+    encodeLookupReply(await components.lookup(decodeLookupRequest(request))),
+)
 
 /** Asks the member that owns an id for its event. */
 export async function remoteLookup(

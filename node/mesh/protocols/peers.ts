@@ -10,21 +10,22 @@ import {
   PEERS_PROTOCOL,
   type SignedAnnouncement,
 } from '../../../protocol/index.ts'
-import { askOnce, type Peer, type ServedProtocol } from './stream.ts'
+import { askOnce, oneAnswer, type Peer } from './stream.ts'
 
 export interface PeersComponents {
   /** The signed announcements of the members this one knows, itself first. */
   peers(): Uint8Array[]
 }
 
-export const peersProtocol: ServedProtocol<PeersComponents> = {
-  protocol: PEERS_PROTOCOL,
-  name: 'peers',
-  async answer(bytes, lp, signal, components) {
-    decodePeersRequest(bytes)
-    await lp.write(encodePeers(components.peers()), { signal })
+export const peersProtocol = oneAnswer<PeersComponents>(
+  PEERS_PROTOCOL,
+  'peers',
+  undefined,
+  (request, components) => {
+    decodePeersRequest(request)
+    return encodePeers(components.peers())
   },
-}
+)
 
 /** Asks one peer which members it knows of. */
 export function remotePeers(

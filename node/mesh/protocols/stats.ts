@@ -8,21 +8,22 @@ import {
   type MemberCounters,
   STATS_PROTOCOL,
 } from '../../../protocol/index.ts'
-import { askOnce, type Peer, type ServedProtocol } from './stream.ts'
+import { askOnce, oneAnswer, type Peer } from './stream.ts'
 
 export interface StatsComponents {
   /** This member's counters for the array-wide metrics. */
   counters(): MemberCounters
 }
 
-export const statsProtocol: ServedProtocol<StatsComponents> = {
-  protocol: STATS_PROTOCOL,
-  name: 'stats',
-  async answer(bytes, lp, signal, components) {
-    decodeStatsRequest(bytes)
-    await lp.write(encodeStats(components.counters()), { signal })
+export const statsProtocol = oneAnswer<StatsComponents>(
+  STATS_PROTOCOL,
+  'stats',
+  undefined,
+  (request, components) => {
+    decodeStatsRequest(request)
+    return encodeStats(components.counters())
   },
-}
+)
 
 /** Asks one peer for its counters. */
 export function remoteStats(peer: Peer, options: { signal: AbortSignal }): Promise<MemberCounters> {

@@ -105,6 +105,26 @@ function closedSignal(stream: Stream): AbortSignal {
   return AbortSignal.any([controller.signal, AbortSignal.timeout(ANSWER_TIMEOUT_MS)])
 }
 
+/**
+ * A protocol of one request and one answer message: `answer` turns the
+ * request's bytes into the answer's (decoding, and so checking, the request).
+ */
+export function oneAnswer<C>(
+  protocol: string,
+  name: ServedName,
+  kind: QueryKind | undefined,
+  answer: (request: Uint8Array, components: C) => Uint8Array | Promise<Uint8Array>,
+): ServedProtocol<C> {
+  return {
+    protocol,
+    name,
+    ...(kind === undefined ? {} : { kind }),
+    async answer(request, lp, signal, components) {
+      await lp.write(await answer(request, components), { signal })
+    },
+  }
+}
+
 /** Serves `protocols` on the host; `start` handles them, `stop` unhandles them. */
 export function createProtocolServer<C>(
   init: ProtocolServerInit<C>,
