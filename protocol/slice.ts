@@ -1,7 +1,50 @@
-// The slice request: what a coordinator asks one member for, and what the
-// member says when its answer is complete. These are the messages of
-// `/chorus/slice/1`; until the mesh exists the coordinator hands them to its
-// own member by a direct call, through the same handler peers will use.
+// /chorus/slice/2: what a coordinator asks one member for, and the member's
+// answer. Messages (see framing.ts for the framing):
+//
+//   slice request  [1, fromMs, toMs, lower|null, upper|null, position|null,
+//                   reverse, types[], minSeverity, text|null, hwm|null, limit,
+//                   window]   where a bound is [id bytes(16), inclusive]
+//   slice head     [8, hwm]        first message of every slice answer
+//   more           [9, events]     coordinator → member: a grant of more events
+//   pause          [10]            member → coordinator: out of grant, more in hand
+//   event batch    [2, events[]]   each event [id(16), value], the value
+//                  exactly as its owner stores it (event-value.ts)
+//   trailer        [3, hwm, scanned, more]
+//   error          [4, code, message]
+
+import { type EventFields, eventValueProblem, readEventValue } from './event-value.ts'
+import {
+  ERROR_CODES,
+  type ErrorCode,
+  framed,
+  isId,
+  isInt,
+  isString,
+  KIND_BATCH,
+  KIND_ERROR,
+  KIND_HEAD,
+  KIND_MORE,
+  KIND_PAUSE,
+  KIND_SLICE_REQUEST,
+  KIND_TRAILER,
+  MAX_ANSWER_BYTES,
+  MAX_REQUEST_BYTES,
+  malformed,
+  ProtocolError,
+  pack,
+  unpack,
+} from './framing.ts'
+
+/**
+ * `/chorus/slice/2`: one request, a stream of event batches, one trailer (or
+ * an error). Version 2: events travel as their owner stores them.
+ */
+export const SLICE_PROTOCOL = '/chorus/slice/2'
+/** Events per batch a member sends at most. */
+export const MAX_BATCH_EVENTS = 1024
+/** Longest type filter list (of a slice or rollup request; HTTP refuses more) and longest single filter string. */
+export const MAX_TYPE_FILTERS = 64
+const MAX_TYPES = MAX_TYPE_FILTERS
 
 /** A bound on ids, exclusive unless `inclusive`. */
 export interface IdBound {
@@ -68,40 +111,252 @@ export interface SliceAnswer<E> {
   waiting?: () => boolean
 }
 
-/** A rollup request: one member's buckets of a period, folded into steps and groups. */
-export interface RollupRequest {
-  /** Start of the period, ms since the epoch, inclusive (a multiple of stepMs). */
-  fromMs: number
-  /** End of the period, exclusive (a multiple of stepMs). */
-  toMs: number
-  /** Index of the stored resolution to read (0: 10 s, 1: 1 min, 2: 1 h). */
-  resolution: number
-  /** Width of the answer's buckets, ms: a multiple of the resolution. */
-  stepMs: number
-  /** Exact types or `prefix.*`; empty: all. */
-  types: readonly string[]
-  minSeverity: number
-  byType: boolean
-  bySeverity: boolean
+/**
+ * An event as its owner stores it: 16 id bytes and its value (the format of
+ * event-value.ts). Members send these bytes from disk to the wire as they
+ * are, without decoding them; the receiver checks every field (WireEvent).
+ */
+export interface StoredEvent {
+  id: Uint8Array
+  value: Uint8Array
 }
 
-/** One series of a rollup answer: a group's buckets, each an encoded bucket (node/store/rollup.ts). */
-export interface RollupSeries {
-  type?: string
-  severity?: number
-  buckets: Array<{ t: number; bucket: Uint8Array }>
+/** An event as it comes off the wire, checked: the owner's peer id and name are known from the stream. */
+export interface WireEvent extends EventFields {
+  id: Uint8Array
+}
+
+export type AnswerMessage =
+  | { kind: 'head'; hwm: number }
+  | { kind: 'pause' }
+  | { kind: 'batch'; events: WireEvent[] }
+  | { kind: 'trailer'; trailer: SliceTrailer }
+  | { kind: 'error'; code: ErrorCode; message: string }
+
+function bound(v: unknown, what: string): IdBound | undefined {
+  if (v === null) return undefined
+  if (!Array.isArray(v) || v.length !== 2 || !isId(v[0]) || typeof v[1] !== 'boolean')
+    throw malformed(what)
+  return { id: new Uint8Array(v[0]), inclusive: v[1] }
+}
+
+const boundOut = (b: IdBound | undefined) => (b === undefined ? null : [b.id, b.inclusive])
+
+export function encodeSliceRequest(r: SliceRequest): Uint8Array {
+  return pack(
+    [
+      KIND_SLICE_REQUEST,
+      r.fromMs,
+      r.toMs,
+      boundOut(r.lower),
+      boundOut(r.upper),
+      boundOut(r.position),
+      r.reverse,
+      r.types,
+      r.minSeverity,
+      r.text ?? null,
+      r.hwm ?? null,
+      r.limit,
+      r.window ?? r.limit,
+    ],
+    MAX_REQUEST_BYTES,
+  )
+}
+
+export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
+  const m = framed(bytes, MAX_REQUEST_BYTES, KIND_SLICE_REQUEST, 13, 'a slice request')
+  const [
+    ,
+    fromMs,
+    toMs,
+    lower,
+    upper,
+    position,
+    reverse,
+    types,
+    minSeverity,
+    text,
+    hwm,
+    limit,
+    window,
+  ] = m
+  if (!isInt(fromMs, 0, 2 ** 48) || !isInt(toMs, 0, 2 ** 48)) throw malformed('period')
+  if (typeof reverse !== 'boolean') throw malformed('reverse')
+  if (!Array.isArray(types) || types.length > MAX_TYPES || !types.every((t) => isString(t, 256)))
+    throw malformed('types')
+  if (!isInt(minSeverity, 0, 4)) throw malformed('minSeverity')
+  if (text !== null && !isString(text, 1024)) throw malformed('text')
+  if (hwm !== null && !isInt(hwm, 0, 2 ** 40)) throw malformed('hwm')
+  if (!isInt(limit, 1, MAX_SLICE_LIMIT)) throw malformed('limit')
+  if (!isInt(window, 1, MAX_SLICE_LIMIT)) throw malformed('window')
+  const out: SliceRequest = {
+    fromMs,
+    toMs,
+    reverse,
+    types: types as string[],
+    minSeverity,
+    limit,
+    window,
+  }
+  const lo = bound(lower, 'lower')
+  const up = bound(upper, 'upper')
+  const pos = bound(position, 'position')
+  if (lo !== undefined) out.lower = lo
+  if (up !== undefined) out.upper = up
+  if (pos !== undefined) out.position = pos
+  if (text !== null) out.text = text
+  if (hwm !== null) out.hwm = hwm
+  return out
+}
+
+// Batches and lookup replies are written by hand, not packed, so that each
+// event's stored value goes in as the bytes it is: [id, fields] is a fixarray
+// of 2, a bin 8 of 16 bytes, then the value (itself one MessagePack array).
+const EVENT_HEAD_BYTES = 3 + 16
+/** fixarray of 2, the kind, an array 32 header. */
+const BATCH_HEAD_BYTES = 2 + 5
+
+export function storedEventBytes(e: StoredEvent): number {
+  if (e.id.byteLength !== 16) throw new Error(`an event id is 16 bytes, not ${e.id.byteLength}`)
+  return EVENT_HEAD_BYTES + e.value.byteLength
+}
+
+export function writeStoredEvent(out: Uint8Array, at: number, e: StoredEvent): number {
+  out[at] = 0x92
+  out[at + 1] = 0xc4
+  out[at + 2] = 16
+  out.set(e.id, at + 3)
+  out.set(e.value, at + EVENT_HEAD_BYTES)
+  return at + EVENT_HEAD_BYTES + e.value.byteLength
+}
+
+function writeBatch(events: readonly StoredEvent[], from: number, to: number, bytes: number) {
+  const out = new Uint8Array(bytes)
+  out[0] = 0x92
+  out[1] = KIND_BATCH
+  out[2] = 0xdd
+  new DataView(out.buffer).setUint32(3, to - from)
+  let at = BATCH_HEAD_BYTES
+  for (let i = from; i < to; i++) at = writeStoredEvent(out, at, events[i] as StoredEvent)
+  return out
 }
 
 /**
- * Most cells of one rollup answer: series × steps × max(1, quantiles), and
- * most buckets one member's rollup answer may hold. About 12 MB of JSON at
- * most, built in well under a second: a day at 1 min steps for 69 series, or
- * an hour at 10 s steps with 10 quantiles for 27.
+ * Encodes stored events into as few batch messages as the limits allow:
+ * each under MAX_ANSWER_BYTES and MAX_BATCH_EVENTS. An event too large for
+ * any message is a ProtocolError (`too_large`).
  */
-export const MAX_ROLLUP_CELLS = 100_000
+export function encodeBatches(events: readonly StoredEvent[]): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let from = 0
+  let bytes = BATCH_HEAD_BYTES
+  for (let i = 0; i < events.length; i++) {
+    const size = storedEventBytes(events[i] as StoredEvent)
+    if (BATCH_HEAD_BYTES + size > MAX_ANSWER_BYTES)
+      throw new ProtocolError(
+        'too_large',
+        `an event of ${size} bytes does not fit a message of ${MAX_ANSWER_BYTES}`,
+      )
+    if (bytes + size > MAX_ANSWER_BYTES || i - from === MAX_BATCH_EVENTS) {
+      out.push(writeBatch(events, from, i, bytes))
+      from = i
+      bytes = BATCH_HEAD_BYTES
+    }
+    bytes += size
+  }
+  if (from < events.length) out.push(writeBatch(events, from, events.length, bytes))
+  return out
+}
+
 /**
- * Most sketch bins (in memory) a coordinator takes from one member's rollup
- * answer: 4 Mi bins, about 32 MB. A sketch's dense stores span its smallest
- * to largest bin, so a few bytes on the wire can cost kilobytes decoded.
+ * Checks and decodes stored events exactly as a receiver of them would, a
+ * batch message at a time (one MessagePack pass per message, not per event).
  */
-export const MAX_ROLLUP_ANSWER_BINS = 4 * 1024 * 1024
+export function decodeStoredEvents(events: readonly StoredEvent[]): WireEvent[] {
+  const out: WireEvent[] = []
+  for (const message of encodeBatches(events)) {
+    const answer = decodeAnswer(message)
+    if (answer.kind === 'batch') for (const e of answer.events) out.push(e)
+  }
+  return out
+}
+
+export function eventIn(v: unknown): WireEvent {
+  if (!Array.isArray(v) || v.length !== 2 || !isId(v[0])) throw malformed('event')
+  const fields: unknown = v[1]
+  const problem = eventValueProblem(fields)
+  if (problem !== undefined) throw malformed(problem)
+  return readEventValue({ id: v[0] }, fields as unknown[])
+}
+
+export function encodeHead(hwm: number): Uint8Array {
+  return pack([KIND_HEAD, hwm], MAX_ANSWER_BYTES)
+}
+
+export function encodePause(): Uint8Array {
+  return pack([KIND_PAUSE], MAX_ANSWER_BYTES)
+}
+
+export function encodeMore(events: number): Uint8Array {
+  return pack([KIND_MORE, events], MAX_REQUEST_BYTES)
+}
+
+/** Decodes a grant of more events (coordinator → member). */
+export function decodeMore(bytes: Uint8Array): number {
+  const [, events] = framed(bytes, MAX_REQUEST_BYTES, KIND_MORE, 2, 'a grant')
+  if (!isInt(events, 1, MAX_SLICE_LIMIT)) throw malformed('grant')
+  return events
+}
+
+export function encodeTrailer(t: SliceTrailer): Uint8Array {
+  return pack([KIND_TRAILER, t.hwm, t.scanned, t.more], MAX_ANSWER_BYTES)
+}
+
+/** Decodes one message of a slice answer: the head, a batch, the trailer, or an error. */
+export function decodeAnswer(bytes: Uint8Array): AnswerMessage {
+  return answerFrom(unpack(bytes, MAX_ANSWER_BYTES))
+}
+
+/** The answer message an unpacked value is, or a ProtocolError. */
+export function answerFrom(m: unknown): AnswerMessage {
+  if (!Array.isArray(m) || m.length === 0) throw malformed('not an answer')
+  switch (m[0]) {
+    case KIND_BATCH: {
+      if (m.length !== 2 || !Array.isArray(m[1]) || m[1].length > MAX_BATCH_EVENTS)
+        throw malformed('batch')
+      return { kind: 'batch', events: m[1].map(eventIn) }
+    }
+    case KIND_HEAD: {
+      if (m.length !== 2 || !isInt(m[1], 0, 2 ** 40)) throw malformed('head')
+      return { kind: 'head', hwm: m[1] }
+    }
+    case KIND_PAUSE: {
+      if (m.length !== 1) throw malformed('pause')
+      return { kind: 'pause' }
+    }
+    case KIND_TRAILER: {
+      const [, hwm, scanned, more] = m
+      if (
+        m.length !== 4 ||
+        !isInt(hwm, 0, 2 ** 40) ||
+        !isInt(scanned, 0, Number.MAX_SAFE_INTEGER) ||
+        typeof more !== 'boolean'
+      ) {
+        throw malformed('trailer')
+      }
+      return { kind: 'trailer', trailer: { hwm, scanned, more } }
+    }
+    case KIND_ERROR: {
+      const [, code, message] = m
+      if (
+        m.length !== 3 ||
+        !(ERROR_CODES as readonly unknown[]).includes(code) ||
+        !isString(message, 1024)
+      )
+        throw malformed('error')
+      return { kind: 'error', code: code as ErrorCode, message }
+    }
+    default:
+      throw malformed(`unknown kind ${String(m[0])}`)
+  }
+}

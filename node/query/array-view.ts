@@ -3,7 +3,7 @@
 // fan-out under a short deadline), and array-wide quantiles of `value` per
 // type over the last complete minute (a rollup query).
 
-import type { MemberCounters } from '../../protocol/index.ts'
+import type { MemberCounters, RollupRequest } from '../../protocol/index.ts'
 import { decodeHealth } from '../health/report.ts'
 import type { SliceTarget } from './coordinator.ts'
 import { collect } from './fan-out.ts'
@@ -42,6 +42,20 @@ export interface ArrayViewRow {
   counters?: MemberCounters
 }
 
+/** A rollup request for the minute starting at `startMs` (a minute edge), one series per type. */
+export function minuteByType(startMs: number): RollupRequest {
+  return {
+    fromMs: startMs,
+    toMs: startMs + 60_000,
+    resolution: 1,
+    stepMs: 60_000,
+    types: [],
+    minSeverity: 0,
+    byType: true,
+    bySeverity: false,
+  }
+}
+
 export function createArrayView(init: ArrayViewInit) {
   const timeoutMs = init.timeoutMs ?? ARRAY_VIEW_TIMEOUT_MS
   return {
@@ -71,17 +85,8 @@ export function createArrayView(init: ArrayViewInit) {
       const answer = await queryRollups(
         init.targets(),
         {
-          request: {
-            // The last complete minute: a stable figure, at most a minute old.
-            fromMs: now - (now % 60_000) - 60_000,
-            toMs: now - (now % 60_000),
-            resolution: 1,
-            stepMs: 60_000,
-            types: [],
-            minSeverity: 0,
-            byType: true,
-            bySeverity: false,
-          },
+          // The last complete minute: a stable figure, at most a minute old.
+          request: minuteByType(now - (now % 60_000) - 60_000),
           members: [],
           byMember: false,
           quantiles,

@@ -6,14 +6,14 @@
 // Membership, fan-out and merging are kept apart, as in Serf: this module
 // sees members only as SliceTargets, and asks them through fan-out.ts.
 
-import type { MemberCounters } from '../../protocol/index.ts'
 import type {
   IdBound,
+  MemberCounters,
   RollupRequest,
   SliceAnswer,
   SliceRequest,
   SliceTrailer,
-} from '../../protocol/slice.ts'
+} from '../../protocol/index.ts'
 import { NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'

@@ -9,7 +9,7 @@
 
 import { Packr } from 'msgpackr'
 import { z } from 'zod'
-import { MAX_TYPE_FILTERS as PROTOCOL_MAX_TYPE_FILTERS } from '../../protocol/codec.ts'
+import { MAX_TYPE_FILTERS as PROTOCOL_MAX_TYPE_FILTERS } from '../../protocol/index.ts'
 import { type FieldProblem, InvalidInputError } from '../errors.ts'
 import { SEVERITIES } from '../event/event.ts'
 import { decodeId, ID_LENGTH } from '../event/id.ts'

@@ -18,7 +18,7 @@ import { MAX_ROLLUP_CELLS, MAX_ROLLUP_SERIES, ProtocolError } from '../../protoc
 
 export { MAX_ROLLUP_ANSWER_BINS, MAX_ROLLUP_CELLS } from '../../protocol/index.ts'
 
-import type { RollupRequest } from '../../protocol/slice.ts'
+import type { RollupRequest } from '../../protocol/index.ts'
 import { InvalidInputError } from '../errors.ts'
 import { severityOfRank } from '../event/event.ts'
 import type { MemberRecorder } from '../stats.ts'

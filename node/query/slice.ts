@@ -6,8 +6,8 @@
 // sends those bytes as they are; the coordinator calls it directly for its
 // own member and decodes them with `decodedAnswer`.
 
-import { decodeStoredEvents, type StoredEvent } from '../../protocol/codec.ts'
-import type { SliceAnswer, SliceRequest, SliceTrailer } from '../../protocol/slice.ts'
+import type { SliceAnswer, SliceRequest, SliceTrailer } from '../../protocol/index.ts'
+import { decodeStoredEvents, type StoredEvent } from '../../protocol/index.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { toEvent } from '../store/codec.ts'
 import type { EventLog } from '../store/event-log.ts'

@@ -6,8 +6,7 @@
 // value bytes, decoded only when a filter needs a field). The key layout it
 // reads is keys.ts's; nothing outside node/store/ needs to know it.
 
-import type { StoredEvent } from '../../protocol/codec.ts'
-import type { IdBound, SliceRequest } from '../../protocol/slice.ts'
+import type { IdBound, SliceRequest, StoredEvent } from '../../protocol/index.ts'
 import { decodeEventValue } from './codec.ts'
 import type { EventLog } from './event-log.ts'
 import {

@@ -5,18 +5,11 @@ import { RocksLevel } from '@nxtedition/rocksdb'
 import { Packr } from 'msgpackr'
 import { afterEach, describe, expect, it } from 'vitest'
 import { memberTag } from '../../node/event/id.ts'
+import { minuteByType } from '../../node/query/array-view.ts'
 import { createRollupHandler } from '../../node/query/rollups.ts'
 import { openEventLog } from '../../node/store/event-log.ts'
 import { rollupKey } from '../../node/store/keys.ts'
-import {
-  addEvent,
-  copyBucket,
-  decodeBucket,
-  emptyBucket,
-  encodeBucket,
-  mergeBucket,
-} from '../../node/store/rollup.ts'
-import type { RollupRequest } from '../../protocol/slice.ts'
+import * as rollup from '../../node/store/rollup.ts'
 import { removeTempDirs, tempDir } from '../helpers.ts'
 
 afterEach(removeTempDirs)
@@ -24,16 +17,7 @@ afterEach(removeTempDirs)
 const TAG = memberTag('member-r')
 const T0 = 1_800_000_000_000
 /** The minute holding T0, one series per type. */
-const MINUTE_BY_TYPE: RollupRequest = {
-  fromMs: T0 - (T0 % 60_000),
-  toMs: T0 - (T0 % 60_000) + 60_000,
-  resolution: 1,
-  stepMs: 60_000,
-  types: [],
-  minSeverity: 0,
-  byType: true,
-  bySeverity: false,
-}
+const MINUTE_BY_TYPE = minuteByType(T0 - (T0 % 60_000))
 
 /** A bucket as a member before the value bound wrote it: two values of 1.79e308, sum Infinity. */
 function overflowedBucket(): Uint8Array {
@@ -56,18 +40,18 @@ function overflowedBucket(): Uint8Array {
 
 describe('rollup sums', () => {
   it('saturate at ±Number.MAX_VALUE instead of overflowing, so merged buckets still encode and decode', () => {
-    const a = emptyBucket()
-    addEvent(a, '1', 1.79e308)
-    addEvent(a, '2', 1.79e308)
+    const a = rollup.emptyBucket()
+    rollup.addEvent(a, '1', 1.79e308)
+    rollup.addEvent(a, '2', 1.79e308)
     expect(a.sum).toBe(Number.MAX_VALUE)
-    const b = copyBucket(a)
-    mergeBucket(b, a)
-    const n = emptyBucket()
-    addEvent(n, '3', -1.79e308)
-    addEvent(n, '4', -1.79e308)
-    mergeBucket(n, n)
+    const b = rollup.copyBucket(a)
+    rollup.mergeBucket(b, a)
+    const n = rollup.emptyBucket()
+    rollup.addEvent(n, '3', -1.79e308)
+    rollup.addEvent(n, '4', -1.79e308)
+    rollup.mergeBucket(n, n)
     expect(n.sum).toBe(-Number.MAX_VALUE)
-    const back = decodeBucket(encodeBucket(b))
+    const back = rollup.decodeBucket(rollup.encodeBucket(b))
     expect(back.sum).toBe(Number.MAX_VALUE)
     expect(back.count).toBe(4)
   })

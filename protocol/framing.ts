@@ -1,0 +1,111 @@
+// The framing every chorus message shares, and the rules every decoder
+// keeps. Every message on a chorus stream is an unsigned-varint length
+// prefix followed by that many bytes of MessagePack (lpStream from
+// @libp2p/utils); readers pass the limit for the message they expect as
+// `maxDataLength`, so an oversized prefix is refused before a byte of it is
+// allocated. Each message is a MessagePack array whose first element is its
+// kind; the kinds are numbered here, in one place, so no two protocols can
+// take the same number:
+//
+//   1 slice request, 2 event batch, 3 trailer, 4 error, 8 slice head,
+//   9 more, 10 pause (slice.ts); 5 lookup request, 6 lookup reply
+//   (lookup.ts); 7 announcement, 17 signed announcement (announcement.ts);
+//   11 rollup request, 12 rollup series (rollup.ts); 13 stats request,
+//   14 stats (stats.ts); 15 peers request, 16 peers (peers.ts)
+//
+// Decoders never trust the peer: sizes are bounded by the frame limits
+// (enforced before allocation), and every field is checked; anything else is
+// a ProtocolError with a code, which a member answers as an error message.
+
+import { Packr } from 'msgpackr'
+
+/** Largest request message, bytes. */
+export const MAX_REQUEST_BYTES = 64 * 1024
+/** Largest event batch or other answer message, bytes. */
+export const MAX_ANSWER_BYTES = 1024 * 1024
+/** Longest string field a decoder takes unless it says otherwise. */
+export const MAX_STRING = 16 * 1024
+
+export const KIND_SLICE_REQUEST = 1
+export const KIND_BATCH = 2
+export const KIND_TRAILER = 3
+export const KIND_ERROR = 4
+export const KIND_LOOKUP_REQUEST = 5
+export const KIND_LOOKUP_REPLY = 6
+export const KIND_ANNOUNCEMENT = 7
+export const KIND_HEAD = 8
+export const KIND_MORE = 9
+export const KIND_PAUSE = 10
+export const KIND_ROLLUP_REQUEST = 11
+export const KIND_ROLLUP_SERIES = 12
+export const KIND_STATS_REQUEST = 13
+export const KIND_STATS = 14
+export const KIND_PEERS_REQUEST = 15
+export const KIND_PEERS = 16
+export const KIND_SIGNED_ANNOUNCEMENT = 17
+
+/** Error codes carried by error messages. */
+export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError'
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+
+export function malformed(what: string): ProtocolError {
+  return new ProtocolError('malformed', `malformed message: ${what}`)
+}
+
+export function unpack(bytes: Uint8Array, limit: number): unknown {
+  if (bytes.byteLength > limit)
+    throw new ProtocolError(
+      'too_large',
+      `message of ${bytes.byteLength} bytes over the limit of ${limit}`,
+    )
+  try {
+    return packr.unpack(bytes)
+  } catch (err) {
+    throw malformed(err instanceof Error ? err.message : 'undecodable')
+  }
+}
+
+/** Unpacks a message that must be an array of `length` elements starting with `kind`. */
+export function framed(
+  bytes: Uint8Array,
+  limit: number,
+  kind: number,
+  length: number,
+  what: string,
+): unknown[] {
+  const m = unpack(bytes, limit)
+  if (!Array.isArray(m) || m.length !== length || m[0] !== kind) throw malformed(`not ${what}`)
+  return m
+}
+
+export function pack(value: unknown, limit: number): Uint8Array {
+  const bytes = packr.pack(value)
+  if (bytes.byteLength > limit)
+    throw new ProtocolError(
+      'too_large',
+      `message of ${bytes.byteLength} bytes over the limit of ${limit}`,
+    )
+  return bytes
+}
+
+export const isInt = (v: unknown, min: number, max: number): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max
+export const isString = (v: unknown, max = MAX_STRING): v is string =>
+  typeof v === 'string' && v.length <= max
+export const isId = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.byteLength === 16
+
+/** An error message: `[4, code, message]`, the last message of an answer that failed. */
+export function encodeError(code: ErrorCode, message: string): Uint8Array {
+  return pack([KIND_ERROR, code, message.slice(0, 1024)], MAX_ANSWER_BYTES)
+}

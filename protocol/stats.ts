@@ -1,0 +1,80 @@
+// /chorus/stats/1: a member's counters, for the array-wide metrics.
+//
+//   stats request  [13]
+//   stats          [14, ingestedEvents, queries, storeSizeBytes, [[type, severity, count]...]]
+
+import * as frame from './framing.ts'
+
+/** `/chorus/stats/1`: a member's counters for the array-wide metrics. */
+export const STATS_PROTOCOL = '/chorus/stats/1'
+
+/** A member's counters, as /chorus/stats/1 carries them. */
+export interface MemberCounters {
+  /** Events stored by ingest since the member started. */
+  ingestedEvents: number
+  /** Queries it coordinated since it started. */
+  queries: number
+  storeSizeBytes: number
+  /** Events ever logged, by type and severity rank. */
+  eventTotals: Array<{ type: string; severity: number; count: number }>
+}
+
+/** Most (type, severity) totals one stats answer carries. */
+export const MAX_STATS_TOTALS = 20_000
+
+export function encodeStatsRequest(): Uint8Array {
+  return frame.pack([frame.KIND_STATS_REQUEST], frame.MAX_REQUEST_BYTES)
+}
+
+export function decodeStatsRequest(bytes: Uint8Array): void {
+  frame.framed(bytes, frame.MAX_REQUEST_BYTES, frame.KIND_STATS_REQUEST, 1, 'a stats request')
+}
+
+export function encodeStats(c: MemberCounters): Uint8Array {
+  return frame.pack(
+    [
+      frame.KIND_STATS,
+      c.ingestedEvents,
+      c.queries,
+      c.storeSizeBytes,
+      c.eventTotals.slice(0, MAX_STATS_TOTALS).map((t) => [t.type, t.severity, t.count]),
+    ],
+    frame.MAX_ANSWER_BYTES,
+  )
+}
+
+export function decodeStats(bytes: Uint8Array): MemberCounters {
+  const [, ingestedEvents, queries, storeSizeBytes, totals] = frame.framed(
+    bytes,
+    frame.MAX_ANSWER_BYTES,
+    frame.KIND_STATS,
+    5,
+    'stats',
+  )
+  if (
+    !frame.isInt(ingestedEvents, 0, Number.MAX_SAFE_INTEGER) ||
+    !frame.isInt(queries, 0, Number.MAX_SAFE_INTEGER)
+  )
+    throw frame.malformed('stats counters')
+  if (!frame.isInt(storeSizeBytes, 0, Number.MAX_SAFE_INTEGER))
+    throw frame.malformed('stats store size')
+  if (!Array.isArray(totals) || totals.length > MAX_STATS_TOTALS)
+    throw frame.malformed('stats totals')
+  return {
+    ingestedEvents,
+    queries,
+    storeSizeBytes,
+    eventTotals: totals.map((t) => {
+      if (
+        !Array.isArray(t) ||
+        t.length !== 3 ||
+        !frame.isString(t[0], 256) ||
+        !frame.isInt(t[1], 0, 4) ||
+        !frame.isInt(t[2], 0, Number.MAX_SAFE_INTEGER)
+      ) {
+        throw frame.malformed('stats total')
+      }
+      return { type: t[0], severity: t[1], count: t[2] }
+    }),
+  }
+}
