@@ -10,7 +10,7 @@
 // quantiles are checked before any member is asked, and the series as the
 // members' answers are merged, so a query that would build an oversized
 // answer is refused with a 400 instead of stalling the member. Each member's
-// answer is bounded as it is read (node/mesh/slice-client.ts: a member over
+// answer is bounded as it is read (node/mesh/protocols/rollup.ts: a member over
 // the protocol's limits becomes an `error` row), and a member refuses to
 // assemble more series or buckets than it may send.
 
