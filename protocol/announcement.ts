@@ -76,6 +76,8 @@ const FIELDS = [
   'leaving',
   'suspects',
 ] as const satisfies ReadonlyArray<keyof Announcement>
+/** The fields FIELDS does not list: `never` while it lists them all (decodeAnnouncement needs that). */
+type Unlisted = Exclude<keyof Announcement, (typeof FIELDS)[number]>
 
 export function encodeAnnouncement(a: Announcement): Uint8Array {
   const bounded = {
@@ -125,7 +127,8 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   ) {
     throw malformed('announcement suspects')
   }
-  return a as unknown as Announcement
+  // Every field is checked above, and FIELDS lists every field (else this does not compile).
+  return a as unknown as [Unlisted] extends [never] ? Announcement : never
 }
 
 /** What a member signs: this prefix, then the announcement's bytes (so no other message's signature fits). */

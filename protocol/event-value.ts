@@ -1,6 +1,6 @@
 // The event value: the one format in which a member stores an event's fields
 // (node/store writes and reads it) and in which they cross the wire (event
-// batches and lookup replies carry it as stored, see codec.ts). Its layout
+// batches and lookup replies carry it as stored, see slice.ts and lookup.ts). Its layout
 // is owned here alone, so that disk and wire cannot drift apart: a
 // MessagePack array of the fields that are not already in the event's id
 // (`ts`, member tag and `seq` are), so a typical operational event costs

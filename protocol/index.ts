@@ -11,7 +11,14 @@
 
 export * from './announcement.ts'
 export * from './event-value.ts'
-export * from './framing.ts'
+export {
+  ERROR_CODES,
+  type ErrorCode,
+  encodeError,
+  MAX_ANSWER_BYTES,
+  MAX_REQUEST_BYTES,
+  ProtocolError,
+} from './framing.ts'
 export * from './lookup.ts'
 export * from './peers.ts'
 export * from './rollup.ts'

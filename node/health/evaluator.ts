@@ -193,10 +193,10 @@ export function createMemberHealth(init: {
     start() {
       timer = setInterval(() => {
         running ??= evaluate()
-          .then(evaluated)
           .catch((err: unknown) => init.logger.warn({ err }, 'health evaluation failed'))
           .finally(() => {
             running = undefined
+            evaluated()
           })
       }, init.intervalMs ?? HEALTH_INTERVAL_MS)
       timer.unref()

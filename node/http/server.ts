@@ -39,15 +39,20 @@ export async function listen(
               createServer: createHttpsServer,
               serverOptions: { cert: tls.cert, key: tls.key },
             }
-      const s = serve(options, (info) => resolve({ server: s as Server, info }))
-      // An address that cannot be had is the operator's to fix: a ConfigError naming it.
-      ;(s as Server).once('error', (err: Error) =>
+      // An address that cannot be had, or a certificate that cannot be
+      // used, is the operator's to fix: a ConfigError naming the address.
+      const refuse = (err: Error) =>
         reject(
           new ConfigError(`cannot listen for HTTP on ${host}:${port}: ${err.message}`, [
             { field: 'http', message: err.message },
           ]),
-        ),
-      )
+        )
+      try {
+        const s = serve(options, (info) => resolve({ server: s as Server, info }))
+        ;(s as Server).once('error', refuse)
+      } catch (err) {
+        refuse(err as Error)
+      }
     },
   )
   // Slow or idle clients cannot hold a member: bounded header and keep-alive times.

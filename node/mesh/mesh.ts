@@ -394,8 +394,10 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
         // Give the leaving announcement a moment on the wire before closing it.
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
-      await served.stop()
       await host.stop()
+      // After the host: until then a peer asking finds the protocol, not a
+      // member that seems to speak another version.
+      await served.stop()
     },
   }
 }

@@ -33,8 +33,6 @@ import {
 } from './fan-out.ts'
 import { createHeap, scanOrder } from './merge.ts'
 
-export type { MemberRow, MemberStatus } from './fan-out.ts'
-
 /** Smallest first grant of events to a member. */
 const MIN_WINDOW = 32
 /** Default per-member deadline of a query, in ms. */
@@ -340,15 +338,13 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
       const [asked] = await collect(
         // Asked whatever its state: only the owner can say, and it may be back.
         [{ ...owner, state: 'alive' }],
-        options.signal === undefined
-          ? { timeoutMs: options.timeoutMs }
-          : { timeoutMs: options.timeoutMs, signal: options.signal },
+        { timeoutMs: options.timeoutMs, ...(options.signal && { signal: options.signal }) },
         (target, signal) => target.lookup(bytes, { signal }),
       )
-      const row = asked?.row
-      if (row === undefined || row.status !== 'ok') {
+      if (asked === undefined || asked.row.status !== 'ok') {
+        const why = asked?.failure instanceof Error ? asked.failure.message : asked?.row.status
         throw new OwnerUnreachableError(
-          `the owner of ${id} (${owner.name}) could not be asked: ${row?.error ?? row?.status ?? 'no answer'}`,
+          `the owner of ${id} (${owner.name}) could not be asked: ${why ?? 'no answer'}`,
         )
       }
       const event = asked?.answer

@@ -35,7 +35,7 @@ export interface FanOutTarget {
 }
 
 /** The error name a client gives a member that does not speak the protocol's version. */
-export const UNSUPPORTED_PROTOCOL_ERROR = 'UnsupportedProtocolError'
+const UNSUPPORTED_PROTOCOL_ERROR = 'UnsupportedProtocolError'
 /** Error names that mean the member could not be reached, or its stream broke. */
 const UNREACHABLE_ERRORS = new Set(['UnreachableError', 'DialError', 'ConnectionClosedError'])
 
@@ -110,7 +110,9 @@ export function startCall<T extends FanOutTarget>(
       // A rejection after the race is lost must not go unhandled.
       work.catch(() => {})
       if (!signal.aborted) return Promise.race([work, aborted])
-      // Past the deadline already: what the member had sent still gets its turn.
+      // Past the deadline already: what the member had sent still gets its
+      // turn. (Only an answer: a failure it had sent comes out of the client
+      // as the deadline's reason, and the row says `timed_out`.)
       const late = new Promise<never>((_, reject) => setImmediate(() => reject(signal.reason)))
       late.catch(() => {})
       return Promise.race([work, late])
@@ -145,11 +147,13 @@ export interface CollectOptions {
   signal?: AbortSignal
 }
 
-/** What `collect` returns for one member: its row, and its answer when it gave one. */
+/** What `collect` returns for one member: its row, and its answer or its failure. */
 export interface Collected<T extends FanOutTarget, R> {
   target: T
   row: MemberRow
   answer?: R
+  /** What the member failed with (the deadline's reason when it timed out). */
+  failure?: unknown
 }
 
 /**
@@ -178,7 +182,7 @@ export async function collect<T extends FanOutTarget, R>(
         return { target, row: call.row, answer }
       } catch (err) {
         call.fail(err)
-        return { target, row: call.row }
+        return { target, row: call.row, failure: err }
       }
     }),
   )

@@ -14,15 +14,13 @@
 // the protocol's limits becomes an `error` row), and a member refuses to
 // assemble more series or buckets than it may send.
 
-import { MAX_ROLLUP_CELLS, MAX_ROLLUP_SERIES, ProtocolError } from '../../protocol/index.ts'
-
-export { MAX_ROLLUP_ANSWER_BINS, MAX_ROLLUP_CELLS } from '../../protocol/index.ts'
-
 import type { RollupRequest } from '../../protocol/index.ts'
+import { MAX_ROLLUP_CELLS, MAX_ROLLUP_SERIES, ProtocolError } from '../../protocol/index.ts'
 import { InvalidInputError } from '../errors.ts'
 import { severityOfRank } from '../event/event.ts'
 import type { MemberRecorder } from '../stats.ts'
 import type { EventLog } from '../store/event-log.ts'
+import { typeMatcher } from '../store/event-scan.ts'
 import {
   type Bucket,
   type BucketSeries,
@@ -39,9 +37,6 @@ import {
   matchesMembers,
   recordRows,
 } from './fan-out.ts'
-import { typeMatcher } from './slice.ts'
-
-export type { BucketSeries } from '../store/rollup.ts'
 
 /** Most steps one rollup answer may hold. */
 export const MAX_ROLLUP_STEPS = 10_000

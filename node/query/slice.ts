@@ -14,7 +14,6 @@ import type { EventLog } from '../store/event-log.ts'
 import { queryIdRange, scanEvents } from '../store/event-scan.ts'
 
 // A type filter means the same to every reader: rollups and health match types with it too.
-export { typeMatcher } from '../store/event-scan.ts'
 
 export interface SliceHandlerComponents {
   log: EventLog

@@ -2,7 +2,7 @@
 // writes them with their index entries and the member's counters in one
 // atomic, synced batch, and reads them back by id or by key range. The key
 // layout is in keys.ts (this file builds and parses keys only through it),
-// the value format in codec.ts; reading events by period, type and filter
+// the value format in protocol/event-value.ts (through codec.ts); reading events by period, type and filter
 // is event-scan.ts.
 //
 // `seq` and `ts` survive crashes because the counters are written in the same

@@ -133,6 +133,23 @@ describe('chorus emit and query', () => {
       env: { CHORUS_RETENTION: 'ages' },
     })
     expect(badEnv.stderr).toMatch(/retention: CHORUS_RETENTION must be a duration/)
+    const junk = join(await tempDir(), 'junk.pem')
+    await writeFile(junk, 'not a certificate')
+    const badTls = await runCli([
+      'start',
+      '--data-dir',
+      await tempDir(),
+      '--http',
+      '127.0.0.1:0',
+      '--listen',
+      '/ip4/127.0.0.1/tcp/0',
+      '--tls-cert',
+      junk,
+      '--tls-key',
+      junk,
+    ])
+    expect(badTls.code).toBe(2)
+    expect(badTls.stderr).toMatch(/^chorus: cannot listen for HTTP on 127\.0\.0\.1:0: /)
     const unreachable = await runCli(['query', '--url', 'http://127.0.0.1:1'])
     expect(unreachable.code).toBe(1)
     expect(unreachable.stderr).toMatch(/^chorus: cannot reach http:\/\/127\.0\.0\.1:1/)
