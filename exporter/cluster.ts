@@ -1,7 +1,10 @@
 // /metrics/cluster: the whole array from one scrape target. A snapshot of
 // every member's counters is refreshed in the background (every
-// REFRESH_INTERVAL_MS and at once when membership changes), so a scrape only
-// renders memory: fast and bounded whatever the array's size. Per member
+// REFRESH_INTERVAL_MS and at once when membership changes) while someone
+// scrapes it, so a scrape only renders memory: fast and bounded whatever the
+// array's size. A member nobody scrapes asks nobody anything: its first
+// scrape after ACTIVE_WINDOW_MS without one waits for a refresh (bounded by
+// the per-member deadline) and wakes the background refresh again. Per member
 // only a few series; per event type only array totals, so that no sum()
 // counts anything twice. A member that does not answer keeps its last known
 // values with up 0, so sums never show a false counter reset.
@@ -21,6 +24,8 @@ import { DEFAULT_TYPE_LIMIT, type Exposition, HEALTH_VALUE } from './index.ts'
 const VALUE_QUANTILES = [0.5, 0.9, 0.99]
 /** How often the snapshot is refreshed, ms. */
 export const REFRESH_INTERVAL_MS = 2000
+/** The snapshot is kept fresh for this long after a scrape, ms: longer than any scrape interval in use. */
+export const ACTIVE_WINDOW_MS = 5 * 60_000
 
 export interface ArrayRow {
   member: string
@@ -61,7 +66,10 @@ interface Known {
 export function createClusterExporter(init: {
   source: ArraySource
   typeLimit?: number
+  /** Background refresh interval while scraped, ms. Default REFRESH_INTERVAL_MS. */
   intervalMs?: number
+  /** How long after a scrape the snapshot is kept fresh, ms. Default ACTIVE_WINDOW_MS. */
+  activeWindowMs?: number
 }): ClusterExporter {
   const { source } = init
   const typeLimit = init.typeLimit ?? DEFAULT_TYPE_LIMIT
@@ -267,15 +275,17 @@ export function createClusterExporter(init: {
 
   let timer: NodeJS.Timeout | undefined
   let unsubscribe: (() => void) | undefined
+  let scrapedAt = Number.NEGATIVE_INFINITY
+  const intervalMs = init.intervalMs ?? REFRESH_INTERVAL_MS
+  const scraped = () => Date.now() - scrapedAt < (init.activeWindowMs ?? ACTIVE_WINDOW_MS)
+  const refreshWhileScraped = () => {
+    if (scraped()) void refresh().catch(() => {})
+  }
   return {
     start() {
-      timer = setInterval(
-        () => void refresh().catch(() => {}),
-        init.intervalMs ?? REFRESH_INTERVAL_MS,
-      )
+      timer = setInterval(refreshWhileScraped, intervalMs)
       timer.unref()
-      unsubscribe = source.onChange(() => void refresh().catch(() => {}))
-      void refresh().catch(() => {})
+      unsubscribe = source.onChange(refreshWhileScraped)
     },
     stop() {
       clearInterval(timer)
@@ -283,6 +293,10 @@ export function createClusterExporter(init: {
     },
     refresh,
     async metrics(accept) {
+      const wasScraped = scraped()
+      scrapedAt = Date.now()
+      // Not kept fresh until now: this scrape waits for one refresh.
+      if (!wasScraped || Date.now() - refreshedAt > 2 * intervalMs) await refresh().catch(() => {})
       const registry = accept?.includes('application/openmetrics-text') === true ? open : text
       return { contentType: registry.contentType, body: await registry.metrics() }
     },

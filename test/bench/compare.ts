@@ -2,12 +2,13 @@
 // run: HashiCorp Serf (Debian's `serf`) for membership and fan-out queries,
 // and the RocksDB binding itself as the floor for ingest and scans.
 // Run: npm run bench [-- --sizes 5,10 --queries 100 --scan-events 1000000
-//                        --parts serf,ingest,scan,stability --stability-minutes 10]
+//                        --parts serf,ingest,scan,stability,idle --stability-minutes 10
+//                        --idle-sizes 5,10 --idle-seconds 20]
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -42,8 +43,10 @@ const { values } = parseArgs({
     'serf-timeout': { type: 'string', default: '1s' },
     'ingest-events': { type: 'string', default: '200000' },
     'scan-events': { type: 'string', default: '1000000' },
-    parts: { type: 'string', default: 'serf,ingest,scan,stability' },
+    parts: { type: 'string', default: 'serf,ingest,scan,stability,idle' },
     'stability-minutes': { type: 'string', default: '10' },
+    'idle-sizes': { type: 'string', default: '5,10' },
+    'idle-seconds': { type: 'string', default: '20' },
   },
 })
 const execFileAsync = promisify(execFile)
@@ -53,6 +56,7 @@ const SERF_TIMEOUT = values['serf-timeout']
 const INGEST_EVENTS = Number(values['ingest-events'])
 const SCAN_EVENTS = Number(values['scan-events'])
 const PARTS = new Set(values.parts.split(','))
+const IDLE_SIZES = values['idle-sizes'].split(',').map(Number)
 const results: Record<string, unknown> = {
   cores: cpus().length,
   node: process.version,
@@ -459,6 +463,90 @@ async function stability(n: number, minutes: number) {
   }
 }
 
+// ---------- idle ----------
+
+/** CPU time a process has used so far, in seconds (utime + stime from /proc). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S
+}
+const CLOCK_TICKS_PER_S = 100
+
+/** Each process's share of a core over `seconds` of wall time, in percent. */
+async function idleCpu(pids: number[], seconds: number): Promise<number[]> {
+  const before = pids.map(cpuSeconds)
+  const t0 = performance.now()
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
+  const wall = (performance.now() - t0) / 1000
+  return pids.map((pid, i) => round((100 * (cpuSeconds(pid) - (before[i] as number))) / wall, 2))
+}
+
+/**
+ * N members (and N Serf agents, when serf is installed) left idle after
+ * every table lists everyone: the share of a core each process uses while
+ * nothing is asked of it, and its resident memory.
+ */
+async function idle(n: number, seconds: number) {
+  const members: BenchMember[] = []
+  const agents: Array<SerfAgent & { bind: string }> = []
+  try {
+    for (let i = 0; i < n; i++)
+      members.push(
+        await startBenchMember(
+          `idle${i}`,
+          i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
+        ),
+      )
+    await timeUntil(async () => {
+      for (const m of members)
+        if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== n) return false
+      return true
+    }, 120_000)
+    // Settled: joins and first announcements are over.
+    await new Promise((resolve) => setTimeout(resolve, 5000))
+    const chorus = await idleCpu(
+      members.map((m) => m.pid),
+      seconds,
+    )
+    const chorusRss = members.map((m) => rssMiB(m.pid))
+    await Promise.all(members.splice(0).map((m) => m.stop()))
+    let serf: number[] = []
+    if (hasSerf()) {
+      for (let i = 0; i < n; i++) agents.push(await startSerf(`idle-serf${i}`, agents[0]?.bind))
+      await timeUntil(
+        async () => (await serfMembers(agents[0]?.rpc as string)).length === n,
+        60_000,
+      )
+      await new Promise((resolve) => setTimeout(resolve, 5000))
+      serf = await idleCpu(
+        agents.map((a) => a.child.pid as number),
+        seconds,
+      )
+    }
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b)
+    const median = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)] ?? Number.NaN
+    return {
+      n,
+      seconds,
+      chorusCpuPercent: {
+        median: median(chorus),
+        min: Math.min(...chorus),
+        max: Math.max(...chorus),
+      },
+      serfCpuPercent:
+        serf.length === 0
+          ? undefined
+          : { median: median(serf), min: Math.min(...serf), max: Math.max(...serf) },
+      chorusRssMiB: { median: median(chorusRss), max: Math.max(...chorusRss) },
+    }
+  } finally {
+    await Promise.all(members.map((m) => m.stop()))
+    for (const a of agents) a.child.kill('SIGTERM')
+  }
+}
+
 // ---------- run ----------
 
 if (!PARTS.has('serf')) {
@@ -548,6 +636,26 @@ if (PARTS.has('scan')) {
     ],
   )
 }
+if (PARTS.has('idle')) {
+  const rows = []
+  const idleRuns: unknown[] = []
+  for (const n of IDLE_SIZES) {
+    const run = await idle(n, Number(values['idle-seconds']))
+    rows.push({
+      N: n,
+      'chorus idle CPU % of a core (median min–max)': `${run.chorusCpuPercent.median} (${run.chorusCpuPercent.min}–${run.chorusCpuPercent.max})`,
+      'serf idle CPU %':
+        run.serfCpuPercent === undefined
+          ? '-'
+          : `${run.serfCpuPercent.median} (${run.serfCpuPercent.min}–${run.serfCpuPercent.max})`,
+      'chorus RSS MiB (median, max)': `${run.chorusRssMiB.median}, ${run.chorusRssMiB.max}`,
+    })
+    idleRuns.push(run)
+  }
+  results.idle = idleRuns
+  printTable(`Idle members, ${values['idle-seconds']} s after every table lists everyone`, rows)
+}
+
 if (PARTS.has('stability')) {
   const run = await stability(10, Number(values['stability-minutes']))
   results.stability = run
