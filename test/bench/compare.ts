@@ -404,6 +404,31 @@ async function transitionsOf(members: BenchMember[]): Promise<Map<string, number
 }
 
 /**
+ * Starts `n` members named `prefix0…`, each joining the first, into
+ * `members` (so the caller stops them whatever happens), and waits until
+ * every table lists all of them alive.
+ */
+async function startConverged(
+  members: BenchMember[],
+  n: number,
+  prefix: string,
+  timeoutMs: number,
+): Promise<void> {
+  for (let i = 0; i < n; i++)
+    members.push(
+      await startBenchMember(
+        `${prefix}${i}`,
+        i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
+      ),
+    )
+  await timeUntil(async () => {
+    for (const m of members)
+      if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== n) return false
+    return true
+  }, timeoutMs)
+}
+
+/**
  * N members left running under light load (each second one ingest of 100
  * events and one 100-event query, round robin): every change of state any
  * member's table records is a flap, since none of them stops.
@@ -411,18 +436,7 @@ async function transitionsOf(members: BenchMember[]): Promise<Map<string, number
 async function stability(n: number, minutes: number) {
   const members: BenchMember[] = []
   try {
-    for (let i = 0; i < n; i++)
-      members.push(
-        await startBenchMember(
-          `steady${i}`,
-          i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
-        ),
-      )
-    await timeUntil(async () => {
-      for (const m of members)
-        if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== n) return false
-      return true
-    }, 60_000)
+    await startConverged(members, n, 'steady', 60_000)
     const before = await transitionsOf(members)
     const body = Array.from({ length: 100 }, (_, i) => sampleEvent(i)).join('\n')
     const end = performance.now() + minutes * 60_000
@@ -492,18 +506,7 @@ async function idle(n: number, seconds: number) {
   const members: BenchMember[] = []
   const agents: Array<SerfAgent & { bind: string }> = []
   try {
-    for (let i = 0; i < n; i++)
-      members.push(
-        await startBenchMember(
-          `idle${i}`,
-          i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
-        ),
-      )
-    await timeUntil(async () => {
-      for (const m of members)
-        if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== n) return false
-      return true
-    }, 120_000)
+    await startConverged(members, n, 'idle', 120_000)
     // Settled: joins and first announcements are over.
     await new Promise((resolve) => setTimeout(resolve, 5000))
     const chorus = await idleCpu(
