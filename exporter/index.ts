@@ -206,6 +206,15 @@ export function createExporter(init: ExporterInit): Exporter {
     },
   })
   new Counter({
+    name: 'chorus_store_corrupt_buckets_total',
+    help: "Rollup buckets of this member's store found undecodable and skipped (at start and in scans) since it started: a bad disk, or buckets an older release wrote.",
+    registers,
+    collect() {
+      this.reset()
+      this.inc(stats.corruptBuckets())
+    },
+  })
+  new Counter({
     name: 'chorus_announcements_dropped_total',
     help: 'Membership announcements dropped because they did not decode or spoke for another member.',
     registers,

@@ -16,6 +16,8 @@ export interface MemberStats {
   storeSizeBytes(): number
   /** Range scans of the store open now (slices being served), each holding an iterator. */
   storeScansOpen(): number
+  /** Rollup buckets found undecodable and skipped since the store opened. */
+  corruptBuckets(): number
   /** Members of the table by state, this member included. */
   membersByState(): Record<MemberState, number>
   /** How many times members of the table changed state, by from and to state. */
@@ -90,6 +92,7 @@ export interface StatsParts {
     totals(): Array<{ type: string; severity: number; count: number }>
     sizeBytes(): number
     readonly openScans: number
+    readonly corruptBuckets: number
   }
   membership: {
     table(): Array<{ state: MemberState }>
@@ -115,6 +118,7 @@ export function createMemberStats(parts: StatsParts): MemberStats {
         .map((t) => ({ type: t.type, severity: parts.severityOf(t.severity), count: t.count })),
     storeSizeBytes: () => parts.log.sizeBytes(),
     storeScansOpen: () => parts.log.openScans,
+    corruptBuckets: () => parts.log.corruptBuckets,
     membersByState: () => {
       const counts: Record<MemberState, number> = {
         alive: 0,

@@ -36,6 +36,7 @@ const member = createExporter({
       })),
     storeSizeBytes: () => 123_456_789,
     storeScansOpen: () => 0,
+    corruptBuckets: () => 0,
     membersByState: () => ({ alive: MEMBERS, suspect: 0, dead: 0, left: 0, conflict: 0 }),
     memberTransitions: () => [],
     peerRequests: () => [

@@ -2,8 +2,11 @@
 // Debian's promtool, with event counters that come from the store.
 
 import { spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { RocksLevel } from '@nxtedition/rocksdb'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMember, type Member } from '../../node/index.ts'
+import { rollupKey } from '../../node/store/keys.ts'
 import { metricSample, removeTempDirs, startArray, testConfig, waitFor } from '../helpers.ts'
 
 const members: Member[] = []
@@ -79,6 +82,35 @@ describe('GET /metrics/cluster', () => {
 })
 
 describe('GET /metrics', () => {
+  it('counts rollup buckets it found undecodable, and still starts and answers', async () => {
+    const config = { ...(await testConfig('corrupt')), listen: ['/ip4/127.0.0.1/tcp/0'] }
+    const first = await createMember(config)
+    await first.start()
+    await post(first, [{ type: 'app.kept', value: 1 }])
+    const lastTs = first.log.lastTs
+    await first.stop()
+    // Damage in the open 10 s bucket of another type: the store reads it at start.
+    const db = new RocksLevel(join(config.dataDir, 'chorus', 'store'), {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+    })
+    await db.open()
+    const batch = db.batch()
+    batch.put(rollupKey(0, lastTs - (lastTs % 10_000), 'app.damaged', 1), Buffer.from([0xc1]))
+    await batch.write({ sync: true })
+    await db.close()
+    const member = await createMember(config)
+    members.push(member)
+    await member.start()
+    const { body } = await scrape(member)
+    expect(metricSample(body, 'chorus_store_corrupt_buckets_total')).toBe(1)
+    expect(promtool(body).status).toBe(0)
+    const rollups = await member.app.request('/v1/rollups?from=1h&step=1m&by=type')
+    expect(rollups.status).toBe(200)
+    const types = ((await rollups.json()) as { series: Array<{ key: { type: string } }> }).series
+    expect(types.map((s) => s.key.type)).toEqual(['app.kept'])
+  })
+
   it('counts events by type and severity from the store, across a restart, and passes promtool', async () => {
     const config = await testConfig('metered')
     let member = await createMember(config)
