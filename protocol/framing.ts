@@ -24,7 +24,7 @@ export const MAX_REQUEST_BYTES = 64 * 1024
 /** Largest event batch or other answer message, bytes. */
 export const MAX_ANSWER_BYTES = 1024 * 1024
 /** Longest string field a decoder takes unless it says otherwise. */
-export const MAX_STRING = 16 * 1024
+const MAX_STRING = 16 * 1024
 
 export const KIND_SLICE_REQUEST = 1
 export const KIND_BATCH = 2
