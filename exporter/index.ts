@@ -215,12 +215,36 @@ export function createExporter(init: ExporterInit): Exporter {
     },
   })
   new Counter({
-    name: 'chorus_announcements_dropped_total',
-    help: 'Membership announcements dropped because they did not decode or spoke for another member.',
+    name: 'chorus_membership_dropped_total',
+    help: 'Membership messages and updates refused: undecodable, over the rate limit, not signed by whom they speak for, or from a peer not allowed.',
     registers,
     collect() {
       this.reset()
-      this.inc(stats.announcementsDropped())
+      this.inc(stats.membershipDropped())
+    },
+  })
+  new Counter({
+    name: 'chorus_membership_messages_total',
+    help: 'Membership messages (probes, acks, gossip, push/pull) this member sent and received: about two a second each way whatever the size of the array.',
+    labelNames: ['direction'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const { messages } = stats.membershipTraffic()
+      this.inc({ direction: 'sent' }, messages.sent)
+      this.inc({ direction: 'received' }, messages.received)
+    },
+  })
+  new Counter({
+    name: 'chorus_membership_bytes_total',
+    help: 'Bytes of membership messages this member sent and received.',
+    labelNames: ['direction'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const { bytes } = stats.membershipTraffic()
+      this.inc({ direction: 'sent' }, bytes.sent)
+      this.inc({ direction: 'received' }, bytes.received)
     },
   })
   new Counter({

@@ -48,7 +48,8 @@ const START_HELP: Record<StartOption, string> = {
   'log-level': 'trace, debug, info, warn, error, fatal or silent (default: info)',
   listen: 'p2p listen multiaddr, repeatable (default: /ip4/127.0.0.1/tcp/7701)',
   join: 'multiaddr of any member to join through, with or without /p2p/<id>; repeatable',
-  'announce-interval': 'membership announcement interval (default: 1s)',
+  'probe-interval':
+    'membership probe interval: each member pings one it watches this often (default: 1s)',
   'forget-after': 'forget dead and left members after this duration (default: 24h)',
   'max-clock-jump':
     'a larger step of the clock is not followed by event stamps, and warns (default: 1h)',

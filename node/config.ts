@@ -47,8 +47,8 @@ export interface MemberConfig {
   listen: string[]
   /** Multiaddrs of members to join through, with or without /p2p/<peer id>. Default none. */
   join: string[]
-  /** Membership announcement interval, ms. Default 1s. */
-  announceIntervalMs: number
+  /** Membership probe interval, ms. Default 1s. */
+  probeIntervalMs: number
   /** Dead and left members are forgotten after this, ms. Default 24h. */
   forgetAfterMs: number
   /**
@@ -218,7 +218,7 @@ const OPTIONS = z.object({
     (t) => !t.includes('/p2p/'),
   ]),
   join: list([], MULTIADDR),
-  'announce-interval': duration('1s', 50),
+  'probe-interval': duration('1s', 50),
   'forget-after': duration('24h', 1000),
   'max-clock-jump': duration('1h', 1000),
   'rollup-retention': value(
@@ -306,7 +306,7 @@ const MEMBER_OPTIONS = OPTIONS.extend({
       logLevel: o['log-level'],
       listen: o.listen,
       join: o.join,
-      announceIntervalMs: o['announce-interval'],
+      probeIntervalMs: o['probe-interval'],
       forgetAfterMs: o['forget-after'],
       maxClockJumpMs: o['max-clock-jump'],
       metricsTypeLimit: o['metrics-type-limit'],

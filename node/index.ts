@@ -101,7 +101,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     join: config.join,
     allowPeers: config.allowPeers,
     ...(config.swarmKey === undefined ? {} : { swarmKey: config.swarmKey }),
-    timing: defaultTiming(config.announceIntervalMs, config.forgetAfterMs),
+    timing: defaultTiming(config.probeIntervalMs, config.forgetAfterMs),
     http: () => server?.address ?? '',
     seq: () => log.lastSeq,
     serve: handlers,
@@ -117,7 +117,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     selfPeerId: identity.peerId,
     load: () => log.getRecord('health-config'),
     save: (bytes) => log.putRecord('health-config', bytes),
-    publish: (bytes) => mesh.publishHealthConfig(bytes),
+    changed: () => mesh.announce(),
     sign: createSigner(identity.privateKey),
     verify: verifySignature,
     allowed: (peerId) => allowedPeers.size === 0 || allowedPeers.has(peerId),
@@ -131,7 +131,11 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         .map((e) => e.member),
     logger: component(root, 'health-config'),
   })
-  mesh.onHealthConfig((bytes, from) => void healthConfig.receive(bytes, from))
+  mesh.attachRules({
+    tag: () => healthConfig.tag(),
+    bytes: () => healthConfig.bytes(),
+    receive: (bytes, from) => healthConfig.receive(bytes, from),
+  })
   const rules = (): Rule[] => healthConfig.current().rules
   const arrayRules = () => rules().filter((r): r is ArrayRule => r.kind === 'array')
   const health = createMemberHealth({

@@ -24,8 +24,13 @@ export interface MemberStats {
   memberTransitions(): Array<{ from: MemberState; to: MemberState; count: number }>
   /** Requests peers made of this member, by protocol and outcome. */
   peerRequests(): Array<{ protocol: string; outcome: string; count: number }>
-  /** Announcements dropped by the topic validator. */
-  announcementsDropped(): number
+  /** Membership messages and updates refused (undecodable, over the rate, badly signed, not allowed). */
+  membershipDropped(): number
+  /** Membership messages and bytes, each way. */
+  membershipTraffic(): {
+    messages: { sent: number; received: number }
+    bytes: { sent: number; received: number }
+  }
   /** The host collector's latest sample; undefined when it is off or has not sampled yet. */
   hostSample(): HostSample | undefined
   /** This member's health and the array's, as this member sees it. */
@@ -100,7 +105,9 @@ export interface StatsParts {
   }
   mesh: {
     counters: {
-      announcementsDropped: number
+      membershipDropped: number
+      membershipMessages: { sent: number; received: number }
+      membershipBytes: { sent: number; received: number }
       peerRequests: Array<{ protocol: string; outcome: string; count: number }>
     }
   }
@@ -132,7 +139,11 @@ export function createMemberStats(parts: StatsParts): MemberStats {
     },
     memberTransitions: () => parts.membership.transitions(),
     peerRequests: () => parts.mesh.counters.peerRequests.map((r) => ({ ...r })),
-    announcementsDropped: () => parts.mesh.counters.announcementsDropped,
+    membershipDropped: () => parts.mesh.counters.membershipDropped,
+    membershipTraffic: () => ({
+      messages: { ...parts.mesh.counters.membershipMessages },
+      bytes: { ...parts.mesh.counters.membershipBytes },
+    }),
     hostSample: () => parts.collector?.latest(),
     health: parts.health,
   }

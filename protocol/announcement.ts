@@ -1,5 +1,5 @@
-// Membership announcements on the gossipsub topic /chorus/members/2, and as
-// a member passes them on to a newcomer (peers.ts).
+// A member's word about itself: what it says of itself, signed, as the
+// membership protocol (swim.ts) carries it from member to member.
 //
 //   announcement        [7, fields...] (see encodeAnnouncement)
 //   signed announcement [17, announcement bytes, signature]: an announcement
@@ -18,15 +18,10 @@ import {
   pack,
 } from './framing.ts'
 
-/**
- * Gossipsub topic of membership announcements. Version 2: each is a signed
- * announcement (its subject's signature inside, so it can be passed on).
- */
-export const MEMBERS_TOPIC = '/chorus/members/2'
 /** Largest membership announcement, bytes. */
 export const MAX_ANNOUNCEMENT_BYTES = 16 * 1024
 
-/** A member's announcement of itself on the membership topic. */
+/** A member's announcement of itself: a new one (a higher beat) whenever one of its fields changes. */
 export interface Announcement {
   peerId: string
   name: string
@@ -53,12 +48,13 @@ export interface Announcement {
   beat: number
   /** True when it is leaving the array (SIGTERM). */
   leaving: boolean
-  /** Peer ids this member currently suspects, for Lifeguard's suspicion confirmations. */
-  suspects: string[]
+  /** The health rule set it holds, `<version>:<digest>` (see node/health/config.ts); empty for none. */
+  rules: string
+  /** Its clock minus the median of the clocks of the members it probes, ms (so that two members that never talk can tell their offset). */
+  skewMs: number
 }
 
 const MAX_ADDRS = 16
-const MAX_SUSPECTS = 64
 
 /** The order of an announcement's fields on the wire, after its kind. */
 const FIELDS = [
@@ -74,7 +70,8 @@ const FIELDS = [
   'incarnation',
   'beat',
   'leaving',
-  'suspects',
+  'rules',
+  'skewMs',
 ] as const satisfies ReadonlyArray<keyof Announcement>
 /** The fields FIELDS does not list: `never` while it lists them all (decodeAnnouncement needs that). */
 type Unlisted = Exclude<keyof Announcement, (typeof FIELDS)[number]>
@@ -83,7 +80,6 @@ export function encodeAnnouncement(a: Announcement): Uint8Array {
   const bounded = {
     ...a,
     addrs: a.addrs.slice(0, MAX_ADDRS),
-    suspects: a.suspects.slice(0, MAX_SUSPECTS),
   }
   return pack([KIND_ANNOUNCEMENT, ...FIELDS.map((f) => bounded[f])], MAX_ANNOUNCEMENT_BYTES)
 }
@@ -120,13 +116,8 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     throw malformed('announcement numbers')
   }
   if (typeof a.leaving !== 'boolean') throw malformed('announcement leaving')
-  if (
-    !Array.isArray(a.suspects) ||
-    a.suspects.length > MAX_SUSPECTS ||
-    !a.suspects.every((x) => isString(x, 128))
-  ) {
-    throw malformed('announcement suspects')
-  }
+  if (!isString(a.rules, 64)) throw malformed('announcement rules')
+  if (!isInt(a.skewMs, -(2 ** 42), 2 ** 42)) throw malformed('announcement skew')
   // Every field is checked above, and FIELDS lists every field (else this does not compile).
   return a as unknown as [Unlisted] extends [never] ? Announcement : never
 }

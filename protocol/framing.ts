@@ -11,7 +11,9 @@
 //   9 more, 10 pause (slice.ts); 5 lookup request, 6 lookup reply
 //   (lookup.ts); 7 announcement, 17 signed announcement (announcement.ts);
 //   11 rollup request, 12 rollup series (rollup.ts); 13 stats request,
-//   14 stats (stats.ts); 15 peers request, 16 peers (peers.ts)
+//   14 stats (stats.ts); 18 ping, 19 ack, 20 ping-req, 21 nack, 22 gossip,
+//   23 sync, 24 accusation, 25 signed accusation (swim.ts); 26 rules
+//   request, 27 rules (rules.ts). 15 and 16 were the peers protocol's.
 //
 // Decoders never trust the peer: sizes are bounded by the frame limits
 // (enforced before allocation), and every field is checked; anything else is
@@ -40,9 +42,17 @@ export const KIND_ROLLUP_REQUEST = 11
 export const KIND_ROLLUP_SERIES = 12
 export const KIND_STATS_REQUEST = 13
 export const KIND_STATS = 14
-export const KIND_PEERS_REQUEST = 15
-export const KIND_PEERS = 16
 export const KIND_SIGNED_ANNOUNCEMENT = 17
+export const KIND_PING = 18
+export const KIND_ACK = 19
+export const KIND_PING_REQUEST = 20
+export const KIND_NACK = 21
+export const KIND_GOSSIP = 22
+export const KIND_SYNC = 23
+export const KIND_ACCUSATION = 24
+export const KIND_SIGNED_ACCUSATION = 25
+export const KIND_RULES_REQUEST = 26
+export const KIND_RULES = 27
 
 /** Error codes carried by error messages. */
 export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const

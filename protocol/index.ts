@@ -20,13 +20,8 @@ export {
   ProtocolError,
 } from './framing.ts'
 export * from './lookup.ts'
-export * from './peers.ts'
 export * from './rollup.ts'
+export * from './rules.ts'
 export * from './slice.ts'
 export * from './stats.ts'
-
-/**
- * Gossipsub topic of the health rule set in force (JSON, see
- * node/health/config.ts). Version 2: each set carries its author's signature.
- */
-export const HEALTH_CONFIG_TOPIC = '/chorus/health-config/2'
+export * from './swim.ts'

@@ -35,22 +35,27 @@ import {
   decodeLookupReply,
   decodeLookupRequest,
   decodeMore,
-  decodePeers,
-  decodePeersRequest,
   decodeRollupAnswer,
   decodeRollupRequest,
+  decodeRules,
+  decodeRulesRequest,
+  decodeSignedAccusation,
   decodeSignedAnnouncement,
   decodeSliceRequest,
   decodeStats,
   decodeStatsRequest,
+  decodeSwim,
+  encodeAccusation,
   encodeAnnouncement,
   encodeBatches,
-  encodePeers,
   encodeRollupRequest,
   encodeRollupSeries,
+  encodeRules,
+  encodeSignedAccusation,
   encodeSignedAnnouncement,
   encodeSliceRequest,
   encodeStats,
+  encodeSwim,
 } from '../protocol/index.ts'
 
 export const DECODERS: Array<[string, (bytes: Uint8Array) => unknown]> = [
@@ -64,8 +69,10 @@ export const DECODERS: Array<[string, (bytes: Uint8Array) => unknown]> = [
   ['rollup answer', decodeRollupAnswer],
   ['stats request', decodeStatsRequest],
   ['stats', decodeStats],
-  ['peers request', decodePeersRequest],
-  ['peers', decodePeers],
+  ['membership message', decodeSwim],
+  ['signed accusation', decodeSignedAccusation],
+  ['rules request', decodeRulesRequest],
+  ['rules', decodeRules],
   ['signed announcement', decodeSignedAnnouncement],
 ]
 
@@ -88,7 +95,8 @@ const ANNOUNCEMENT: Announcement = {
   incarnation: 0,
   beat: 1,
   leaving: false,
-  suspects: [],
+  rules: '3:0123456789abcdef',
+  skewMs: -12,
 }
 const SIGNED = (a: Announcement) =>
   encodeSignedAnnouncement(encodeAnnouncement(a), new Uint8Array(64).fill(7))
@@ -122,10 +130,31 @@ const SEEDS: Uint8Array[] = [
       }),
     },
   ]),
-  encodePeers([
-    SIGNED(ANNOUNCEMENT),
-    SIGNED({ ...ANNOUNCEMENT, name: 'b', suspects: [ANNOUNCEMENT.peerId] }),
-  ]),
+  encodeSwim({
+    kind: 'sync',
+    sentAt: 5,
+    updates: [SIGNED(ANNOUNCEMENT), SIGNED({ ...ANNOUNCEMENT, name: 'b' })],
+  }),
+  encodeSwim({
+    kind: 'ping',
+    probe: 7,
+    sentAt: 5,
+    updates: [
+      encodeSignedAccusation(
+        encodeAccusation({
+          subject: ANNOUNCEMENT.peerId,
+          startedAt: 1,
+          incarnation: 2,
+          dead: false,
+          accuser: 'b',
+        }),
+        new Uint8Array(64).fill(3),
+      ),
+    ],
+  }),
+  encodeSwim({ kind: 'ping-req', probe: 8, target: ANNOUNCEMENT.peerId, updates: [] }),
+  encodeSwim({ kind: 'nack', probe: 8 }),
+  encodeRules(new TextEncoder().encode('{"body":"{}","signature":"AA=="}')),
   encodeAnnouncement(ANNOUNCEMENT),
   SIGNED(ANNOUNCEMENT),
   encodeRollupRequest({
@@ -422,7 +451,7 @@ export async function fuzzHealthConfig(runs: number, seed?: number): Promise<num
     selfPeerId: 'self',
     load: async () => undefined,
     save: async () => {},
-    publish: async () => {},
+    changed: () => {},
     sign,
     verify: verifySignature,
     allowed: () => true,

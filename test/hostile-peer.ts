@@ -1,9 +1,11 @@
 // A hostile peer for tests: a real libp2p node on loopback, holding the swarm
-// key when given one, that can say anything a member could say — gossip on
-// any topic, signed with its own key, and any message on chorus's protocols,
-// as a dialler or as an answerer — and nothing a member would refuse to
-// send. It plays both an outsider and a member gone bad; the tests that use
-// it check that the members it talks to keep their data and their word.
+// key when given one, that can say anything a member could say — any
+// membership message, signed with its own key, and any message on chorus's
+// protocols, as a dialler or as an answerer — and nothing a member would
+// refuse to send. Left alone it passes for a member: it answers probes and
+// push/pull with its own word, so members keep it alive. It plays both an
+// outsider and a member gone bad; the tests that use it check that the
+// members it talks to keep their data and their word.
 
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { PrivateKey, Stream } from '@libp2p/interface'
@@ -14,9 +16,13 @@ import { createHost, type Host } from '../node/mesh/host.ts'
 import { createSigner, sealAnnouncement } from '../node/mesh/signatures.ts'
 import {
   type Announcement,
-  HEALTH_CONFIG_TOPIC,
+  decodeSwim,
+  decodeUpdate,
+  encodeSwim,
   MAX_ANSWER_BYTES,
-  MEMBERS_TOPIC,
+  MAX_SYNC_BYTES,
+  SWIM_PROTOCOL,
+  type SwimMessage,
 } from '../protocol/index.ts'
 
 export interface HostilePeer {
@@ -27,13 +33,18 @@ export interface HostilePeer {
   readonly addr: string
   /** Signs with this peer's own key. */
   sign(data: Uint8Array): Promise<Uint8Array>
-  /** Connects to a member and waits until gossip flows both ways on the chorus topics. */
-  connect(addr: string, options?: { timeoutMs?: number }): Promise<void>
-  /** Publishes raw bytes on a topic (gossipsub signs them as this peer). */
-  publish(topic: string, bytes: Uint8Array): Promise<void>
-  /** Announces itself with any fields it likes, signed with its own key. */
+  /**
+   * Connects to a member and, unless `join` is false, joins through it
+   * (push/pull with its own word); resolves once the member holds it.
+   */
+  connect(addr: string, options?: { timeoutMs?: number; join?: boolean }): Promise<void>
+  /** The signed words the members it connected to gave it, by peer id. */
+  readonly words: Map<string, Uint8Array>
+  /** Sends a raw membership message to every member it connected to; resolves to their answers. */
+  send(message: SwimMessage): Promise<Array<SwimMessage | undefined>>
+  /** Says its word again with any fields it likes, signed with its own key, to every member it connected to. */
   announce(fields: Partial<Announcement>): Promise<void>
-  /** Answers `protocol` with whatever `answer` writes. */
+  /** Answers `protocol` with whatever `answer` writes (replacing its own answers on the membership protocol). */
   answer(
     protocol: string,
     answer: (
@@ -55,74 +66,124 @@ export async function startHostilePeer(
     ...(options.swarmKey === undefined ? {} : { swarmKey: options.swarmKey }),
   })
   await host.start()
-  const pubsub = host.services.pubsub
-  pubsub.subscribe(MEMBERS_TOPIC)
-  pubsub.subscribe(HEALTH_CONFIG_TOPIC)
   const peerId = host.peerId.toString()
   const sign = createSigner(privateKey)
   const startedAt = Date.now()
+  const connected = new Set<string>()
+  const words = new Map<string, Uint8Array>()
   let beat = 0
+  let fields: Partial<Announcement> = {}
 
-  return {
+  const word = async () =>
+    sealAnnouncement(sign, {
+      peerId,
+      name: options.name ?? 'hostile',
+      addrs: host.getMultiaddrs().map((m) => m.toString().replace(/\/p2p\/[^/]+$/, '')),
+      http: '127.0.0.1:1',
+      version: '0.1.0',
+      seq: 0,
+      startedAt,
+      sentAt: Date.now(),
+      health: 'ok',
+      incarnation: 0,
+      beat: ++beat,
+      leaving: false,
+      rules: '',
+      skewMs: 0,
+      ...fields,
+    })
+
+  async function ask(to: string, message: SwimMessage): Promise<SwimMessage | undefined> {
+    const stream = await host.dialProtocol(peerIdFromString(to), SWIM_PROTOCOL, {
+      signal: AbortSignal.timeout(5000),
+    })
+    const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
+    await lp.write(encodeSwim(message))
+    try {
+      if (message.kind === 'gossip') return undefined
+      const answer = decodeSwim((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray())
+      if ('updates' in answer)
+        for (const bytes of answer.updates) {
+          const u = decodeUpdate(bytes)
+          if (u.kind === 'word') words.set(u.signed.announcement.peerId, bytes)
+        }
+      return answer
+    } finally {
+      await stream.close().catch(() => {})
+    }
+  }
+
+  // Passes for a member: answers probes, and push/pull with its own word.
+  await host.handle(SWIM_PROTOCOL, async (stream) => {
+    const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
+    try {
+      const m = decodeSwim((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray())
+      if (m.kind === 'ping')
+        await lp.write(encodeSwim({ kind: 'ack', probe: m.probe, sentAt: Date.now(), updates: [] }))
+      else if (m.kind === 'ping-req') await lp.write(encodeSwim({ kind: 'nack', probe: m.probe }))
+      else if (m.kind === 'sync')
+        await lp.write(encodeSwim({ kind: 'sync', sentAt: Date.now(), updates: [await word()] }))
+      await stream.close()
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  })
+
+  const hostile: HostilePeer = {
     host,
     peerId,
     privateKey,
     addr: `${host.getMultiaddrs()[0]?.toString()}`,
     sign,
-    async connect(addr, { timeoutMs = 10_000 } = {}) {
+    words,
+    async connect(addr, { timeoutMs = 10_000, join = true } = {}) {
       const connection = await host.dial(multiaddr(addr), {
         signal: AbortSignal.timeout(timeoutMs),
       })
-      const remote = connection.remotePeer
+      // Streams opened before identify has run on a new connection may be
+      // reset; wait until the member's protocols are known.
       const deadline = Date.now() + timeoutMs
-      // Gossip reaches a peer once it is in our mesh (or fanout) for the topic.
       while (
-        !pubsub.getSubscribers(MEMBERS_TOPIC).some((p) => p.equals(remote)) ||
-        !pubsub.getSubscribers(HEALTH_CONFIG_TOPIC).some((p) => p.equals(remote))
+        !(
+          await host.peerStore.get(connection.remotePeer).catch(() => undefined)
+        )?.protocols.includes(SWIM_PROTOCOL)
       ) {
-        if (Date.now() > deadline)
-          throw new Error('the member never subscribed in view of the hostile peer')
+        if (Date.now() > deadline) throw new Error('identify never completed with the member')
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
+      if (!join) return
+      const remote = connection.remotePeer.toString()
+      connected.add(remote)
+      await ask(remote, { kind: 'sync', sentAt: Date.now(), updates: [await word()] })
     },
-    async publish(topic, bytes) {
-      await pubsub.publish(topic, bytes)
+    async send(message) {
+      return Promise.all([...connected].map((to) => ask(to, message).catch(() => undefined)))
     },
-    async announce(fields) {
-      const a: Announcement = {
-        peerId,
-        name: options.name ?? 'hostile',
-        addrs: host.getMultiaddrs().map((m) => m.toString().replace(/\/p2p\/[^/]+$/, '')),
-        http: '127.0.0.1:1',
-        version: '0.1.0',
-        seq: 0,
-        startedAt,
-        sentAt: Date.now(),
-        health: 'ok',
-        incarnation: 0,
-        beat: ++beat,
-        leaving: false,
-        suspects: [],
-        ...fields,
-      }
-      await pubsub.publish(MEMBERS_TOPIC, await sealAnnouncement(sign, a))
+    async announce(extra) {
+      fields = { ...fields, ...extra }
+      await hostile.send({ kind: 'gossip', updates: [await word()] })
     },
     async answer(protocol, answer) {
-      await host.handle(protocol, async (stream) => {
-        const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
-        try {
-          const request = await lp.read({ signal: AbortSignal.timeout(10_000) })
-          await answer(request.subarray(), lp, stream)
-          await stream.close()
-        } catch (err) {
-          stream.abort(err as Error)
-        }
-      })
+      await host.handle(
+        protocol,
+        async (stream) => {
+          const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
+          try {
+            const request = await lp.read({ signal: AbortSignal.timeout(10_000) })
+            await answer(request.subarray(), lp, stream)
+            await stream.close()
+          } catch (err) {
+            stream.abort(err as Error)
+          }
+        },
+        { force: true },
+      )
     },
     async stop() {
       await host.stop()
     },
   }
+  return hostile
 }
 
 /** The peer id object of a member, for dialling it from the hostile peer. */

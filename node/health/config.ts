@@ -1,27 +1,29 @@
 // The health rule set in force, the same on every member without a master.
 // A change made on any member gets the next version number and that
-// member's peer id, and that member signs it with its key; members gossip the
-// set they hold, signature and all, and each adopts a set with a higher
+// member's peer id, and that member signs it with its key; each member names
+// the set it holds in its word (`rules`, its version and digest), a member
+// that sees a newer one asks the holder for it (/chorus/rules/1), signature
+// and all, and each adopts a set with a higher
 // (version, updatedBy) than its own, compared the same way everywhere, so
 // concurrent changes converge on one winner. The set in force is kept in the
 // store and survives restarts.
 //
-// What a member takes from gossip, and why (the threat is a peer that holds
+// What a member takes from another, and why (the threat is a peer that holds
 // the swarm key, or a member's key, but no admin token):
 // - the author's signature: a set names its author and is signed by the
 //   author's key, so a relay cannot make one up in another member's name;
 // - the allow-list: with `--allow-peer`, only sets authored by listed peers;
 // - one step at a time: a set more than one version above the one in force
-//   is taken only when most of the other live members gossip that very set.
+//   is taken only when most of the other live members hold that very set.
 //   A lone peer can then raise the version by one, as any member with an
 //   admin token can, but not to 2^53 - 1, past which no change could follow;
 //   a member that was away catches up from the others;
 // - with an admin public key (`--admin-public-key`), the admin's approval:
-//   every set, made here or gossiped, must carry the admin's signature of
+//   every set, made here or taken from another member, must carry the admin's signature of
 //   its version and rules (see node/approval.ts), so that neither a member's
 //   key nor an admin token is enough to change them.
 
-import type { KeyObject } from 'node:crypto'
+import { createHash, type KeyObject } from 'node:crypto'
 import { type Approval, checkApproval } from '../approval.ts'
 import { ApprovalError, ConflictError } from '../errors.ts'
 import type { Logger } from '../log.ts'
@@ -30,8 +32,6 @@ import { DEFAULT_RULES, type Rule, RulesSchema } from './rules.ts'
 /** The name of this setting in admin approvals. */
 export const HEALTH_RULES_SETTING = 'health-rules'
 
-/** How often a member gossips the set it holds, so that newcomers and the partitioned catch up. */
-export const HEALTH_CONFIG_GOSSIP_MS = 2000
 /** Largest rule-set message accepted, bytes. */
 export const MAX_HEALTH_CONFIG_BYTES = 64 * 1024
 /** Sets more than one version ahead that a member keeps count of while it waits for a majority. */
@@ -64,12 +64,23 @@ export function newer(a: HealthConfig, b: HealthConfig): boolean {
 /** A set as it travels and is kept: its body (JSON text of the set) and the author's signature of it. */
 export interface SignedHealthConfig {
   config: HealthConfig
-  /** The message as gossiped: JSON `{ "body": "<set as JSON>", "signature": "<base64>" }`. */
+  /** The message as it travels: JSON `{ "body": "<set as JSON>", "signature": "<base64>" }`. */
   bytes: Uint8Array
 }
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
+
+/** How a member's word names a set: its version and the start of the SHA-256 of its bytes. */
+export function healthConfigTag(config: HealthConfig, bytes: Uint8Array): string {
+  return `${config.version}:${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}`
+}
+
+/** The version a tag names; undefined for an empty or malformed tag. */
+export function tagVersion(tag: string): number | undefined {
+  const m = /^(\d{1,16}):[0-9a-f]{16}$/.exec(tag)
+  return m === null ? undefined : Number(m[1])
+}
 
 /** The bytes an author signs for a set's body. */
 export function healthConfigSigningBytes(body: string): Uint8Array {
@@ -120,7 +131,7 @@ function sameRules(value: unknown, rules: Rule[]): boolean {
 }
 
 /**
- * Decodes a gossiped or kept set and its signature, checking its shape and
+ * Decodes a set as it travels or is kept and its signature, checking its shape and
  * size (the signature is the caller's to check, with `healthConfigSigningBytes`).
  * Undefined when it is not one.
  */
@@ -144,12 +155,12 @@ export function decodeHealthConfig(
 
 export interface HealthConfigComponents {
   selfPeerId: string
-  /** The set kept in the store, as it was gossiped, if any. */
+  /** The set kept in the store, as it travels, if any. */
   load(): Promise<Uint8Array | undefined>
-  /** Keeps a set in the store (durably), as it is gossiped. */
+  /** Keeps a set in the store (durably), as it travels. */
   save(bytes: Uint8Array): Promise<void>
-  /** Gossips a set to the other members. */
-  publish(bytes: Uint8Array): Promise<void>
+  /** Tells the other members that this member holds another set now (see `tag`). */
+  changed(): void
   /** Signs with this member's key. */
   sign(data: Uint8Array): Promise<Uint8Array>
   /** Whether `peerId`'s key made `signature` over `data`. */
@@ -165,21 +176,25 @@ export interface HealthConfigComponents {
 
 export interface HealthConfigStore {
   current(): HealthConfig
+  /** The set in force as it travels (signed), undefined for the defaults. */
+  bytes(): Uint8Array | undefined
+  /** `<version>:<digest>` of the set in force, for this member's word; empty for the defaults. */
+  tag(): string
   /**
    * Replaces the rules with a new version made by this member, keeps it,
-   * and gossips it. Where the array requires the admin's approval, throws
+   * and names it in this member's word. Where the array requires the admin's approval, throws
    * ApprovalError without one for exactly this version and these rules, and
    * ConflictError when it approves another version.
    */
   put(rules: Rule[], approval?: Approval): Promise<HealthConfig>
   /**
-   * Takes a gossiped set from the member `from` (gossip's sender, which
-   * gossipsub has authenticated); adopts it if it wins over the one in
+   * Takes a set from the member `from` (which the connection authenticated,
+   * and whose word names this set); adopts it if it wins over the one in
    * force and passes the checks in the module comment. Resolves to what
    * became of it.
    */
   receive(bytes: Uint8Array, from: string): Promise<HealthConfigOutcome>
-  /** How many gossiped sets came to each outcome since start. */
+  /** How many sets taken from other members came to each outcome since start. */
   outcomes(): Readonly<Record<HealthConfigOutcome, number>>
   start(): Promise<void>
   stop(): void
@@ -196,11 +211,10 @@ export type HealthConfigOutcome =
 
 export function createHealthConfig(components: HealthConfigComponents): HealthConfigStore {
   const { logger } = components
-  /** The set in force; `bytes` undefined for a set kept by an older release, which is held but not gossiped. */
+  /** The set in force; `bytes` undefined for a set kept by an older release, which is held but not passed on. */
   let current: { config: HealthConfig; bytes: Uint8Array | undefined } | undefined
-  let timer: NodeJS.Timeout | undefined
   let saving = Promise.resolve()
-  /** Sets more than one version ahead, by body, and the live members that gossiped each. */
+  /** Sets more than one version ahead, by body, and the live members that hold each. */
   const pending = new Map<string, { signed: SignedHealthConfig; from: Set<string> }>()
   const outcomes: Record<HealthConfigOutcome, number> = {
     adopted: 0,
@@ -214,14 +228,10 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
 
   const config = () => current?.config ?? DEFAULT_HEALTH_CONFIG
 
-  const publish = () => {
-    if (current?.bytes === undefined) return
-    components.publish(current.bytes).catch(() => {})
-  }
-
   const adopt = async (signed: SignedHealthConfig) => {
     current = signed
     pending.clear()
+    components.changed()
     // Saves in order, so the store always ends with the latest adopted set.
     saving = saving
       .then(() => components.save(signed.bytes))
@@ -232,9 +242,9 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
   }
 
   /**
-   * A kept set: as gossiped, or as an older release kept it (the set alone,
+   * A kept set: as it travels, or as an older release kept it (the set alone,
    * unsigned), which is signed again if this member made it and otherwise
-   * held without being gossiped until a newer one comes.
+   * held without being passed on until a newer one comes.
    */
   const fromStore = async (kept: Uint8Array) => {
     const decoded = decodeHealthConfig(kept)
@@ -252,7 +262,7 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
     return { config: legacy, bytes: undefined }
   }
 
-  /** Whether most of the other live members gossip this set (at least one). */
+  /** Whether most of the other live members hold this set (at least one). */
   const endorsed = (from: Set<string>) => {
     const live = components.liveMembers()
     const endorsers = live.filter((peerId) => from.has(peerId)).length
@@ -284,7 +294,7 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
     return undefined
   }
 
-  /** Decides what becomes of a gossiped set (see `receive`). */
+  /** Decides what becomes of a set taken from another member (see `receive`). */
   async function take(bytes: Uint8Array, from: string): Promise<HealthConfigOutcome> {
     const decoded = decodeHealthConfig(bytes)
     if (decoded === undefined) return 'malformed'
@@ -322,6 +332,8 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
 
   return {
     current: config,
+    bytes: () => current?.bytes,
+    tag: () => (current?.bytes === undefined ? '' : healthConfigTag(current.config, current.bytes)),
     outcomes: () => outcomes,
     async put(rules, approval) {
       const next: HealthConfig = {
@@ -334,7 +346,6 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
       if (problem !== undefined) throw problem
       await adopt(await sealHealthConfig(next, components.sign))
       logger.info({ version: next.version }, 'health rules changed here')
-      publish()
       return next
     },
     async receive(bytes, from) {
@@ -346,12 +357,8 @@ export function createHealthConfig(components: HealthConfigComponents): HealthCo
       const kept = await components.load()
       // What this member kept is its own record: it was checked when adopted.
       if (kept !== undefined) current = await fromStore(kept)
-      timer = setInterval(publish, HEALTH_CONFIG_GOSSIP_MS)
-      timer.unref()
-      publish()
+      components.changed()
     },
-    stop() {
-      clearInterval(timer)
-    },
+    stop() {},
   }
 }

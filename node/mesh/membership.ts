@@ -1,30 +1,40 @@
-// Membership: who is in the array and in what state, as this member sees it.
-// Members announce themselves on a gossipsub topic every interval; silence
-// makes a member `suspect`, and a suspicion that lasts makes it `dead`, in the
-// manner of SWIM with Lifeguard's refinements:
+// Membership: who is in the array and in what state, as this member sees it,
+// kept the way SWIM does it, so that what a member sends and receives does
+// not grow with the array:
 //
-// - local health: when this member's own timers run late (a busy or paused
-//   process), it stretches every timeout by a multiplier, so that its own
-//   slowness is not taken for the others' death;
-// - dynamic suspicion: a suspicion ends in `dead` sooner the more other
-//   members independently suspect the same member (announcements carry each
-//   sender's suspects);
-// - refutation: a member that sees itself suspected announces at once with a
-//   higher incarnation; a direct ping answered also clears a suspicion.
+// - probing: every interval a member pings one of the members it watches
+//   (its successor on each of RINGS hash rings: every member is watched by
+//   RINGS others); a ping not answered in time is retried through up to
+//   INDIRECT_PROBES other members (ping-req), and a probe that fails both
+//   ways makes the member `suspect`;
+// - dissemination: what changes (a member's new word about itself, an
+//   accusation) is queued and piggybacked on pings and acks, and gossiped to
+//   GOSSIP_FANOUT neighbours while the queue holds anything, each update a
+//   bounded number of times (RETRANSMIT_MULT × log10 of the array's size);
+//   nothing at all is gossiped when nothing changes;
+// - push/pull: now and then, with one member chosen at random, both sides
+//   send everything they hold (also how a member joins, through the member
+//   it was given), so that a missed update is never missed for long.
 //
-// A member leaving on SIGTERM announces it and becomes `left`, which is not a
+// Lifeguard's refinements: local health (a member whose own timers run late,
+// or whose indirect probes get no nack, stretches its timeouts, so its own
+// slowness is not taken for the others' death); dynamic suspicion (a
+// suspicion ends in `dead` sooner the more members accuse the same member);
+// and refutation (a member accused raises its incarnation and says so; the
+// accusation piggybacks on every ping to it, so it hears at once).
+//
+// A member leaving on SIGTERM says so and becomes `left`, which is not a
 // failure. Dead and left members are forgotten after `forgetAfterMs`. This
-// module does no I/O itself: publishing, pinging and dialling are passed in,
-// so it runs the same in tests with a fake clock.
+// module does no I/O: the transport and the signatures are passed in, so it
+// runs the same in tests with a fake clock and a simulated array.
 //
 // What a member says of itself is trusted only where it cannot hurt the
 // others: its start time tells one run from another, its `beat` orders the
 // words of one run, and its clock only estimates its offset. Which member
 // keeps a contested name is decided by what this member saw: the one it
-// heard holding the name first (see `resolveName`), never by a start time
-// the claimant reports.
+// heard holding the name first (see `resolveName`).
 
-import type { Announcement } from '../../protocol/index.ts'
+import type { Accusation, Announcement } from '../../protocol/index.ts'
 import type { Logger } from '../log.ts'
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left' | 'conflict'
@@ -33,30 +43,37 @@ export interface MemberEntry {
   member: string
   name: string
   state: MemberState
-  /** When this member last heard from it, ms since the epoch (this member's clock). */
+  /** When this member last heard from it or of it, ms since the epoch (this member's clock). */
   lastSeen: number
   addrs: string[]
   http: string
+  /** Newest seq in its store, as of its latest word. */
   seq: number
-  /** Its clock minus this member's, ms (estimated from announcements). */
+  /** Its clock minus this member's, ms (measured when the two talk, else from both skews). */
   offsetMs: number
   version: string
   health: string
   startedAt: number
   incarnation: number
+  /** The health rule set it holds, `<version>:<digest>`; empty for the defaults. */
+  rules: string
   /** True for this member's own row. */
   self: boolean
 }
 
 export interface MembershipTiming {
-  /** Announcement interval, ms. Default 1000. */
+  /** Probe interval, ms. Default 1000. */
   intervalMs: number
-  /** Silence before a member is suspect, ms. Default 2.5 intervals. */
-  suspectAfterMs: number
+  /** How long a direct ping may take before indirect probes are tried, ms. Default half an interval. */
+  probeTimeoutMs: number
+  /** Gossip round while anything is to be disseminated, ms. Default 200. */
+  gossipIntervalMs: number
   /** Suspicion → dead when enough other members confirm it, ms. Default 1.5 intervals. */
   suspicionMinMs: number
   /** Suspicion → dead with no confirmation, ms. Default 5 intervals. */
   suspicionMaxMs: number
+  /** Push/pull with one random member, ms (stretched above 32 members). Default 30 s. */
+  pushPullMs: number
   /** Dead and left members are dropped from the table after this, ms. Default 24 h. */
   forgetAfterMs: number
 }
@@ -64,24 +81,54 @@ export interface MembershipTiming {
 export function defaultTiming(intervalMs = 1000, forgetAfterMs = 86_400_000): MembershipTiming {
   return {
     intervalMs,
-    suspectAfterMs: 2.5 * intervalMs,
+    probeTimeoutMs: intervalMs / 2,
+    gossipIntervalMs: Math.min(200, intervalMs / 2),
     suspicionMinMs: 1.5 * intervalMs,
     suspicionMaxMs: 5 * intervalMs,
+    pushPullMs: 30 * intervalMs,
     forgetAfterMs,
   }
 }
 
+/** Hash rings: each member watches its successor on each, so each is watched by this many. */
+export const RINGS = 3
+/** Members asked to ping a member that did not answer directly. */
+export const INDIRECT_PROBES = 3
+/** Neighbours each gossip round goes to. */
+export const GOSSIP_FANOUT = 3
+/** Each update is sent this many times × log10(members + 1). */
+export const RETRANSMIT_MULT = 4
+/** Most updates piggybacked on one message. */
+export const PIGGYBACK_UPDATES = 16
 /** Highest local-health score; timeouts stretch by (1 + score). */
 const MAX_LOCAL_HEALTH_SCORE = 8
-/** Redial back-off of dead members: first delay and cap, ms. */
-const REDIAL_FIRST_MS = 1000
-const REDIAL_MAX_MS = 30_000
-/** Announcements made at once (a new peer) are at least this far apart, ms. */
-const ANNOUNCE_DEBOUNCE_MS = 50
-/** How long a member heard of through gossip is given to dial us before we dial it, ms. */
-const NEW_MEMBER_DIAL_DELAY_MS = 1000
+/** Push/pull with one dead member (to heal a partition): first delay and cap, ms. */
+const REVIVE_FIRST_MS = 1000
+const REVIVE_MAX_MS = 30_000
 /** Samples of clock offset kept per member. */
-const OFFSET_SAMPLES = 10
+const OFFSET_SAMPLES = 8
+/** A member re-announces when its skew moved this far from what it last said, ms. */
+const SKEW_RESAY_MS = 500
+
+/** A word or an accusation, decoded and checked, with the signed bytes to pass on. */
+export type Update =
+  | { word: Announcement; bytes: Uint8Array }
+  | { accusation: Accusation; bytes: Uint8Array }
+
+export type Message =
+  | { kind: 'ping'; probe: number; sentAt: number; updates: Update[] }
+  | { kind: 'ack'; probe: number; sentAt: number; updates: Update[] }
+  | { kind: 'ping-req'; probe: number; target: string; updates: Update[] }
+  | { kind: 'nack'; probe: number }
+  | { kind: 'gossip'; updates: Update[] }
+  | { kind: 'sync'; sentAt: number; updates: Update[] }
+
+export interface Transport {
+  /** Sends a message that is answered; rejects when no answer comes within `timeoutMs`. */
+  request(peerId: string, message: Message, timeoutMs: number): Promise<Message>
+  /** Sends a message that is not answered. */
+  send(peerId: string, message: Message): void
+}
 
 export interface SelfInfo {
   peerId: string
@@ -92,6 +139,7 @@ export interface SelfInfo {
   addrs: () => string[]
   seq: () => number
   health: () => string
+  rules: () => string
 }
 
 export interface MembershipComponents {
@@ -99,45 +147,29 @@ export interface MembershipComponents {
   timing: MembershipTiming
   clock: () => number
   logger: Logger
-  /** Sends an announcement on the topic. */
-  publish: (announcement: Announcement) => Promise<void>
-  /** Pings a member directly; resolves when it answered. */
-  ping: (peerId: string, signal: AbortSignal) => Promise<void>
-  /**
-   * Makes a member reachable at the given addresses at once, and connects to
-   * it after `delayMs` unless a connection exists by then (a new member, or a
-   * dead one again).
-   */
-  dial: (peerId: string, addrs: string[], delayMs: number) => Promise<void>
+  transport: Transport
+  /** Signs this member's own word, or its accusation of another. */
+  seal: (update: { word: Announcement } | { accusation: Accusation }) => Uint8Array
+  /** Random number in [0, 1); Math.random unless a test makes it repeatable. */
+  random?: () => number
 }
 
 export type ForgetResult = 'forgotten' | 'not_found' | 'not_dead'
 
 export interface Membership {
   start(): void
-  /** Stops the timers; with `leaving`, first announces that this member leaves. */
+  /** Stops the timers; with `leaving`, first tells its neighbours that this member leaves. */
   stop(options: { leaving: boolean }): Promise<void>
-  /**
-   * Takes in an announcement that passed the topic validator, or, `relayed`,
-   * one that the member this one joined through passed on: a relayed word
-   * only adds a member not yet in the table (as memberlist's push/pull on
-   * join does); it must then be confirmed first-hand before the suspicion
-   * timeout like any other. `signed` is the announcement as its subject
-   * signed it, kept to pass on; the caller has checked the signature.
-   */
-  receive(
-    announcement: Announcement,
-    receivedAt: number,
-    relayed?: boolean,
-    signed?: Uint8Array,
-  ): void
-  /**
-   * The latest signed word of every other member this one holds alive, to
-   * pass on to a member that joins (the caller adds this member's own).
-   */
-  known(): Uint8Array[]
-  /** Announces now (after a new connection, or to refute a suspicion). */
+  /** Answers a message another member sent (undefined: nothing to answer). */
+  handle(from: string, message: Message): Promise<Message | undefined>
+  /** Whether an update would change anything here (checked before its signature is). */
+  isNews(update: { word: Announcement } | { accusation: Accusation }): boolean
+  /** Push/pull with a member (how a member joins); resolves once both sides are merged. */
+  syncWith(peerId: string): Promise<void>
+  /** Says this member's word again now (a field of it changed). */
   announceNow(): void
+  /** The members this one keeps a connection to: those it watches and those that watch it. */
+  neighbours(): string[]
   /** The table, this member included, sorted by name. */
   table(): MemberEntry[]
   get(peerId: string): MemberEntry | undefined
@@ -155,38 +187,89 @@ interface Tracked extends MemberEntry {
   /** When this member first heard it hold its current name, this member's clock (0: before this member came). */
   heldSince: number
   beat: number
-  signed: Uint8Array | undefined
+  /** Its latest word, as it said it, and signed. */
+  said: Update
+  skewMs: number
+  rules: string
+  /** The incarnation a suspicion or death is about; a word with a higher one refutes it. */
+  accused: number
+  accusers: Set<string>
+  /** The latest accusation of it taken here (this member's own, or passed on). */
+  charge: Update | undefined
   suspectedAt: number
   endedAt: number
-  suspects: string[]
+  /** Samples of its clock minus ours, from messages it sent us directly. */
   offsets: number[]
-  nextRedialAt: number
-  redialDelay: number
-  probing: boolean
+  nextReviveAt: number
+  reviveDelay: number
+}
+
+interface Pending {
+  update: Update
+  transmits: number
+  /** Higher for a newer update: of two sent as often, the newer goes first. */
+  order: number
+}
+
+/** FNV-1a of a string, 32 bits: a member's place on a ring. */
+function ringHash(ring: number, id: string): number {
+  let h = 0x811c9dc5 ^ ring
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length === 0 ? 0 : (s[Math.floor((s.length - 1) / 2)] as number)
 }
 
 export function createMembership(components: MembershipComponents): Membership {
-  const { self, timing, clock, logger } = components
+  const { self, timing, clock, logger, transport } = components
+  const random = components.random ?? Math.random
   const peers = new Map<string, Tracked>()
   const listeners = new Set<() => void>()
   const transitions = new Map<`${MemberState}>${MemberState}`, number>()
+  /** What waits to be disseminated, one update per member it is about. */
+  const queue = new Map<string, Pending>()
+  let queued = 0
   let incarnation = 0
   let beat = 0
+  let ownWord: Update | undefined
+  let saidSkew = 0
   let selfConflict = false
+  let leaving = false
   let localScore = 0
   let timer: NodeJS.Timeout | undefined
   let lastTick = 0
-  let lastAnnounce = 0
-  let stopped = false
-  let trailing: NodeJS.Timeout | undefined
-  const probes = new AbortController()
+  let nextProbeAt = 0
+  let nextPushPullAt = 0
+  let probeSeq = 0
+  let probeCursor = 0
+  let stopped = true
+  /** Until its first push/pull, members this one hears of held their names before it came. */
+  let joined = false
+  let ring: { neighbours: string[]; watched: string[] } | undefined
 
   const multiplier = () => 1 + localScore
   const changed = () => {
+    ring = undefined
     for (const listener of listeners) listener()
   }
+  const inRing = (p: Tracked) => p.state === 'alive' || p.state === 'suspect'
+  const size = () => 1 + [...peers.values()].filter(inRing).length
+  const retransmitLimit = () => RETRANSMIT_MULT * Math.ceil(Math.log10(size() + 1))
 
-  function announcement(leaving: boolean): Announcement {
+  function skew(): number {
+    // This member's clock minus the median clock of those it measured.
+    const measured = [...peers.values()].filter((p) => p.offsets.length > 0 && inRing(p))
+    return measured.length === 0 ? 0 : -median(measured.map((p) => p.offsetMs))
+  }
+
+  function word(): Announcement {
+    saidSkew = Math.round(skew())
     return {
       peerId: self.peerId,
       name: self.name,
@@ -200,15 +283,52 @@ export function createMembership(components: MembershipComponents): Membership {
       incarnation,
       beat: ++beat,
       leaving,
-      suspects: [...peers.values()].filter((p) => p.state === 'suspect').map((p) => p.member),
+      rules: self.rules(),
+      skewMs: saidSkew,
     }
   }
 
-  function announce(leaving = false): Promise<void> {
-    lastAnnounce = clock()
-    return components.publish(announcement(leaving)).catch((err: unknown) => {
-      logger.debug({ err }, 'announcement not sent')
-    })
+  /** Makes a new word of this member's and queues it. */
+  function say() {
+    const w = word()
+    ownWord = { word: w, bytes: components.seal({ word: w }) }
+    enqueue(self.peerId, ownWord)
+  }
+
+  function enqueue(about: string, update: Update) {
+    queue.set(about, { update, transmits: 0, order: ++queued })
+  }
+
+  /** Up to PIGGYBACK_UPDATES updates to send, those about `first` first, the least sent next. */
+  function piggyback(first?: string): Update[] {
+    const limit = retransmitLimit()
+    const chosen: Update[] = []
+    const pending = [...queue.entries()].sort(([a, x], [b, y]) =>
+      a === first ? -1 : b === first ? 1 : x.transmits - y.transmits || y.order - x.order,
+    )
+    for (const [about, p] of pending) {
+      if (chosen.length === PIGGYBACK_UPDATES) break
+      chosen.push(p.update)
+      if (++p.transmits >= limit) queue.delete(about)
+    }
+    // A suspected or dead member hears it first, so it can refute at once.
+    const accused = first === undefined ? undefined : peers.get(first)
+    if (accused?.charge !== undefined && !chosen.includes(accused.charge))
+      chosen.unshift(accused.charge)
+    return chosen
+  }
+
+  function accuse(p: Tracked, dead: boolean) {
+    const accusation: Accusation = {
+      subject: p.member,
+      startedAt: p.startedAt,
+      incarnation: p.accused,
+      dead,
+      accuser: self.peerId,
+    }
+    const update = { accusation, bytes: components.seal({ accusation }) }
+    p.charge = update
+    enqueue(p.member, update)
   }
 
   function setState(peer: Tracked, state: MemberState, now: number) {
@@ -221,10 +341,14 @@ export function createMembership(components: MembershipComponents): Membership {
     transitions.set(key, (transitions.get(key) ?? 0) + 1)
     peer.state = state
     if (state === 'suspect') peer.suspectedAt = now
-    if (state === 'dead' || state === 'left') peer.endedAt = now
-    if (state === 'dead') {
-      peer.redialDelay = REDIAL_FIRST_MS
-      peer.nextRedialAt = now + REDIAL_FIRST_MS
+    if (state === 'alive') {
+      peer.accusers.clear()
+      peer.charge = undefined
+    }
+    if (state === 'dead' || state === 'left') {
+      peer.endedAt = now
+      peer.reviveDelay = REVIVE_FIRST_MS
+      peer.nextReviveAt = now + REVIVE_FIRST_MS
     }
   }
 
@@ -234,19 +358,14 @@ export function createMembership(components: MembershipComponents): Membership {
    * joined through held their names before this one came; this member holds
    * its own name from then on, so it gives it up only to a member listed
    * under it in that table (a second `a` joining an array that has one),
-   * never to a peer that claims it later. No claim a peer makes about itself
-   * enters into it, so none can take a name by saying it started long ago.
+   * never to a peer that claims it later.
    */
   function resolveName(name: string) {
     const holders: Array<{ id: string; since: number; entry?: Tracked }> = []
     if (self.name === name) holders.push({ id: self.peerId, since: 1 })
     for (const p of peers.values()) {
-      if (
-        p.name === name &&
-        (p.state === 'alive' || p.state === 'suspect' || p.state === 'conflict')
-      ) {
+      if (p.name === name && (inRing(p) || p.state === 'conflict'))
         holders.push({ id: p.member, since: p.heldSince, entry: p })
-      }
     }
     if (holders.length === 0) return
     holders.sort((a, b) => a.since - b.since || (a.id < b.id ? -1 : 1))
@@ -270,85 +389,366 @@ export function createMembership(components: MembershipComponents): Membership {
     }
   }
 
-  function probe(peer: Tracked) {
-    if (peer.probing) return
-    peer.probing = true
-    const signal = AbortSignal.any([
-      probes.signal,
-      AbortSignal.timeout(timing.suspicionMinMs * multiplier()),
-    ])
-    components
-      .ping(peer.member, signal)
-      .then(() => {
-        if (peer.state === 'suspect' && peers.get(peer.member) === peer) {
-          peer.lastSeen = clock()
-          setState(peer, 'alive', peer.lastSeen)
-          changed()
-        }
-      })
-      .catch(() => {})
-      .finally(() => {
-        peer.probing = false
-      })
+  function resolveAllNames() {
+    for (const name of new Set([...peers.values()].map((p) => p.name))) resolveName(name)
+  }
+
+  /** Whether a word is newer than what this member holds of its subject. */
+  function newerWord(a: Announcement): boolean {
+    if (a.peerId === self.peerId) return false
+    const peer = peers.get(a.peerId)
+    if (peer === undefined) return !a.leaving
+    // Anyone may play a member's old words again: keep the newest word of
+    // the newest run. A run that reports an earlier start is taken only once
+    // the run we knew has ended (its clock may have been set back meanwhile).
+    const ended = peer.state === 'dead' || peer.state === 'left'
+    return a.startedAt === peer.startedAt
+      ? a.beat > peer.beat
+      : a.startedAt > peer.startedAt || ended
+  }
+
+  function newerAccusation(a: Accusation): boolean {
+    if (a.subject === self.peerId)
+      return a.startedAt === self.startedAt && a.incarnation >= incarnation && !leaving
+    const peer = peers.get(a.subject)
+    if (peer === undefined || peer.startedAt !== a.startedAt) return false
+    if (a.incarnation < peer.incarnation) return false
+    if (peer.state === 'left' || peer.state === 'dead') return false
+    if (a.dead) return true
+    return peer.state !== 'suspect' || !peer.accusers.has(a.accuser)
+  }
+
+  function takeWord(a: Announcement, bytes: Uint8Array, now: number, how: How) {
+    let peer = peers.get(a.peerId)
+    const isNew = peer === undefined
+    if (peer === undefined) {
+      peer = {
+        heldSince: how.heldBefore ? 0 : now,
+        beat: a.beat,
+        said: { word: a, bytes },
+        member: a.peerId,
+        name: a.name,
+        state: 'alive',
+        lastSeen: now,
+        addrs: a.addrs,
+        http: a.http,
+        seq: a.seq,
+        offsetMs: 0,
+        version: a.version,
+        health: a.health,
+        startedAt: a.startedAt,
+        incarnation: a.incarnation,
+        self: false,
+        skewMs: a.skewMs,
+        rules: a.rules,
+        accused: 0,
+        accusers: new Set(),
+        charge: undefined,
+        suspectedAt: 0,
+        endedAt: 0,
+        offsets: [],
+        nextReviveAt: 0,
+        reviveDelay: REVIVE_FIRST_MS,
+      }
+      peers.set(a.peerId, peer)
+      logger.info({ member: a.name, peerId: a.peerId }, 'member joined')
+    }
+    const newRun = a.startedAt !== peer.startedAt
+    const before = peer.state
+    const nameBefore = peer.name
+    if (nameBefore !== a.name) peer.heldSince = now
+    Object.assign(peer, {
+      beat: a.beat,
+      said: { word: a, bytes },
+      name: a.name,
+      lastSeen: now,
+      addrs: a.addrs,
+      http: a.http,
+      seq: a.seq,
+      version: a.version,
+      health: a.health,
+      startedAt: a.startedAt,
+      incarnation: a.incarnation,
+      skewMs: a.skewMs,
+      rules: a.rules,
+    })
+    if (newRun) peer.offsets = []
+    if (a.leaving) setState(peer, 'left', now)
+    else if (isNew || newRun || peer.state === 'left' || a.incarnation > peer.accused) {
+      if (peer.state !== 'conflict' || newRun) setState(peer, 'alive', now)
+    }
+    if (how.relay) enqueue(a.peerId, { word: a, bytes })
+    resolveName(a.name)
+    if (nameBefore !== a.name) resolveName(nameBefore)
+    if (isNew || peer.state !== before) changed()
+  }
+
+  function takeAccusation(a: Accusation, bytes: Uint8Array, now: number, how: How) {
+    if (a.subject === self.peerId) {
+      // Refute: we are alive, with a higher incarnation.
+      incarnation = Math.max(incarnation, a.incarnation) + 1
+      logger.warn(
+        { accuser: a.accuser, dead: a.dead },
+        'refuting an accusation of this member with a higher incarnation',
+      )
+      say()
+      return
+    }
+    const peer = peers.get(a.subject)
+    if (peer === undefined) return
+    peer.accused = Math.max(peer.accused, a.incarnation)
+    peer.charge = { accusation: a, bytes }
+    if (how.relay) enqueue(a.subject, peer.charge)
+    if (a.dead) {
+      setState(peer, 'dead', now)
+      changed()
+      return
+    }
+    peer.accusers.add(a.accuser)
+    if (peer.state === 'alive' || peer.state === 'conflict') {
+      setState(peer, 'suspect', now)
+      changed()
+    }
+  }
+
+  /**
+   * How an update came: `relay` (gossip and piggyback) passes news on; push/pull
+   * does not (the other side had it all along), except the word of the member
+   * at the other end, which is how a member that joins becomes known.
+   */
+  interface How {
+    relay: boolean
+    heldBefore: boolean
+  }
+  const GOSSIPED: How = { relay: true, heldBefore: false }
+
+  function take(update: Update, now: number, how = GOSSIPED) {
+    if ('word' in update) {
+      if (newerWord(update.word)) takeWord(update.word, update.bytes, now, how)
+    } else if (newerAccusation(update.accusation)) {
+      takeAccusation(update.accusation, update.bytes, now, how)
+    }
+  }
+
+  /** Takes what a push/pull with `from` brought. */
+  function merge(from: string, updates: Update[], now: number, heldBefore: boolean) {
+    for (const u of updates)
+      take(u, now, { relay: 'word' in u && u.word.peerId === from, heldBefore })
+    resolveAllNames()
+  }
+
+  /** Notes that `from` spoke to us directly, and its clock at `sentAt` when it says. */
+  function heard(from: string, now: number, sentAt?: number, roundTrip?: number) {
+    const peer = peers.get(from)
+    if (peer === undefined) return
+    peer.lastSeen = now
+    if (sentAt === undefined) return
+    // Its clock minus ours. With a round trip, its clock was read about
+    // halfway through; from a one-way message, transit only makes a sample
+    // smaller, so the largest of the recent samples is the best estimate.
+    peer.offsets.push(roundTrip === undefined ? sentAt - now : sentAt - (now - roundTrip / 2))
+    if (peer.offsets.length > OFFSET_SAMPLES) peer.offsets.shift()
+    peer.offsetMs = Math.max(...peer.offsets)
+  }
+
+  function rings() {
+    if (ring !== undefined) return ring
+    const members = [self.peerId, ...[...peers.values()].filter(inRing).map((p) => p.member)]
+    const watched = new Set<string>()
+    const neighbours = new Set<string>()
+    if (members.length > 1) {
+      for (let r = 0; r < RINGS; r++) {
+        const order = members
+          .map((id) => ({ id, h: ringHash(r, id) }))
+          .sort((a, b) => a.h - b.h || (a.id < b.id ? -1 : 1))
+        const at = order.findIndex((m) => m.id === self.peerId)
+        const next = order[(at + 1) % order.length]?.id as string
+        const previous = order[(at - 1 + order.length) % order.length]?.id as string
+        watched.add(next)
+        neighbours.add(next)
+        neighbours.add(previous)
+      }
+    }
+    ring = { neighbours: [...neighbours].sort(), watched: [...watched].sort() }
+    return ring
+  }
+
+  function pick<T>(items: T[], n: number): T[] {
+    const copy = [...items]
+    for (let i = copy.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1))
+      ;[copy[i], copy[j]] = [copy[j] as T, copy[i] as T]
+    }
+    return copy.slice(0, n)
+  }
+
+  async function probe(target: string) {
+    const started = clock()
+    const id = ++probeSeq
+    const m = multiplier()
+    const ping = (): Message => ({
+      kind: 'ping',
+      probe: id,
+      sentAt: clock(),
+      updates: piggyback(target),
+    })
+    try {
+      const ack = await transport.request(target, ping(), timing.probeTimeoutMs * m)
+      if (ack.kind !== 'ack') throw new Error('not an ack')
+      const now = clock()
+      heard(target, now, ack.sentAt, now - started)
+      for (const u of ack.updates) take(u, now)
+      if (localScore > 0) localScore--
+      return
+    } catch {
+      // No answer in time: ask others to try.
+    }
+    if (stopped) return
+    const helpers = pick(
+      rings().neighbours.filter((id) => id !== target),
+      INDIRECT_PROBES,
+    )
+    const remaining = Math.max(timing.probeTimeoutMs, timing.intervalMs * m - (clock() - started))
+    let nacks = 0
+    const answers = await Promise.allSettled(
+      helpers.map(async (helper) => {
+        const answer = await transport.request(
+          helper,
+          { kind: 'ping-req', probe: id, target, updates: piggyback(helper) },
+          remaining,
+        )
+        if (answer.kind === 'nack') nacks++
+        if (answer.kind !== 'ack') throw new Error('nack')
+        for (const u of answer.updates) take(u, clock())
+      }),
+    )
+    if (stopped) return
+    const peer = peers.get(target)
+    if (answers.some((a) => a.status === 'fulfilled')) {
+      if (peer !== undefined) peer.lastSeen = clock()
+      return
+    }
+    // Lifeguard: helpers that did not even say nack point at this member's
+    // own trouble (its network, its scheduling), not the target's.
+    if (nacks < helpers.length) localScore = Math.min(MAX_LOCAL_HEALTH_SCORE, localScore + 1)
+    if (peer === undefined || peer.state !== 'alive') return
+    peer.accused = peer.incarnation
+    peer.accusers.add(self.peerId)
+    setState(peer, 'suspect', clock())
+    accuse(peer, false)
+    changed()
+  }
+
+  function suspicionTimeout(peer: Tracked): number {
+    const expected = Math.max(1, Math.min(RINGS, size() - 2))
+    const confirmations = Math.max(0, peer.accusers.size - 1)
+    const fraction = Math.log(Math.min(confirmations, expected) + 1) / Math.log(expected + 1)
+    return (
+      Math.max(
+        timing.suspicionMinMs,
+        timing.suspicionMaxMs - (timing.suspicionMaxMs - timing.suspicionMinMs) * fraction,
+      ) * multiplier()
+    )
+  }
+
+  function pushPullInterval(): number {
+    // As memberlist does: above 32 members, less often as the array grows,
+    // so the bytes a member exchanges this way stay about the same.
+    const n = size()
+    const scale = n <= 32 ? 1 : Math.ceil(Math.log2(n) - Math.log2(32)) + 1
+    return timing.pushPullMs * scale
+  }
+
+  async function syncWith(peerId: string) {
+    const answer = await transport.request(
+      peerId,
+      { kind: 'sync', sentAt: clock(), updates: everything() },
+      Math.max(5000, timing.intervalMs * 5),
+    )
+    if (answer.kind !== 'sync') throw new Error('not a sync answer')
+    const now = clock()
+    merge(peerId, answer.updates, now, !joined)
+    heard(peerId, now, answer.sentAt)
+    joined = true
+  }
+
+  /** Everything this member holds, for push/pull: its word, every other word, every accusation it stands by. */
+  function everything(): Update[] {
+    if (ownWord === undefined) say()
+    const out: Update[] = [ownWord as Update]
+    for (const p of peers.values()) {
+      out.push(p.said)
+      if (p.charge !== undefined) out.push(p.charge)
+    }
+    return out
   }
 
   function tick() {
     const now = clock()
     // Lifeguard's local health: a tick that comes late means this member is
     // itself slow; stretch every timeout until it has been on time a while.
-    if (lastTick !== 0) {
-      const lag = now - lastTick - timing.intervalMs
-      if (lag > timing.intervalMs / 2)
-        localScore = Math.min(
-          MAX_LOCAL_HEALTH_SCORE,
-          localScore + Math.ceil(lag / timing.intervalMs),
-        )
-      else if (localScore > 0) localScore--
-    }
+    const lag = now - lastTick - timing.gossipIntervalMs
+    if (lag > timing.intervalMs / 2)
+      localScore = Math.min(MAX_LOCAL_HEALTH_SCORE, localScore + Math.ceil(lag / timing.intervalMs))
     lastTick = now
-    if (now - lastAnnounce >= timing.intervalMs * 0.9) void announce()
+    if (Math.abs(skew() - saidSkew) > SKEW_RESAY_MS) say()
 
-    const m = multiplier()
-    const live = [...peers.values()].filter((p) => p.state === 'alive')
     let anyChange = false
     for (const peer of [...peers.values()]) {
-      const before = peer.state
-      if (peer.state === 'alive' && now - peer.lastSeen > timing.suspectAfterMs * m) {
-        setState(peer, 'suspect', now)
-        probe(peer)
-      } else if (peer.state === 'suspect') {
-        const confirmations = live.filter((p) => p.suspects.includes(peer.member)).length
-        const expected = Math.max(1, Math.min(3, peers.size - 1))
-        const fraction = Math.log(Math.min(confirmations, expected) + 1) / Math.log(expected + 1)
-        const timeout =
-          Math.max(
-            timing.suspicionMinMs,
-            timing.suspicionMaxMs - (timing.suspicionMaxMs - timing.suspicionMinMs) * fraction,
-          ) * m
-        if (now - peer.suspectedAt > timeout) setState(peer, 'dead', now)
-        else probe(peer)
+      if (peer.state === 'suspect' && now - peer.suspectedAt > suspicionTimeout(peer)) {
+        setState(peer, 'dead', now)
+        accuse(peer, true)
+        anyChange = true
       } else if (peer.state === 'dead' || peer.state === 'left') {
         if (now - peer.endedAt > timing.forgetAfterMs) {
           peers.delete(peer.member)
+          queue.delete(peer.member)
           anyChange = true
           logger.info({ member: peer.name }, 'member forgotten')
-          continue
-        }
-        if (peer.state === 'dead' && now >= peer.nextRedialAt) {
-          peer.redialDelay = Math.min(REDIAL_MAX_MS, peer.redialDelay * 2)
-          peer.nextRedialAt = now + peer.redialDelay
-          components.dial(peer.member, peer.addrs, 0).catch(() => {})
         }
       }
-      if (peer.state !== before) anyChange = true
     }
     if (anyChange) {
-      for (const name of new Set([...peers.values()].map((p) => p.name))) resolveName(name)
+      resolveAllNames()
       changed()
+    }
+
+    if (now >= nextProbeAt) {
+      nextProbeAt = now + timing.intervalMs
+      const watched = rings().watched
+      if (watched.length > 0) {
+        const target = watched[probeCursor++ % watched.length] as string
+        void probe(target)
+      }
+      // A dead member is tried now and then (back-off to REVIVE_MAX_MS): if
+      // it is back, or was only cut off, push/pull brings both tables together.
+      const revive = [...peers.values()].find((p) => p.state === 'dead' && now >= p.nextReviveAt)
+      if (revive !== undefined) {
+        revive.reviveDelay = Math.min(REVIVE_MAX_MS, revive.reviveDelay * 2)
+        revive.nextReviveAt = now + revive.reviveDelay
+        syncWith(revive.member).catch(() => {})
+      }
+    }
+
+    if (now >= nextPushPullAt) {
+      nextPushPullAt = now + pushPullInterval() * (0.5 + random())
+      const live = [...peers.values()].filter((p) => p.state === 'alive').map((p) => p.member)
+      const [other] = pick(live, 1)
+      if (other !== undefined) syncWith(other).catch(() => {})
+    }
+
+    if (queue.size > 0) {
+      for (const target of pick(rings().neighbours, GOSSIP_FANOUT)) {
+        const updates = piggyback(target)
+        if (updates.length > 0) transport.send(target, { kind: 'gossip', updates })
+      }
     }
   }
 
   function entryOf(p: Tracked): MemberEntry {
+    let offsetMs = p.offsetMs
+    // Never measured (they do not talk): from what each says of its skew.
+    if (p.offsets.length === 0) offsetMs = p.skewMs - saidSkew
     return {
       member: p.member,
       name: p.name,
@@ -357,11 +757,12 @@ export function createMembership(components: MembershipComponents): Membership {
       addrs: p.addrs,
       http: p.http,
       seq: p.seq,
-      offsetMs: p.offsetMs,
+      offsetMs,
       version: p.version,
       health: p.health,
       startedAt: p.startedAt,
       incarnation: p.incarnation,
+      rules: p.rules,
       self: false,
     }
   }
@@ -380,6 +781,7 @@ export function createMembership(components: MembershipComponents): Membership {
       health: self.health(),
       startedAt: self.startedAt,
       incarnation,
+      rules: self.rules(),
       self: true,
     }
   }
@@ -391,135 +793,94 @@ export function createMembership(components: MembershipComponents): Membership {
 
     start() {
       stopped = false
-      lastTick = clock()
-      void announce()
-      timer = setInterval(tick, timing.intervalMs)
+      leaving = false
+      const now = clock()
+      lastTick = now
+      nextProbeAt = now + timing.intervalMs * random()
+      nextPushPullAt = now + pushPullInterval() * (0.5 + random())
+      say()
+      timer = setInterval(tick, timing.gossipIntervalMs)
       timer.unref()
     },
 
-    async stop({ leaving }) {
+    async stop(options) {
       if (stopped) return
       stopped = true
       clearInterval(timer)
-      clearTimeout(trailing)
-      probes.abort()
-      if (leaving) await announce(true)
+      if (!options.leaving) return
+      leaving = true
+      say()
+      const update = ownWord as Update
+      // Straight to every neighbour, and to a few more: they pass it on.
+      const targets = new Set([...rings().neighbours, ...pick([...peers.keys()], GOSSIP_FANOUT)])
+      await Promise.allSettled(
+        [...targets].map((id) =>
+          transport.request(
+            id,
+            { kind: 'ping', probe: 0, sentAt: clock(), updates: [update] },
+            1000,
+          ),
+        ),
+      )
     },
 
-    receive(a, receivedAt, relayed = false, signed = undefined) {
-      if (a.peerId === self.peerId || stopped) return
-      let peer = peers.get(a.peerId)
-      const isNew = peer === undefined
-      if (relayed && !isNew) return
-      if (peer !== undefined) {
-        // Gossip may deliver out of order, and anyone may play a member's
-        // old signed words again: keep the newest word of the newest run. A
-        // run that reports an earlier start is taken only once the run we
-        // knew has ended (its clock may have been set back meanwhile).
-        const ended = peer.state === 'dead' || peer.state === 'left'
-        if (
-          a.startedAt === peer.startedAt
-            ? a.beat <= peer.beat
-            : a.startedAt < peer.startedAt && !ended
-        )
-          return
-      }
-      if (peer === undefined) {
-        peer = {
-          heldSince: relayed ? 0 : receivedAt,
-          beat: a.beat,
-          signed,
-          member: a.peerId,
-          name: a.name,
-          state: 'alive',
-          lastSeen: receivedAt,
-          addrs: a.addrs,
-          http: a.http,
-          seq: a.seq,
-          offsetMs: 0,
-          version: a.version,
-          health: a.health,
-          startedAt: a.startedAt,
-          incarnation: a.incarnation,
-          self: false,
-          suspectedAt: 0,
-          endedAt: 0,
-          suspects: [],
-          offsets: [],
-          nextRedialAt: 0,
-          redialDelay: REDIAL_FIRST_MS,
-          probing: false,
+    async handle(from, message) {
+      const now = clock()
+      switch (message.kind) {
+        case 'ping': {
+          heard(from, now, message.sentAt)
+          for (const u of message.updates) take(u, now)
+          return { kind: 'ack', probe: message.probe, sentAt: clock(), updates: piggyback(from) }
         }
-        peers.set(a.peerId, peer)
-        logger.info({ member: a.name, peerId: a.peerId }, 'member joined')
+        case 'gossip': {
+          heard(from, now)
+          for (const u of message.updates) take(u, now)
+          return undefined
+        }
+        case 'ping-req': {
+          heard(from, now)
+          for (const u of message.updates) take(u, now)
+          try {
+            const ack = await transport.request(
+              message.target,
+              {
+                kind: 'ping',
+                probe: message.probe,
+                sentAt: clock(),
+                updates: piggyback(message.target),
+              },
+              timing.probeTimeoutMs * multiplier(),
+            )
+            if (ack.kind !== 'ack') throw new Error('not an ack')
+            heard(message.target, clock())
+            for (const u of ack.updates) take(u, clock())
+            return { kind: 'ack', probe: message.probe, sentAt: clock(), updates: piggyback(from) }
+          } catch {
+            return { kind: 'nack', probe: message.probe }
+          }
+        }
+        case 'sync': {
+          merge(from, message.updates, now, false)
+          heard(from, now, message.sentAt)
+          return { kind: 'sync', sentAt: clock(), updates: everything() }
+        }
+        default:
+          return undefined
       }
-      const before = peer.state
-      const nameBefore = peer.name
-      if (nameBefore !== a.name) peer.heldSince = receivedAt
-      Object.assign(peer, {
-        beat: a.beat,
-        signed,
-        name: a.name,
-        lastSeen: receivedAt,
-        addrs: a.addrs,
-        http: a.http,
-        seq: a.seq,
-        version: a.version,
-        health: a.health,
-        startedAt: a.startedAt,
-        incarnation: a.incarnation,
-        // Whom it suspects counts only first-hand: a relayed list is stale.
-        suspects: relayed ? [] : a.suspects,
-      })
-      // Its clock minus ours; transit only makes a sample smaller, so the
-      // largest of the recent samples is the best estimate.
-      if (!relayed) {
-        peer.offsets.push(a.sentAt - receivedAt)
-        if (peer.offsets.length > OFFSET_SAMPLES) peer.offsets.shift()
-        peer.offsetMs = Math.max(...peer.offsets)
-      }
-
-      if (a.leaving) setState(peer, 'left', receivedAt)
-      else if (peer.state !== 'conflict') setState(peer, 'alive', receivedAt)
-      resolveName(a.name)
-      if (nameBefore !== a.name) resolveName(nameBefore)
-      if (
-        !relayed &&
-        a.suspects.includes(self.peerId) &&
-        clock() - lastAnnounce > timing.intervalMs / 4
-      ) {
-        // Refute: we are alive, with a higher incarnation.
-        incarnation++
-        void announce()
-      }
-      // Heard of through gossip, a new member is given a moment to dial us:
-      // it dials every member it was told of as it joins, and a dial from
-      // each side at the same moment would open two connections. Of two
-      // members that both hear of each other through gossip, the one with
-      // the smaller peer id dials first.
-      if (isNew) {
-        const delay = relayed
-          ? 0
-          : self.peerId < a.peerId
-            ? NEW_MEMBER_DIAL_DELAY_MS
-            : 2 * NEW_MEMBER_DIAL_DELAY_MS
-        components.dial(a.peerId, a.addrs, delay).catch(() => {})
-      }
-      if (isNew || peer.state !== before) changed()
     },
+
+    isNews(update) {
+      return 'word' in update ? newerWord(update.word) : newerAccusation(update.accusation)
+    },
+
+    syncWith,
 
     announceNow() {
-      if (stopped) return
-      if (clock() - lastAnnounce > ANNOUNCE_DEBOUNCE_MS) {
-        void announce()
-      } else if (trailing === undefined) {
-        // Several peers arriving together get one announcement, a moment later.
-        trailing = setTimeout(() => {
-          trailing = undefined
-          if (!stopped) void announce()
-        }, ANNOUNCE_DEBOUNCE_MS)
-        trailing.unref()
-      }
+      if (!stopped) say()
+    },
+
+    neighbours() {
+      return rings().neighbours
     },
 
     table() {
@@ -541,16 +902,12 @@ export function createMembership(components: MembershipComponents): Membership {
       if (matches.length === 0) return 'not_found'
       const gone = matches.filter((p) => p.state === 'dead' || p.state === 'left')
       if (gone.length === 0) return 'not_dead'
-      for (const p of gone) peers.delete(p.member)
+      for (const p of gone) {
+        peers.delete(p.member)
+        queue.delete(p.member)
+      }
       changed()
       return 'forgotten'
-    },
-
-    known() {
-      const out: Uint8Array[] = []
-      // A suspect may be dead: a newcomer would take it for alive.
-      for (const p of peers.values()) if (p.state === 'alive' && p.signed) out.push(p.signed)
-      return out
     },
 
     transitions() {

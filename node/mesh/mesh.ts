@@ -1,52 +1,89 @@
-// The member's place in the mesh: the libp2p host, membership gossip on its
-// topic, joining through any member's address, the chorus protocols it
-// serves (protocols/), and a client of each other member's protocols. It
-// knows nothing of queries: query/ asks the clients it offers (`peers()`).
+// The member's place in the mesh: the libp2p host, membership over
+// /chorus/swim/1 (membership.ts keeps the table; this module carries its
+// messages, checks every signature and keeps the connections few), joining
+// through any member's address, the health rule set passed between members,
+// the chorus protocols it serves (protocols/), and a client of each other
+// member's protocols. It knows nothing of queries: query/ asks the clients
+// it offers (`peers()`).
+//
+// Connections: a member keeps one to each of its neighbours (the members it
+// watches and those that watch it, at most 2 × RINGS), which carry probes
+// and gossip. Any other connection (a query's, a push/pull's, an indirect
+// probe's) is opened on demand and closed once idle for CONNECTION_IDLE_MS.
 
-import { TopicValidatorResult } from '@libp2p/gossipsub'
-import type { PeerId, PrivateKey } from '@libp2p/interface'
+import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from '@libp2p/utils'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import {
-  decodeSignedAnnouncement,
-  HEALTH_CONFIG_TOPIC,
-  MEMBERS_TOPIC,
+  type Accusation,
+  type Announcement,
+  accusationSigningBytes,
+  announcementSigningBytes,
+  decodeSwim,
+  decodeUpdate,
+  encodeAccusation,
+  encodeAnnouncement,
+  encodeSignedAccusation,
+  encodeSignedAnnouncement,
+  encodeSwim,
+  MAX_SYNC_BYTES,
   type MemberCounters,
   type RollupRequest,
   type SliceAnswer,
   type SliceRequest,
+  SWIM_PROTOCOL,
+  type SwimMessage,
 } from '../../protocol/index.ts'
 import { ConfigError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { memberTag, tagHex } from '../event/id.ts'
+import { tagVersion } from '../health/config.ts'
 import type { Logger } from '../log.ts'
 import type { MemberRecorder } from '../stats.ts'
 import type { BucketSeries } from '../store/rollup.ts'
 import { createHost, type Host } from './host.ts'
-import { createMembership, type Membership, type MembershipTiming } from './membership.ts'
+import {
+  createMembership,
+  type Membership,
+  type MembershipTiming,
+  type Message,
+  type Update,
+} from './membership.ts'
 import { createServedProtocols, type ServedComponents } from './protocols/index.ts'
 import { remoteLookup } from './protocols/lookup.ts'
-import { remotePeers } from './protocols/peers.ts'
 import { remoteRollup } from './protocols/rollup.ts'
+import { remoteRules } from './protocols/rules.ts'
 import { remoteSlice } from './protocols/slice.ts'
 import { remoteStats } from './protocols/stats.ts'
-import type { Peer, ServedName, ServedOutcome } from './protocols/stream.ts'
-import { createSigner, sealAnnouncement, verifyAnnouncement } from './signatures.ts'
+import {
+  type Peer,
+  REQUEST_READ_TIMEOUT_MS,
+  type ServedName,
+  type ServedOutcome,
+} from './protocols/stream.ts'
+import { verifySignature } from './signatures.ts'
 
 /**
- * Announcements accepted per sender: a bucket of ANNOUNCE_BURST refilled at
- * ANNOUNCE_RATE_PER_S (a member sends one a second, a few more when it
- * refutes a suspicion or meets a peer); the rest are dropped and counted.
+ * Membership messages accepted per sender: a bucket of SWIM_BURST refilled
+ * at SWIM_RATE_PER_S (a member sends a neighbour a few a second, more while
+ * a change spreads); the rest are refused and counted.
  */
-const ANNOUNCE_RATE_PER_S = 5
-const ANNOUNCE_BURST = 20
+const SWIM_RATE_PER_S = 40
+const SWIM_BURST = 200
 /** Senders whose rate is tracked before the table is reset (bounds its memory). */
 const MAX_TRACKED_SENDERS = 1024
-/** Largest health rule-set message accepted from gossip, bytes. */
-const MAX_HEALTH_CONFIG_MESSAGE_BYTES = 64 * 1024
+/** Membership streams a peer may hold open at once on one connection. */
+const MAX_SWIM_STREAMS = 16
 /** Join retries: first delay and cap, ms. A failed join is retried for as long as the member runs. */
 const JOIN_RETRY_FIRST_MS = 500
 const JOIN_RETRY_MAX_MS = 30_000
+/** A connection to a member that is not a neighbour is closed once unused this long, ms. */
+export const CONNECTION_IDLE_MS = 60_000
+/** How often idle connections are looked for, ms. */
+const SWEEP_MS = 15_000
+/** Rule sets fetched from members, by tag, kept to hand to each member that holds the same. */
+const MAX_FETCHED_RULE_SETS = 16
 
 export interface MeshInit {
   privateKey: PrivateKey
@@ -64,16 +101,18 @@ export interface MeshInit {
   http: () => string
   seq: () => number
   /** What this member answers its peers' requests from (its own store and counters). */
-  serve: Omit<ServedComponents, 'peers' | 'sent'>
+  serve: Omit<ServedComponents, 'rules' | 'sent'>
   clock: () => number
   logger: Logger
   recorder?: MemberRecorder
 }
 
 export interface MeshCounters {
-  /** Announcements dropped by the topic validator (undecodable, unsigned, or not from the member they name). */
-  announcementsDropped: number
-  announcementsReceived: number
+  /** Membership messages and updates refused (undecodable, over the rate, badly signed, from a peer not allowed). */
+  membershipDropped: number
+  /** Membership messages and their bytes, each way. */
+  membershipMessages: { sent: number; received: number }
+  membershipBytes: { sent: number; received: number }
   /** Requests peers made of this member, by protocol and outcome. */
   peerRequests: Array<{ protocol: ServedName; outcome: ServedOutcome; count: number }>
   /** Events this member has written to peers' slice streams. */
@@ -93,6 +132,16 @@ export interface PeerClient {
   stats(options: { signal: AbortSignal }): Promise<MemberCounters>
 }
 
+/** The health rule set as the mesh passes it between members (node/health/config.ts keeps it). */
+export interface RulesSource {
+  /** `<version>:<digest>` of the set in force here; empty for the defaults. */
+  tag(): string
+  /** The signed set in force here, undefined for the defaults. */
+  bytes(): Uint8Array | undefined
+  /** Takes a set that `from` holds (it checks the set and its signature). */
+  receive(bytes: Uint8Array, from: string): Promise<unknown>
+}
+
 export interface Mesh {
   readonly host: Host
   readonly membership: Membership
@@ -101,14 +150,21 @@ export interface Mesh {
   addrs(): string[]
   /** Every other member in the table but those that left, as clients of their protocols. */
   peers(): PeerClient[]
-  /** Gossips the health rule set this member holds. */
-  publishHealthConfig(bytes: Uint8Array): Promise<void>
-  /** Calls `listener` with each gossiped health rule set and the member that sent it (the listener validates it). */
-  onHealthConfig(listener: (bytes: Uint8Array, from: string) => void): void
+  /** Where the rule set comes from and goes to; until then this member names none. */
+  attachRules(source: RulesSource): void
+  /** Says this member's word again: its health or its rule set changed. */
+  announce(): void
   /** This member's own health as it announces it (`ok`, or `warning:rule,rule`…). Default `ok`. */
   setHealth(health: string): void
   start(): Promise<void>
   stop(options: { leaving: boolean }): Promise<void>
+}
+
+/** Signs now: libp2p's Ed25519 keys sign synchronously under Node. */
+function signNow(privateKey: PrivateKey, data: Uint8Array): Uint8Array {
+  const signature = privateKey.sign(data)
+  if (signature instanceof Uint8Array) return signature
+  throw new Error('this member key cannot sign synchronously; chorus needs an Ed25519 key')
 }
 
 export async function createMesh(init: MeshInit): Promise<Mesh> {
@@ -120,15 +176,22 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     ...(init.swarmKey === undefined ? {} : { swarmKey: init.swarmKey }),
   })
   const allowed = init.allowPeers.length === 0 ? undefined : new Set(init.allowPeers)
+  const isAllowed = (peerId: string) => allowed === undefined || allowed.has(peerId)
   const counters: MeshCounters = {
-    announcementsDropped: 0,
-    announcementsReceived: 0,
+    membershipDropped: 0,
+    membershipMessages: { sent: 0, received: 0 },
+    membershipBytes: { sent: 0, received: 0 },
     peerRequests: [],
     sliceEventsSent: 0,
   }
   const peerIds = new Map<string, PeerId>()
   const stopping = new AbortController()
-  const pubsub = host.services.pubsub
+  /** When each peer last used its connection, ms. */
+  const activity = new Map<string, number>()
+  const touch = (peerId: string) => activity.set(peerId, Date.now())
+  let health = 'ok'
+  let rules: RulesSource | undefined
+  let sweeper: NodeJS.Timeout | undefined
 
   const peerIdOf = (id: string): PeerId => {
     let peer = peerIds.get(id)
@@ -141,31 +204,108 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
 
   const listenAddrs = () => host.getMultiaddrs().map((ma) => ma.toString())
 
-  /**
-   * Records where a member is, so that a query can reach it at once, then
-   * connects to it after `delayMs` unless a connection exists by then.
-   */
-  const dialMember = async (peerId: string, addrs: string[], delayMs: number) => {
-    if (host.status !== 'started' || peerId === init.peerId) return
-    const peer = peerIdOf(peerId)
-    await host.peerStore.merge(peer, { multiaddrs: addrs.map((a) => multiaddr(a)) })
-    if (delayMs > 0) {
-      await new Promise((resolve) => setTimeout(resolve, delayMs).unref())
-      if (stopping.signal.aborted || host.status !== 'started') return
+  /** A member's addresses from its word, each with /p2p/ (empty when its word is not known yet). */
+  function addressesOf(peerId: string): Multiaddr[] {
+    const entry = membership?.get(peerId)
+    if (entry === undefined) return []
+    const out: Multiaddr[] = []
+    for (const a of entry.addrs) {
+      try {
+        out.push(multiaddr(`${a}/p2p/${peerId}`))
+      } catch {}
     }
-    if (host.getConnections(peer).length > 0) return
-    await host.dial(peer, {
-      signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)]),
-    })
+    return out
   }
 
-  const sign = createSigner(init.privateKey)
-  let health = 'ok'
-  const healthConfigListeners: Array<(bytes: Uint8Array, from: string) => void> = []
-  /** This member's latest signed announcement, the first of what it passes on to a joining member. */
-  let ownWord: Uint8Array | undefined
+  const peerOf = (peerId: string, name = peerId): Peer => ({
+    host,
+    id: peerIdOf(peerId),
+    name,
+    addrs: addressesOf(peerId),
+    touch: () => touch(peerId),
+  })
 
-  const membership = createMembership({
+  // What goes on the wire: each update is its signed bytes, passed on untouched.
+  const encodeMessage = (m: Message): Uint8Array =>
+    encodeSwim(
+      ('updates' in m ? { ...m, updates: m.updates.map((u) => u.bytes) } : m) as SwimMessage,
+    )
+
+  /**
+   * Decodes a membership message and keeps of its updates those that are
+   * news here and signed by whom they speak for: the subject of a word, the
+   * accuser of an accusation (each allowed, with an allow-list). A signature
+   * is checked only for news, so an update that reaches a member many times
+   * is checked once.
+   */
+  async function decodeMessage(bytes: Uint8Array): Promise<Message> {
+    const m = decodeSwim(bytes)
+    if (!('updates' in m)) return m
+    const updates: Update[] = []
+    for (const raw of m.updates) {
+      try {
+        const u = decodeUpdate(raw)
+        if (u.kind === 'word') {
+          const word = u.signed.announcement
+          if (!membership.isNews({ word })) continue
+          if (
+            !isAllowed(word.peerId) ||
+            !(await verifySignature(
+              word.peerId,
+              announcementSigningBytes(u.signed.body),
+              u.signed.signature,
+            ))
+          )
+            throw new Error(`a word not signed by ${word.peerId}`)
+          updates.push({ word, bytes: raw })
+        } else {
+          const accusation = u.signed.accusation
+          if (!membership.isNews({ accusation })) continue
+          if (
+            !isAllowed(accusation.accuser) ||
+            !(await verifySignature(
+              accusation.accuser,
+              accusationSigningBytes(u.signed.body),
+              u.signed.signature,
+            ))
+          )
+            throw new Error(`an accusation not signed by ${accusation.accuser}`)
+          updates.push({ accusation, bytes: raw })
+        }
+      } catch (err) {
+        counters.membershipDropped++
+        logger.debug({ err }, 'membership update dropped')
+      }
+    }
+    return { ...m, updates } as Message
+  }
+
+  async function openSwim(peerId: string, signal: AbortSignal) {
+    touch(peerId)
+    const addrs = addressesOf(peerId)
+    const stream = await host.dialProtocol(
+      addrs.length > 0 ? addrs : peerIdOf(peerId),
+      SWIM_PROTOCOL,
+      { signal, negotiateFully: false },
+    )
+    return { stream, lp: lpStream(stream, { maxDataLength: MAX_SYNC_BYTES }) }
+  }
+
+  async function write(lp: ReturnType<typeof lpStream<Stream>>, m: Message, signal: AbortSignal) {
+    const bytes = encodeMessage(m)
+    counters.membershipMessages.sent++
+    counters.membershipBytes.sent += bytes.byteLength
+    await lp.write(bytes, { signal })
+  }
+
+  async function read(lp: ReturnType<typeof lpStream<Stream>>, signal: AbortSignal) {
+    const bytes = (await lp.read({ signal })).subarray()
+    counters.membershipMessages.received++
+    counters.membershipBytes.received += bytes.byteLength
+    return bytes
+  }
+
+  const membership: Membership = createMembership({
     self: {
       peerId: init.peerId,
       name: init.name,
@@ -175,29 +315,60 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       addrs: () => listenAddrs().map((a) => a.replace(/\/p2p\/[^/]+$/, '')),
       seq: init.seq,
       health: () => health,
+      rules: () => rules?.tag() ?? '',
     },
     timing: init.timing,
     clock: init.clock,
     logger,
-    publish: async (announcement) => {
-      if (host.status !== 'started') return
-      const signed = await sealAnnouncement(sign, announcement)
-      ownWord = signed
-      await pubsub.publish(MEMBERS_TOPIC, signed)
+    seal(update) {
+      if ('word' in update) {
+        const body = encodeAnnouncement(update.word as Announcement)
+        return encodeSignedAnnouncement(
+          body,
+          signNow(init.privateKey, announcementSigningBytes(body)),
+        )
+      }
+      const body = encodeAccusation(update.accusation as Accusation)
+      return encodeSignedAccusation(body, signNow(init.privateKey, accusationSigningBytes(body)))
     },
-    ping: async (peerId, signal) => {
-      await host.services.ping.ping(peerIdOf(peerId), { signal })
+    transport: {
+      async request(peerId, message, timeoutMs) {
+        const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(timeoutMs)])
+        const { stream, lp } = await openSwim(peerId, signal)
+        try {
+          await write(lp, message, signal)
+          const answer = await decodeMessage(await read(lp, signal))
+          await stream.close({ signal }).catch(() => {})
+          void maybeFetchRules()
+          return answer
+        } catch (err) {
+          stream.abort(err as Error)
+          throw err
+        }
+      },
+      send(peerId, message) {
+        const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)])
+        openSwim(peerId, signal)
+          .then(async ({ stream, lp }) => {
+            try {
+              await write(lp, message, signal)
+              await stream.close({ signal })
+            } catch (err) {
+              stream.abort(err as Error)
+            }
+          })
+          .catch((err: unknown) => logger.debug({ err, peerId }, 'gossip not sent'))
+      },
     },
-    dial: dialMember,
   })
 
   const buckets = new Map<string, { tokens: number; at: number }>()
   const withinRate = (sender: string): boolean => {
     const now = Date.now()
-    const bucket = buckets.get(sender) ?? { tokens: ANNOUNCE_BURST, at: now }
+    const bucket = buckets.get(sender) ?? { tokens: SWIM_BURST, at: now }
     bucket.tokens = Math.min(
-      ANNOUNCE_BURST,
-      bucket.tokens + ((now - bucket.at) / 1000) * ANNOUNCE_RATE_PER_S,
+      SWIM_BURST,
+      bucket.tokens + ((now - bucket.at) / 1000) * SWIM_RATE_PER_S,
     )
     bucket.at = now
     buckets.set(sender, bucket)
@@ -207,66 +378,103 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     return true
   }
 
-  pubsub.topicValidators.set(MEMBERS_TOPIC, (_from, message) => {
+  async function serveSwim(stream: Stream, from: string) {
+    touch(from)
+    const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
+    const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS)])
     try {
-      if (message.type !== 'signed') throw new Error('unsigned announcement')
-      if (!withinRate(message.from.toString())) throw new Error('announcements over the rate limit')
-      const { announcement } = decodeSignedAnnouncement(message.data)
-      // Signed by its sender (StrictSign): a member can only speak for
-      // itself. The subject's own signature inside is not checked here: the
-      // sender's covers it, and a member that passes it on to a newcomer
-      // leaves the check to the newcomer (one check per join, not one per
-      // announcement per member).
-      if (announcement.peerId !== message.from.toString())
-        throw new Error('announcement for another member')
-      if (allowed !== undefined && !allowed.has(announcement.peerId))
-        throw new Error('announcement from a peer not allowed')
-      return TopicValidatorResult.Accept
+      const bytes = await read(lp, signal)
+      if (!withinRate(from)) throw new Error('membership messages over the rate limit')
+      const message = await decodeMessage(bytes)
+      const answer = await membership.handle(from, message)
+      if (answer !== undefined) await write(lp, answer, signal)
+      await stream.close({ signal })
+      void maybeFetchRules()
     } catch (err) {
-      counters.announcementsDropped++
-      logger.debug({ err }, 'announcement dropped')
-      return TopicValidatorResult.Reject
+      counters.membershipDropped++
+      logger.debug({ err, from }, 'membership message dropped')
+      stream.abort(err as Error)
     }
-  })
-  pubsub.topicValidators.set(HEALTH_CONFIG_TOPIC, (_from, message) =>
-    message.type === 'signed' && message.data.byteLength <= MAX_HEALTH_CONFIG_MESSAGE_BYTES
-      ? TopicValidatorResult.Accept
-      : TopicValidatorResult.Reject,
-  )
-  pubsub.addEventListener('message', (event) => {
-    const message = event.detail
-    if (message.topic === HEALTH_CONFIG_TOPIC) {
-      // Signed (the validator took no other), so `from` is who sent it.
-      if (message.type === 'signed')
-        for (const listener of healthConfigListeners)
-          listener(message.data, message.from.toString())
-      return
+  }
+
+  /**
+   * The rule sets other members name in their words: a newer one than this
+   * member's is fetched once (from one holder) and handed to the rule set
+   * with each live member that holds it, which is how a set more than one
+   * version ahead finds its majority.
+   */
+  const fetched = new Map<string, Promise<Uint8Array | undefined>>()
+  const handed = new Set<string>()
+  let fetchScheduled = false
+  async function maybeFetchRules() {
+    if (rules === undefined || fetchScheduled) return
+    fetchScheduled = true
+    await new Promise((resolve) => setImmediate(resolve))
+    fetchScheduled = false
+    const source = rules
+    const own = source.tag()
+    const ownVersion = tagVersion(own) ?? 0
+    for (const entry of membership.table()) {
+      if (entry.self || entry.state !== 'alive') continue
+      const tag = entry.rules
+      const version = tagVersion(tag)
+      if (version === undefined || tag === own || version < ownVersion) continue
+      const key = `${tag}/${entry.member}`
+      if (handed.has(key)) continue
+      handed.add(key)
+      if (handed.size > 64 * MAX_FETCHED_RULE_SETS) handed.clear()
+      let set = fetched.get(tag)
+      if (set === undefined) {
+        if (fetched.size >= MAX_FETCHED_RULE_SETS)
+          fetched.delete(fetched.keys().next().value as string)
+        set = remoteRules(peerOf(entry.member, entry.name), {
+          signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)]),
+        }).catch((err: unknown) => {
+          logger.debug({ err, from: entry.name }, 'could not fetch the rule set a member holds')
+          fetched.delete(tag)
+          handed.delete(key)
+          return undefined
+        })
+        fetched.set(tag, set)
+      }
+      const bytes = await set
+      if (bytes !== undefined) await source.receive(bytes, entry.member)
     }
-    if (message.topic !== MEMBERS_TOPIC) return
-    try {
-      const signed = decodeSignedAnnouncement(message.data)
-      counters.announcementsReceived++
-      membership.receive(signed.announcement, init.clock(), false, signed.bytes)
-    } catch {
-      counters.announcementsDropped++
+  }
+
+  /** Closes connections to members that are not neighbours once idle (see the module comment). */
+  function sweep() {
+    const now = Date.now()
+    const neighbours = new Set(membership.neighbours())
+    for (const connection of host.getConnections()) {
+      const id = connection.remotePeer.toString()
+      if (neighbours.has(id)) continue
+      if (connection.streams.length > 0) {
+        touch(id)
+        continue
+      }
+      const last = activity.get(id)
+      if (last === undefined) touch(id)
+      else if (now - last > CONNECTION_IDLE_MS) {
+        activity.delete(id)
+        connection.close().catch(() => {})
+      }
     }
-  })
-  // A new connection: tell the peer who we are now rather than at the next beat.
-  host.addEventListener('peer:identify', () => membership.announceNow())
-  // A peer that has just subscribed to the topic would otherwise wait for
-  // the next beat to hear from us: flood publishing reaches only the
-  // subscribers we know of.
-  pubsub.addEventListener('subscription-change', (event) => {
-    if (event.detail.subscriptions.some((s) => s.topic === MEMBERS_TOPIC && s.subscribe))
-      membership.announceNow()
-  })
+    for (const id of activity.keys())
+      if (
+        host.getConnections(peerIdOf(id)).length === 0 &&
+        now - (activity.get(id) ?? 0) > CONNECTION_IDLE_MS
+      )
+        activity.delete(id)
+  }
 
   const served = createServedProtocols({
     host,
     logger,
+    touch,
     components: {
       ...init.serve,
-      peers: () => (ownWord === undefined ? [] : [ownWord, ...membership.known()]),
+      rules: () => rules?.bytes(),
       sent: (events) => {
         counters.sliceEventsSent += events
       },
@@ -281,45 +489,14 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     },
   })
 
-  /**
-   * Takes in the table of the member we joined through, as memberlist's
-   * push/pull does on join: its members are in our table at once, instead of
-   * one gossip relay and beat at a time. A relayed word only adds a member
-   * we have not heard of, and we dial it; its own announcement must then
-   * arrive before the suspicion timeout, as for any member. Each word must
-   * carry its subject's signature: the member we joined through cannot
-   * invent members or speak for real ones.
-   */
-  async function meetPeersOf(peer: PeerId, signal: AbortSignal) {
-    try {
-      const known = await remotePeers({ host, id: peer, name: peer.toString() }, { signal })
-      for (const signed of known) {
-        const a = signed.announcement
-        if (allowed !== undefined && !allowed.has(a.peerId)) continue
-        if (!(await verifyAnnouncement(signed))) {
-          counters.announcementsDropped++
-          logger.warn(
-            { through: peer.toString(), peerId: a.peerId },
-            'a joined member passed on an announcement its subject did not sign; ignored',
-          )
-          continue
-        }
-        membership.receive(a, init.clock(), true, signed.bytes)
-      }
-    } catch (err) {
-      // An older member, or one that is going: gossip still brings the others.
-      logger.debug({ err }, 'could not ask for the members of the one we joined through')
-    }
-  }
-
   async function join(address: string) {
     let delay = JOIN_RETRY_FIRST_MS
     while (!stopping.signal.aborted) {
       try {
         const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)])
         const connection = await host.dial(multiaddr(address), { signal })
+        await membership.syncWith(connection.remotePeer.toString())
         logger.info({ address }, 'joined')
-        await meetPeersOf(connection.remotePeer, signal)
         return
       } catch (err) {
         if (stopping.signal.aborted) return
@@ -342,7 +519,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       const out: PeerClient[] = []
       for (const entry of membership.table()) {
         if (entry.self || entry.state === 'left') continue
-        const peer: Peer = { host, id: peerIdOf(entry.member), name: entry.name }
+        const peer = peerOf(entry.member, entry.name)
         const tag = memberTag(entry.member)
         out.push({
           peerId: entry.member,
@@ -357,19 +534,26 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       }
       return out
     },
-    onHealthConfig(listener) {
-      healthConfigListeners.push(listener)
+    attachRules(source) {
+      rules = source
+      membership.announceNow()
+    },
+    announce() {
+      membership.announceNow()
     },
     setHealth(text) {
+      if (text === health) return
       health = text
-    },
-    async publishHealthConfig(bytes) {
-      if (host.status !== 'started') return
-      await pubsub.publish(HEALTH_CONFIG_TOPIC, bytes)
+      membership.announceNow()
     },
     async start() {
       // Handled before the host listens, so no peer finds a protocol missing.
       await served.start()
+      await host.handle(
+        SWIM_PROTOCOL,
+        (stream, connection) => serveSwim(stream, connection.remotePeer.toString()),
+        { maxInboundStreams: MAX_SWIM_STREAMS },
+      )
       try {
         await host.start()
       } catch (err) {
@@ -382,18 +566,15 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
           { field: 'listen', message: String(why) },
         ])
       }
-      pubsub.subscribe(MEMBERS_TOPIC)
-      pubsub.subscribe(HEALTH_CONFIG_TOPIC)
       membership.start()
+      sweeper = setInterval(sweep, SWEEP_MS)
+      sweeper.unref()
       for (const address of init.join) void join(address)
     },
     async stop({ leaving }) {
+      clearInterval(sweeper)
       await membership.stop({ leaving })
       stopping.abort()
-      if (leaving) {
-        // Give the leaving announcement a moment on the wire before closing it.
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
       await host.stop()
       // After the host: until then a peer asking finds the protocol, not a
       // member that seems to speak another version.

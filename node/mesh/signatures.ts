@@ -1,8 +1,9 @@
 // Signatures that let one member pass on another's word: a member signs its
-// announcements and the health rule sets it makes with its libp2p key, and
-// any member checks them against the public key inside the signer's peer id
-// (Ed25519 peer ids carry it). Gossipsub's own signature proves only who
-// sent a message; these prove who said it, however many members relayed it.
+// words, its accusations and the health rule sets it makes with its libp2p
+// key, and any member checks them against the public key inside the
+// signer's peer id (Ed25519 peer ids carry it). The connection proves only
+// who sent a message; these prove who said it, however many members relayed
+// it.
 
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'

@@ -43,7 +43,11 @@ const member = createExporter({
       { protocol: 'slice', outcome: 'ok', count: 1000 },
       { protocol: 'rollup', outcome: 'ok', count: 100 },
     ],
-    announcementsDropped: () => 0,
+    membershipDropped: () => 0,
+    membershipTraffic: () => ({
+      messages: { sent: 1000, received: 1000 },
+      bytes: { sent: 100_000, received: 100_000 },
+    }),
     health: () => ({ member: 'ok', array: 'ok' }),
     hostSample: () => ({
       at: Date.now(),

@@ -5,27 +5,48 @@ import { lpStream } from '@libp2p/utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChorusEvent } from '../../node/event/event.ts'
 import type { Member } from '../../node/index.ts'
-import { remotePeers } from '../../node/mesh/protocols/peers.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import {
   type Announcement,
   decodeAnswer,
+  decodeSwim,
+  decodeUpdate,
+  encodeAccusation,
   encodeAnnouncement,
   encodeMore,
+  encodeSignedAccusation,
   encodeSignedAnnouncement,
   encodeSliceRequest,
+  encodeSwim,
   LOOKUP_PROTOCOL,
   MAX_ANSWER_BYTES,
-  MEMBERS_TOPIC,
+  MAX_SYNC_BYTES,
   SLICE_PROTOCOL,
+  SWIM_PROTOCOL,
 } from '../../protocol/index.ts'
 import { metricSample, removeTempDirs, startArray, stateOf, waitFor } from '../helpers.ts'
 
 let array: Member[] = []
 
-/** An announcement with a signature that nobody made: gossip's own signature is what the topic checks. */
+/** An announcement with a signature that nobody made. */
 const signed = (a: Announcement) =>
   encodeSignedAnnouncement(encodeAnnouncement(a), new Uint8Array(64))
+
+/** Sends one raw membership message from one member's host to another; resolves to the answer, if any. */
+async function swim(from: Member, to: Member, bytes: Uint8Array): Promise<Uint8Array | undefined> {
+  const stream = await from.mesh.host.dialProtocol(to.mesh.host.peerId, SWIM_PROTOCOL, {
+    signal: AbortSignal.timeout(5000),
+  })
+  const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
+  await lp.write(bytes)
+  try {
+    return (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray()
+  } catch {
+    return undefined
+  } finally {
+    await stream.close().catch(() => {})
+  }
+}
 /** Every acknowledged id, by member name. */
 const ingested = new Map<string, string[]>()
 
@@ -210,14 +231,16 @@ describe('an array of five members', () => {
     await waitFor(async () => (await open()) === 0, { what: 'every scan closed' })
   })
 
-  it('gives a member that asks the latest word of every member it knows, itself included', async () => {
+  it('gives a member that asks (push/pull) the latest word of every member it knows, itself included', async () => {
     const [asker, asked] = array as [Member, Member]
-    const known = await remotePeers(
-      { host: asker.mesh.host, id: asked.mesh.host.peerId, name: asked.name },
-      {
-        signal: AbortSignal.timeout(5000),
-      },
+    const answer = decodeSwim(
+      (await swim(asker, asked, encodeSwim({ kind: 'sync', sentAt: Date.now(), updates: [] }))) ??
+        new Uint8Array(),
     )
+    expect(answer.kind).toBe('sync')
+    const known = (answer as { updates: Uint8Array[] }).updates
+      .map(decodeUpdate)
+      .flatMap((u) => (u.kind === 'word' ? [u.signed] : []))
     const expected = array
       .map((m) => ({
         peerId: m.peerId,
@@ -356,65 +379,57 @@ async function settled(read: () => number): Promise<number> {
 }
 
 describe('membership in one process', () => {
-  it('drops and counts announcements that are malformed or speak for another member', async () => {
+  it('drops and counts membership messages that are malformed or speak for another member', async () => {
     const [a, b, c] = array as [Member, Member, Member]
-    const before = b.mesh.counters.announcementsDropped + c.mesh.counters.announcementsDropped
-    const pubsub = a.mesh.host.services.pubsub
-    await pubsub.publish(MEMBERS_TOPIC, Uint8Array.of(1, 2, 3))
-    await pubsub.publish(
-      MEMBERS_TOPIC,
-      signed({
-        peerId: b.peerId,
-        name: 'impostor',
-        addrs: [],
-        http: '',
-        version: '0',
-        seq: 0,
-        startedAt: Date.now(),
-        sentAt: Date.now(),
-        health: 'ok',
-        incarnation: 99,
-        beat: 1,
-        leaving: true,
-        suspects: [],
+    const before = b.mesh.counters.membershipDropped
+    await swim(a, b, Uint8Array.of(1, 2, 3))
+    const impostor: Announcement = {
+      peerId: c.peerId,
+      name: 'impostor',
+      addrs: [],
+      http: '',
+      version: '0',
+      seq: 0,
+      startedAt: Date.now(),
+      sentAt: Date.now(),
+      health: 'ok',
+      incarnation: 99,
+      beat: 1,
+      leaving: true,
+      rules: '',
+      skewMs: 0,
+    }
+    // A word for c that c did not sign, and an accusation of c in c's own name.
+    const accusation = encodeAccusation({
+      subject: c.peerId,
+      startedAt: c.membership.get(c.peerId)?.startedAt ?? 0,
+      incarnation: 50,
+      dead: true,
+      accuser: c.peerId,
+    })
+    await swim(
+      a,
+      b,
+      encodeSwim({
+        kind: 'gossip',
+        updates: [signed(impostor), encodeSignedAccusation(accusation, new Uint8Array(64))],
       }),
     )
-    await waitFor(
-      () =>
-        b.mesh.counters.announcementsDropped + c.mesh.counters.announcementsDropped >= before + 2,
-      {
-        what: 'dropped announcements counted',
-      },
-    )
+    await waitFor(() => b.mesh.counters.membershipDropped >= before + 3, {
+      what: 'dropped messages and updates counted',
+    })
     for (const m of array) {
       expect(m.membership.table().some((e) => e.name === 'impostor')).toBe(false)
-      expect(stateOf(m, b.name)).toBe('alive')
+      expect(stateOf(m, c.name)).toBe('alive')
     }
   })
 
-  it("drops and counts a member's announcements beyond the rate limit", async () => {
+  it("drops and counts a member's membership messages beyond the rate limit", async () => {
     const [a, b] = array as [Member, Member]
-    const before = b.mesh.counters.announcementsDropped
-    const own = {
-      peerId: a.peerId,
-      name: a.name,
-      addrs: [],
-      http: a.httpAddress,
-      version: '0.1.0',
-      seq: 0,
-      startedAt: Date.now(),
-      health: 'unknown',
-      incarnation: 0,
-      leaving: false,
-      suspects: [],
-    }
-    for (let i = 0; i < 80; i++) {
-      await a.mesh.host.services.pubsub.publish(
-        MEMBERS_TOPIC,
-        signed({ ...own, sentAt: Date.now(), beat: 1_000_000 + i }),
-      )
-    }
-    await waitFor(() => b.mesh.counters.announcementsDropped - before >= 40, {
+    const before = b.mesh.counters.membershipDropped
+    const gossip = encodeSwim({ kind: 'gossip', updates: [] })
+    for (let i = 0; i < 300; i++) await swim(a, b, gossip)
+    await waitFor(() => b.mesh.counters.membershipDropped - before >= 40, {
       what: 'the excess dropped',
     })
     expect(stateOf(b, a.name)).toBe('alive')

@@ -12,7 +12,11 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
 import { approve, generateAdminKey } from '../../node/approval.ts'
 import { idBytes, memberTag } from '../../node/event/id.ts'
-import { HEALTH_RULES_SETTING, healthConfigSigningBytes } from '../../node/health/config.ts'
+import {
+  HEALTH_RULES_SETTING,
+  healthConfigSigningBytes,
+  healthConfigTag,
+} from '../../node/health/config.ts'
 import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
 import { createRootLogger } from '../../node/log.ts'
@@ -24,15 +28,17 @@ import type { ResultPage } from '../../node/query/coordinator.ts'
 import { encodeStoredFields } from '../../node/store/codec.ts'
 import {
   decodeAnswer,
+  decodeSwim,
   encodeBatches,
   encodeHead,
-  encodePeers,
+  encodeRules,
   encodeSliceRequest,
+  encodeSwim,
   encodeTrailer,
-  HEALTH_CONFIG_TOPIC,
-  PEERS_PROTOCOL,
+  RULES_PROTOCOL,
   SLICE_PROTOCOL,
   type StoredEvent,
+  SWIM_PROTOCOL,
 } from '../../protocol/index.ts'
 import {
   type ApiBody,
@@ -77,7 +83,19 @@ async function putRules(m: Member, threshold: number) {
   expect(response.status).toBe(200)
 }
 
-/** A rule set as a member gossips it, made and signed by whoever the test likes. */
+/**
+ * Makes the hostile peer hold a rule set: it serves it on the rules protocol
+ * and names it in its word, which reaches every member.
+ */
+async function offer(evil: HostilePeer, bytes: Uint8Array) {
+  await evil.answer(RULES_PROTOCOL, async (_request, lp) => {
+    await lp.write(encodeRules(bytes))
+  })
+  const { body } = JSON.parse(new TextDecoder().decode(bytes)) as { body: string }
+  await evil.announce({ rules: healthConfigTag(JSON.parse(body), bytes) })
+}
+
+/** A rule set as members pass it on, made and signed by whoever the test likes. */
 async function ruleSet(
   version: number,
   updatedBy: string,
@@ -100,22 +118,19 @@ describe('a hostile peer with the mesh keys', () => {
     const evil = await hostile()
     await evil.connect(a.p2pAddrs()[0] as string)
     // The highest version there is, signed by its author (the hostile peer).
-    await evil.publish(HEALTH_CONFIG_TOPIC, await ruleSet(2 ** 53 - 1, evil.peerId, evil.sign))
+    await offer(evil, await ruleSet(2 ** 53 - 1, evil.peerId, evil.sign))
+    await waitFor(() => [a, b, c].every((m) => m.healthConfig.outcomes().awaiting_majority >= 1), {
+      what: 'the highest version seen and held back by every member',
+    })
     // A set in a member's name that the member never signed.
-    await evil.publish(HEALTH_CONFIG_TOPIC, await ruleSet(1, c.peerId, evil.sign))
-    await waitFor(
-      () =>
-        [a, b, c].every(
-          (m) =>
-            m.healthConfig.outcomes().awaiting_majority >= 1 &&
-            m.healthConfig.outcomes().bad_signature >= 1,
-        ),
-      { what: 'both sets seen and refused by every member' },
-    )
+    await offer(evil, await ruleSet(1, c.peerId, evil.sign))
+    await waitFor(() => [a, b, c].every((m) => m.healthConfig.outcomes().bad_signature >= 1), {
+      what: 'the forged set refused by every member',
+    })
     for (const m of [a, b, c]) expect(m.healthConfig.current().version).toBe(0)
 
     // One step is what any keyed member may take; the admins' next change follows it.
-    await evil.publish(HEALTH_CONFIG_TOPIC, await ruleSet(1, evil.peerId, evil.sign))
+    await offer(evil, await ruleSet(1, evil.peerId, evil.sign))
     await waitFor(() => [a, b, c].every((m) => m.healthConfig.current().version === 1), {
       what: 'version 1 everywhere',
     })
@@ -162,8 +177,9 @@ describe('a hostile peer with the mesh keys', () => {
     const [a, b, c] = await array(['na', 'nb', 'nc'])
     await postEvents(a, '{"type":"app.mine"}')
     const evil = await hostile('na')
-    await evil.connect(b.p2pAddrs()[0] as string)
+    // Its word, from the first, claims a start before anyone's.
     await evil.announce({ startedAt: 0 })
+    await evil.connect(b.p2pAddrs()[0] as string)
     const evilRow = (m: Member) => m.membership.table().find((e) => e.member === evil.peerId)
     await waitFor(() => [b, c].every((m) => evilRow(m)?.state === 'conflict'), {
       what: 'the impostor in conflict',
@@ -196,10 +212,17 @@ describe('a hostile peer with the mesh keys', () => {
       incarnation: 0,
       beat: 1,
       leaving: false,
-      suspects: [],
+      rules: '',
+      skewMs: 0,
     })
-    await evil.answer(PEERS_PROTOCOL, async (_request, lp) => {
-      await lp.write(encodePeers([forged]))
+    // As the member joined through, it hands the newcomer a's real word and the forged one.
+    const real = evil.words.get(a.peerId) as Uint8Array
+    await evil.answer(SWIM_PROTOCOL, async (request, lp) => {
+      const m = decodeSwim(request)
+      if (m.kind === 'sync')
+        await lp.write(encodeSwim({ kind: 'sync', sentAt: Date.now(), updates: [real, forged] }))
+      else if (m.kind === 'ping')
+        await lp.write(encodeSwim({ kind: 'ack', probe: m.probe, sentAt: Date.now(), updates: [] }))
     })
     const newcomer = await createMember({
       ...(await testConfig('jn')),
@@ -208,11 +231,10 @@ describe('a hostile peer with the mesh keys', () => {
     })
     members.push(newcomer)
     await newcomer.start()
-    await waitFor(() => newcomer.mesh.counters.announcementsDropped >= 1, {
+    await waitFor(() => newcomer.mesh.counters.membershipDropped >= 1, {
       what: 'the forged word dropped',
     })
-    // a's own announcements reach the newcomer (relayed by the hostile
-    // peer's gossip), and a is in its table as a says it is.
+    // a is in its table as a says it is.
     await waitFor(() => stateOf(newcomer, 'ja') === 'alive', { what: 'a alive at the newcomer' })
     const row = newcomer.membership.table().find((e) => e.member === a.peerId)
     expect(row?.http).toBe(a.httpAddress)
@@ -297,7 +319,8 @@ describe('a hostile peer with the mesh keys', () => {
     const firsts: string[] = []
     const streams: Stream[] = []
     for (const peer of peers) {
-      await peer.connect(a.p2pAddrs()[0] as string)
+      // Connected, not joined: a member serves slices to any peer that holds the keys.
+      await peer.connect(a.p2pAddrs()[0] as string, { join: false })
       await Promise.all(
         Array.from({ length: 32 }, async () => {
           const stream = await peer.host.dialProtocol(target, SLICE_PROTOCOL, {
@@ -371,7 +394,7 @@ describe('a slice its coordinator stops granting', () => {
           lookup: async () => undefined,
           rollup: async () => [],
           counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
-          peers: () => [],
+          rules: () => undefined,
           grantWaitTimeoutMs: 300,
         },
       }).start()
@@ -431,7 +454,7 @@ describe('an answer of a member that fails', () => {
           lookup: async () => undefined,
           rollup: async () => [],
           counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
-          peers: () => [],
+          rules: () => undefined,
         },
       }).start()
       await client.dial(server.getMultiaddrs()[0] as Multiaddr, {
@@ -502,7 +525,7 @@ describe('an array that requires the admin approval of its health rules', () => 
     // A keyed peer's own set, signed by it as author but not approved, is taken by nobody.
     const evil = await hostile()
     await evil.connect(a.p2pAddrs()[0] as string)
-    await evil.publish(HEALTH_CONFIG_TOPIC, await ruleSet(2, evil.peerId, evil.sign))
+    await offer(evil, await ruleSet(2, evil.peerId, evil.sign))
     await waitFor(() => [a, b].every((m) => m.healthConfig.outcomes().not_approved >= 1), {
       what: 'the unapproved set refused everywhere',
     })

@@ -108,6 +108,7 @@ describe('a private mesh', () => {
       signal: AbortSignal.timeout(5000),
     })
     expect(friend.status).toBe('open')
+    await b.mesh.membership.syncWith(listed.peerId)
     await waitFor(() => stateOf(listed, 'lb') === 'alive', { what: 'lb allowed in' })
     expect(stateOf(listed, 'lc')).toBeUndefined()
   })

@@ -45,6 +45,7 @@ const SELF: MemberEntry = {
   health: 'ok',
   startedAt: 1,
   incarnation: 0,
+  rules: '',
   self: true,
 }
 

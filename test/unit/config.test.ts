@@ -134,7 +134,7 @@ describe('member configuration', () => {
       logLevel: 'info',
       listen: ['/ip4/127.0.0.1/tcp/7701'],
       join: [],
-      announceIntervalMs: 1000,
+      probeIntervalMs: 1000,
       forgetAfterMs: 86_400_000,
       maxClockJumpMs: 3_600_000,
       metricsTypeLimit: 200,

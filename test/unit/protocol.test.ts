@@ -7,11 +7,12 @@ import {
   decodeLookupReply,
   decodeLookupRequest,
   decodeMore,
-  decodePeers,
-  decodePeersRequest,
   decodeSignedAnnouncement,
   decodeSliceRequest,
+  decodeSwim,
+  decodeUpdate,
   type EventFields,
+  encodeAccusation,
   encodeAnnouncement,
   encodeBatches,
   encodeError,
@@ -21,15 +22,16 @@ import {
   encodeLookupRequest,
   encodeMore,
   encodePause,
-  encodePeers,
-  encodePeersRequest,
+  encodeSignedAccusation,
   encodeSignedAnnouncement,
   encodeSliceRequest,
+  encodeSwim,
   encodeTrailer,
   MAX_ANSWER_BYTES,
   MAX_BATCH_EVENTS,
-  MAX_PEERS,
+  MAX_PIGGYBACK,
   MAX_REQUEST_BYTES,
+  MAX_SWIM_MESSAGE_BYTES,
   ProtocolError,
   type SliceRequest,
   type StoredEvent,
@@ -163,7 +165,8 @@ describe('the wire codec', () => {
       incarnation: 3,
       beat: 4,
       leaving: false,
-      suspects: ['x'],
+      rules: '2:00ff00ff00ff00ff',
+      skewMs: -40,
     }
     expect(decodeAnnouncement(encodeAnnouncement(announcement))).toEqual(announcement)
     const signature = new Uint8Array(64).fill(9)
@@ -180,25 +183,44 @@ describe('the wire codec', () => {
         encodeSignedAnnouncement(encodeAnnouncement(announcement), new Uint8Array(0)),
       ),
     ).toThrow(/signature/)
-    const of = (signed: Array<{ announcement: Announcement }>) => signed.map((s) => s.announcement)
-    const peers = [announcement, { ...announcement, peerId: '12D3KooWB', name: 'b', addrs: [] }]
-    expect(of(decodePeers(encodePeers(peers.map(sign))))).toEqual(peers)
-    expect(() => decodePeersRequest(encodePeersRequest())).not.toThrow()
-    const tooMany = Array.from({ length: MAX_PEERS + 5 }, (_, i) =>
-      sign({ ...announcement, peerId: `p${i}` }),
+    // Membership messages carry words and accusations, each decoded by its kind.
+    const accusation = {
+      subject: announcement.peerId,
+      startedAt: 1,
+      incarnation: 3,
+      dead: true,
+      accuser: '12D3KooWB',
+    }
+    const charge = encodeSignedAccusation(encodeAccusation(accusation), signature)
+    const sync = decodeSwim(
+      encodeSwim({ kind: 'sync', sentAt: 9, updates: [sign(announcement), charge] }),
     )
-    expect(decodePeers(encodePeers(tooMany))).toHaveLength(MAX_PEERS)
-    // Large announcements: as many as fit one answer, every one whole.
-    const big = Array.from({ length: 200 }, (_, i) => ({
-      ...announcement,
-      peerId: `p${i}`,
-      health: 'x'.repeat(1000),
-      suspects: Array.from({ length: 64 }, (_, j) => `s${j}`.repeat(40)),
-    }))
-    const fitted = of(decodePeers(encodePeers(big.map(sign))))
-    expect(fitted.length).toBeGreaterThan(10)
-    expect(fitted.length).toBeLessThan(200)
-    expect(fitted).toEqual(big.slice(0, fitted.length))
+    expect(sync.kind).toBe('sync')
+    const updates = (sync as { updates: Uint8Array[] }).updates.map(decodeUpdate)
+    expect(updates.map((u) => u.kind)).toEqual(['word', 'accusation'])
+    expect(updates[0]?.kind === 'word' && updates[0].signed.announcement).toEqual(announcement)
+    expect(updates[1]?.kind === 'accusation' && updates[1].signed.accusation).toEqual(accusation)
+    expect(() => decodeUpdate(Uint8Array.of(1, 2, 3))).toThrow(/update/)
+    // Piggybacked updates: as many as fit one message, every one whole.
+    const big = Array.from({ length: 200 }, (_, i) =>
+      sign({ ...announcement, peerId: `p${i}`, health: 'x'.repeat(1000) }),
+    )
+    const ping = encodeSwim({ kind: 'ping', probe: 1, sentAt: 2, updates: big })
+    expect(ping.byteLength).toBeLessThanOrEqual(MAX_SWIM_MESSAGE_BYTES)
+    const fitted = (decodeSwim(ping) as { updates: Uint8Array[] }).updates
+    expect(fitted.length).toBe(MAX_PIGGYBACK)
+    expect(fitted.map((u) => Buffer.from(u).toString('hex'))).toEqual(
+      big.slice(0, MAX_PIGGYBACK).map((u) => Buffer.from(u).toString('hex')),
+    )
+    const sized = decodeSwim(
+      encodeSwim({
+        kind: 'sync',
+        sentAt: 2,
+        updates: Array.from({ length: 5000 }, () => big[0] as Uint8Array),
+      }),
+    ) as { updates: Uint8Array[] }
+    expect(sized.updates.length).toBeGreaterThan(3000)
+    expect(sized.updates.length).toBeLessThan(5000)
   })
 
   it('splits batches at the answer size limit and at the event count limit, in order', () => {

@@ -3,8 +3,8 @@
 // one line here.
 
 import { type LookupComponents, lookupProtocol } from './lookup.ts'
-import { type PeersComponents, peersProtocol } from './peers.ts'
 import { type RollupComponents, rollupProtocol } from './rollup.ts'
+import { type RulesComponents, rulesProtocol } from './rules.ts'
 import { type SliceComponents, sliceProtocol } from './slice.ts'
 import { type StatsComponents, statsProtocol } from './stats.ts'
 import {
@@ -19,14 +19,14 @@ export type ServedComponents = SliceComponents &
   LookupComponents &
   RollupComponents &
   StatsComponents &
-  PeersComponents
+  RulesComponents
 
 const SERVED: ReadonlyArray<ServedProtocol<ServedComponents>> = [
   sliceProtocol,
   lookupProtocol,
   rollupProtocol,
   statsProtocol,
-  peersProtocol,
+  rulesProtocol,
 ]
 
 /** Serves every chorus protocol from `components`; `start` handles, `stop` unhandles. */

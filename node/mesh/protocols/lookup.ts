@@ -35,7 +35,7 @@ export async function remoteLookup(
 ): Promise<ChorusEvent | undefined> {
   const { signal } = options
   const { name } = peer
-  const { stream, lp } = await open(peer.host, peer.id, LOOKUP_PROTOCOL, signal)
+  const { stream, lp } = await open(peer, LOOKUP_PROTOCOL, signal)
   try {
     await lp.write(encodeLookupRequest(id), { signal })
     const reply = decodeLookupReply((await lp.read({ signal })).subarray())

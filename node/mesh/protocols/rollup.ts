@@ -67,7 +67,7 @@ export async function remoteRollup(
   const { name } = peer
   const tooLarge = (what: string) =>
     new ProtocolError('too_large', `${name} sent more than ${what} of rollups`)
-  const { stream, lp } = await open(peer.host, peer.id, ROLLUP_PROTOCOL, signal)
+  const { stream, lp } = await open(peer, ROLLUP_PROTOCOL, signal)
   try {
     await lp.write(encodeRollupRequest(request), { signal })
     const series = new Map<string, { s: BucketSeries; steps: Map<number, Bucket> }>()

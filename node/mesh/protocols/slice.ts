@@ -153,7 +153,7 @@ export async function remoteSlice(
   const { signal } = options
   const check = createAnswerCheck(request, tag)
   const { name } = peer
-  const { stream, lp } = await open(peer.host, peer.id, SLICE_PROTOCOL, signal)
+  const { stream, lp } = await open(peer, SLICE_PROTOCOL, signal)
   const member = peer.id.toString()
   const fail = (err: unknown): never => {
     stream.abort(err instanceof Error ? err : new Error(String(err)))

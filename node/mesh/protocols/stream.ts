@@ -11,8 +11,9 @@
 // deadline. Each protocol's module (slice.ts, lookup.ts, …) holds only what
 // is its own.
 
-import type { PeerId, Stream } from '@libp2p/interface'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import {
   decodeAnswer,
   type ErrorCode,
@@ -42,7 +43,7 @@ export const ANSWER_TIMEOUT_MS = 120_000
 export type LengthPrefixed = ReturnType<typeof lpStream<Stream>>
 
 /** The protocols a member serves, by the name their counters use. */
-export type ServedName = 'slice' | 'lookup' | 'rollup' | 'stats' | 'peers'
+export type ServedName = 'slice' | 'lookup' | 'rollup' | 'stats' | 'rules'
 export type ServedOutcome = 'ok' | 'malformed' | 'error' | 'busy'
 
 /** One protocol as a member serves it: its id, and how it answers one request. */
@@ -63,6 +64,8 @@ export interface ProtocolServerInit<C> {
   served?: (kind: QueryKind, seconds: number) => void
   /** Counts requests served and refused, by protocol and outcome. */
   count?: (protocol: ServedName, outcome: ServedOutcome) => void
+  /** Notes that a peer used its connection (so it is not closed as idle). */
+  touch?: (peerId: string) => void
 }
 
 export interface ProtocolServer {
@@ -134,7 +137,8 @@ export function createProtocolServer<C>(
   const count = init.count ?? (() => {})
   let openStoreRequests = 0
 
-  const handler = (served: ServedProtocol<C>) => async (stream: Stream) => {
+  const handler = (served: ServedProtocol<C>) => async (stream: Stream, connection: Connection) => {
+    init.touch?.(connection.remotePeer.toString())
     const started = performance.now()
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
     const signal = closedSignal(stream)
@@ -204,13 +208,19 @@ export function translate(err: unknown, signal: AbortSignal): Error {
   return new UnreachableError(e.message || e.name, { cause: e })
 }
 
-/** Opens a stream of `protocol` to `peer`, its messages length-prefixed and bounded. */
-export async function open(host: Host, peer: PeerId, protocol: string, signal: AbortSignal) {
+/**
+ * Opens a stream of `protocol` to `peer`, its messages length-prefixed and
+ * bounded: on the connection to it if there is one, else on a new one to
+ * the addresses its word gave (no peer-store entry needed).
+ */
+export async function open(peer: Peer, protocol: string, signal: AbortSignal) {
   try {
+    peer.touch?.()
+    const to = peer.addrs !== undefined && peer.addrs.length > 0 ? peer.addrs : peer.id
     // Optimistic negotiation: the protocol id travels with the request, which
     // saves a round trip per member per query; a refusal still surfaces as
     // UnsupportedProtocolError, on the first read.
-    const stream = await host.dialProtocol(peer, protocol, { signal, negotiateFully: false })
+    const stream = await peer.host.dialProtocol(to, protocol, { signal, negotiateFully: false })
     return { stream, lp: lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES }) }
   } catch (err) {
     throw translate(err, signal)
@@ -222,6 +232,10 @@ export interface Peer {
   host: Host
   id: PeerId
   name: string
+  /** Where to dial it when not connected, each with /p2p/<its id>. */
+  addrs?: Multiaddr[]
+  /** Notes that its connection is in use. */
+  touch?: () => void
 }
 
 /** One request, one answer message (or an error message). */
@@ -233,7 +247,7 @@ export async function askOnce<T>(
   options: { signal: AbortSignal },
 ): Promise<T> {
   const { signal } = options
-  const { stream, lp } = await open(peer.host, peer.id, protocol, signal)
+  const { stream, lp } = await open(peer, protocol, signal)
   try {
     await lp.write(request, { signal })
     const bytes = (await lp.read({ signal })).subarray()
