@@ -234,6 +234,8 @@ export function createMembership(components: MembershipComponents): Membership {
   const transitions = new Map<`${MemberState}>${MemberState}`, number>()
   /** What waits to be disseminated, one update per member it is about. */
   const queue = new Map<string, Pending>()
+  /** Members suspect, dead or left: the ones a tick has timers to look at. */
+  const unsettled = new Set<Tracked>()
   let queued = 0
   let incarnation = 0
   let beat = 0
@@ -243,7 +245,8 @@ export function createMembership(components: MembershipComponents): Membership {
   let leaving = false
   let localScore = 0
   let timer: NodeJS.Timeout | undefined
-  let lastTick = 0
+  /** When the pending tick is due, this member's clock. */
+  let dueAt = 0
   let nextProbeAt = 0
   let nextPushPullAt = 0
   let probeSeq = 0
@@ -256,10 +259,13 @@ export function createMembership(components: MembershipComponents): Membership {
   const multiplier = () => 1 + localScore
   const changed = () => {
     ring = undefined
+    ringSize = undefined
     for (const listener of listeners) listener()
   }
   const inRing = (p: Tracked) => p.state === 'alive' || p.state === 'suspect'
-  const size = () => 1 + [...peers.values()].filter(inRing).length
+  /** Members alive or suspect, this one included (cached until the table changes). */
+  let ringSize: number | undefined
+  const size = () => (ringSize ??= 1 + [...peers.values()].filter(inRing).length)
   const retransmitLimit = () => RETRANSMIT_MULT * Math.ceil(Math.log10(size() + 1))
 
   function skew(): number {
@@ -297,6 +303,7 @@ export function createMembership(components: MembershipComponents): Membership {
 
   function enqueue(about: string, update: Update) {
     queue.set(about, { update, transmits: 0, order: ++queued })
+    wake()
   }
 
   /** Up to PIGGYBACK_UPDATES updates to send, those about `first` first, the least sent next. */
@@ -340,6 +347,13 @@ export function createMembership(components: MembershipComponents): Membership {
     const key = `${peer.state}>${state}` as const
     transitions.set(key, (transitions.get(key) ?? 0) + 1)
     peer.state = state
+    ring = undefined
+    ringSize = undefined
+    if (state === 'alive' || state === 'conflict') unsettled.delete(peer)
+    else {
+      unsettled.add(peer)
+      wake()
+    }
     if (state === 'suspect') peer.suspectedAt = now
     if (state === 'alive') {
       peer.accusers.clear()
@@ -599,6 +613,7 @@ export function createMembership(components: MembershipComponents): Membership {
       heard(target, now, ack.sentAt, now - started)
       for (const u of ack.updates) take(u, now)
       if (localScore > 0) localScore--
+      if (Math.abs(skew() - saidSkew) > SKEW_RESAY_MS) say()
       return
     } catch {
       // No answer in time: ask others to try.
@@ -683,18 +698,44 @@ export function createMembership(components: MembershipComponents): Membership {
     return out
   }
 
+  /**
+   * One timer, coalesced: while anything is to be gossiped or a member is
+   * suspect, dead or left, a tick every gossip interval; otherwise only at
+   * the next probe or push/pull, so an idle member wakes once an interval.
+   */
+  function schedule() {
+    if (stopped) return
+    const now = clock()
+    const busy = queue.size > 0 || unsettled.size > 0
+    const next = busy ? now + timing.gossipIntervalMs : Math.min(nextProbeAt, nextPushPullAt)
+    clearTimeout(timer)
+    dueAt = Math.max(next, now + 1)
+    timer = setTimeout(tick, dueAt - now)
+    timer.unref()
+  }
+
+  /** Brings the next tick forward to a gossip interval from now, when it is later. */
+  function wake() {
+    if (!stopped && dueAt > clock() + timing.gossipIntervalMs) schedule()
+  }
+
   function tick() {
     const now = clock()
     // Lifeguard's local health: a tick that comes late means this member is
     // itself slow; stretch every timeout until it has been on time a while.
-    const lag = now - lastTick - timing.gossipIntervalMs
+    const lag = now - dueAt
     if (lag > timing.intervalMs / 2)
       localScore = Math.min(MAX_LOCAL_HEALTH_SCORE, localScore + Math.ceil(lag / timing.intervalMs))
-    lastTick = now
-    if (Math.abs(skew() - saidSkew) > SKEW_RESAY_MS) say()
+    try {
+      step(now)
+    } finally {
+      schedule()
+    }
+  }
 
+  function step(now: number) {
     let anyChange = false
-    for (const peer of [...peers.values()]) {
+    for (const peer of unsettled) {
       if (peer.state === 'suspect' && now - peer.suspectedAt > suspicionTimeout(peer)) {
         setState(peer, 'dead', now)
         accuse(peer, true)
@@ -702,6 +743,7 @@ export function createMembership(components: MembershipComponents): Membership {
       } else if (peer.state === 'dead' || peer.state === 'left') {
         if (now - peer.endedAt > timing.forgetAfterMs) {
           peers.delete(peer.member)
+          unsettled.delete(peer)
           queue.delete(peer.member)
           anyChange = true
           logger.info({ member: peer.name }, 'member forgotten')
@@ -795,18 +837,16 @@ export function createMembership(components: MembershipComponents): Membership {
       stopped = false
       leaving = false
       const now = clock()
-      lastTick = now
       nextProbeAt = now + timing.intervalMs * random()
       nextPushPullAt = now + pushPullInterval() * (0.5 + random())
       say()
-      timer = setInterval(tick, timing.gossipIntervalMs)
-      timer.unref()
+      schedule()
     },
 
     async stop(options) {
       if (stopped) return
       stopped = true
-      clearInterval(timer)
+      clearTimeout(timer)
       if (!options.leaving) return
       leaving = true
       say()
@@ -845,7 +885,7 @@ export function createMembership(components: MembershipComponents): Membership {
               message.target,
               {
                 kind: 'ping',
-                probe: message.probe,
+                probe: ++probeSeq,
                 sentAt: clock(),
                 updates: piggyback(message.target),
               },
@@ -904,6 +944,7 @@ export function createMembership(components: MembershipComponents): Membership {
       if (gone.length === 0) return 'not_dead'
       for (const p of gone) {
         peers.delete(p.member)
+        unsettled.delete(p)
         queue.delete(p.member)
       }
       changed()

@@ -42,7 +42,7 @@ import { tagVersion } from '../health/config.ts'
 import type { Logger } from '../log.ts'
 import type { MemberRecorder } from '../stats.ts'
 import type { BucketSeries } from '../store/rollup.ts'
-import { createHost, type Host } from './host.ts'
+import { createHost, DIAL_TIMEOUT_MS, type Host } from './host.ts'
 import {
   createMembership,
   type Membership,
@@ -56,12 +56,7 @@ import { remoteRollup } from './protocols/rollup.ts'
 import { remoteRules } from './protocols/rules.ts'
 import { remoteSlice } from './protocols/slice.ts'
 import { remoteStats } from './protocols/stats.ts'
-import {
-  type Peer,
-  REQUEST_READ_TIMEOUT_MS,
-  type ServedName,
-  type ServedOutcome,
-} from './protocols/stream.ts'
+import type { Peer, ServedName, ServedOutcome } from './protocols/stream.ts'
 import { verifySignature } from './signatures.ts'
 
 /**
@@ -258,6 +253,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
           )
             throw new Error(`a word not signed by ${word.peerId}`)
           updates.push({ word, bytes: raw })
+          if (word.rules !== '') void maybeFetchRules()
         } else {
           const accusation = u.signed.accusation
           if (!membership.isNews({ accusation })) continue
@@ -291,18 +287,105 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     return { stream, lp: lpStream(stream, { maxDataLength: MAX_SYNC_BYTES }) }
   }
 
-  async function write(lp: ReturnType<typeof lpStream<Stream>>, m: Message, signal: AbortSignal) {
+  type Lp = ReturnType<typeof lpStream<Stream>>
+
+  async function write(lp: Lp, m: Message, signal: AbortSignal) {
     const bytes = encodeMessage(m)
     counters.membershipMessages.sent++
     counters.membershipBytes.sent += bytes.byteLength
     await lp.write(bytes, { signal })
   }
 
-  async function read(lp: ReturnType<typeof lpStream<Stream>>, signal: AbortSignal) {
+  async function read(lp: Lp, signal: AbortSignal) {
     const bytes = (await lp.read({ signal })).subarray()
     counters.membershipMessages.received++
     counters.membershipBytes.received += bytes.byteLength
     return bytes
+  }
+
+  /**
+   * A member's channel to another: one long-lived stream that carries its
+   * pings, ping-reqs and gossip, the answers matched by probe number. A
+   * stream per message would cost several frames, a protocol negotiation
+   * and a logger each; on a channel a probe is one frame each way.
+   */
+  interface Channel {
+    stream: Stream
+    lp: Lp
+    waiting: Map<number, (answer: Message | Error) => void>
+    closed: boolean
+  }
+  const channels = new Map<string, Promise<Channel>>()
+
+  function channelTo(peerId: string): Promise<Channel> {
+    const existing = channels.get(peerId)
+    if (existing !== undefined) return existing
+    const opening: { channel?: Promise<Channel> } = {}
+    opening.channel = (async () => {
+      const { stream, lp } = await openSwim(
+        peerId,
+        AbortSignal.any([stopping.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]),
+      )
+      const channel: Channel = { stream, lp, waiting: new Map(), closed: false }
+      void (async () => {
+        try {
+          for (;;) {
+            const answer = await decodeMessage(await read(lp, stopping.signal))
+            if ('probe' in answer) channel.waiting.get(answer.probe)?.(answer)
+          }
+        } catch {
+          // The stream ended: its peer closed it, or went.
+        } finally {
+          channel.closed = true
+          for (const settle of channel.waiting.values()) settle(new Error('channel closed'))
+          channel.waiting.clear()
+          if (channels.get(peerId) === opening.channel) channels.delete(peerId)
+          stream.abort(new Error('membership channel closed'))
+        }
+      })()
+      return channel
+    })()
+    const promise = opening.channel
+    channels.set(peerId, promise)
+    promise.catch(() => {
+      if (channels.get(peerId) === promise) channels.delete(peerId)
+    })
+    return promise
+  }
+
+  /** Sends a ping or ping-req on the channel and waits for its answer, at most `timeoutMs`. */
+  async function ask(peerId: string, message: Message & { probe: number }, timeoutMs: number) {
+    const channel = await channelTo(peerId)
+    touch(peerId)
+    const answer = await new Promise<Message | Error>((resolve) => {
+      const timer = setTimeout(() => resolve(new Error('no answer in time')), timeoutMs)
+      channel.waiting.set(message.probe, (a) => {
+        clearTimeout(timer)
+        resolve(a)
+      })
+      write(channel.lp, message, stopping.signal).catch((err: unknown) => {
+        clearTimeout(timer)
+        resolve(err instanceof Error ? err : new Error(String(err)))
+      })
+    })
+    channel.waiting.delete(message.probe)
+    if (answer instanceof Error) throw answer
+    return answer
+  }
+
+  /** One exchange on a stream of its own (push/pull: large and rare). */
+  async function exchange(peerId: string, message: Message, timeoutMs: number) {
+    const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(timeoutMs)])
+    const { stream, lp } = await openSwim(peerId, signal)
+    try {
+      await write(lp, message, signal)
+      const answer = await decodeMessage(await read(lp, signal))
+      await stream.close({ signal }).catch(() => {})
+      return answer
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
   }
 
   const membership: Membership = createMembership({
@@ -332,30 +415,16 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       return encodeSignedAccusation(body, signNow(init.privateKey, accusationSigningBytes(body)))
     },
     transport: {
-      async request(peerId, message, timeoutMs) {
-        const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(timeoutMs)])
-        const { stream, lp } = await openSwim(peerId, signal)
-        try {
-          await write(lp, message, signal)
-          const answer = await decodeMessage(await read(lp, signal))
-          await stream.close({ signal }).catch(() => {})
-          void maybeFetchRules()
-          return answer
-        } catch (err) {
-          stream.abort(err as Error)
-          throw err
-        }
+      request(peerId, message, timeoutMs) {
+        return 'probe' in message
+          ? ask(peerId, message, timeoutMs)
+          : exchange(peerId, message, timeoutMs)
       },
       send(peerId, message) {
-        const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)])
-        openSwim(peerId, signal)
-          .then(async ({ stream, lp }) => {
-            try {
-              await write(lp, message, signal)
-              await stream.close({ signal })
-            } catch (err) {
-              stream.abort(err as Error)
-            }
+        channelTo(peerId)
+          .then((channel) => {
+            touch(peerId)
+            return write(channel.lp, message, stopping.signal)
           })
           .catch((err: unknown) => logger.debug({ err, peerId }, 'gossip not sent'))
       },
@@ -378,23 +447,38 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     return true
   }
 
+  /**
+   * Answers a peer's membership stream: one message (push/pull, or a test's
+   * probe) or a channel of many, each answered as soon as it is handled.
+   */
   async function serveSwim(stream: Stream, from: string) {
-    touch(from)
     const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
-    const signal = AbortSignal.any([stopping.signal, AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS)])
+    const answering = new Set<Promise<void>>()
     try {
-      const bytes = await read(lp, signal)
-      if (!withinRate(from)) throw new Error('membership messages over the rate limit')
-      const message = await decodeMessage(bytes)
-      const answer = await membership.handle(from, message)
-      if (answer !== undefined) await write(lp, answer, signal)
-      await stream.close({ signal })
-      void maybeFetchRules()
-    } catch (err) {
-      counters.membershipDropped++
-      logger.debug({ err, from }, 'membership message dropped')
-      stream.abort(err as Error)
+      for (;;) {
+        const bytes = await read(lp, stopping.signal)
+        touch(from)
+        if (!withinRate(from)) {
+          counters.membershipDropped++
+          continue
+        }
+        const answer = (async () => {
+          try {
+            const answer = await membership.handle(from, await decodeMessage(bytes))
+            if (answer !== undefined) await write(lp, answer, stopping.signal)
+          } catch (err) {
+            counters.membershipDropped++
+            logger.debug({ err, from }, 'membership message dropped')
+          }
+        })()
+        answering.add(answer)
+        void answer.finally(() => answering.delete(answer))
+      }
+    } catch {
+      // The peer closed its side (one message sent), or the stream ended.
     }
+    await Promise.allSettled(answering)
+    await stream.close().catch((err: unknown) => stream.abort(err as Error))
   }
 
   /**
@@ -449,7 +533,8 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     for (const connection of host.getConnections()) {
       const id = connection.remotePeer.toString()
       if (neighbours.has(id)) continue
-      if (connection.streams.length > 0) {
+      // A query's stream open now is use; an idle membership channel is not.
+      if (connection.streams.some((st) => st.protocol !== SWIM_PROTOCOL)) {
         touch(id)
         continue
       }
@@ -457,6 +542,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       if (last === undefined) touch(id)
       else if (now - last > CONNECTION_IDLE_MS) {
         activity.delete(id)
+        channels.delete(id)
         connection.close().catch(() => {})
       }
     }

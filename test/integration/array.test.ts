@@ -39,12 +39,12 @@ async function swim(from: Member, to: Member, bytes: Uint8Array): Promise<Uint8A
   })
   const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
   await lp.write(bytes)
+  // Done sending: the member answers, if the message has an answer, and ends the stream.
+  await stream.close()
   try {
     return (await lp.read({ signal: AbortSignal.timeout(5000) })).subarray()
   } catch {
     return undefined
-  } finally {
-    await stream.close().catch(() => {})
   }
 }
 /** Every acknowledged id, by member name. */

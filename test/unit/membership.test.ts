@@ -260,7 +260,7 @@ describe('membership in a simulated array', () => {
     expect(m.localHealthMultiplier).toBe(1)
     // The process stalls for 4 s: its next tick comes late.
     vi.setSystemTime(Date.now() + 4000)
-    await advance(200)
+    await advance(INTERVAL)
     expect(m.localHealthMultiplier).toBeGreaterThan(1)
     expect(m.table().every((e) => e.state === 'alive')).toBe(true)
   })
