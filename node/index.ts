@@ -27,7 +27,7 @@ import { defaultTiming } from './mesh/membership.ts'
 import { createMesh } from './mesh/mesh.ts'
 import { createSigner, verifySignature } from './mesh/signatures.ts'
 import { createArrayView } from './query/array-view.ts'
-import { createCoordinator } from './query/coordinator.ts'
+import { createCoordinator, createGroupHandler } from './query/coordinator.ts'
 import { createRollupHandler, rollupTotal } from './query/rollups.ts'
 import { createLookupHandler, createSliceHandler } from './query/slice.ts'
 import { createSelfTarget, createTargets } from './query/targets.ts'
@@ -104,7 +104,11 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     timing: defaultTiming(config.probeIntervalMs, config.forgetAfterMs),
     http: () => server?.address ?? '',
     seq: () => log.lastSeq,
-    serve: handlers,
+    serve: {
+      ...handlers,
+      // A sub-coordinator asks its group through the same targets as a coordinator.
+      group: (request, options) => groupHandler(request, options),
+    },
     clock: Date.now,
     logger: component(root, 'mesh'),
     recorder,
@@ -167,6 +171,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     () => mesh.peers(),
   )
   const coordinator = createCoordinator({ targets, recorder })
+  const groupHandler = createGroupHandler(targets)
 
   // Metrics: the member's own, and the array's from one target.
   const exporter = createExporter({

@@ -13,7 +13,8 @@
 //   11 rollup request, 12 rollup series (rollup.ts); 13 stats request,
 //   14 stats (stats.ts); 18 ping, 19 ack, 20 ping-req, 21 nack, 22 gossip,
 //   23 sync, 24 accusation, 25 signed accusation (swim.ts); 26 rules
-//   request, 27 rules (rules.ts). 15 and 16 were the peers protocol's.
+//   request, 27 rules (rules.ts); 28 group request, 29 group trailer
+//   (group.ts). 15 and 16 were the peers protocol's.
 //
 // Decoders never trust the peer: sizes are bounded by the frame limits
 // (enforced before allocation), and every field is checked; anything else is
@@ -53,6 +54,8 @@ export const KIND_ACCUSATION = 24
 export const KIND_SIGNED_ACCUSATION = 25
 export const KIND_RULES_REQUEST = 26
 export const KIND_RULES = 27
+export const KIND_GROUP_REQUEST = 28
+export const KIND_GROUP_TRAILER = 29
 
 /** Error codes carried by error messages. */
 export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const

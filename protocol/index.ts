@@ -19,6 +19,7 @@ export {
   MAX_REQUEST_BYTES,
   ProtocolError,
 } from './framing.ts'
+export * from './group.ts'
 export * from './lookup.ts'
 export * from './rollup.ts'
 export * from './rules.ts'

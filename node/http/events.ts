@@ -74,6 +74,10 @@ const QuerySchema = z.strictObject({
     .string()
     .optional()
     .openapi({ description: 'Per-member deadline, a duration. Default 2s.' }),
+  fanout: z.enum(['flat', 'tree']).optional().openapi({
+    description:
+      'Ask every member directly (flat) or through sub-coordinators (tree). Default: tree above 64 members.',
+  }),
 })
 
 const MemberRowSchema = z.object({
@@ -83,6 +87,10 @@ const MemberRowSchema = z.object({
   count: z.number().int(),
   ms: z.number().int(),
   error: z.string().optional(),
+  via: z
+    .string()
+    .optional()
+    .openapi({ description: 'Tree fan-out: the sub-coordinator that asked this member.' }),
 })
 
 const ResultSetSchema = z
@@ -284,12 +292,13 @@ export function createEventRoutes(components: EventRoutesComponents) {
         timeoutMs = ms
       }
       // With a cursor its frozen query wins over any parameters sent again.
+      const fanout = params.fanout === undefined ? {} : { fanout: params.fanout }
       const input =
         params.cursor === undefined
-          ? { query: toEventQuery(params, components.clock()), timeoutMs }
+          ? { query: toEventQuery(params, components.clock()), timeoutMs, ...fanout }
           : (() => {
               const cursor = decodeCursor(params.cursor)
-              return { query: cursor.query, cursor, timeoutMs }
+              return { query: cursor.query, cursor, timeoutMs, ...fanout }
             })()
       const started = performance.now()
       const page = await coordinator.query(input, { signal: c.req.raw.signal })

@@ -27,6 +27,7 @@ import {
   encodeSignedAccusation,
   encodeSignedAnnouncement,
   encodeSwim,
+  type GroupRequest,
   MAX_SYNC_BYTES,
   type MemberCounters,
   type RollupRequest,
@@ -40,6 +41,7 @@ import type { ChorusEvent } from '../event/event.ts'
 import { memberTag, tagHex } from '../event/id.ts'
 import { tagVersion } from '../health/config.ts'
 import type { Logger } from '../log.ts'
+import type { GroupAnswer } from '../query/coordinator.ts'
 import type { MemberRecorder } from '../stats.ts'
 import type { BucketSeries } from '../store/rollup.ts'
 import { createHost, DIAL_TIMEOUT_MS, type Host } from './host.ts'
@@ -50,6 +52,7 @@ import {
   type Message,
   type Update,
 } from './membership.ts'
+import { remoteGroup } from './protocols/group.ts'
 import { createServedProtocols, type ServedComponents } from './protocols/index.ts'
 import { remoteLookup } from './protocols/lookup.ts'
 import { remoteRollup } from './protocols/rollup.ts'
@@ -122,6 +125,11 @@ export interface PeerClient {
   tag: string
   state: 'alive' | 'suspect' | 'dead' | 'conflict'
   slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
+  group(
+    request: GroupRequest,
+    group: ReadonlyArray<{ peerId: string; name: string }>,
+    options: { signal: AbortSignal },
+  ): Promise<GroupAnswer>
   lookup(id: Uint8Array, options: { signal: AbortSignal }): Promise<ChorusEvent | undefined>
   rollup(request: RollupRequest, options: { signal: AbortSignal }): Promise<BucketSeries[]>
   stats(options: { signal: AbortSignal }): Promise<MemberCounters>
@@ -613,6 +621,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
           tag: tagHex(tag),
           state: entry.state,
           slice: (request, options) => remoteSlice(peer, tag, request, options),
+          group: (request, group, options) => remoteGroup(peer, request, group, options),
           lookup: (id, options) => remoteLookup(peer, id, options),
           rollup: (request, options) => remoteRollup(peer, request, options),
           stats: (options) => remoteStats(peer, options),

@@ -7,17 +7,22 @@
 // sees members only as SliceTargets, and asks them through fan-out.ts.
 
 import type {
+  GroupRequest,
+  GroupRow,
+  GroupTrailer,
   IdBound,
   MemberCounters,
   RollupRequest,
   SliceAnswer,
   SliceRequest,
   SliceTrailer,
+  StoredEvent,
 } from '../../protocol/index.ts'
 import { NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
 import type { MemberRecorder } from '../stats.ts'
+import { toStored } from '../store/codec.ts'
 import type { BucketSeries } from '../store/rollup.ts'
 import type { CursorState, EventQuery } from './cursor.ts'
 import { encodeCursor } from './cursor.ts'
@@ -35,6 +40,18 @@ import { createHeap, scanOrder } from './merge.ts'
 
 /** Smallest first grant of events to a member. */
 const MIN_WINDOW = 32
+/**
+ * Above this many members asked, a query fans out through sub-coordinators
+ * (a tree) rather than to every member directly; a request may choose
+ * either (`fanout=flat|tree`). See the README's figures for flat and tree.
+ */
+export const TREE_THRESHOLD = 64
+/** How long a coordinator keeps its choice of sub-coordinators, ms. */
+const SUB_EPOCH_MS = 10 * 60_000
+/** Share of the deadline each member of a group gets from its sub-coordinator. */
+const GROUP_DEADLINE_SHARE = 0.5
+/** Share of the deadline a sub-coordinator has to answer before its group is asked directly. */
+const GROUP_WAIT_SHARE = 0.6
 /** Default per-member deadline of a query, in ms. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 2000
 
@@ -54,6 +71,15 @@ export interface SliceTarget extends FanOutTarget {
   tag: string
   /** Resolves once the member's answer has begun (its high-water mark is known). */
   slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
+  /**
+   * Asks the member to merge the slices of `group` (itself among them) as a
+   * sub-coordinator; absent for this member itself, which is never one.
+   */
+  group?(
+    request: GroupRequest,
+    group: readonly SliceTarget[],
+    options: { signal: AbortSignal },
+  ): Promise<GroupAnswer>
   lookup(id: Uint8Array, options: { signal: AbortSignal }): Promise<ChorusEvent | undefined>
   rollup(request: RollupRequest, options: { signal: AbortSignal }): Promise<BucketSeries[]>
   stats(options: { signal: AbortSignal }): Promise<MemberCounters>
@@ -71,6 +97,8 @@ export interface QueryInput {
   cursor?: CursorState
   /** Per-member deadline in ms. */
   timeoutMs: number
+  /** Ask every member directly, or through sub-coordinators; default by the number asked (TREE_THRESHOLD). */
+  fanout?: 'flat' | 'tree'
 }
 
 export interface Coordinator {
@@ -92,7 +120,8 @@ function idBound(id: string | undefined): IdBound | undefined {
  */
 interface Source {
   call: Call<SliceTarget>
-  opening: Promise<SliceAnswer<ChorusEvent>>
+  /** The member's answer as it begins; undefined for a sub-coordinator's answer, taken whole. */
+  opening: Promise<SliceAnswer<ChorusEvent>> | undefined
   stream?: AsyncGenerator<ChorusEvent[], SliceTrailer, 'peek' | undefined>
   /** From the member's answer: true while it waits for a grant with more events in hand. */
   waiting?: () => boolean
@@ -103,6 +132,8 @@ interface Source {
   done: boolean
   failed: boolean
   trailer?: SliceTrailer
+  /** A sub-coordinator's merged answer holds several members' events: the row each is counted in. */
+  rowOf?: (event: ChorusEvent) => MemberRow | undefined
 }
 
 function openSource(
@@ -122,9 +153,12 @@ const needsFill = (s: Source) => !s.done && !s.failed && s.at >= s.buffer.length
 
 /** Reads the source's next batch (or its trailer, or its failure). */
 async function fill(source: Source, peek = false): Promise<void> {
+  if (source.done || source.failed) return
   try {
     if (source.stream === undefined) {
-      const answer = await source.call.race(source.opening)
+      const answer = await source.call.race(
+        source.opening ?? Promise.reject(new Error('no answer to read')),
+      )
       source.hwm = answer.hwm
       source.stream = answer.batches
       if (answer.waiting !== undefined) source.waiting = answer.waiting
@@ -151,7 +185,7 @@ async function fill(source: Source, peek = false): Promise<void> {
     // An answer that begins after we gave up on it must still be closed.
     if (source.stream === undefined) {
       source.opening
-        .then((a) => a.batches.return(undefined as unknown as SliceTrailer))
+        ?.then((a) => a.batches.return(undefined as unknown as SliceTrailer))
         .catch(() => {})
     }
   }
@@ -180,9 +214,11 @@ async function mergeSources(sources: Source[], reverse: boolean, limit: number) 
   while (events.length < limit) {
     const source = heap.pop()
     if (source === undefined) break
-    events.push(source.buffer[source.at] as ChorusEvent)
+    const event = source.buffer[source.at] as ChorusEvent
+    events.push(event)
     source.at++
-    source.call.row.count++
+    const row = source.rowOf === undefined ? source.call.row : source.rowOf(event)
+    if (row !== undefined) row.count++
     if (needsFill(source)) await fill(source)
     if (source.at < source.buffer.length) heap.push(source)
   }
@@ -197,6 +233,195 @@ async function mergeSources(sources: Source[], reverse: boolean, limit: number) 
   )
   for (const source of sources) close(source)
   return { events, more }
+}
+
+/**
+ * One member's part in a page: the source its events come from (its own
+ * slice, or its sub-coordinator's merged answer), its row, and its
+ * high-water mark for the set once known.
+ */
+interface Part {
+  target: SliceTarget
+  source: Source
+  row: MemberRow
+  hwm: () => number | undefined
+}
+
+/** FNV-1a of a string, 32 bits. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+function flatPart(
+  target: SliceTarget,
+  request: SliceRequest,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Part {
+  const source = openSource(target, request, timeoutMs, signal)
+  return {
+    target,
+    source,
+    row: source.call.row,
+    hwm: () => (source.failed ? undefined : source.hwm),
+  }
+}
+
+/** A sub-coordinator's merged answer, as the merge reads it, and the part of each member of its group. */
+function groupParts(
+  sub: SliceTarget,
+  group: readonly SliceTarget[],
+  answer: GroupAnswer,
+  signal: AbortSignal | undefined,
+): Part[] {
+  const call = startCall(sub, 1, signal)
+  call.done()
+  const byPeer = new Map(answer.trailer.rows.map((r) => [r.peerId, r]))
+  const rows = new Map<string, MemberRow>()
+  const source: Source = {
+    call,
+    opening: undefined,
+    buffer: answer.events,
+    at: 0,
+    done: true,
+    failed: false,
+    trailer: { hwm: 0, scanned: 0, more: answer.trailer.more },
+    rowOf: (event) => rows.get(event.member),
+  }
+  return group.map((target) => {
+    const r = byPeer.get(target.peerId)
+    const row: MemberRow = {
+      member: target.peerId,
+      name: target.name,
+      status: r?.status ?? 'error',
+      count: 0,
+      ms: r?.ms ?? 0,
+      via: sub.name,
+    }
+    const error = r === undefined ? 'its sub-coordinator gave no row for it' : r.error
+    if (error !== undefined) row.error = error
+    rows.set(target.peerId, row)
+    return { target, source, row, hwm: () => r?.hwm }
+  })
+}
+
+/**
+ * A tree fan-out: the members asked (but this one, asked directly) in about
+ * √N groups, each asked through one of its members (its sub-coordinator,
+ * chosen by rendezvous hashing of this member, the epoch and the member), which merges its group's slices and answers with one
+ * merged slice and a row per member. A group whose sub-coordinator fails, or
+ * does not answer within GROUP_WAIT_SHARE of the deadline, is asked directly,
+ * member by member, in what remains of it.
+ */
+async function treeParts(
+  asked: readonly SliceTarget[],
+  self: SliceTarget | undefined,
+  base: SliceRequest,
+  requestFor: (target: SliceTarget) => SliceRequest,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<Part[]> {
+  const started = performance.now()
+  const parts: Part[] = []
+  const others = asked.filter((t) => t !== self)
+  if (self !== undefined && asked.includes(self))
+    parts.push(flatPart(self, requestFor(self), timeoutMs, signal))
+  const size = Math.max(2, Math.ceil(Math.sqrt(others.length)))
+  const groups: SliceTarget[][] = []
+  for (let i = 0; i < others.length; i += size) groups.push(others.slice(i, i + size))
+  const direct = (group: readonly SliceTarget[]) => {
+    const left = Math.max(1, Math.floor(timeoutMs - (performance.now() - started)))
+    return group.map((t) => flatPart(t, requestFor(t), left, signal))
+  }
+  // Each coordinator keeps the same sub-coordinators for SUB_EPOCH_MS (so it
+  // holds connections to about √N members, not N), and coordinators choose
+  // differently from each other and from one epoch to the next.
+  const epoch = Math.floor(Date.now() / SUB_EPOCH_MS)
+  const score = (t: SliceTarget) => fnv1a(`${self?.peerId ?? ''}/${epoch}/${t.peerId}`)
+  const asks = groups.map(async (group) => {
+    const candidates = group.filter((t) => t.state === 'alive' && t.group !== undefined)
+    const sub = candidates.sort((a, b) => score(b) - score(a))[0]
+    if (sub?.group === undefined || group.length === 1) return direct(group)
+    const wait = AbortSignal.timeout(Math.max(1, Math.floor(timeoutMs * GROUP_WAIT_SHARE)))
+    try {
+      const answer = await sub.group(
+        {
+          slice: base,
+          members: group.map((t) => ({ peerId: t.peerId, hwm: requestFor(t).hwm })),
+          deadlineMs: Math.max(1, Math.floor(timeoutMs * GROUP_DEADLINE_SHARE)),
+        },
+        group,
+        { signal: signal === undefined ? wait : AbortSignal.any([wait, signal]) },
+      )
+      return groupParts(sub, group, answer, signal)
+    } catch {
+      return signal?.aborted === true ? [] : direct(group)
+    }
+  })
+  for (const group of await Promise.all(asks)) parts.push(...group)
+  return parts
+}
+
+/** A sub-coordinator's merged answer: its events in scan order, and its trailer. */
+export interface GroupAnswer {
+  events: ChorusEvent[]
+  trailer: GroupTrailer
+}
+
+/** What a sub-coordinator answers a group request with (its events as stored, to pass on). */
+export type GroupHandler = (
+  request: GroupRequest,
+  options: { signal: AbortSignal },
+) => Promise<{ events: StoredEvent[]; trailer: GroupTrailer }>
+
+/**
+ * The sub-coordinator's side of a tree fan-out: asks each member of the
+ * group (itself directly) for its slice, as a flat fan-out would, and merges
+ * them; a member it does not know is `unreachable` to it.
+ */
+export function createGroupHandler(targets: () => SliceTarget[]): GroupHandler {
+  return async (request, options) => {
+    const known = new Map(targets().map((t) => [t.peerId, t]))
+    const rows: GroupRow[] = []
+    const parts: Part[] = []
+    for (const member of request.members) {
+      const target = known.get(member.peerId)
+      const row = target === undefined ? undefined : notAskedRow(target)
+      if (target === undefined || row !== undefined) {
+        rows.push({
+          peerId: member.peerId,
+          status: row?.status ?? 'unreachable',
+          ms: 0,
+          error: row?.error ?? 'not in the table of its sub-coordinator',
+          hwm: undefined,
+        })
+        continue
+      }
+      const slice = member.hwm === undefined ? request.slice : { ...request.slice, hwm: member.hwm }
+      parts.push(flatPart(target, slice, request.deadlineMs, options.signal))
+    }
+    const merged = await mergeSources(
+      parts.map((p) => p.source),
+      request.slice.reverse,
+      request.slice.limit,
+    )
+    for (const p of parts) {
+      const row: GroupRow = {
+        peerId: p.target.peerId,
+        status: p.row.status,
+        ms: p.row.ms,
+        error: p.row.error,
+        hwm: p.hwm(),
+      }
+      rows.push(row)
+    }
+    return { events: merged.events.map(toStored), trailer: { more: merged.more, rows } }
+  }
 }
 
 export function createCoordinator(components: CoordinatorComponents): Coordinator {
@@ -273,20 +498,22 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
         if (position !== undefined) base.position = { id: position, inclusive: cursor.inclusive }
       }
 
-      const sources = asked.map((target) => {
+      const requestFor = (target: SliceTarget): SliceRequest => {
         const hwm = marks?.get(target.tag)
-        const request = hwm === undefined ? base : { ...base, hwm }
-        return openSource(target, request, input.timeoutMs, options.signal)
-      })
+        return hwm === undefined ? base : { ...base, hwm }
+      }
+      const fanout = input.fanout ?? (asked.length > TREE_THRESHOLD ? 'tree' : 'flat')
+      const parts =
+        fanout === 'tree'
+          ? await treeParts(asked, all[0], base, requestFor, input.timeoutMs, options.signal)
+          : asked.map((t) => flatPart(t, requestFor(t), input.timeoutMs, options.signal))
+      const sources = [...new Set(parts.map((p) => p.source))]
       const merged = await mergeSources(sources, reverse, q.limit)
       const more = merged.more
       const events = dir === 'prev' ? merged.events.reverse() : merged.events
 
       const newMarks: Array<[string, number]> = cursor?.marks ?? [
-        ...sources.map((s): [string, number] => [
-          s.call.target.tag,
-          s.failed || s.hwm === undefined ? -1 : s.hwm,
-        ]),
+        ...parts.map((p): [string, number] => [p.target.tag, p.hwm() ?? -1]),
         ...absent.map((tag): [string, number] => [tag, -1]),
       ]
       const cursorAt = (d: 'next' | 'prev', position: string, inclusive: boolean) =>
@@ -312,7 +539,7 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
             : cursorAt('next', (cursor as CursorState).position, !(cursor as CursorState).inclusive)
       }
 
-      const memberRows = [...sources.map((s) => s.call.row), ...rows]
+      const memberRows = [...parts.map((p) => p.row), ...rows]
       const partial = recordRows(memberRows, components.recorder)
       return {
         events,

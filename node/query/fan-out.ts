@@ -20,6 +20,8 @@ export interface MemberRow {
   ms: number
   /** A short reason, for `error` and `unreachable`. */
   error?: string
+  /** In a tree fan-out, the name of the sub-coordinator that asked it. */
+  via?: string
 }
 
 /** A member as the fan-out sees it: who it is and what its table says of it. */

@@ -10,9 +10,10 @@ import {
   encodeEventValue as encodeValue,
   unpackEventValue,
 } from '../../protocol/event-value.ts'
+import type { StoredEvent } from '../../protocol/slice.ts'
 import type { ChorusEvent, EventInput } from '../event/event.ts'
 import { severityOfRank, severityRank } from '../event/event.ts'
-import { encodeId, seqOfIdBytes, tsOfIdBytes } from '../event/id.ts'
+import { decodeId, encodeId, seqOfIdBytes, tsOfIdBytes } from '../event/id.ts'
 
 export function encodeEventValue(event: EventInput): Buffer {
   return encodeValue(event, severityRank(event.severity ?? 'info'))
@@ -56,4 +57,11 @@ export function toEvent(
   if (fields.attrs !== undefined) event.attrs = fields.attrs
   if (fields.time !== undefined) event.time = fields.time
   return event
+}
+
+/** An event as its owner stored it, again: how a sub-coordinator passes on the events it merged. */
+export function toStored(event: ChorusEvent): StoredEvent {
+  const id = decodeId(event.id)
+  if (id === undefined) throw new Error(`not an event id: ${event.id}`)
+  return { id, value: encodeEventValue(event) }
 }

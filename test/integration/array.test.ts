@@ -73,14 +73,16 @@ async function walk(
   member: Member,
   query: string,
   direction: 'next' | 'prev' = 'next',
+  /** Parameters sent with every page, cursors included (a cursor carries only the query). */
+  each = '',
 ): Promise<{ events: ChorusEvent[]; pages: ResultPage[] }> {
   const pages: ResultPage[] = []
-  let current = await page(member, query)
+  let current = await page(member, `${query}${each}`)
   for (let i = 0; i < 1000; i++) {
     pages.push(current)
     const cursor = current[direction]
     if (cursor === null) break
-    current = await page(member, `cursor=${cursor}`)
+    current = await page(member, `cursor=${cursor}${each}`)
   }
   const events =
     direction === 'next' ? pages.flatMap((p) => p.events) : pages.reverse().flatMap((p) => p.events)
@@ -156,6 +158,36 @@ describe('an array of five members', () => {
     expect(back.map((e) => e.id)).toEqual(expected.slice(0, expected.length - last.events.length))
     const descending = await walk(array[0] as Member, 'from=0&limit=3000&order=desc')
     expect(descending.events.map((e) => e.id)).toEqual([...expected].reverse())
+  })
+
+  it('answers the same pages through sub-coordinators (tree fan-out) as directly, cursors and rows included', async () => {
+    const coordinator = array[2] as Member
+    const groupsServed = () =>
+      array
+        .flatMap((m) => m.mesh.counters.peerRequests)
+        .filter((r) => r.protocol === 'group' && r.outcome === 'ok')
+        .reduce((sum, r) => sum + r.count, 0)
+    const flat = await walk(coordinator, 'from=0&limit=700', 'next', '&fanout=flat')
+    const before = groupsServed()
+    const tree = await walk(coordinator, 'from=0&limit=700', 'next', '&fanout=tree')
+    // Four others in two groups: two sub-coordinators a page.
+    expect(groupsServed() - before).toBe(2 * tree.pages.length)
+    expect(tree.events.map((e) => e.id)).toEqual(allIds())
+    expect(tree.pages.map((p) => p.events.length)).toEqual(flat.pages.map((p) => p.events.length))
+    for (const p of tree.pages) {
+      expect(p.partial).toBe(false)
+      expect(p.members.map((r) => [r.name, r.status]).sort()).toEqual(
+        array.map((m) => [m.name, 'ok']).sort(),
+      )
+      // Each row counts that member's events in the page, as a flat fan-out does.
+      for (const row of p.members)
+        expect(row.count).toBe(p.events.filter((e) => e.member === row.member).length)
+    }
+    const back = await walk(coordinator, 'from=0&limit=700&order=desc', 'next', '&fanout=tree')
+    expect(back.events.map((e) => e.id)).toEqual([...allIds()].reverse())
+    const bad = await coordinator.app.request('/v1/events?from=0&fanout=star')
+    expect(bad.status).toBe(400)
+    expect(await bad.text()).toMatch(/fanout/)
   })
 
   it('keeps events logged after the first page out of the later pages of that set', async () => {

@@ -395,6 +395,9 @@ describe('a slice its coordinator stops granting', () => {
           rollup: async () => [],
           counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
           rules: () => undefined,
+          group: async () => {
+            throw new Error('not a sub-coordinator')
+          },
           grantWaitTimeoutMs: 300,
         },
       }).start()
@@ -455,6 +458,9 @@ describe('an answer of a member that fails', () => {
           rollup: async () => [],
           counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
           rules: () => undefined,
+          group: async () => {
+            throw new Error('not a sub-coordinator')
+          },
         },
       }).start()
       await client.dial(server.getMultiaddrs()[0] as Multiaddr, {

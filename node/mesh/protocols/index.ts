@@ -2,6 +2,7 @@
 // module beside these (its constants, components, handler and client) and
 // one line here.
 
+import { type GroupComponents, groupProtocol } from './group.ts'
 import { type LookupComponents, lookupProtocol } from './lookup.ts'
 import { type RollupComponents, rollupProtocol } from './rollup.ts'
 import { type RulesComponents, rulesProtocol } from './rules.ts'
@@ -16,6 +17,7 @@ import {
 
 /** What the served protocols answer from, together. */
 export type ServedComponents = SliceComponents &
+  GroupComponents &
   LookupComponents &
   RollupComponents &
   StatsComponents &
@@ -23,6 +25,7 @@ export type ServedComponents = SliceComponents &
 
 const SERVED: ReadonlyArray<ServedProtocol<ServedComponents>> = [
   sliceProtocol,
+  groupProtocol,
   lookupProtocol,
   rollupProtocol,
   statsProtocol,
