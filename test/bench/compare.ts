@@ -3,7 +3,22 @@
 // and the RocksDB binding itself as the floor for ingest and scans.
 // Run: npm run bench [-- --sizes 5,10 --queries 100 --scan-events 1000000
 //                        --parts serf,ingest,scan,stability,idle --stability-minutes 10
-//                        --idle-sizes 5,10 --idle-seconds 20]
+//                        --idle-sizes 5,10 --idle-settle 30 --idle-seconds 20]
+// and, named in --parts only (its default sizes take long):
+//      npm run bench -- --parts scale [--scale-sizes 10,50 --scale-settle 30
+//                        --scale-seconds 20 --scale-queries 100]
+// --idle-settle and --scale-settle: seconds left idle before measuring (a
+// member's first half minute includes V8's post-start garbage collections).
+// scale: for each N, N members converge and one more joins the first
+// (join→all: until every table lists it alive); then, at N + 1: each
+// process's idle CPU and RSS, membership messages and bytes a second per
+// member (sent + received, median), false suspicions (alive→suspect and
+// →dead changes in all tables meanwhile), pages from random members (run
+// `chorus`) and through one coordinator with fanout=flat and =tree (its CPU
+// per page; "not supported" when a member answers 400), and SIGKILL of one
+// member (kill→dead in every other table). The same for N + 1 Serf agents
+// (`serf query` to random agents, stopped once all have answered; failed),
+// and a chorus/serf row of ratios (pages: chorus p99 / Serf p95).
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
@@ -30,6 +45,11 @@ import {
   round,
   rssMiB,
   sampleEvent,
+  sampleSum,
+  samples,
+  scrape,
+  sleep,
+  spread,
   startBenchMember,
   summary,
   tableOf,
@@ -46,7 +66,12 @@ const { values } = parseArgs({
     parts: { type: 'string', default: 'serf,ingest,scan,stability,idle' },
     'stability-minutes': { type: 'string', default: '10' },
     'idle-sizes': { type: 'string', default: '5,10' },
+    'idle-settle': { type: 'string', default: '30' },
     'idle-seconds': { type: 'string', default: '20' },
+    'scale-sizes': { type: 'string', default: '10,50' },
+    'scale-settle': { type: 'string', default: '30' },
+    'scale-seconds': { type: 'string', default: '20' },
+    'scale-queries': { type: 'string', default: '100' },
   },
 })
 const execFileAsync = promisify(execFile)
@@ -57,6 +82,13 @@ const INGEST_EVENTS = Number(values['ingest-events'])
 const SCAN_EVENTS = Number(values['scan-events'])
 const PARTS = new Set(values.parts.split(','))
 const IDLE_SIZES = values['idle-sizes'].split(',').map(Number)
+const IDLE_SETTLE = Number(values['idle-settle'])
+const SCALE_SIZES = values['scale-sizes'].split(',').map(Number)
+const SCALE_SETTLE = Number(values['scale-settle'])
+const SCALE_SECONDS = Number(values['scale-seconds'])
+const SCALE_QUERIES = Number(values['scale-queries'])
+if (PARTS.has('scale') && SCALE_SIZES.some((n) => !(n >= 2)))
+  throw new Error('--scale-sizes: each N must be 2 or more (one coordinator, one victim)')
 const results: Record<string, unknown> = {
   cores: cpus().length,
   node: process.version,
@@ -94,6 +126,28 @@ async function serfMembers(rpc: string): Promise<Array<{ name: string; status: s
   }
 }
 
+/** A membership table as every part reads it: Serf's `status` as `state`. */
+type Table = Array<{ name: string; state: string }>
+
+async function serfTable(a: SerfAgent): Promise<Table> {
+  return (await serfMembers(a.rpc)).map((m) => ({ name: m.name, state: m.status }))
+}
+
+/** Time until every one of `of`'s tables (all read at once) `holds`, or NaN. */
+function untilEveryTable<T>(
+  of: T[],
+  read: (x: T) => Promise<Table>,
+  holds: (table: Table) => boolean,
+  timeoutMs: number,
+): Promise<number> {
+  return timeUntil(async () => (await Promise.all(of.map(read))).every(holds), timeoutMs)
+}
+
+const allAlive = (n: number) => (table: Table) =>
+  table.filter((e) => e.state === 'alive').length === n
+const lists = (name: string, state: string) => (table: Table) =>
+  table.some((e) => e.name === name && e.state === state)
+
 async function startSerf(name: string, join?: string): Promise<SerfAgent & { bind: string }> {
   const port = nextPort++
   const rpcPort = nextPort++
@@ -113,9 +167,29 @@ async function startSerf(name: string, join?: string): Promise<SerfAgent & { bin
   return { name, rpc, child, bind }
 }
 
+/**
+ * Starts `n` Serf agents named `prefix0…`, each joining the first, into
+ * `agents` (so the caller stops them whatever happens); returns the time
+ * from the last one started until every agent lists all of them alive.
+ */
+async function startSerfConverged(
+  agents: Array<SerfAgent & { bind: string }>,
+  n: number,
+  prefix: string,
+  timeoutMs: number,
+): Promise<number> {
+  for (let i = 0; i < n; i++) agents.push(await startSerf(`${prefix}${i}`, agents[0]?.bind))
+  return untilEveryTable(agents, serfTable, allAlive(n), timeoutMs)
+}
+
+/**
+ * One `serf query` until its timeout, or, with `stopWhenAll`, until all `n`
+ * have answered (the agents still hold the query open until the timeout).
+ */
 async function serfQuery(
   rpc: string,
   n: number,
+  stopWhenAll = false,
 ): Promise<{ allMs: number; responses: number; commandMs: number }> {
   const t0 = performance.now()
   return new Promise((resolve) => {
@@ -128,29 +202,41 @@ async function serfQuery(
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString()
       responses = (out.match(/Response from/g) ?? []).length
-      if (responses >= n && Number.isNaN(allMs)) allMs = performance.now() - t0
+      if (responses >= n && Number.isNaN(allMs)) {
+        allMs = performance.now() - t0
+        if (stopWhenAll) child.kill('SIGTERM')
+      }
     })
     child.once('exit', () => resolve({ allMs, responses, commandMs: performance.now() - t0 }))
   })
 }
 
+/** `count` queries, each through a random one of `rpcs`, each waiting for all `n` answers. */
+async function serfQueries(rpcs: string[], n: number, count: number, stopWhenAll = false) {
+  const queries = []
+  for (let i = 0; i < count; i++)
+    queries.push(
+      await serfQuery(rpcs[Math.floor(Math.random() * rpcs.length)] as string, n, stopWhenAll),
+    )
+  return {
+    all: summary(queries.map((q) => q.allMs).filter((x) => !Number.isNaN(x))),
+    complete: queries.filter((q) => q.responses >= n).length,
+    total: count,
+    commandP50: summary(queries.map((q) => q.commandMs)).p50,
+  }
+}
+
 async function benchSerf(n: number) {
   const agents: Array<SerfAgent & { bind: string }> = []
   try {
-    for (let i = 0; i < n; i++) agents.push(await startSerf(`serf${i}`, agents[0]?.bind))
-    const converge = await timeUntil(
-      async () =>
-        // Every agent asked at once, as every chorus member is below.
-        (await Promise.all(agents.map((a) => serfMembers(a.rpc)))).every(
-          (list) => list.filter((m) => m.status === 'alive').length === n,
-        ),
-      60_000,
-    )
+    // Every agent asked at once, as every chorus member is below.
+    const converge = await startSerfConverged(agents, n, 'serf', 60_000)
     const rss = agents.map((a) => rssMiB(a.child.pid as number))
-    const queries = []
-    for (let i = 0; i < QUERIES; i++) queries.push(await serfQuery((agents[0] as SerfAgent).rpc, n))
-    const all = summary(queries.map((q) => q.allMs).filter((x) => !Number.isNaN(x)))
-    const complete = queries.filter((q) => q.responses >= n).length
+    const { all, complete, commandP50 } = await serfQueries(
+      [(agents[0] as SerfAgent).rpc],
+      n,
+      QUERIES,
+    )
     const victim = agents[n - 1] as SerfAgent
     victim.child.kill('SIGKILL')
     const failed = await timeUntil(
@@ -166,7 +252,7 @@ async function benchSerf(n: number) {
       rss,
       all,
       complete,
-      commandP50: summary(queries.map((q) => q.commandMs)).p50,
+      commandP50,
     }
   } finally {
     for (const a of agents) a.child.kill('SIGKILL')
@@ -392,12 +478,9 @@ async function chorusScan(total: number) {
 async function transitionsOf(members: BenchMember[]): Promise<Map<string, number>> {
   const out = new Map<string, number>()
   for (const m of members) {
-    const text = await (await fetch(`${m.url}/metrics`)).text()
-    for (const match of text.matchAll(
-      /^chorus_member_transitions_total\{from="(\w+)",to="(\w+)"\} (\d+)$/gm,
-    )) {
-      const key = `${match[1]}>${match[2]}`
-      out.set(key, (out.get(key) ?? 0) + Number(match[3]))
+    for (const { labels, value } of samples(await scrape(m), 'chorus_member_transitions_total')) {
+      const key = `${labels.from}>${labels.to}`
+      out.set(key, (out.get(key) ?? 0) + value)
     }
   }
   return out
@@ -406,14 +489,14 @@ async function transitionsOf(members: BenchMember[]): Promise<Map<string, number
 /**
  * Starts `n` members named `prefix0…`, each joining the first, into
  * `members` (so the caller stops them whatever happens), and waits until
- * every table lists all of them alive.
+ * every table lists all of them alive; returns how long that took.
  */
 async function startConverged(
   members: BenchMember[],
   n: number,
   prefix: string,
   timeoutMs: number,
-): Promise<void> {
+): Promise<number> {
   for (let i = 0; i < n; i++)
     members.push(
       await startBenchMember(
@@ -421,9 +504,8 @@ async function startConverged(
         i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p],
       ),
     )
-  await timeUntil(async () => {
-    for (const m of members)
-      if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== n) return false
+  return timeUntil(async () => {
+    for (const m of members) if (!allAlive(n)(await tableOf(m))) return false
     return true
   }, timeoutMs)
 }
@@ -497,57 +579,312 @@ async function idleCpu(pids: number[], seconds: number): Promise<number[]> {
   return pids.map((pid, i) => round((100 * (cpuSeconds(pid) - (before[i] as number))) / wall, 2))
 }
 
+/** A member's membership messages and bytes (sent + received) and false-suspicion counts so far. */
+async function membershipCounters(m: BenchMember) {
+  const text = await scrape(m)
+  const transitions = 'chorus_member_transitions_total'
+  return {
+    messages: sampleSum(text, 'chorus_membership_messages_total'),
+    bytes: sampleSum(text, 'chorus_membership_bytes_total'),
+    suspect: sampleSum(text, transitions, { from: 'alive', to: 'suspect' }, 0),
+    dead: sampleSum(text, transitions, { to: 'dead' }, 0),
+  }
+}
+
 /**
- * N members (and N Serf agents, when serf is installed) left idle after
- * every table lists everyone: the share of a core each process uses while
- * nothing is asked of it, and its resident memory.
+ * Processes `pids` left alone for `seconds`: each one's share of a core and
+ * its RSS, and for `members` their membership messages and bytes per second
+ * each (sent + received) and the alive→suspect and →dead changes their
+ * tables recorded meanwhile (false suspicions: none of them stops).
+ */
+async function idleWindow(pids: number[], seconds: number, members: BenchMember[] = []) {
+  const before = await Promise.all(members.map(membershipCounters))
+  const t0 = performance.now()
+  const cpu = await idleCpu(pids, seconds)
+  const after = await Promise.all(members.map(membershipCounters))
+  const wall = (performance.now() - t0) / 1000
+  const delta = (key: keyof Awaited<ReturnType<typeof membershipCounters>>) =>
+    after.map((a, i) => a[key] - (before[i]?.[key] ?? Number.NaN))
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0)
+  return {
+    cpuPercent: spread(cpu),
+    rssMiB: spread(pids.map(rssMiB)),
+    membership:
+      members.length === 0
+        ? undefined
+        : {
+            messagesPerS: spread(delta('messages').map((d) => round(d / wall, 1))),
+            bytesPerS: spread(delta('bytes').map((d) => Math.round(d / wall))),
+            suspect: sum(delta('suspect')),
+            dead: sum(delta('dead')),
+          },
+  }
+}
+
+/**
+ * N members (and N Serf agents, when serf is installed) left idle, once
+ * every table lists everyone and --idle-settle has passed: the share of a
+ * core each process uses while nothing is asked of it, and its memory.
  */
 async function idle(n: number, seconds: number) {
   const members: BenchMember[] = []
   const agents: Array<SerfAgent & { bind: string }> = []
   try {
     await startConverged(members, n, 'idle', 120_000)
-    // Settled: joins and first announcements are over.
-    await new Promise((resolve) => setTimeout(resolve, 5000))
-    const chorus = await idleCpu(
+    // Settled: joins, first announcements and V8's post-start collections are over.
+    await sleep(IDLE_SETTLE)
+    const chorus = await idleWindow(
       members.map((m) => m.pid),
       seconds,
     )
-    const chorusRss = members.map((m) => rssMiB(m.pid))
     await Promise.all(members.splice(0).map((m) => m.stop()))
-    let serf: number[] = []
+    let serf: Awaited<ReturnType<typeof idleWindow>> | undefined
     if (hasSerf()) {
-      for (let i = 0; i < n; i++) agents.push(await startSerf(`idle-serf${i}`, agents[0]?.bind))
-      await timeUntil(
-        async () => (await serfMembers(agents[0]?.rpc as string)).length === n,
-        60_000,
-      )
-      await new Promise((resolve) => setTimeout(resolve, 5000))
-      serf = await idleCpu(
+      await startSerfConverged(agents, n, 'idle-serf', 60_000)
+      await sleep(IDLE_SETTLE)
+      serf = await idleWindow(
         agents.map((a) => a.child.pid as number),
         seconds,
       )
     }
-    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b)
-    const median = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)] ?? Number.NaN
     return {
       n,
+      settle: IDLE_SETTLE,
       seconds,
-      chorusCpuPercent: {
-        median: median(chorus),
-        min: Math.min(...chorus),
-        max: Math.max(...chorus),
-      },
-      serfCpuPercent:
-        serf.length === 0
-          ? undefined
-          : { median: median(serf), min: Math.min(...serf), max: Math.max(...serf) },
-      chorusRssMiB: { median: median(chorusRss), max: Math.max(...chorusRss) },
+      chorusCpuPercent: chorus.cpuPercent,
+      serfCpuPercent: serf?.cpuPercent,
+      chorusRssMiB: chorus.rssMiB,
     }
   } finally {
     await Promise.all(members.map((m) => m.stop()))
     for (const a of agents) a.child.kill('SIGTERM')
   }
+}
+
+const spreadText = (s: { median: number; min: number; max: number }) =>
+  `${s.median} (${s.min}–${s.max})`
+
+// ---------- scale ----------
+
+/** Starts one more process from `start` into `all`; time until every table lists it alive. */
+async function joinOneMore<T extends { name: string }>(
+  all: T[],
+  start: Promise<T>,
+  read: (x: T) => Promise<Table>,
+): Promise<number> {
+  const newcomer = await start
+  all.push(newcomer)
+  return untilEveryTable(all, read, lists(newcomer.name, 'alive'), 60_000)
+}
+
+/** SIGKILLs `victim`; time until every other one of `all` lists it in `state`. */
+function killUntil<T extends { name: string; child: ChildProcess }>(
+  victim: T,
+  all: T[],
+  read: (x: T) => Promise<Table>,
+  state: string,
+): Promise<number> {
+  victim.child.kill('SIGKILL')
+  return untilEveryTable(
+    all.filter((x) => x !== victim),
+    read,
+    lists(victim.name, state),
+    60_000,
+  )
+}
+
+async function postScaleEvents(m: BenchMember, count: number): Promise<void> {
+  const answer = await fetch(`${m.url}/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(Array.from({ length: count }, () => ({ type: 'bench.scale' }))),
+    signal: AbortSignal.timeout(10_000),
+  })
+  await answer.arrayBuffer()
+  if (answer.status !== 201) throw new Error(`${m.name}: POST /v1/events answered ${answer.status}`)
+}
+
+/**
+ * `count` pages of the first 100 events (`extra` appended to the query),
+ * each from a random one of `targets`: how many were complete (not partial)
+ * and their latencies.
+ */
+async function pages(targets: BenchMember[], count: number, extra = '') {
+  const latencies: number[] = []
+  let complete = 0
+  for (let i = 0; i < count; i++) {
+    const m = targets[Math.floor(Math.random() * targets.length)] as BenchMember
+    const t0 = performance.now()
+    try {
+      const answer = await fetch(`${m.url}/v1/events?from=0&limit=100${extra}`, {
+        signal: AbortSignal.timeout(30_000),
+      })
+      const body = await answer.text()
+      if (answer.ok && (JSON.parse(body) as { partial: boolean }).partial === false) complete++
+    } catch {
+      // Timed out or refused: an incomplete page.
+    }
+    latencies.push(performance.now() - t0)
+  }
+  return { complete, total: count, latency: summary(latencies) }
+}
+
+/**
+ * `pages` through `coordinator` alone with `fanout=<mode>`, and its CPU per
+ * page in ms; null when it refuses the parameter (400: a member without it).
+ */
+async function fanoutPages(coordinator: BenchMember, mode: 'flat' | 'tree', count: number) {
+  const probe = await fetch(`${coordinator.url}/v1/events?from=0&limit=1&fanout=${mode}`, {
+    signal: AbortSignal.timeout(30_000),
+  })
+  await probe.arrayBuffer()
+  if (probe.status === 400) return null
+  const cpu0 = cpuSeconds(coordinator.pid)
+  const run = await pages([coordinator], count, `&fanout=${mode}`)
+  return { ...run, cpuMsPerPage: round(((cpuSeconds(coordinator.pid) - cpu0) * 1000) / count, 2) }
+}
+
+/**
+ * N members converged, then one more joining the first (join→all); at
+ * N + 1: idle cost, pages from random members, pages through one
+ * coordinator with each fan-out, and one member killed (kill→dead).
+ */
+async function scaleChorus(n: number) {
+  const members: BenchMember[] = []
+  try {
+    await startConverged(members, n, 'scale', 30_000 + 2000 * n)
+    const first = members[0] as BenchMember
+    const joinMs = await joinOneMore(
+      members,
+      startBenchMember(`scale${n}`, ['--join', first.p2p]),
+      tableOf,
+    )
+    await sleep(SCALE_SETTLE)
+    const idle = await idleWindow(
+      members.map((m) => m.pid),
+      SCALE_SECONDS,
+      members,
+    )
+    await Promise.all(members.map((m) => postScaleEvents(m, 20)))
+    const random = await pages(members, SCALE_QUERIES)
+    const coordinator = members[1] as BenchMember
+    const flat = await fanoutPages(coordinator, 'flat', SCALE_QUERIES)
+    const tree = await fanoutPages(coordinator, 'tree', SCALE_QUERIES)
+    // The newcomer: neither the first nor the coordinator.
+    const deadMs = await killUntil(members[n] as BenchMember, members, tableOf, 'dead')
+    return { n, joinMs, idle, pages: random, flat, tree, deadMs }
+  } finally {
+    await Promise.all(members.map((m) => m.stop()))
+  }
+}
+
+/** The same for N Serf agents and one more; queries instead of pages. */
+async function scaleSerf(n: number) {
+  const agents: Array<SerfAgent & { bind: string }> = []
+  try {
+    await startSerfConverged(agents, n, 'scale-serf', 30_000 + 2000 * n)
+    const first = agents[0] as SerfAgent & { bind: string }
+    const joinMs = await joinOneMore(agents, startSerf(`scale-serf${n}`, first.bind), serfTable)
+    await sleep(SCALE_SETTLE)
+    const idle = await idleWindow(
+      agents.map((a) => a.child.pid as number),
+      SCALE_SECONDS,
+    )
+    // Each command is stopped once all have answered: on its own it waits for its timeout.
+    const queries = await serfQueries(
+      agents.map((a) => a.rpc),
+      n + 1,
+      SCALE_QUERIES,
+      true,
+    )
+    const failedMs = await killUntil(agents[n] as SerfAgent, agents, serfTable, 'failed')
+    return { n, joinMs, idle, queries, failedMs }
+  } finally {
+    for (const a of agents) a.child.kill('SIGKILL')
+  }
+}
+
+const SCALE_COLUMNS = [
+  'N',
+  'run',
+  'join→all ms',
+  'kill→dead ms',
+  'idle CPU % med (min–max)',
+  'RSS MiB med',
+  'msgs/s',
+  'bytes/s',
+  'suspect, dead',
+  'complete',
+  'p50/p95/p99 ms',
+  'coord CPU ms/page',
+] as const
+
+function scaleRow(
+  cells: Partial<Record<(typeof SCALE_COLUMNS)[number], string | number>>,
+): Record<string, string | number> {
+  return Object.fromEntries(SCALE_COLUMNS.map((c) => [c, cells[c] ?? '-']))
+}
+
+function scaleRows(
+  chorus: Awaited<ReturnType<typeof scaleChorus>>,
+  serf: Awaited<ReturnType<typeof scaleSerf>> | undefined,
+) {
+  const N = chorus.n
+  const membership = chorus.idle.membership
+  const latency = (l: { p50: number; p95: number; p99: number }) => `${l.p50}/${l.p95}/${l.p99}`
+  const fanoutRow = (mode: string, run: typeof chorus.flat) =>
+    scaleRow(
+      run === null
+        ? { N, run: `chorus ${mode}`, complete: 'not supported' }
+        : {
+            N,
+            run: `chorus ${mode}`,
+            complete: `${run.complete}/${run.total}`,
+            'p50/p95/p99 ms': latency(run.latency),
+            'coord CPU ms/page': run.cpuMsPerPage,
+          },
+    )
+  const rows = [
+    scaleRow({
+      N,
+      run: 'chorus',
+      'join→all ms': round(chorus.joinMs, 0),
+      'kill→dead ms': round(chorus.deadMs, 0),
+      'idle CPU % med (min–max)': spreadText(chorus.idle.cpuPercent),
+      'RSS MiB med': chorus.idle.rssMiB.median,
+      'msgs/s': membership?.messagesPerS.median,
+      'bytes/s': membership?.bytesPerS.median,
+      'suspect, dead': membership && `${membership.suspect}, ${membership.dead}`,
+      complete: `${chorus.pages.complete}/${chorus.pages.total}`,
+      'p50/p95/p99 ms': latency(chorus.pages.latency),
+    }),
+    fanoutRow('flat', chorus.flat),
+    fanoutRow('tree', chorus.tree),
+  ]
+  if (serf === undefined) return rows
+  const ratio = (c: number, s: number) => round(c / s, 2)
+  rows.push(
+    scaleRow({
+      N,
+      run: 'serf',
+      'join→all ms': round(serf.joinMs, 0),
+      'kill→dead ms': round(serf.failedMs, 0),
+      'idle CPU % med (min–max)': spreadText(serf.idle.cpuPercent),
+      'RSS MiB med': serf.idle.rssMiB.median,
+      complete: `${serf.queries.complete}/${serf.queries.total}`,
+      'p50/p95/p99 ms': latency(serf.queries.all),
+    }),
+    scaleRow({
+      N,
+      run: 'chorus/serf',
+      'join→all ms': ratio(chorus.joinMs, serf.joinMs),
+      'kill→dead ms': ratio(chorus.deadMs, serf.failedMs),
+      'idle CPU % med (min–max)': ratio(chorus.idle.cpuPercent.median, serf.idle.cpuPercent.median),
+      'RSS MiB med': ratio(chorus.idle.rssMiB.median, serf.idle.rssMiB.median),
+      'p50/p95/p99 ms': `p99/p95 ${ratio(chorus.pages.latency.p99, serf.queries.all.p95)}`,
+    }),
+  )
+  return rows
 }
 
 // ---------- run ----------
@@ -646,17 +983,35 @@ if (PARTS.has('idle')) {
     const run = await idle(n, Number(values['idle-seconds']))
     rows.push({
       N: n,
-      'chorus idle CPU % of a core (median min–max)': `${run.chorusCpuPercent.median} (${run.chorusCpuPercent.min}–${run.chorusCpuPercent.max})`,
-      'serf idle CPU %':
-        run.serfCpuPercent === undefined
-          ? '-'
-          : `${run.serfCpuPercent.median} (${run.serfCpuPercent.min}–${run.serfCpuPercent.max})`,
+      'chorus idle CPU % of a core (median min–max)': spreadText(run.chorusCpuPercent),
+      'serf idle CPU %': run.serfCpuPercent === undefined ? '-' : spreadText(run.serfCpuPercent),
       'chorus RSS MiB (median, max)': `${run.chorusRssMiB.median}, ${run.chorusRssMiB.max}`,
     })
     idleRuns.push(run)
   }
   results.idle = idleRuns
-  printTable(`Idle members, ${values['idle-seconds']} s after every table lists everyone`, rows)
+  printTable(
+    `Idle members, ${values['idle-seconds']} s from ${IDLE_SETTLE} s after every table lists everyone`,
+    rows,
+  )
+}
+if (PARTS.has('scale')) {
+  const serfHere = hasSerf()
+  if (!serfHere)
+    process.stdout.write('\nserf not found: scale runs chorus alone (apt-get install serf)\n')
+  const runs = []
+  const rows = []
+  for (const n of SCALE_SIZES) {
+    const chorus = await scaleChorus(n)
+    const serf = serfHere ? await scaleSerf(n) : undefined
+    runs.push({ n, chorus, serf })
+    rows.push(...scaleRows(chorus, serf))
+  }
+  results.scale = runs
+  printTable(
+    `Scale: N members, then one joins; figures at N + 1 (idle ${SCALE_SECONDS} s after ${SCALE_SETTLE} s; ${SCALE_QUERIES} 100-event pages; serf query -timeout=${SERF_TIMEOUT}, all answers)`,
+    rows,
+  )
 }
 
 if (PARTS.has('stability')) {

@@ -52,7 +52,10 @@ export async function startBenchMember(
   )
   const { url, p2p } = await new Promise<{ url: string; p2p: string }>((resolve, reject) => {
     let out = ''
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s`)), 30_000)
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`${name} did not start in 30 s`))
+    }, 30_000)
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString()
       const match = /listening on (http:\/\/[\d.:]+) and (\S+)/.exec(out)
@@ -112,6 +115,17 @@ export function summary(latenciesMs: number[]) {
   }
 }
 
+/** Median, min and max (NaN for none). */
+export function spread(xs: number[]): { median: number; min: number; max: number } {
+  if (xs.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN }
+  const sorted = [...xs].sort((a, b) => a - b)
+  return {
+    median: sorted[Math.floor(sorted.length / 2)] as number,
+    min: sorted[0] as number,
+    max: sorted[sorted.length - 1] as number,
+  }
+}
+
 export function round(x: number, digits = 1): number {
   const f = 10 ** digits
   return Math.round(x * f) / f
@@ -160,11 +174,57 @@ export async function timeUntil(
 /** A member's membership table ([] when it does not answer). */
 export async function tableOf(m: BenchMember): Promise<Array<{ name: string; state: string }>> {
   try {
-    const body = (await (await fetch(`${m.url}/v1/members`)).json()) as {
+    const answer = await fetch(`${m.url}/v1/members`, { signal: AbortSignal.timeout(5000) })
+    const body = (await answer.json()) as {
       members: Array<{ name: string; state: string }>
     }
     return body.members
   } catch {
     return []
   }
+}
+
+export function sleep(seconds: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, seconds * 1000))
+}
+
+/** A member's /metrics as Prometheus text. */
+export async function scrape(m: BenchMember): Promise<string> {
+  return (await fetch(`${m.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
+}
+
+/** The samples of metric `name` in Prometheus text, each with its labels. */
+export function samples(
+  text: string,
+  name: string,
+): Array<{ labels: Record<string, string>; value: number }> {
+  const out = []
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || !/[{ ]/.test(line.charAt(name.length))) continue
+    const labels: Record<string, string> = {}
+    const close = line.lastIndexOf('}')
+    for (const [, key, value] of line.slice(0, close + 1).matchAll(/(\w+)="([^"]*)"/g))
+      labels[key as string] = value as string
+    const rest = close === -1 ? line.slice(name.length) : line.slice(close + 1)
+    out.push({ labels, value: Number(rest.trim().split(' ')[0]) })
+  }
+  return out
+}
+
+/**
+ * Sum of the samples of `name` whose labels include `match`; `absent` when
+ * the text has no sample of `name` at all (a labelled counter never raised
+ * has none).
+ */
+export function sampleSum(
+  text: string,
+  name: string,
+  match: Record<string, string> = {},
+  absent = Number.NaN,
+): number {
+  const all = samples(text, name)
+  if (all.length === 0) return absent
+  return all
+    .filter((s) => Object.entries(match).every(([k, v]) => s.labels[k] === v))
+    .reduce((sum, s) => sum + s.value, 0)
 }
