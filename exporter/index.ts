@@ -226,6 +226,17 @@ export function createExporter(init: ExporterInit): Exporter {
       this.inc(stats.membershipDropped())
     },
   })
+  new Gauge({
+    name: 'chorus_mesh_connections',
+    help: 'Connections this member holds to other members: to its neighbours (kept; at most six), and all (the others are opened by queries and push/pull and closed after 60 s idle).',
+    labelNames: ['kind'] as const,
+    registers,
+    collect() {
+      const c = stats.connections()
+      this.set({ kind: 'all' }, c.all)
+      this.set({ kind: 'neighbours' }, c.neighbours)
+    },
+  })
   new Counter({
     name: 'chorus_membership_messages_total',
     help: 'Membership messages (probes, acks, gossip, push/pull) this member sent and received: about two a second each way whatever the size of the array.',

@@ -26,6 +26,8 @@ export interface MemberStats {
   peerRequests(): Array<{ protocol: string; outcome: string; count: number }>
   /** Membership messages and updates refused (undecodable, over the rate, badly signed, not allowed). */
   membershipDropped(): number
+  /** Connections this member holds now, and how many of them go to its neighbours. */
+  connections(): { all: number; neighbours: number }
   /** Membership messages and bytes, each way. */
   membershipTraffic(): {
     messages: { sent: number; received: number }
@@ -110,6 +112,7 @@ export interface StatsParts {
       membershipBytes: { sent: number; received: number }
       peerRequests: Array<{ protocol: string; outcome: string; count: number }>
     }
+    connections(): { all: number; neighbours: number }
   }
   collector?: { latest(): HostSample | undefined }
   health: () => { member: HealthState; array: HealthState }
@@ -140,6 +143,7 @@ export function createMemberStats(parts: StatsParts): MemberStats {
     memberTransitions: () => parts.membership.transitions(),
     peerRequests: () => parts.mesh.counters.peerRequests.map((r) => ({ ...r })),
     membershipDropped: () => parts.mesh.counters.membershipDropped,
+    connections: () => parts.mesh.connections(),
     membershipTraffic: () => ({
       messages: { ...parts.mesh.counters.membershipMessages },
       bytes: { ...parts.mesh.counters.membershipBytes },

@@ -76,7 +76,7 @@ const QuerySchema = z.strictObject({
     .openapi({ description: 'Per-member deadline, a duration. Default 2s.' }),
   fanout: z.enum(['flat', 'tree']).optional().openapi({
     description:
-      'Ask every member directly (flat) or through sub-coordinators (tree). Default: tree above 64 members.',
+      'Ask every member directly (flat) or through sub-coordinators (tree). Default: tree above 32 members.',
   }),
 })
 

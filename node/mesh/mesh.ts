@@ -155,6 +155,8 @@ export interface Mesh {
   peers(): PeerClient[]
   /** Where the rule set comes from and goes to; until then this member names none. */
   attachRules(source: RulesSource): void
+  /** Connections held now, and how many go to neighbours. */
+  connections(): { all: number; neighbours: number }
   /** Says this member's word again: its health or its rule set changed. */
   announce(): void
   /** This member's own health as it announces it (`ok`, or `warning:rule,rule`…). Default `ok`. */
@@ -628,6 +630,13 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
         })
       }
       return out
+    },
+    connections() {
+      const neighbours = new Set(membership.neighbours())
+      const peersConnected = new Set(host.getConnections().map((c) => c.remotePeer.toString()))
+      let kept = 0
+      for (const id of peersConnected) if (neighbours.has(id)) kept++
+      return { all: peersConnected.size, neighbours: kept }
     },
     attachRules(source) {
       rules = source

@@ -45,7 +45,7 @@ const MIN_WINDOW = 32
  * (a tree) rather than to every member directly; a request may choose
  * either (`fanout=flat|tree`). See the README's figures for flat and tree.
  */
-export const TREE_THRESHOLD = 64
+export const TREE_THRESHOLD = 32
 /** How long a coordinator keeps its choice of sub-coordinators, ms. */
 const SUB_EPOCH_MS = 10 * 60_000
 /** Share of the deadline each member of a group gets from its sub-coordinator. */

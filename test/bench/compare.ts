@@ -586,6 +586,7 @@ async function membershipCounters(m: BenchMember) {
   return {
     messages: sampleSum(text, 'chorus_membership_messages_total'),
     bytes: sampleSum(text, 'chorus_membership_bytes_total'),
+    connections: sampleSum(text, 'chorus_mesh_connections', { kind: 'all' }, 0),
     suspect: sampleSum(text, transitions, { from: 'alive', to: 'suspect' }, 0),
     dead: sampleSum(text, transitions, { to: 'dead' }, 0),
   }
@@ -615,6 +616,7 @@ async function idleWindow(pids: number[], seconds: number, members: BenchMember[
         : {
             messagesPerS: spread(delta('messages').map((d) => round(d / wall, 1))),
             bytesPerS: spread(delta('bytes').map((d) => Math.round(d / wall))),
+            connections: spread(after.map((a) => a.connections)),
             suspect: sum(delta('suspect')),
             dead: sum(delta('dead')),
           },
@@ -813,6 +815,7 @@ const SCALE_COLUMNS = [
   'RSS MiB med',
   'msgs/s',
   'bytes/s',
+  'conns',
   'suspect, dead',
   'complete',
   'p50/p95/p99 ms',
@@ -854,6 +857,7 @@ function scaleRows(
       'RSS MiB med': chorus.idle.rssMiB.median,
       'msgs/s': membership?.messagesPerS.median,
       'bytes/s': membership?.bytesPerS.median,
+      conns: membership?.connections.median,
       'suspect, dead': membership && `${membership.suspect}, ${membership.dead}`,
       complete: `${chorus.pages.complete}/${chorus.pages.total}`,
       'p50/p95/p99 ms': latency(chorus.pages.latency),

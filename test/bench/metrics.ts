@@ -44,6 +44,7 @@ const member = createExporter({
       { protocol: 'rollup', outcome: 'ok', count: 100 },
     ],
     membershipDropped: () => 0,
+    connections: () => ({ all: 6, neighbours: 6 }),
     membershipTraffic: () => ({
       messages: { sent: 1000, received: 1000 },
       bytes: { sent: 100_000, received: 100_000 },

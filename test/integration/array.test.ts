@@ -456,6 +456,21 @@ describe('membership in one process', () => {
     }
   })
 
+  it('keeps connections to at most six neighbours for membership, and says so on /metrics', async () => {
+    for (const m of array) {
+      const neighbours = m.membership.neighbours()
+      expect(neighbours.length).toBeGreaterThan(0)
+      expect(neighbours.length).toBeLessThanOrEqual(6)
+      expect(neighbours).not.toContain(m.peerId)
+      const metrics = await (await m.app.request('/metrics')).text()
+      const kept = metricSample(metrics, 'chorus_mesh_connections{kind="neighbours"}')
+      expect(kept).toBeLessThanOrEqual(neighbours.length)
+      expect(metricSample(metrics, 'chorus_mesh_connections{kind="all"}')).toBeGreaterThanOrEqual(
+        kept ?? 0,
+      )
+    }
+  })
+
   it("drops and counts a member's membership messages beyond the rate limit", async () => {
     const [a, b] = array as [Member, Member]
     const before = b.mesh.counters.membershipDropped
