@@ -32,6 +32,8 @@ import {
   type Announcement,
   decodeAnnouncement,
   decodeAnswer,
+  decodeGroupAnswer,
+  decodeGroupRequest,
   decodeLookupReply,
   decodeLookupRequest,
   decodeMore,
@@ -48,6 +50,8 @@ import {
   encodeAccusation,
   encodeAnnouncement,
   encodeBatches,
+  encodeGroupRequest,
+  encodeGroupTrailer,
   encodeRollupRequest,
   encodeRollupSeries,
   encodeRules,
@@ -72,6 +76,8 @@ export const DECODERS: Array<[string, (bytes: Uint8Array) => unknown]> = [
   ['membership message', decodeSwim],
   ['signed accusation', decodeSignedAccusation],
   ['rules request', decodeRulesRequest],
+  ['group request', decodeGroupRequest],
+  ['group answer', decodeGroupAnswer],
   ['rules', decodeRules],
   ['signed announcement', decodeSignedAnnouncement],
 ]
@@ -154,6 +160,27 @@ const SEEDS: Uint8Array[] = [
   }),
   encodeSwim({ kind: 'ping-req', probe: 8, target: ANNOUNCEMENT.peerId, updates: [] }),
   encodeSwim({ kind: 'nack', probe: 8 }),
+  (() => {
+    const slice = { fromMs: 1, toMs: 2, reverse: false, types: ['a.*'], minSeverity: 0, limit: 10 }
+    return encodeGroupRequest(
+      {
+        slice,
+        members: [
+          { peerId: ANNOUNCEMENT.peerId, hwm: 3 },
+          { peerId: 'b', hwm: undefined },
+        ],
+        deadlineMs: 1000,
+      },
+      encodeSliceRequest(slice),
+    )
+  })(),
+  encodeGroupTrailer({
+    more: true,
+    rows: [
+      { peerId: ANNOUNCEMENT.peerId, status: 'ok', ms: 3, error: undefined, hwm: 9 },
+      { peerId: 'b', status: 'timed_out', ms: 1000, error: 'late', hwm: undefined },
+    ],
+  }),
   encodeRules(new TextEncoder().encode('{"body":"{}","signature":"AA=="}')),
   encodeAnnouncement(ANNOUNCEMENT),
   SIGNED(ANNOUNCEMENT),

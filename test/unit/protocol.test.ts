@@ -4,6 +4,8 @@ import {
   type Announcement,
   decodeAnnouncement,
   decodeAnswer,
+  decodeGroupAnswer,
+  decodeGroupRequest,
   decodeLookupReply,
   decodeLookupRequest,
   decodeMore,
@@ -17,6 +19,8 @@ import {
   encodeBatches,
   encodeError,
   encodeEventValue,
+  encodeGroupRequest,
+  encodeGroupTrailer,
   encodeHead,
   encodeLookupReply,
   encodeLookupRequest,
@@ -221,6 +225,49 @@ describe('the wire codec', () => {
     ) as { updates: Uint8Array[] }
     expect(sized.updates.length).toBeGreaterThan(3000)
     expect(sized.updates.length).toBeLessThan(5000)
+  })
+
+  it('round-trips group requests and trailers, and refuses a group with a hwm in its slice or too many members', () => {
+    const slice = {
+      fromMs: 1,
+      toMs: 2,
+      reverse: true,
+      types: ['a.*'],
+      minSeverity: 2,
+      limit: 100,
+      window: 40,
+    }
+    const request = {
+      slice,
+      members: [
+        { peerId: 'p1', hwm: 7 },
+        { peerId: 'p2', hwm: undefined },
+      ],
+      deadlineMs: 1000,
+    }
+    expect(decodeGroupRequest(encodeGroupRequest(request, encodeSliceRequest(slice)))).toEqual(
+      request,
+    )
+    expect(() =>
+      decodeGroupRequest(encodeGroupRequest(request, encodeSliceRequest({ ...slice, hwm: 3 }))),
+    ).toThrow(/hwm/)
+    const crowd = Array.from({ length: 513 }, (_, i) => ({ peerId: `p${i}`, hwm: undefined }))
+    expect(() =>
+      decodeGroupRequest(
+        encodeGroupRequest({ ...request, members: crowd }, encodeSliceRequest(slice)),
+      ),
+    ).toThrow(/members/)
+    const trailer = {
+      more: true,
+      rows: [
+        { peerId: 'p1', status: 'ok' as const, ms: 3, error: undefined, hwm: 7 },
+        { peerId: 'p2', status: 'timed_out' as const, ms: 500, error: 'late', hwm: undefined },
+      ],
+    }
+    expect(decodeGroupAnswer(encodeGroupTrailer(trailer))).toEqual({
+      kind: 'group-trailer',
+      trailer,
+    })
   })
 
   it('splits batches at the answer size limit and at the event count limit, in order', () => {
