@@ -5,7 +5,8 @@
 //   ping-req  [20, probe, target, updates]          → ack (the target answered) or nack
 //   nack      [21, probe]
 //   gossip    [22, updates]                         (no answer)
-//   sync      [23, sentAt, updates]                 → sync (push/pull: all each side holds)
+//   sync      [23, sentAt, digest, updates]         → sync (push/pull: a digest of the
+//                                                   table, and all it holds when they differ)
 //
 // `updates` are what members piggyback: signed announcements (a member's
 // word about itself, kind 17, announcement.ts) and signed accusations (one
@@ -61,7 +62,7 @@ export type SwimMessage =
   | { kind: 'ping-req'; probe: number; target: string; updates: Uint8Array[] }
   | { kind: 'nack'; probe: number }
   | { kind: 'gossip'; updates: Uint8Array[] }
-  | { kind: 'sync'; sentAt: number; updates: Uint8Array[] }
+  | { kind: 'sync'; sentAt: number; digest: string; updates: Uint8Array[] }
 
 const KINDS = {
   ping: KIND_PING,
@@ -103,7 +104,7 @@ export function encodeSwim(m: SwimMessage): Uint8Array {
     case 'gossip':
       return pack([KINDS[m.kind], fitting(m.updates, m.kind)], limit)
     case 'sync':
-      return pack([KINDS[m.kind], m.sentAt, fitting(m.updates, m.kind)], limit)
+      return pack([KINDS[m.kind], m.sentAt, m.digest, fitting(m.updates, m.kind)], limit)
   }
 }
 
@@ -132,7 +133,7 @@ export function decodeSwim(bytes: Uint8Array): SwimMessage {
       'too_large',
       `${kind} of ${bytes.byteLength} bytes over the limit of ${limitOf(kind)}`,
     )
-  const need = { ping: 4, ack: 4, 'ping-req': 4, nack: 2, gossip: 2, sync: 3 }[kind]
+  const need = { ping: 4, ack: 4, 'ping-req': 4, nack: 2, gossip: 2, sync: 4 }[kind]
   if (m.length !== need) throw malformed(kind)
   switch (kind) {
     case 'ping':
@@ -148,8 +149,8 @@ export function decodeSwim(bytes: Uint8Array): SwimMessage {
     case 'gossip':
       return { kind, updates: updatesOf(m[1], kind) }
     case 'sync':
-      if (!isTime(m[1])) throw malformed(kind)
-      return { kind, sentAt: m[1], updates: updatesOf(m[2], kind) }
+      if (!isTime(m[1]) || !isString(m[2], 64)) throw malformed(kind)
+      return { kind, sentAt: m[1], digest: m[2], updates: updatesOf(m[3], kind) }
   }
 }
 

@@ -139,6 +139,7 @@ const SEEDS: Uint8Array[] = [
   encodeSwim({
     kind: 'sync',
     sentAt: 5,
+    digest: 'abc',
     updates: [SIGNED(ANNOUNCEMENT), SIGNED({ ...ANNOUNCEMENT, name: 'b' })],
   }),
   encodeSwim({

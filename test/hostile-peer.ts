@@ -122,7 +122,9 @@ export async function startHostilePeer(
         await lp.write(encodeSwim({ kind: 'ack', probe: m.probe, sentAt: Date.now(), updates: [] }))
       else if (m.kind === 'ping-req') await lp.write(encodeSwim({ kind: 'nack', probe: m.probe }))
       else if (m.kind === 'sync')
-        await lp.write(encodeSwim({ kind: 'sync', sentAt: Date.now(), updates: [await word()] }))
+        await lp.write(
+          encodeSwim({ kind: 'sync', sentAt: Date.now(), digest: '', updates: [await word()] }),
+        )
       await stream.close()
     } catch (err) {
       stream.abort(err as Error)
@@ -154,7 +156,7 @@ export async function startHostilePeer(
       if (!join) return
       const remote = connection.remotePeer.toString()
       connected.add(remote)
-      await ask(remote, { kind: 'sync', sentAt: Date.now(), updates: [await word()] })
+      await ask(remote, { kind: 'sync', sentAt: Date.now(), digest: '', updates: [await word()] })
     },
     async send(message) {
       return Promise.all([...connected].map((to) => ask(to, message).catch(() => undefined)))

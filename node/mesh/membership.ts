@@ -13,8 +13,10 @@
 //   bounded number of times (RETRANSMIT_MULT × log10 of the array's size);
 //   nothing at all is gossiped when nothing changes;
 // - push/pull: now and then, with one member chosen at random, both sides
-//   send everything they hold (also how a member joins, through the member
-//   it was given), so that a missed update is never missed for long.
+//   compare a digest of their tables and send everything they hold only when
+//   the digests differ (a member joins this way too, through the member it
+//   was given), so that a missed update is never missed for long, and two
+//   members that agree exchange a few bytes whatever the array's size.
 //
 // Lifeguard's refinements: local health (a member whose own timers run late,
 // or whose indirect probes get no nack, stretches its timeouts, so its own
@@ -34,6 +36,7 @@
 // keeps a contested name is decided by what this member saw: the one it
 // heard holding the name first (see `resolveName`).
 
+import { createHash } from 'node:crypto'
 import type { Accusation, Announcement } from '../../protocol/index.ts'
 import type { Logger } from '../log.ts'
 
@@ -121,7 +124,7 @@ export type Message =
   | { kind: 'ping-req'; probe: number; target: string; updates: Update[] }
   | { kind: 'nack'; probe: number }
   | { kind: 'gossip'; updates: Update[] }
-  | { kind: 'sync'; sentAt: number; updates: Update[] }
+  | { kind: 'sync'; sentAt: number; digest: string; updates: Update[] }
 
 export interface Transport {
   /** Sends a message that is answered; rejects when no answer comes within `timeoutMs`. */
@@ -674,17 +677,45 @@ export function createMembership(components: MembershipComponents): Membership {
     return timing.pushPullMs * scale
   }
 
+  /**
+   * Push/pull with a member: this member's digest first (its whole table
+   * only on joining); the other answers with its digest, and with its whole
+   * table when the two differ; and when this member still holds what the
+   * other lacks, it sends its whole table.
+   */
   async function syncWith(peerId: string) {
-    const answer = await transport.request(
-      peerId,
-      { kind: 'sync', sentAt: clock(), updates: everything() },
-      Math.max(5000, timing.intervalMs * 5),
-    )
-    if (answer.kind !== 'sync') throw new Error('not a sync answer')
+    const timeoutMs = Math.max(5000, timing.intervalMs * 5)
+    const ask = async (whole: boolean) => {
+      const answer = await transport.request(
+        peerId,
+        { kind: 'sync', sentAt: clock(), digest: digest(), updates: whole ? everything() : [] },
+        timeoutMs,
+      )
+      if (answer.kind !== 'sync') throw new Error('not a sync answer')
+      return answer
+    }
+    const answer = await ask(!joined)
     const now = clock()
     merge(peerId, answer.updates, now, !joined)
     heard(peerId, now, answer.sentAt)
     joined = true
+    if (answer.updates.length > 0 && digest() !== answer.digest) await ask(true)
+  }
+
+  /**
+   * The table in a few bytes: the same on two members that hold the same
+   * word of every member and the same verdict on each (live, dead or left).
+   */
+  function digest(): string {
+    if (ownWord === undefined) say()
+    const own = (ownWord as { word: Announcement }).word
+    const rows = [`${self.peerId}/${self.startedAt}/${own.beat}/${leaving ? 'l' : 'a'}`]
+    for (const p of peers.values()) {
+      const verdict = p.state === 'dead' ? 'd' : p.state === 'left' ? 'l' : 'a'
+      rows.push(`${p.member}/${p.startedAt}/${p.beat}/${verdict}`)
+    }
+    rows.sort()
+    return createHash('sha256').update(rows.join('\n')).digest('base64').slice(0, 22)
   }
 
   /** Everything this member holds, for push/pull: its word, every other word, every accusation it stands by. */
@@ -902,7 +933,13 @@ export function createMembership(components: MembershipComponents): Membership {
         case 'sync': {
           merge(from, message.updates, now, false)
           heard(from, now, message.sentAt)
-          return { kind: 'sync', sentAt: clock(), updates: everything() }
+          const mine = digest()
+          return {
+            kind: 'sync',
+            sentAt: clock(),
+            digest: mine,
+            updates: mine === message.digest ? [] : everything(),
+          }
         }
         default:
           return undefined

@@ -266,8 +266,11 @@ describe('an array of five members', () => {
   it('gives a member that asks (push/pull) the latest word of every member it knows, itself included', async () => {
     const [asker, asked] = array as [Member, Member]
     const answer = decodeSwim(
-      (await swim(asker, asked, encodeSwim({ kind: 'sync', sentAt: Date.now(), updates: [] }))) ??
-        new Uint8Array(),
+      (await swim(
+        asker,
+        asked,
+        encodeSwim({ kind: 'sync', sentAt: Date.now(), digest: '', updates: [] }),
+      )) ?? new Uint8Array(),
     )
     expect(answer.kind).toBe('sync')
     const known = (answer as { updates: Uint8Array[] }).updates

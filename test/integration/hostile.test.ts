@@ -220,7 +220,9 @@ describe('a hostile peer with the mesh keys', () => {
     await evil.answer(SWIM_PROTOCOL, async (request, lp) => {
       const m = decodeSwim(request)
       if (m.kind === 'sync')
-        await lp.write(encodeSwim({ kind: 'sync', sentAt: Date.now(), updates: [real, forged] }))
+        await lp.write(
+          encodeSwim({ kind: 'sync', sentAt: Date.now(), digest: '', updates: [real, forged] }),
+        )
       else if (m.kind === 'ping')
         await lp.write(encodeSwim({ kind: 'ack', probe: m.probe, sentAt: Date.now(), updates: [] }))
     })

@@ -115,6 +115,7 @@ async function converged(n: number, seed = 1): Promise<Sim> {
     const answer = (await sim.members.get(id)?.handle('nobody', {
       kind: 'sync',
       sentAt: Date.now(),
+      digest: '',
       updates: [],
     })) as Extract<Message, { kind: 'sync' }>
     words.push(answer.updates[0] as Update)
@@ -122,7 +123,7 @@ async function converged(n: number, seed = 1): Promise<Sim> {
   for (const id of all)
     await sim.members
       .get(id)
-      ?.handle('nobody', { kind: 'sync', sentAt: Date.now(), updates: words })
+      ?.handle('nobody', { kind: 'sync', sentAt: Date.now(), digest: '', updates: words })
   return sim
 }
 
@@ -239,6 +240,46 @@ describe('membership in a simulated array', () => {
       if ([...sim.members.values()].every((m) => stateIn(m, 'z-late') === 'alive')) break
     }
     for (const m of sim.members.values()) expect(stateIn(m, 'z-late')).toBe('alive')
+  })
+
+  it('pushes and pulls only a digest between members that agree, and the whole table to one that lacks a word', async () => {
+    const sim = await converged(20, 11)
+    await advance(10 * INTERVAL)
+    const [a, b] = [sim.members.get('m0001') as Membership, sim.members.get('m0002') as Membership]
+    const sent = () => [...sim.updates.values()].reduce((x, y) => x + y, 0)
+    // Its first push/pull is a join: it pushes its table whatever the other holds.
+    await a.syncWith('m0002')
+    await b.syncWith('m0001')
+    const before = sent()
+    await a.syncWith('m0002')
+    await b.syncWith('m0001')
+    expect(sent() - before).toBe(0)
+    // A newcomer known to b only: a's push/pull with b brings it, words and all.
+    const late = sim.add('z-late')
+    late.start()
+    sim.down.add('z-late')
+    await b.handle('z-late', {
+      kind: 'sync',
+      sentAt: Date.now(),
+      digest: '',
+      updates: [
+        (
+          (await late.handle('x', {
+            kind: 'sync',
+            sentAt: Date.now(),
+            digest: '',
+            updates: [],
+          })) as {
+            updates: Update[]
+          }
+        ).updates[0] as Update,
+      ],
+    })
+    expect(a.get('z-late')).toBeUndefined()
+    const pulled = sent()
+    await a.syncWith('m0002')
+    expect(a.get('z-late')?.state).toBe('alive')
+    expect(sent() - pulled).toBeGreaterThanOrEqual(21)
   })
 
   it('marks a member that leaves as left everywhere, which is not a failure, and forgets it later', async () => {

@@ -197,7 +197,7 @@ describe('the wire codec', () => {
     }
     const charge = encodeSignedAccusation(encodeAccusation(accusation), signature)
     const sync = decodeSwim(
-      encodeSwim({ kind: 'sync', sentAt: 9, updates: [sign(announcement), charge] }),
+      encodeSwim({ kind: 'sync', sentAt: 9, digest: 'x', updates: [sign(announcement), charge] }),
     )
     expect(sync.kind).toBe('sync')
     const updates = (sync as { updates: Uint8Array[] }).updates.map(decodeUpdate)
@@ -220,6 +220,7 @@ describe('the wire codec', () => {
       encodeSwim({
         kind: 'sync',
         sentAt: 2,
+        digest: '',
         updates: Array.from({ length: 5000 }, () => big[0] as Uint8Array),
       }),
     ) as { updates: Uint8Array[] }
