@@ -494,7 +494,12 @@ export function createMembership(components: MembershipComponents): Membership {
     else if (isNew || newRun || peer.state === 'left' || a.incarnation > peer.accused) {
       if (peer.state !== 'conflict' || newRun) setState(peer, 'alive', now)
     }
-    if (how.relay) enqueue(a.peerId, { word: a, bytes })
+    if (how.relay) {
+      enqueue(a.peerId, { word: a, bytes })
+      // A member new to the table (or a new run of one) is passed on at once,
+      // not at the next gossip round: every hop of a join is a round saved.
+      if (isNew || newRun) soon()
+    }
     resolveName(a.name)
     if (nameBefore !== a.name) resolveName(nameBefore)
     if (isNew || peer.state !== before) changed()
@@ -742,6 +747,15 @@ export function createMembership(components: MembershipComponents): Membership {
     clearTimeout(timer)
     dueAt = Math.max(next, now + 1)
     timer = setTimeout(tick, dueAt - now)
+    timer.unref()
+  }
+
+  /** Ticks as soon as the event loop is free (what is queued goes out now). */
+  function soon() {
+    if (stopped || dueAt <= clock()) return
+    clearTimeout(timer)
+    dueAt = clock()
+    timer = setTimeout(tick, 0)
     timer.unref()
   }
 

@@ -363,24 +363,36 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     return promise
   }
 
-  /** Sends a ping or ping-req on the channel and waits for its answer, at most `timeoutMs`. */
+  /**
+   * Sends a ping or ping-req on the channel and waits for its answer: at
+   * most `timeoutMs` in all, opening the channel included (a member that
+   * accepts a connection but never completes it must not hold a probe for
+   * the dial timeout).
+   */
   async function ask(peerId: string, message: Message & { probe: number }, timeoutMs: number) {
-    const channel = await channelTo(peerId)
-    touch(peerId)
-    const answer = await new Promise<Message | Error>((resolve) => {
-      const timer = setTimeout(() => resolve(new Error('no answer in time')), timeoutMs)
-      channel.waiting.set(message.probe, (a) => {
-        clearTimeout(timer)
-        resolve(a)
-      })
-      write(channel.lp, message, stopping.signal).catch((err: unknown) => {
-        clearTimeout(timer)
-        resolve(err instanceof Error ? err : new Error(String(err)))
-      })
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<Error>((resolve) => {
+      timer = setTimeout(() => resolve(new Error('no answer in time')), timeoutMs)
     })
-    channel.waiting.delete(message.probe)
-    if (answer instanceof Error) throw answer
-    return answer
+    try {
+      const channel = await Promise.race([channelTo(peerId), late])
+      if (channel instanceof Error) throw channel
+      touch(peerId)
+      const answer = await Promise.race([
+        new Promise<Message | Error>((resolve) => {
+          channel.waiting.set(message.probe, resolve)
+          write(channel.lp, message, stopping.signal).catch((err: unknown) =>
+            resolve(err instanceof Error ? err : new Error(String(err))),
+          )
+        }),
+        late,
+      ])
+      channel.waiting.delete(message.probe)
+      if (answer instanceof Error) throw answer
+      return answer
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** One exchange on a stream of its own (push/pull: large and rare). */

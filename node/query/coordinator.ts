@@ -348,16 +348,28 @@ async function treeParts(
     const sub = candidates.sort((a, b) => score(b) - score(a))[0]
     if (sub?.group === undefined || group.length === 1) return direct(group)
     const wait = AbortSignal.timeout(Math.max(1, Math.floor(timeoutMs * GROUP_WAIT_SHARE)))
+    const given = signal === undefined ? wait : AbortSignal.any([wait, signal])
     try {
-      const answer = await sub.group(
+      const asked = sub.group(
         {
           slice: base,
           members: group.map((t) => ({ peerId: t.peerId, hwm: requestFor(t).hwm })),
           deadlineMs: Math.max(1, Math.floor(timeoutMs * GROUP_DEADLINE_SHARE)),
         },
         group,
-        { signal: signal === undefined ? wait : AbortSignal.any([wait, signal]) },
+        { signal: given },
       )
+      // Raced, not trusted: a dial that does not heed its signal (a member
+      // that takes a connection and never completes the handshake) must not
+      // hold the page past the group's share of the deadline.
+      asked.catch(() => {})
+      const answer = await Promise.race([
+        asked,
+        new Promise<never>((_, reject) => {
+          if (given.aborted) reject(given.reason)
+          given.addEventListener('abort', () => reject(given.reason), { once: true })
+        }),
+      ])
       return groupParts(sub, group, answer, signal)
     } catch {
       return signal?.aborted === true ? [] : direct(group)
