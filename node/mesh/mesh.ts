@@ -80,6 +80,8 @@ const JOIN_RETRY_MAX_MS = 30_000
 export const CONNECTION_IDLE_MS = 60_000
 /** How often idle connections are looked for, ms. */
 const SWEEP_MS = 15_000
+/** Attempts to fetch a rule set a member names before waiting for its next word. */
+const RULES_FETCH_ATTEMPTS = 5
 /** Rule sets fetched from members, by tag, kept to hand to each member that holds the same. */
 const MAX_FETCHED_RULE_SETS = 16
 
@@ -511,6 +513,8 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
    */
   const fetched = new Map<string, Promise<Uint8Array | undefined>>()
   const handed = new Set<string>()
+  /** Failed fetches of each set, to try again a few times. */
+  const failures = new Map<string, number>()
   let fetchScheduled = false
   async function maybeFetchRules() {
     if (rules === undefined || fetchScheduled) return
@@ -538,13 +542,23 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
         }).catch((err: unknown) => {
           logger.debug({ err, from: entry.name }, 'could not fetch the rule set a member holds')
           fetched.delete(tag)
-          handed.delete(key)
           return undefined
         })
         fetched.set(tag, set)
       }
       const bytes = await set
-      if (bytes !== undefined) await source.receive(bytes, entry.member)
+      if (bytes !== undefined) {
+        await source.receive(bytes, entry.member)
+        continue
+      }
+      // Not fetched (the holder was busy, or the connection new): tried
+      // again a little later, a few times, rather than at its next word.
+      handed.delete(key)
+      const failed = (failures.get(tag) ?? 0) + 1
+      if (failures.size > MAX_FETCHED_RULE_SETS) failures.clear()
+      failures.set(tag, failed)
+      if (failed <= RULES_FETCH_ATTEMPTS)
+        setTimeout(() => void maybeFetchRules(), 500 * failed).unref()
     }
   }
 
