@@ -489,7 +489,13 @@ export function createMembership(components: MembershipComponents): Membership {
       skewMs: a.skewMs,
       rules: a.rules,
     })
-    if (newRun) peer.offsets = []
+    if (newRun) {
+      // What was said of the run before (its accusations) is not said of this one.
+      peer.offsets = []
+      peer.accused = 0
+      peer.accusers.clear()
+      peer.charge = undefined
+    }
     if (a.leaving) setState(peer, 'left', now)
     else if (isNew || newRun || peer.state === 'left' || a.incarnation > peer.accused) {
       if (peer.state !== 'conflict' || newRun) setState(peer, 'alive', now)

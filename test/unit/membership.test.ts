@@ -381,6 +381,20 @@ describe('membership words and names', () => {
     expect(state(m, 'b')).toBe('suspect')
     await m.handle('b', gossip(word('b', 'b', { incarnation: 3 })))
     expect(state(m, 'b')).toBe('alive')
+    // A restart (a new run) starts from incarnation 0: what was said of the
+    // run before does not hold its refutations back.
+    await m.handle('c', gossip(accuse('b', 3, true)))
+    expect(state(m, 'b')).toBe('dead')
+    await m.handle('b', gossip(word('b', 'b', { startedAt: T0 + 1 })))
+    expect(state(m, 'b')).toBe('alive')
+    const again = (incarnation: number): Update => ({
+      accusation: { subject: 'b', startedAt: T0 + 1, incarnation, dead: false, accuser: 'c' },
+      bytes: new Uint8Array(1),
+    })
+    await m.handle('c', gossip(again(0)))
+    expect(state(m, 'b')).toBe('suspect')
+    await m.handle('b', gossip(word('b', 'b', { startedAt: T0 + 1, incarnation: 1 })))
+    expect(state(m, 'b')).toBe('alive')
     await m.handle('c', gossip(accuse('self-id', 0, true)))
     expect(m.get('self-id')?.incarnation).toBe(1)
     const answer = (await m.handle('c', {
