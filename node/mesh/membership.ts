@@ -202,7 +202,7 @@ interface Tracked extends MemberEntry {
   suspectedAt: number
   endedAt: number
   /** Samples of its clock minus ours, from messages it sent us directly. */
-  offsets: number[]
+  offsets: Array<{ offset: number; rtt: number }>
   nextReviveAt: number
   reviveDelay: number
 }
@@ -572,11 +572,21 @@ export function createMembership(components: MembershipComponents): Membership {
     peer.lastSeen = now
     if (sentAt === undefined) return
     // Its clock minus ours. With a round trip, its clock was read about
-    // halfway through; from a one-way message, transit only makes a sample
-    // smaller, so the largest of the recent samples is the best estimate.
-    peer.offsets.push(roundTrip === undefined ? sentAt - now : sentAt - (now - roundTrip / 2))
+    // halfway through, and the sample of the shortest round trip is the
+    // least wrong (as NTP's clock filter takes it: a busy machine's late
+    // answers do not move the estimate). From one-way messages only, transit
+    // only makes a sample smaller, so the largest is the best estimate.
+    peer.offsets.push(
+      roundTrip === undefined
+        ? { offset: sentAt - now, rtt: Number.POSITIVE_INFINITY }
+        : { offset: sentAt - (now - roundTrip / 2), rtt: roundTrip },
+    )
     if (peer.offsets.length > OFFSET_SAMPLES) peer.offsets.shift()
-    peer.offsetMs = Math.max(...peer.offsets)
+    let best: { offset: number; rtt: number } | undefined
+    for (const sample of peer.offsets)
+      if (sample.rtt !== Number.POSITIVE_INFINITY && (best === undefined || sample.rtt < best.rtt))
+        best = sample
+    peer.offsetMs = best?.offset ?? Math.max(...peer.offsets.map((x) => x.offset))
   }
 
   function rings() {
