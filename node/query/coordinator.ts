@@ -3,6 +3,9 @@
 // of its slice handler, the others through the transport the mesh provides),
 // merges the slices in the array's order, stops at the limit, and answers with
 // a page of the result set, its ids, its cursors and one row per member.
+// Above TREE_THRESHOLD members it asks them through sub-coordinators (a tree:
+// `treeParts`), each of which runs this same merge for its group
+// (`createGroupHandler`); a page is the same either way.
 // Membership, fan-out and merging are kept apart, as in Serf: this module
 // sees members only as SliceTargets, and asks them through fan-out.ts.
 
