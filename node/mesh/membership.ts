@@ -38,6 +38,7 @@
 
 import { createHash } from 'node:crypto'
 import type { Accusation, Announcement } from '../../protocol/index.ts'
+import { fnv1a } from '../hash.ts'
 import type { Logger } from '../log.ts'
 
 export type MemberState = 'alive' | 'suspect' | 'dead' | 'left' | 'conflict'
@@ -212,16 +213,6 @@ interface Pending {
   transmits: number
   /** Higher for a newer update: of two sent as often, the newer goes first. */
   order: number
-}
-
-/** FNV-1a of a string, 32 bits: a member's place on a ring. */
-function ringHash(ring: number, id: string): number {
-  let h = 0x811c9dc5 ^ ring
-  for (let i = 0; i < id.length; i++) {
-    h ^= id.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
 }
 
 const median = (xs: number[]) => {
@@ -597,7 +588,7 @@ export function createMembership(components: MembershipComponents): Membership {
     if (members.length > 1) {
       for (let r = 0; r < RINGS; r++) {
         const order = members
-          .map((id) => ({ id, h: ringHash(r, id) }))
+          .map((id) => ({ id, h: fnv1a(`${r}/${id}`) }))
           .sort((a, b) => a.h - b.h || (a.id < b.id ? -1 : 1))
         const at = order.findIndex((m) => m.id === self.peerId)
         const next = order[(at + 1) % order.length]?.id as string

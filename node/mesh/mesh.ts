@@ -252,34 +252,20 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     for (const raw of m.updates) {
       try {
         const u = decodeUpdate(raw)
-        if (u.kind === 'word') {
-          const word = u.signed.announcement
-          if (!membership.isNews({ word })) continue
-          if (
-            !isAllowed(word.peerId) ||
-            !(await verifySignature(
-              word.peerId,
-              announcementSigningBytes(u.signed.body),
-              u.signed.signature,
-            ))
-          )
-            throw new Error(`a word not signed by ${word.peerId}`)
-          updates.push({ word, bytes: raw })
-          if (word.rules !== '') void maybeFetchRules()
-        } else {
-          const accusation = u.signed.accusation
-          if (!membership.isNews({ accusation })) continue
-          if (
-            !isAllowed(accusation.accuser) ||
-            !(await verifySignature(
-              accusation.accuser,
-              accusationSigningBytes(u.signed.body),
-              u.signed.signature,
-            ))
-          )
-            throw new Error(`an accusation not signed by ${accusation.accuser}`)
-          updates.push({ accusation, bytes: raw })
-        }
+        const update: Update =
+          u.kind === 'word'
+            ? { word: u.signed.announcement, bytes: raw }
+            : { accusation: u.signed.accusation, bytes: raw }
+        if (!membership.isNews(update)) continue
+        // A word speaks for its subject, an accusation for its accuser.
+        const [speaker, signing] =
+          u.kind === 'word'
+            ? [u.signed.announcement.peerId, announcementSigningBytes(u.signed.body)]
+            : [u.signed.accusation.accuser, accusationSigningBytes(u.signed.body)]
+        if (!isAllowed(speaker) || !(await verifySignature(speaker, signing, u.signed.signature)))
+          throw new Error(`a membership update not signed by ${speaker}`)
+        updates.push(update)
+        if ('word' in update && update.word.rules !== '') void maybeFetchRules()
       } catch (err) {
         counters.membershipDropped++
         logger.debug({ err }, 'membership update dropped')
@@ -325,7 +311,6 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     stream: Stream
     lp: Lp
     waiting: Map<number, (answer: Message | Error) => void>
-    closed: boolean
   }
   const channels = new Map<string, Promise<Channel>>()
 
@@ -338,7 +323,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
         peerId,
         AbortSignal.any([stopping.signal, AbortSignal.timeout(DIAL_TIMEOUT_MS)]),
       )
-      const channel: Channel = { stream, lp, waiting: new Map(), closed: false }
+      const channel: Channel = { stream, lp, waiting: new Map() }
       void (async () => {
         try {
           for (;;) {
@@ -348,7 +333,6 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
         } catch {
           // The stream ended: its peer closed it, or went.
         } finally {
-          channel.closed = true
           for (const settle of channel.waiting.values()) settle(new Error('channel closed'))
           channel.waiting.clear()
           if (channels.get(peerId) === opening.channel) channels.delete(peerId)

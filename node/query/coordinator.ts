@@ -24,6 +24,7 @@ import type {
 import { NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
+import { fnv1a } from '../hash.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { toStored } from '../store/codec.ts'
 import type { BucketSeries } from '../store/rollup.ts'
@@ -248,16 +249,6 @@ interface Part {
   source: Source
   row: MemberRow
   hwm: () => number | undefined
-}
-
-/** FNV-1a of a string, 32 bits. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
 }
 
 function flatPart(

@@ -106,6 +106,17 @@ async function ruleSet(
   return new TextEncoder().encode(JSON.stringify({ body, signature }))
 }
 
+/** The handlers a member serves that the slice tests never reach. */
+const unasked = {
+  lookup: async () => undefined,
+  rollup: async () => [],
+  counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
+  rules: () => undefined,
+  group: async () => {
+    throw new Error('not a sub-coordinator')
+  },
+}
+
 async function page(m: Member, query: string): Promise<ResultPage> {
   const response = await m.app.request(`/v1/events?${query}`)
   expect(response.status).toBe(200)
@@ -393,13 +404,7 @@ describe('a slice its coordinator stops granting', () => {
               }
             })(),
           }),
-          lookup: async () => undefined,
-          rollup: async () => [],
-          counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
-          rules: () => undefined,
-          group: async () => {
-            throw new Error('not a sub-coordinator')
-          },
+          ...unasked,
           grantWaitTimeoutMs: 300,
         },
       }).start()
@@ -456,13 +461,7 @@ describe('an answer of a member that fails', () => {
               'Corruption: block checksum mismatch in /var/lib/chorus/store/000042.sst',
             )
           },
-          lookup: async () => undefined,
-          rollup: async () => [],
-          counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
-          rules: () => undefined,
-          group: async () => {
-            throw new Error('not a sub-coordinator')
-          },
+          ...unasked,
         },
       }).start()
       await client.dial(server.getMultiaddrs()[0] as Multiaddr, {
