@@ -42,6 +42,69 @@ export const HEALTH_VALUE = { ok: 0, warning: 1, critical: 2 } as const
 
 const DURATION_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+/**
+ * The memory budget's parts (--memory-budget), each beside its limit; the
+ * JS heap in use is prom-client's nodejs_heap_size_used_bytes, the whole
+ * process its process_resident_memory_bytes.
+ */
+function registerMemoryGauges(stats: MemberStats, registers: Registry[]): void {
+  new Gauge({
+    name: 'chorus_memory_budget_bytes',
+    help: 'The memory budget this member divides (--memory-budget).',
+    registers,
+    collect() {
+      this.set(stats.memory().budget)
+    },
+  })
+  new Gauge({
+    name: 'chorus_store_memory_bytes',
+    help: 'Memory RocksDB holds, by part: block_cache (with index and filter blocks), memtables, table_readers (outside the cache). The parts add up.',
+    labelNames: ['part'] as const,
+    registers,
+    collect() {
+      const { store } = stats.memory()
+      this.set({ part: 'block_cache' }, store.blockCache)
+      this.set({ part: 'memtables' }, store.memtables)
+      this.set({ part: 'table_readers' }, store.tableReaders)
+    },
+  })
+  new Gauge({
+    name: 'chorus_store_memory_limit_bytes',
+    help: "RocksDB's share of the budget, by part: block_cache and memtables (which may reach 1.5 times theirs while flushes lag).",
+    labelNames: ['part'] as const,
+    registers,
+    collect() {
+      const { storeLimits } = stats.memory()
+      this.set({ part: 'block_cache' }, storeLimits.blockCache)
+      this.set({ part: 'memtables' }, storeLimits.memtables)
+    },
+  })
+  new Gauge({
+    name: 'chorus_heap_limit_bytes',
+    help: "V8's heap size limit, as the budget set it (compare nodejs_heap_size_used_bytes).",
+    registers,
+    collect() {
+      this.set(stats.memory().heapLimit)
+    },
+  })
+  new Gauge({
+    name: 'chorus_requests_memory_bytes',
+    help: 'Heap held by requests in flight: ingest bodies being parsed and their events until synced, pages and exports being rendered.',
+    registers,
+    collect() {
+      this.set(stats.memory().requests.used)
+    },
+  })
+  new Gauge({
+    name: 'chorus_requests_memory_limit_bytes',
+    help: "The requests' share of the budget; past it ingest answers 503 and queries wait.",
+    registers,
+    collect() {
+      this.set(stats.memory().requests.limit)
+    },
+  })
+}
+
 /** The host collector's latest sample as gauges and counters (none before the first sample). */
 function registerHostGauges(stats: MemberStats, registers: Registry[]): void {
   const sample = () => stats.hostSample()
@@ -297,6 +360,7 @@ export function createExporter(init: ExporterInit): Exporter {
     },
   })
   registerHostGauges(stats, registers)
+  registerMemoryGauges(stats, registers)
   new Gauge({
     name: 'chorus_member_health',
     help: "This member's health by its rules: 0 ok, 1 warning, 2 critical.",

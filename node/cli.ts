@@ -2,7 +2,12 @@
 // The chorus command: `start` runs a member; `emit` and `query` are clients
 // of a member's HTTP API. Errors are one line on stderr and a non-zero exit.
 
+import { once } from 'node:events'
+import { createWriteStream, lstatSync, mkdirSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
+import { flushCompileCache } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { generateKey } from '@libp2p/pnet'
 import { Command, Option } from 'commander'
@@ -21,7 +26,7 @@ import { isKnownError } from './errors.ts'
 import type { ChorusEvent } from './event/event.ts'
 import { SEVERITIES } from './event/event.ts'
 import { HEALTH_RULES_SETTING } from './health/config.ts'
-import { createMember } from './index.ts'
+import { heapFlags } from './memory.ts'
 
 const DEFAULT_URL = `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`
 /** How often `query --follow` asks for new events. */
@@ -43,7 +48,8 @@ const START_HELP: Record<StartOption, string> = {
   http: `HTTP listen address HOST:PORT (default: ${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT})`,
   retention: 'delete events older than this duration (default: 7d)',
   'query-timeout': 'per-member deadline of queries (default: 2s)',
-  'max-body-bytes': 'largest ingest request body in bytes (default: 16777216)',
+  'max-body-bytes':
+    'largest ingest request body in bytes (default: 16777216, or less to fit --memory-budget: 8388608 at 128MiB)',
   'max-events-per-request': 'most events in one ingest request (default: 10000)',
   'log-level': 'trace, debug, info, warn, error, fatal or silent (default: info)',
   listen: 'p2p listen multiaddr, repeatable (default: /ip4/127.0.0.1/tcp/7701)',
@@ -69,6 +75,62 @@ const START_HELP: Record<StartOption, string> = {
   'collect-interval':
     'how often to sample this server (CPU, memory, disk, network, process) (default: 10s)',
   'no-collect': 'do not sample this server',
+  'memory-budget':
+    'memory the member divides between its JS heap, RocksDB and requests in flight, at least 96MiB (default: 128MiB)',
+}
+
+/**
+ * The compile cache's directory: one per user in the temporary directory
+ * (not the data dir, whose disk holds the events), shared by every member
+ * that user runs. Used only if this user owns it and no one else can write
+ * it, since Node runs what it finds there; undefined otherwise.
+ */
+function compileCacheDir(): string | undefined {
+  const uid = process.getuid?.() ?? 0
+  const dir = join(tmpdir(), `chorus-compile-cache-${uid}`)
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const stat = lstatSync(dir)
+    if (!stat.isDirectory() || stat.uid !== uid || (stat.mode & 0o022) !== 0) return undefined
+    return dir
+  } catch {
+    return undefined
+  }
+}
+
+/** glibc malloc settings of a member process (see startWithHeapFlags). */
+const MALLOC_TUNABLES =
+  'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=2'
+
+/** Set in the environment of a member process once heapFlags are in force (see startWithHeapFlags). */
+const HEAP_FLAGS_ENV = 'CHORUS_HEAP_FLAGS'
+
+/**
+ * Replaces this process with one running the same command under the V8
+ * flags of the memory budget (the heap's limits are fixed when V8 starts,
+ * so they cannot be set from inside). The new process keeps the pid, so a
+ * supervisor or `kill` sees no change. It also keeps a compile cache (see
+ * compileCacheDir): from the second start on, Node loads the stripped
+ * TypeScript from it and never loads its TypeScript stripper (about 17 MiB).
+ * Returns only where the runtime cannot replace a process (then the member
+ * runs with V8's default limits).
+ */
+function startWithHeapFlags(flags: string[]): void {
+  if (process.env[HEAP_FLAGS_ENV] !== undefined || typeof process.execve !== 'function') return
+  const env: Record<string, string> = { [HEAP_FLAGS_ENV]: flags.join(' ') }
+  for (const [name, value] of Object.entries(process.env))
+    if (value !== undefined) env[name] = value
+  if (!env.NODE_COMPILE_CACHE) {
+    const cache = compileCacheDir()
+    if (cache !== undefined) env.NODE_COMPILE_CACHE = cache
+  }
+  // glibc's malloc otherwise raises its mmap threshold after large frees and
+  // keeps freed memory (request bodies, RocksDB blocks) in per-thread
+  // arenas: measured, 40 MiB more resident after the same load.
+  env.GLIBC_TUNABLES ??= MALLOC_TUNABLES
+  // Flags given to this process come after the budget's, so they win.
+  const args = [...flags, ...process.execArgv, ...process.argv.slice(1)]
+  process.execve(process.execPath, [process.execPath, ...args], env)
 }
 
 function camel(option: string): string {
@@ -125,6 +187,17 @@ function clientOptions(command: Command): Command {
       new Option('--url <url>', 'member HTTP address').env('CHORUS_URL').default(DEFAULT_URL),
     )
     .addOption(new Option('--token <token>', 'bearer token').env('CHORUS_TOKEN'))
+}
+
+/** The filters of a result set, as `query` and `export` take them. */
+function filterOptions(command: Command): Command {
+  return command
+    .option('--from <time>', 'RFC 3339, epoch ms, or a duration back from now (default 15m)')
+    .option('--to <time>', 'end of the period (default now)')
+    .option('--type <type>', 'exact type or prefix like http.*, repeatable', collect)
+    .addOption(new Option('--severity <severity>', 'minimum severity').choices(SEVERITIES))
+    .option('--member <name>', 'member name or peer id, repeatable', collect)
+    .option('--q <text>', 'substring of message')
 }
 
 /** Prints rows as left-aligned columns, the first row being the header. */
@@ -188,8 +261,12 @@ start.action(async (opts: Record<string, string | string[] | boolean | undefined
   const sources =
     configFile === undefined ? { flags, env: process.env } : { flags, env: process.env, configFile }
   const config = resolveConfig(sources)
+  startWithHeapFlags(heapFlags(config.memory))
+  const { createMember } = await import('./index.ts')
   const member = await createMember(config)
   await member.start()
+  // Every module is loaded by now: keep them for the next start (see startWithHeapFlags).
+  flushCompileCache()
   process.stdout.write(
     `chorus member ${member.name} (${member.peerId}) listening on ${member.url} and ${member.p2pAddrs().join(' ')}\n`,
   )
@@ -258,15 +335,7 @@ clientOptions(
 })
 
 clientOptions(
-  program
-    .command('query')
-    .description('print a result set of the whole array')
-    .option('--from <time>', 'RFC 3339, epoch ms, or a duration back from now (default 15m)')
-    .option('--to <time>', 'end of the period (default now)')
-    .option('--type <type>', 'exact type or prefix like http.*, repeatable', collect)
-    .addOption(new Option('--severity <severity>', 'minimum severity').choices(SEVERITIES))
-    .option('--member <name>', 'member name or peer id, repeatable', collect)
-    .option('--q <text>', 'substring of message')
+  filterOptions(program.command('query').description('print a result set of the whole array'))
     .option('--limit <n>', 'page size, 1 to 10000')
     .addOption(new Option('--order <order>', 'asc or desc').choices(['asc', 'desc']))
     .option('--cursor <cursor>', 'continue a result set (next or prev of an earlier page)')
@@ -341,6 +410,137 @@ clientOptions(
     page = (await request(opts, 'GET', `v1/events?${follow}`)) as Parameters<typeof show>[0]
     show(page, false)
     if (page.lastId !== null) last = page.lastId
+  }
+})
+
+/** Exit code of an export that ended but is partial (some member's events are missing). */
+const EXIT_PARTIAL = 3
+
+clientOptions(
+  filterOptions(
+    program
+      .command('export')
+      .description('write the whole of a result set as NDJSON, one event a line, then an end line'),
+  )
+    .addOption(new Option('--order <order>', 'asc or desc').choices(['asc', 'desc']))
+    .option('--after <id>', 'start just after this event id (resume a cut export)')
+    .option('--timeout <duration>', 'per-member deadline, e.g. 2s')
+    .option('--out <file>', 'write to this file instead of standard output'),
+).action(async (opts: Record<string, string | string[] | undefined> & ClientOptions) => {
+  const params = new URLSearchParams()
+  for (const key of ['from', 'to', 'severity', 'q', 'order', 'after', 'timeout'] as const) {
+    const value = opts[key]
+    if (typeof value === 'string') params.set(key, value)
+  }
+  for (const key of ['type', 'member'] as const) {
+    for (const value of (opts[key] as string[] | undefined) ?? []) params.append(key, value)
+  }
+  const url = new URL(`v1/export?${params}`, opts.url.endsWith('/') ? opts.url : `${opts.url}/`)
+  const headers: Record<string, string> = { accept: 'application/x-ndjson' }
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`
+  const abort = new AbortController()
+  // Only the start of the answer has a deadline; the export takes as long as it takes.
+  const started = setTimeout(() => abort.abort(new Error('no answer within 30s')), 30_000)
+  let response: Response
+  try {
+    response = await fetch(url, { headers, signal: abort.signal })
+  } catch (err) {
+    throw new CliError(
+      `cannot reach ${opts.url}: ${(err as Error).cause ?? (err as Error).message}`,
+    )
+  } finally {
+    clearTimeout(started)
+  }
+  if (!response.ok || response.body === null) {
+    const text = await response.text()
+    let message = text
+    try {
+      message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? text
+    } catch {}
+    throw new CliError(`${response.status}: ${message}`)
+  }
+  const out = typeof opts.out === 'string' ? createWriteStream(opts.out) : process.stdout
+  let broken = false
+  out.on('error', (err: NodeJS.ErrnoException) => {
+    // A reader that went away (| head) ends the export quietly; anything else is an error.
+    broken = true
+    abort.abort(err)
+    if (err.code !== 'EPIPE')
+      fail(new CliError(`cannot write ${opts.out ?? 'stdout'}: ${err.code}`))
+  })
+  const progress = process.stderr.isTTY === true
+  const begun = performance.now()
+  let count = 0
+  let lastId: string | null = null
+  const members = new Set<string>()
+  let shown = 0
+  const show = (final: boolean) => {
+    const seconds = (performance.now() - begun) / 1000
+    process.stderr.write(
+      `\r${count} events, ${Math.round(count / Math.max(seconds, 0.001))} events/s, ${members.size} members${final ? '\n' : ''}`,
+    )
+  }
+  let end:
+    | {
+        count: number
+        lastId: string | null
+        partial: boolean
+        members: Array<{ name: string; status: string; error?: string }>
+      }
+    | undefined
+  let rest = ''
+  const decoder = new TextDecoder()
+  try {
+    for await (const bytes of Readable.fromWeb(
+      response.body as never,
+    ) as AsyncIterable<Uint8Array>) {
+      const text = rest + decoder.decode(bytes, { stream: true })
+      const cut = text.lastIndexOf('\n')
+      if (cut < 0) {
+        rest = text
+        continue
+      }
+      rest = text.slice(cut + 1)
+      let lines = ''
+      for (const line of text.slice(0, cut).split('\n')) {
+        if (line.startsWith('{"end":')) {
+          end = (JSON.parse(line) as { end: NonNullable<typeof end> }).end
+          continue
+        }
+        // An event's line begins {"id":"<id>","ts":…,"member":"<peer id>",…
+        lastId = line.slice(7, line.indexOf('"', 7))
+        const at = line.indexOf('"member":"')
+        if (at >= 0) members.add(line.slice(at + 10, line.indexOf('"', at + 10)))
+        count++
+        lines += `${line}\n`
+      }
+      if (lines !== '' && !out.write(lines)) await once(out, 'drain')
+      if (progress && performance.now() - shown > 250) {
+        shown = performance.now()
+        show(false)
+      }
+    }
+  } catch (err) {
+    if (!broken) {
+      throw new CliError(
+        `the export was cut after ${count} events${lastId === null ? '' : `; resume with --after ${lastId}`} (${(err as Error).message})`,
+      )
+    }
+  }
+  if (broken) process.exit(0)
+  if (out !== process.stdout) await new Promise<void>((resolve) => out.end(resolve))
+  if (progress) show(true)
+  if (end === undefined) {
+    throw new CliError(
+      `the export ended without its end line after ${count} events${lastId === null ? '' : `; resume with --after ${lastId}`}`,
+    )
+  }
+  if (end.partial) {
+    const missing = end.members.filter((m) => m.status !== 'ok').map((m) => `${m.name} ${m.status}`)
+    process.stderr.write(
+      `chorus: partial export, events of ${missing.join(', ')} are missing${end.lastId === null ? '' : `; last id ${end.lastId}`}\n`,
+    )
+    process.exitCode = EXIT_PARTIAL
   }
 })
 

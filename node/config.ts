@@ -17,6 +17,15 @@ import { ConfigError } from './errors.ts'
 import { DEFAULT_EVENT_LIMITS, type EventLimits } from './event/event.ts'
 import { isLoopback, parseTokens, type Token } from './http/auth.ts'
 import { DEFAULT_INGEST_LIMITS, type IngestLimits } from './ingest/ingest.ts'
+import {
+  BODY_HEAP_FACTOR,
+  DEFAULT_MEMORY_BUDGET,
+  formatBytes,
+  type MemoryPlan,
+  MIN_MEMORY_BUDGET,
+  parseBytes,
+  planMemory,
+} from './memory.ts'
 import { parseDuration } from './time.ts'
 
 /** Default HTTP address: loopback, so an unconfigured member is not open to the network. */
@@ -80,6 +89,8 @@ export interface MemberConfig {
   maxConcurrentQueries: number
   /** Host sampling interval, ms; 0: the collector is off (--no-collect). Default 10 s. */
   collectIntervalMs: number
+  /** The member's memory budget and its division (see memory.ts). Default 128 MiB. */
+  memory: MemoryPlan
   /**
    * Problems that do not stop a member but deserve a log line at start and
    * on every reload, such as a tokens file that others can read. Default none.
@@ -208,7 +219,17 @@ const OPTIONS = z.object({
   ),
   retention: duration('7d', 60_000),
   'query-timeout': duration('2s', 1),
-  'max-body-bytes': integer(DEFAULT_INGEST_LIMITS.maxBodyBytes, 1024, 1024 ** 3),
+  // Its default follows the memory budget (see the transform below).
+  'max-body-bytes': z
+    .string()
+    .optional()
+    .transform((t, ctx) => {
+      if (t === undefined) return undefined
+      const n = Number(t)
+      if (/^\d+$/.test(t.trim()) && n >= 1024 && n <= 1024 ** 3) return n
+      problem(ctx, 'must be a whole number from 1024 to 1073741824', t)
+      return undefined
+    }),
   'max-events-per-request': integer(DEFAULT_INGEST_LIMITS.maxEventsPerRequest, 1, 1_000_000),
   'log-level': value('info', `must be one of ${LOG_LEVELS.join(', ')}`, (t) =>
     LOG_LEVELS.includes(t) ? t : undefined,
@@ -252,7 +273,22 @@ const OPTIONS = z.object({
   'max-concurrent-queries': integer(16, 1, 10_000),
   'collect-interval': duration('10s', 100),
   'no-collect': toggle(),
+  'memory-budget': value(
+    formatBytes(DEFAULT_MEMORY_BUDGET),
+    `must be a size such as 128MiB or 1GiB, at least ${formatBytes(MIN_MEMORY_BUDGET)} (the least a member runs in)`,
+    (t) => {
+      const bytes = parseBytes(t)
+      return bytes !== undefined && bytes >= MIN_MEMORY_BUDGET && bytes <= 1024 ** 4
+        ? bytes
+        : undefined
+    },
+  ),
 })
+
+/** The largest ingest body whose parsing fits in the requests' share of `plan`. */
+function bodyShare(plan: MemoryPlan): number {
+  return Math.floor(plan.requestBytes / BODY_HEAP_FACTOR)
+}
 
 /**
  * The options, the rules across them, and the MemberConfig they make. Tokens
@@ -272,6 +308,12 @@ const MEMBER_OPTIONS = OPTIONS.extend({
     if ((cert === undefined) !== (key === undefined))
       refuse('--tls-cert and --tls-key go together', cert === undefined ? 'tls-cert' : 'tls-key')
     const tokens = [o['tokens-file'], ...o.tokens].flatMap((t) => t?.tokens ?? [])
+    const share = bodyShare(planMemory(o['memory-budget']))
+    if ((o['max-body-bytes'] ?? 0) > share)
+      refuse(
+        `${o['max-body-bytes']} bytes cannot be parsed within the requests' share of --memory-budget ${formatBytes(o['memory-budget'])} (at most ${share} bytes); raise the budget or lower --max-body-bytes`,
+        'max-body-bytes',
+      )
     const { host } = o.http
     if (!o.insecure && tokens.length === 0 && !isLoopback(host))
       refuse(
@@ -290,6 +332,7 @@ const MEMBER_OPTIONS = OPTIONS.extend({
     const tokens = [o['tokens-file'], ...o.tokens].filter((t) => t !== undefined)
     const warnings = tokens.flatMap((t) => t.warning ?? [])
     const [cert, key] = [o['tls-cert'], o['tls-key']]
+    const memory = planMemory(o['memory-budget'])
     return {
       name: o.name,
       dataDir: o['data-dir'],
@@ -299,7 +342,8 @@ const MEMBER_OPTIONS = OPTIONS.extend({
       queryTimeoutMs: o['query-timeout'],
       ingestLimits: {
         ...DEFAULT_INGEST_LIMITS,
-        maxBodyBytes: o['max-body-bytes'],
+        maxBodyBytes:
+          o['max-body-bytes'] ?? Math.min(DEFAULT_INGEST_LIMITS.maxBodyBytes, bodyShare(memory)),
         maxEventsPerRequest: o['max-events-per-request'],
       },
       eventLimits: { ...DEFAULT_EVENT_LIMITS },
@@ -318,6 +362,7 @@ const MEMBER_OPTIONS = OPTIONS.extend({
       ...(o['admin-public-key'] === undefined ? {} : { adminPublicKey: o['admin-public-key'] }),
       maxConcurrentQueries: o['max-concurrent-queries'],
       collectIntervalMs: o['no-collect'] ? 0 : o['collect-interval'],
+      memory,
       ...(warnings.length === 0 ? {} : { warnings }),
     }
   })

@@ -71,6 +71,21 @@ export class StoreUnavailableError extends ChorusError {
   readonly code = 'store_unavailable'
 }
 
+/**
+ * The requests in flight hold the whole of their share of the memory
+ * budget: nothing was stored or asked; the client should retry after
+ * `retryAfterS` seconds (503 with Retry-After).
+ */
+export class BusyError extends ChorusError {
+  override readonly name = 'BusyError'
+  readonly code = 'over_memory_budget'
+  readonly retryAfterS: number
+  constructor(message: string, retryAfterS = 1) {
+    super(message, [{ field: 'request', message: 'over the memory budget; retry' }])
+    this.retryAfterS = retryAfterS
+  }
+}
+
 /** The owner of an event could not be asked. */
 export class OwnerUnreachableError extends ChorusError {
   override readonly name = 'OwnerUnreachableError'
@@ -108,6 +123,7 @@ export type KnownError =
   | StorageFullError
   | StoreUnavailableError
   | OwnerUnreachableError
+  | BusyError
   | ConfigError
   | ApprovalError
   | DataDirError
@@ -121,6 +137,7 @@ const KNOWN = new Set([
   'StorageFullError',
   'StoreUnavailableError',
   'OwnerUnreachableError',
+  'BusyError',
   'ConfigError',
   'ApprovalError',
   'DataDirError',

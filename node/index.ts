@@ -4,6 +4,7 @@
 
 import type { KeyObject } from 'node:crypto'
 import { join } from 'node:path'
+import { getHeapStatistics } from 'node:v8'
 import { createClusterExporter } from '../exporter/cluster.ts'
 import { createExporter } from '../exporter/index.ts'
 import type { MemberCounters } from '../protocol/index.ts'
@@ -23,6 +24,7 @@ import type { HttpServer } from './http/server.ts'
 import { listen } from './http/server.ts'
 import { createIngest } from './ingest/ingest.ts'
 import { component, createRootLogger } from './log.ts'
+import { createMemoryGate } from './memory.ts'
 import { defaultTiming } from './mesh/membership.ts'
 import { createMesh } from './mesh/mesh.ts'
 import { createSigner, verifySignature } from './mesh/signatures.ts'
@@ -58,7 +60,10 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     logger: component(root, 'store'),
     maxClockJumpMs: config.maxClockJumpMs,
     monotonic: init.monotonic ?? (init.clock === undefined ? sinceBoot : init.clock),
+    memory: config.memory,
   })
+  // The requests' share of the memory budget: ingest bodies, queued events, pages.
+  const requestMemory = createMemoryGate(config.memory.requestBytes)
   const recorder = createRecorder()
   const ingest = createIngest({
     log,
@@ -170,7 +175,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     createSelfTarget({ peerId: identity.peerId, name, tag, ...handlers }),
     () => mesh.peers(),
   )
-  const coordinator = createCoordinator({ targets, recorder })
+  const coordinator = createCoordinator({ targets, recorder, memory: requestMemory })
   const groupHandler = createGroupHandler(targets)
 
   // Metrics: the member's own, and the array's from one target.
@@ -181,6 +186,11 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       mesh,
       ...(collector === undefined ? {} : { collector }),
       health: () => ({ member: health.state(), array: healthOfArray().array.state }),
+      memory: {
+        plan: config.memory,
+        gate: requestMemory,
+        heapLimit: () => getHeapStatistics().heap_size_limit,
+      },
       severityOf: severityOfRank,
     }),
     typeLimit: config.metricsTypeLimit,
@@ -227,6 +237,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     recorder,
     metrics: (accept) => exporter.metrics(accept),
     clusterMetrics: (accept) => cluster.metrics(accept),
+    requestMemory,
   })
 
   return {

@@ -37,9 +37,22 @@ export interface MemberStats {
   hostSample(): HostSample | undefined
   /** This member's health and the array's, as this member sees it. */
   health(): { member: HealthState; array: HealthState }
+  /** The memory budget's parts: what each holds now and its limit, bytes (see memory.ts). */
+  memory(): MemoryReading
 }
 
-export type QueryKind = 'events' | 'rollups' | 'lookup'
+export interface MemoryReading {
+  budget: number
+  /** What RocksDB holds; table readers are outside the block cache, so the three add up. */
+  store: { blockCache: number; memtables: number; tableReaders: number }
+  storeLimits: { blockCache: number; memtables: number }
+  /** V8's heap size limit, as the heap flags set it. */
+  heapLimit: number
+  /** Bytes of requests in flight (bodies, queued events, pages) and their share. */
+  requests: { used: number; limit: number }
+}
+
+export type QueryKind = 'events' | 'export' | 'rollups' | 'lookup'
 
 export interface MemberRecorder {
   /** A durable ingest request: its duration and how many events it stored. */
@@ -98,6 +111,7 @@ export interface StatsParts {
   log: {
     totals(): Array<{ type: string; severity: number; count: number }>
     sizeBytes(): number
+    memory(): MemoryReading['store']
     readonly openScans: number
     readonly corruptBuckets: number
   }
@@ -116,6 +130,12 @@ export interface StatsParts {
   }
   collector?: { latest(): HostSample | undefined }
   health: () => { member: HealthState; array: HealthState }
+  /** The budget's division and the requests' gate. */
+  memory: {
+    plan: { budget: number; blockCacheBytes: number; memtableBytes: number }
+    gate: { readonly used: number; readonly limit: number }
+    heapLimit: () => number
+  }
   severityOf: (rank: number) => Severity
 }
 
@@ -150,5 +170,15 @@ export function createMemberStats(parts: StatsParts): MemberStats {
     }),
     hostSample: () => parts.collector?.latest(),
     health: parts.health,
+    memory: () => {
+      const { plan, gate } = parts.memory
+      return {
+        budget: plan.budget,
+        store: parts.log.memory(),
+        storeLimits: { blockCache: plan.blockCacheBytes, memtables: plan.memtableBytes },
+        heapLimit: parts.memory.heapLimit(),
+        requests: { used: gate.used, limit: gate.limit },
+      }
+    },
   }
 }

@@ -29,7 +29,7 @@ export async function removeTempDirs(): Promise<void> {
   await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })))
 }
 
-/** A member config on 127.0.0.1 port 0 with a fresh data dir. */
+/** A member config on 127.0.0.1 port 0 (HTTP and p2p) with a fresh data dir. */
 export async function testConfig(
   name: string,
   overrides: Partial<MemberConfig> = {},
@@ -42,6 +42,8 @@ export async function testConfig(
       name,
       'data-dir': dataDir,
       http: '127.0.0.1:0',
+      // Port 0: test files run in parallel, and the default port is one.
+      listen: '/ip4/127.0.0.1/tcp/0',
       'log-level': 'silent',
       'no-collect': 'true',
     },

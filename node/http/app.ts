@@ -3,7 +3,9 @@
 
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi'
 import type { MiddlewareHandler } from 'hono'
+import { BusyError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { BODY_HEAP_FACTOR, type MemoryGate } from '../memory.ts'
 import { requireLoopbackWhileOpen, requireTokens, type Token } from './auth.ts'
 import { createOnError, errorBody, limitBody, notFound } from './errors.ts'
 import type { EventRoutesComponents } from './events.ts'
@@ -13,6 +15,7 @@ import type { MemberRoutesComponents } from './members.ts'
 import { createMemberRoutes } from './members.ts'
 import type { RollupRoutesComponents } from './rollups.ts'
 import { createRollupRoutes } from './rollups.ts'
+import { afterBody } from './stream.ts'
 import { createUiRoutes } from './ui.ts'
 
 export interface AppComponents
@@ -39,6 +42,8 @@ export interface AppComponents
   maxConcurrentQueries: number
   /** Renders the whole array's metrics from the background snapshot. */
   clusterMetrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
+  /** The requests' share of the memory budget; ingest bodies take theirs here. Default: no limit. */
+  requestMemory?: MemoryGate
 }
 
 export function createApp(components: AppComponents) {
@@ -49,16 +54,21 @@ export function createApp(components: AppComponents) {
   app.use('*', requireTokens(components.tokens))
   // Every body is bounded before any route reads it: ingest by its own
   // limit, the rest (health rules and any later route) by a small one.
+  const ingestMemory =
+    components.requestMemory === undefined ? undefined : holdBodyMemory(components.requestMemory)
   const ingestBody = limitBody(components.ingestLimits.maxBodyBytes)
   const otherBody = limitBody(MAX_REQUEST_BODY_BYTES)
-  app.use('*', (c, next) =>
-    c.req.method === 'POST' && c.req.path === '/v1/events'
-      ? ingestBody(c, next)
-      : otherBody(c, next),
-  )
+  app.use('*', (c, next) => {
+    if (c.req.method !== 'POST' || c.req.path !== '/v1/events') return otherBody(c, next)
+    if (ingestMemory === undefined) return ingestBody(c, next)
+    return ingestMemory(c, async () => {
+      const refused = await ingestBody(c, next)
+      if (refused instanceof Response) c.res = refused
+    })
+  })
   const limit = limitConcurrency(components.maxConcurrentQueries)
   app.use('*', (c, next) =>
-    c.req.method === 'GET' && /^\/v1\/(events|rollups)(\/|$)/.test(c.req.path)
+    c.req.method === 'GET' && /^\/v1\/(events|export|rollups)(\/|$)/.test(c.req.path)
       ? limit(c, next)
       : next(),
   )
@@ -170,8 +180,57 @@ function limitConcurrency(max: number): MiddlewareHandler {
     running++
     try {
       await next()
-    } finally {
+    } catch (err) {
       running--
+      throw err
+    }
+    // A streamed answer holds its slot until it is written (or its client goes away).
+    c.res = afterBody(c.res, () => {
+      running--
+    })
+  }
+}
+
+/**
+ * Holds an ingest body's share of the requests' memory from before it is
+ * read until it is answered (its events synced): BODY_HEAP_FACTOR times its
+ * length, taken at once when the length is declared, else chunk by chunk as
+ * it streams in. When the share is full the request is answered 503 with
+ * Retry-After (BusyError) before its body is parsed, so nothing of it is
+ * stored.
+ */
+function holdBodyMemory(gate: MemoryGate): MiddlewareHandler {
+  return async (c, next) => {
+    const busy = () =>
+      new BusyError(
+        `this member's requests in flight hold their whole share of its memory budget (${gate.limit} bytes); nothing was stored; retry in ${RETRY_AFTER_S}s`,
+        RETRY_AFTER_S,
+      )
+    let held = 0
+    const take = (bytes: number) => {
+      if (!gate.tryTake(bytes * BODY_HEAP_FACTOR)) return false
+      held += bytes * BODY_HEAP_FACTOR
+      return true
+    }
+    const declared = Number(c.req.header('content-length'))
+    const body = c.req.raw.body
+    try {
+      if (Number.isSafeInteger(declared) && declared >= 0) {
+        if (!take(declared)) throw busy()
+      } else if (body !== null) {
+        const counted = body.pipeThrough(
+          new TransformStream<Uint8Array, Uint8Array>({
+            transform(chunk, controller) {
+              if (!take(chunk.byteLength)) throw busy()
+              controller.enqueue(chunk)
+            },
+          }),
+        )
+        c.req.raw = new Request(c.req.raw, { body: counted, duplex: 'half' } as RequestInit)
+      }
+      await next()
+    } finally {
+      gate.give(held)
     }
   }
 }

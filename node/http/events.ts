@@ -15,12 +15,15 @@ import type { IdParts } from '../event/id.ts'
 import { decodeId, ID_LENGTH, parseId } from '../event/id.ts'
 import type { Ingest, IngestLimits } from '../ingest/ingest.ts'
 import { bodyHash } from '../ingest/ingest.ts'
+import type { Logger } from '../log.ts'
 import type { Coordinator } from '../query/coordinator.ts'
 import type { EventQuery } from '../query/cursor.ts'
 import { decodeCursor, filterProblems } from '../query/cursor.ts'
+import { exportEvents } from '../query/export.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { parseDuration, parseTime } from '../time.ts'
 import { createRoutes, errorResponse, listParam } from './errors.ts'
+import { exportNdjson, pageJson } from './stream.ts'
 
 /** Default page size and the largest one. */
 export const DEFAULT_LIMIT = 100
@@ -39,6 +42,7 @@ export interface EventRoutesComponents {
   queryTimeoutMs: number
   recorder: MemberRecorder
   clock: () => number
+  logger: Logger
 }
 
 const QuerySchema = z.strictObject({
@@ -112,6 +116,28 @@ function problem(field: string, rule: string, got: string): InvalidInputError {
 }
 
 type QueryParams = z.output<typeof QuerySchema>
+
+/** An export's parameters: the filters of a page, without its size, cursor or fan-out. */
+const ExportQuerySchema = QuerySchema.omit({
+  limit: true,
+  cursor: true,
+  before: true,
+  fanout: true,
+})
+
+/** The per-member deadline a request asks for with `timeout`, or the default. */
+function queryTimeout(text: string | undefined, byDefault: number): number {
+  if (text === undefined) return byDefault
+  const ms = parseDuration(text)
+  if (ms === undefined || ms < 1 || ms > MAX_QUERY_TIMEOUT_MS) {
+    throw problem(
+      'timeout',
+      `must be a duration from 1ms to ${MAX_QUERY_TIMEOUT_MS / 1000}s such as 2s`,
+      text,
+    )
+  }
+  return ms
+}
 
 function tsOfId(id: string): number {
   return (parseId(id) as IdParts).ts
@@ -208,6 +234,14 @@ export function toEventQuery(params: QueryParams, nowMs: number): EventQuery {
 export function createEventRoutes(components: EventRoutesComponents) {
   const { ingest, coordinator } = components
   const app = createRoutes()
+  /** Counts a streamed answer, started now, once it is written (or logs why it was cut). */
+  const whenWritten = (kind: 'events' | 'export') => {
+    const started = performance.now()
+    return (outcome: 'done' | 'failed' | 'cancelled', err?: unknown) => {
+      if (outcome === 'failed') components.logger.warn({ err, kind }, 'answer cut short')
+      components.recorder.query('coordinator', kind, (performance.now() - started) / 1000)
+    }
+  }
 
   const IdsSchema = z.object({ ids: z.array(z.string()) }).openapi('Ids')
   // Registered for the document only: ingest parses and validates bodies
@@ -279,18 +313,7 @@ export function createEventRoutes(components: EventRoutesComponents) {
     }),
     async (c) => {
       const params = c.req.valid('query')
-      let timeoutMs = components.queryTimeoutMs
-      if (params.timeout !== undefined) {
-        const ms = parseDuration(params.timeout)
-        if (ms === undefined || ms < 1 || ms > MAX_QUERY_TIMEOUT_MS) {
-          throw problem(
-            'timeout',
-            `must be a duration from 1ms to ${MAX_QUERY_TIMEOUT_MS / 1000}s such as 2s`,
-            params.timeout,
-          )
-        }
-        timeoutMs = ms
-      }
+      const timeoutMs = queryTimeout(params.timeout, components.queryTimeoutMs)
       // With a cursor its frozen query wins over any parameters sent again.
       const fanout = params.fanout === undefined ? {} : { fanout: params.fanout }
       const input =
@@ -300,10 +323,43 @@ export function createEventRoutes(components: EventRoutesComponents) {
               const cursor = decodeCursor(params.cursor)
               return { query: cursor.query, cursor, timeoutMs, ...fanout }
             })()
-      const started = performance.now()
-      const page = await coordinator.query(input, { signal: c.req.raw.signal })
-      components.recorder.query('coordinator', 'events', (performance.now() - started) / 1000)
-      return c.json(page, 200)
+      const written = whenWritten('events')
+      const page = await coordinator.open(input, { signal: c.req.raw.signal })
+      const body = pageJson(page, written)
+      return c.body(body, 200, { 'content-type': 'application/json' }) as never
+    },
+  )
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/export',
+      summary: 'The whole of a result set, streamed as NDJSON',
+      description:
+        'One event per line in the array\'s order, as a page has them, then one line {"end": {"count", "lastId", "members", "partial"}}. A slow reader slows the members\' scans; a reader that goes away cancels them. Resume a cut export with after=<the last id read>.',
+      request: { query: ExportQuerySchema },
+      responses: {
+        200: {
+          content: { 'application/x-ndjson': { schema: { type: 'string' } } },
+          description: 'The events, then the end line',
+        },
+        400: errorResponse('Invalid parameter'),
+        503: errorResponse('Over the memory budget; retry after Retry-After'),
+      },
+    }),
+    async (c) => {
+      const params = c.req.valid('query')
+      const timeoutMs = queryTimeout(params.timeout, components.queryTimeoutMs)
+      const query = toEventQuery(
+        { ...params, limit: undefined, before: undefined, cursor: undefined, fanout: undefined },
+        components.clock(),
+      )
+      const written = whenWritten('export')
+      const chunks = exportEvents(coordinator, query, { timeoutMs, signal: c.req.raw.signal })
+      // The first page is opened before the answer starts: a 503 (memory) can still be said.
+      const first = await chunks.next()
+      const body = exportNdjson(chunks, first, written)
+      return c.body(body, 200, { 'content-type': 'application/x-ndjson' }) as never
     },
   )
 

@@ -21,10 +21,12 @@ import type {
   SliceTrailer,
   StoredEvent,
 } from '../../protocol/index.ts'
-import { NotFoundError, OwnerUnreachableError } from '../errors.ts'
+import { MAX_BATCH_EVENTS } from '../../protocol/index.ts'
+import { BusyError, NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
 import { fnv1a } from '../hash.ts'
+import { EVENT_HEAP_BYTES, type MemoryGate } from '../memory.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { toStored } from '../store/codec.ts'
 import type { BucketSeries } from '../store/rollup.ts'
@@ -58,6 +60,8 @@ const GROUP_DEADLINE_SHARE = 0.5
 const GROUP_WAIT_SHARE = 0.6
 /** Default per-member deadline of a query, in ms. */
 export const DEFAULT_QUERY_TIMEOUT_MS = 2000
+/** Longest a page waits for room in the memory budget before it is refused, ms. */
+const DEFAULT_MEMORY_WAIT_MS = 10_000
 
 export interface ResultPage {
   events: ChorusEvent[]
@@ -93,6 +97,14 @@ export interface CoordinatorComponents {
   /** A snapshot of the members to ask, this member included. */
   targets(): SliceTarget[]
   recorder?: MemberRecorder
+  /**
+   * The requests' share of the memory budget: a page holds an estimate of
+   * its events in flight from the moment it opens until it is read or
+   * closed, and waits for room (see pageMemory). Default: no limit.
+   */
+  memory?: MemoryGate
+  /** Longest wait for room in `memory` before a page is refused (BusyError), ms. Default 10 s. */
+  memoryWaitMs?: number
 }
 
 export interface QueryInput {
@@ -103,9 +115,32 @@ export interface QueryInput {
   timeoutMs: number
   /** Ask every member directly, or through sub-coordinators; default by the number asked (TREE_THRESHOLD). */
   fanout?: 'flat' | 'tree'
+  /**
+   * Peer ids not to ask, each with the row to show for it (an export leaves
+   * out, page after page, a member that failed an earlier page).
+   */
+  skip?: ReadonlyMap<string, MemberRow>
+}
+
+/** A page but its events: what follows them in the answer. */
+export type PageTrailer = Omit<ResultPage, 'events'>
+
+/**
+ * A page being merged: its events in order, in chunks, as members send
+ * them; then the rest of the page. Read `events` to the end, or `close()`
+ * the page, which cancels every member's scan and gives back its memory.
+ */
+export interface PageStream {
+  events: AsyncIterable<ChorusEvent[]>
+  /** The rest of the page; only once `events` is read to the end. */
+  trailer(): PageTrailer
+  close(): Promise<void>
 }
 
 export interface Coordinator {
+  /** Opens a page (after waiting for room in the memory budget) and starts asking the members. */
+  open(input: QueryInput, options?: { signal?: AbortSignal }): Promise<PageStream>
+  /** A whole page in one object (open, read and close). */
   query(input: QueryInput, options?: { signal?: AbortSignal }): Promise<ResultPage>
   /** Fetches one event from its owner. Throws NotFoundError or OwnerUnreachableError. */
   lookup(id: string, options: { timeoutMs: number; signal?: AbortSignal }): Promise<ChorusEvent>
@@ -202,41 +237,79 @@ function close(source: Source): void {
   void source.stream?.return(undefined as unknown as SliceTrailer).catch(() => {})
 }
 
+/** Most events a merge hands on at once: a page is rendered chunk by chunk. */
+const CHUNK_EVENTS = 256
+
+/** What a merge found once it is done: whether the set goes on past it. */
+interface MergeEnd {
+  more: boolean
+}
+
 /**
  * K-way merge of the sources in scan order, streaming: it reads a member's
- * next batch only when the merge needs it, stops at `limit`, then looks one
- * event further to know whether the set goes on, and cancels the rest.
+ * next batch only when the merge needs it, hands events on in chunks as it
+ * takes them, stops at `limit`, then looks one event further to know
+ * whether the set goes on, and cancels the rest. Returned early (the
+ * client went away), it cancels every source.
  */
-async function mergeSources(sources: Source[], reverse: boolean, limit: number) {
+async function* mergeSources(
+  sources: Source[],
+  reverse: boolean,
+  limit: number,
+  end: MergeEnd,
+): AsyncGenerator<ChorusEvent[], void, undefined> {
+  try {
+    const before = scanOrder(reverse)
+    await Promise.all(sources.map((s) => fill(s)))
+    const heap = createHeap<Source>((a, b) =>
+      before(a.buffer[a.at] as ChorusEvent, b.buffer[b.at] as ChorusEvent),
+    )
+    for (const source of sources) if (source.at < source.buffer.length) heap.push(source)
+    let taken = 0
+    let chunk: ChorusEvent[] = []
+    while (taken < limit) {
+      const source = heap.pop()
+      if (source === undefined) break
+      const event = source.buffer[source.at] as ChorusEvent
+      chunk.push(event)
+      taken++
+      source.at++
+      const row = source.rowOf === undefined ? source.call.row : source.rowOf(event)
+      if (row !== undefined) row.count++
+      if (needsFill(source)) {
+        // Hand on what is taken before waiting for the member.
+        if (chunk.length > 0) {
+          yield chunk
+          chunk = []
+        }
+        await fill(source)
+      } else if (chunk.length >= CHUNK_EVENTS) {
+        yield chunk
+        chunk = []
+      }
+      if (source.at < source.buffer.length) heap.push(source)
+    }
+    if (chunk.length > 0) yield chunk
+    if (taken >= limit) {
+      // Full: only ask whether the set goes on, without granting more.
+      const unknown = sources.filter((s) => needsFill(s) && s.waiting?.() !== true)
+      if (unknown.length > 0) await Promise.all(unknown.map((s) => fill(s, true)))
+    }
+    end.more = sources.some(
+      (s) =>
+        s.at < s.buffer.length || s.trailer?.more === true || (!s.failed && s.waiting?.() === true),
+    )
+  } finally {
+    for (const source of sources) close(source)
+  }
+}
+
+/** Every event of a merge, in one array (a sub-coordinator's answer, taken whole). */
+async function mergeAll(sources: Source[], reverse: boolean, limit: number) {
+  const end: MergeEnd = { more: false }
   const events: ChorusEvent[] = []
-  const before = scanOrder(reverse)
-  await Promise.all(sources.map((s) => fill(s)))
-  const heap = createHeap<Source>((a, b) =>
-    before(a.buffer[a.at] as ChorusEvent, b.buffer[b.at] as ChorusEvent),
-  )
-  for (const source of sources) if (source.at < source.buffer.length) heap.push(source)
-  while (events.length < limit) {
-    const source = heap.pop()
-    if (source === undefined) break
-    const event = source.buffer[source.at] as ChorusEvent
-    events.push(event)
-    source.at++
-    const row = source.rowOf === undefined ? source.call.row : source.rowOf(event)
-    if (row !== undefined) row.count++
-    if (needsFill(source)) await fill(source)
-    if (source.at < source.buffer.length) heap.push(source)
-  }
-  if (events.length >= limit) {
-    // Full: only ask whether the set goes on, without granting more.
-    const unknown = sources.filter((s) => needsFill(s) && s.waiting?.() !== true)
-    if (unknown.length > 0) await Promise.all(unknown.map((s) => fill(s, true)))
-  }
-  const more = sources.some(
-    (s) =>
-      s.at < s.buffer.length || s.trailer?.more === true || (!s.failed && s.waiting?.() === true),
-  )
-  for (const source of sources) close(source)
-  return { events, more }
+  for await (const chunk of mergeSources(sources, reverse, limit, end)) events.push(...chunk)
+  return { events, more: end.more }
 }
 
 /**
@@ -411,7 +484,7 @@ export function createGroupHandler(targets: () => SliceTarget[]): GroupHandler {
       const slice = member.hwm === undefined ? request.slice : { ...request.slice, hwm: member.hwm }
       parts.push(flatPart(target, slice, request.deadlineMs, options.signal))
     }
-    const merged = await mergeSources(
+    const merged = await mergeAll(
       parts.map((p) => p.source),
       request.slice.reverse,
       request.slice.limit,
@@ -430,9 +503,20 @@ export function createGroupHandler(targets: () => SliceTarget[]): GroupHandler {
   }
 }
 
+/**
+ * Heap an open page may hold, bytes: a decoded batch of each member (at most
+ * its window, and at most a protocol batch) while the merge reads it; a
+ * page read backwards (`prev`) is reversed whole, so it holds every event.
+ */
+function pageMemory(limit: number, window: number, members: number, whole: boolean): number {
+  const inFlight = whole ? limit : Math.min(limit, members * Math.min(window, MAX_BATCH_EVENTS))
+  return EVENT_HEAP_BYTES * Math.max(1, inFlight + members)
+}
+
 export function createCoordinator(components: CoordinatorComponents): Coordinator {
-  return {
-    async query(input, options = {}) {
+  const memoryWaitMs = components.memoryWaitMs ?? DEFAULT_MEMORY_WAIT_MS
+  const coordinator: Coordinator = {
+    async open(input, options = {}) {
       const cursor = input.cursor
       const q = cursor?.query ?? input.query
       const dir = cursor?.dir ?? 'next'
@@ -467,8 +551,11 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
               : target === undefined
                 ? 'no longer in the membership table'
                 : undefined
+          const skipped = input.skip?.get(peerId)
           if (away !== undefined || target === undefined) {
             rows.push({ member: peerId, name, status: 'unreachable', count: 0, ms: 0, error: away })
+          } else if (skipped !== undefined) {
+            rows.push(skipped)
           } else {
             const row = notAskedRow(target)
             if (row === undefined) asked.push(target)
@@ -508,54 +595,132 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
         const hwm = marks?.get(target.tag)
         return hwm === undefined ? base : { ...base, hwm }
       }
-      const fanout = input.fanout ?? (asked.length > TREE_THRESHOLD ? 'tree' : 'flat')
-      const parts =
-        fanout === 'tree'
-          ? await treeParts(asked, all[0], base, requestFor, input.timeoutMs, options.signal)
-          : asked.map((t) => flatPart(t, requestFor(t), input.timeoutMs, options.signal))
-      const sources = [...new Set(parts.map((p) => p.source))]
-      const merged = await mergeSources(sources, reverse, q.limit)
-      const more = merged.more
-      const events = dir === 'prev' ? merged.events.reverse() : merged.events
-
-      const newMarks: Array<[string, number]> = cursor?.marks ?? [
-        ...parts.map((p): [string, number] => [p.target.tag, p.hwm() ?? -1]),
-        ...absent.map((tag): [string, number] => [tag, -1]),
-      ]
-      const cursorAt = (d: 'next' | 'prev', position: string, inclusive: boolean) =>
-        encodeCursor({ query: q, dir: d, position, inclusive, marks: newMarks })
-
-      const first = events[0]
-      const last = events[events.length - 1]
-      let next: string | null = null
-      let prev: string | null = null
-      if (dir === 'next') {
-        if (more && last !== undefined) next = cursorAt('next', last.id, false)
-        if (cursor !== undefined) {
-          prev =
-            first !== undefined
-              ? cursorAt('prev', first.id, false)
-              : cursorAt('prev', cursor.position, !cursor.inclusive)
+      // Room in the memory budget first: nothing is asked of any member until then.
+      const held = pageMemory(q.limit, base.window ?? q.limit, asked.length, dir === 'prev')
+      if (components.memory !== undefined) {
+        const wait = AbortSignal.timeout(memoryWaitMs)
+        const given = options.signal === undefined ? wait : AbortSignal.any([wait, options.signal])
+        try {
+          await components.memory.take(held, given)
+        } catch (err) {
+          if (options.signal?.aborted === true) throw err
+          throw new BusyError(
+            `this member's queries hold their whole share of its memory budget (${components.memory.limit} bytes) and none gave way within ${memoryWaitMs / 1000}s; retry shortly`,
+          )
         }
-      } else {
-        if (more && first !== undefined) prev = cursorAt('prev', first.id, false)
-        next =
-          last !== undefined
-            ? cursorAt('next', last.id, false)
-            : cursorAt('next', (cursor as CursorState).position, !(cursor as CursorState).inclusive)
+      }
+      let released = false
+      const release = () => {
+        if (released) return
+        released = true
+        components.memory?.give(held)
+      }
+      let parts: Part[]
+      try {
+        const fanout = input.fanout ?? (asked.length > TREE_THRESHOLD ? 'tree' : 'flat')
+        parts =
+          fanout === 'tree'
+            ? await treeParts(asked, all[0], base, requestFor, input.timeoutMs, options.signal)
+            : asked.map((t) => flatPart(t, requestFor(t), input.timeoutMs, options.signal))
+      } catch (err) {
+        release()
+        throw err
+      }
+      const sources = [...new Set(parts.map((p) => p.source))]
+      const end: MergeEnd = { more: false }
+      const merge = mergeSources(sources, reverse, q.limit, end)
+      let first: ChorusEvent | undefined
+      let last: ChorusEvent | undefined
+      let finished = false
+      async function* events(): AsyncGenerator<ChorusEvent[], void, undefined> {
+        try {
+          if (dir === 'prev') {
+            // Merged newest first; the page shows them oldest first.
+            const all: ChorusEvent[] = []
+            for await (const chunk of merge) for (const e of chunk) all.push(e)
+            all.reverse()
+            first = all[0]
+            last = all[all.length - 1]
+            for (let i = 0; i < all.length; i += CHUNK_EVENTS) yield all.slice(i, i + CHUNK_EVENTS)
+          } else {
+            for await (const chunk of merge) {
+              first ??= chunk[0]
+              last = chunk[chunk.length - 1] ?? last
+              yield chunk
+            }
+          }
+          finished = true
+        } finally {
+          await merge.return()
+          release()
+        }
       }
 
-      const memberRows = [...parts.map((p) => p.row), ...rows]
-      const partial = recordRows(memberRows, components.recorder)
-      return {
-        events,
-        firstId: first?.id ?? null,
-        lastId: last?.id ?? null,
-        next,
-        prev,
-        members: memberRows,
-        partial,
+      const trailer = (): PageTrailer => {
+        if (!finished) throw new Error('the page is not read to its end')
+        const more = end.more
+        const newMarks: Array<[string, number]> = cursor?.marks ?? [
+          ...parts.map((p): [string, number] => [p.target.tag, p.hwm() ?? -1]),
+          ...absent.map((tag): [string, number] => [tag, -1]),
+        ]
+        const cursorAt = (d: 'next' | 'prev', position: string, inclusive: boolean) =>
+          encodeCursor({ query: q, dir: d, position, inclusive, marks: newMarks })
+
+        let next: string | null = null
+        let prev: string | null = null
+        if (dir === 'next') {
+          if (more && last !== undefined) next = cursorAt('next', last.id, false)
+          if (cursor !== undefined) {
+            prev =
+              first !== undefined
+                ? cursorAt('prev', first.id, false)
+                : cursorAt('prev', cursor.position, !cursor.inclusive)
+          }
+        } else {
+          if (more && first !== undefined) prev = cursorAt('prev', first.id, false)
+          next =
+            last !== undefined
+              ? cursorAt('next', last.id, false)
+              : cursorAt(
+                  'next',
+                  (cursor as CursorState).position,
+                  !(cursor as CursorState).inclusive,
+                )
+        }
+
+        const memberRows = [...parts.map((p) => p.row), ...rows]
+        const partial = recordRows(memberRows, components.recorder)
+        return {
+          firstId: first?.id ?? null,
+          lastId: last?.id ?? null,
+          next,
+          prev,
+          members: memberRows,
+          partial,
+        }
       }
+      const stream = events()
+      return {
+        events: stream,
+        trailer,
+        async close() {
+          await stream.return()
+          // A page closed before it was read never ran the generator's finally.
+          await merge.return()
+          release()
+        },
+      }
+    },
+
+    async query(input, options = {}) {
+      const page = await coordinator.open(input, options)
+      const events: ChorusEvent[] = []
+      try {
+        for await (const chunk of page.events) for (const e of chunk) events.push(e)
+      } finally {
+        await page.close()
+      }
+      return { events, ...page.trailer() }
     },
 
     async lookup(id, options) {
@@ -585,4 +750,5 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
       return event
     },
   }
+  return coordinator
 }

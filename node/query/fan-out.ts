@@ -79,18 +79,48 @@ export interface Call<T extends FanOutTarget = FanOutTarget> {
   cancel(reason: string): void
 }
 
-/** Starts asking one member, under `timeoutMs` and the caller's `signal`. */
+/**
+ * Starts asking one member, under `timeoutMs` and the caller's `signal`.
+ * The deadline counts the time spent waiting for the member: from the
+ * start until the first `race` settles, then only during each later race.
+ * A page or an export whose client reads slowly holds the merge between
+ * races, and that time is not the member's.
+ */
 export function startCall<T extends FanOutTarget>(
   target: T,
   timeoutMs: number,
   parent?: AbortSignal,
 ): Call<T> {
   const started = performance.now()
-  const deadline = AbortSignal.timeout(timeoutMs)
+  const deadline = new AbortController()
+  let left = timeoutMs
+  let since = started
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let racing = 0
+  const arm = () => {
+    if (timer !== undefined || deadline.signal.aborted) return
+    since = performance.now()
+    timer = setTimeout(
+      () =>
+        deadline.abort(
+          new DOMException('The operation was aborted due to timeout', 'TimeoutError'),
+        ),
+      Math.max(0, left),
+    )
+    timer.unref()
+  }
+  const disarm = () => {
+    if (timer === undefined) return
+    clearTimeout(timer)
+    timer = undefined
+    left -= performance.now() - since
+  }
+  arm()
   const cancel = new AbortController()
-  const signals = [deadline, cancel.signal]
+  const signals = [deadline.signal, cancel.signal]
   if (parent !== undefined) signals.push(parent)
   const signal = AbortSignal.any(signals)
+  signal.addEventListener('abort', () => clearTimeout(timer), { once: true })
   // Rejects a turn of the event loop after the signal aborts, so that what
   // the member had already sent by its deadline (an answer read from a
   // buffer resolves within microtasks) still counts as answered in time.
@@ -104,6 +134,16 @@ export function startCall<T extends FanOutTarget>(
   const elapsed = () => {
     row.ms = Math.round(performance.now() - started)
   }
+  const settled = () => {
+    racing--
+    if (racing === 0) disarm()
+  }
+  // A call that is over aborts its signal: whatever still listens lets go
+  // (a composite signal with listeners is held until it aborts), and the
+  // member's stream, if still open, is closed.
+  const end = (reason: string) => {
+    if (!cancel.signal.aborted) cancel.abort(new Error(reason))
+  }
   return {
     target,
     row,
@@ -111,18 +151,26 @@ export function startCall<T extends FanOutTarget>(
     race(work) {
       // A rejection after the race is lost must not go unhandled.
       work.catch(() => {})
-      if (!signal.aborted) return Promise.race([work, aborted])
+      racing++
+      arm()
+      if (!signal.aborted) return Promise.race([work, aborted]).finally(settled)
       // Past the deadline already: what the member had sent still gets its
       // turn. (Only an answer: a failure it had sent comes out of the client
       // as the deadline's reason, and the row says `timed_out`.)
       const late = new Promise<never>((_, reject) => setImmediate(() => reject(signal.reason)))
       late.catch(() => {})
-      return Promise.race([work, late])
+      return Promise.race([work, late]).finally(settled)
     },
-    done: elapsed,
+    done() {
+      elapsed()
+      disarm()
+      end('answered')
+    },
     fail(err) {
       elapsed()
-      if (deadline.aborted) {
+      disarm()
+      end('failed')
+      if (deadline.signal.aborted) {
         row.status = 'timed_out'
         return
       }
@@ -137,7 +185,8 @@ export function startCall<T extends FanOutTarget>(
     },
     cancel(reason) {
       elapsed()
-      cancel.abort(new Error(reason))
+      disarm()
+      end(reason)
     },
   }
 }

@@ -107,6 +107,41 @@ export interface EventLogInit {
    * Default DEFAULT_MAX_CLOCK_JUMP_MS, 1 h.
    */
   maxClockJumpMs?: number
+  /**
+   * RocksDB's share of the memory budget (see memory.ts). Default: the
+   * binding's own defaults (an 8 MiB block cache, 64 MiB memtables).
+   */
+  memory?: { blockCacheBytes: number; memtableBytes: number }
+}
+
+/** What RocksDB holds in memory now, bytes (its own properties). */
+export interface StoreMemory {
+  /** Block cache in use: data blocks, and table readers' index and filter blocks. */
+  blockCache: number
+  /** Memtables, the active one and those waiting to be flushed. */
+  memtables: number
+  /** Table readers outside the block cache. */
+  tableReaders: number
+}
+
+/**
+ * Open options that hold RocksDB to `memory`: one block cache that also
+ * holds every table's index and filter blocks (cacheIndexAndFilterBlocks),
+ * so table readers are charged to it rather than growing with the number of
+ * files, and memtables sized by memtableMemoryBudget. The binding applies
+ * that budget only with a compaction style: `level` makes memtables a
+ * quarter of it each (flushed two at a time, at most six before writes
+ * stall) and sizes levels and files from it, which suits a log keyed by
+ * time (new keys land past the old ones, so compaction mostly moves files).
+ */
+function storeOptions(memory: EventLogInit['memory']) {
+  if (memory === undefined) return {}
+  return {
+    cacheSize: memory.blockCacheBytes,
+    cacheIndexAndFilterBlocks: true,
+    compaction: 'level' as const,
+    memtableMemoryBudget: memory.memtableBytes,
+  }
 }
 
 /** Default largest wall-clock step that stamps follow: 1 h. */
@@ -205,6 +240,8 @@ export interface EventLog {
   putRecord(name: string, value: Uint8Array): Promise<void>
   /** Approximate bytes on disk (SST files plus memtables). */
   sizeBytes(): number
+  /** What RocksDB holds in memory now. */
+  memory(): StoreMemory
   close(): Promise<void>
 }
 
@@ -216,7 +253,7 @@ function isNoSpace(err: unknown): boolean {
 export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   const db = new RocksLevel(init.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
   try {
-    await db.open({ createIfMissing: true, infoLogLevel: 'error' })
+    await db.open({ createIfMissing: true, infoLogLevel: 'error', ...storeOptions(init.memory) })
   } catch (err) {
     const message = err instanceof Error ? `${err.message} ${String(err.cause ?? '')}` : String(err)
     if (/lock/i.test(message)) {
@@ -601,6 +638,18 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       const sst = Number(db.getProperty('rocksdb.total-sst-files-size'))
       const mem = Number(db.getProperty('rocksdb.cur-size-all-mem-tables'))
       return (Number.isFinite(sst) ? sst : 0) + (Number.isFinite(mem) ? mem : 0)
+    },
+
+    memory() {
+      const property = (name: string) => {
+        const n = closed ? 0 : Number(db.getProperty(name))
+        return Number.isFinite(n) ? n : 0
+      }
+      return {
+        blockCache: property('rocksdb.block-cache-usage'),
+        memtables: property('rocksdb.size-all-mem-tables'),
+        tableReaders: property('rocksdb.estimate-table-readers-mem'),
+      }
     },
 
     async close() {

@@ -42,7 +42,14 @@ declare module '@nxtedition/rocksdb' {
     keyEncoding?: 'buffer'
     valueEncoding?: 'buffer'
     compression?: boolean
+    /** Bytes of the block cache (HyperClockCache); 0: none. Default 8 MiB. */
     cacheSize?: number
+    /** Index and filter blocks in the block cache rather than beside it. */
+    cacheIndexAndFilterBlocks?: boolean
+    /** Compaction style; memtableMemoryBudget applies only with one. */
+    compaction?: 'level' | 'universal'
+    /** Bytes of memtables, split in four write buffers (see binding.cc InitOptions). */
+    memtableMemoryBudget?: number
     walTotalSizeLimit?: number
   }
 

@@ -37,6 +37,13 @@ const member = createExporter({
     storeSizeBytes: () => 123_456_789,
     storeScansOpen: () => 0,
     corruptBuckets: () => 0,
+    memory: () => ({
+      budget: 128 * 1024 ** 2,
+      store: { blockCache: 1_000_000, memtables: 4_000_000, tableReaders: 10_000 },
+      storeLimits: { blockCache: 8 * 1024 ** 2, memtables: 16 * 1024 ** 2 },
+      heapLimit: 56 * 1024 ** 2,
+      requests: { used: 0, limit: 16 * 1024 ** 2 },
+    }),
     membersByState: () => ({ alive: MEMBERS, suspect: 0, dead: 0, left: 0, conflict: 0 }),
     memberTransitions: () => [],
     peerRequests: () => [

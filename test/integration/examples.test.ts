@@ -55,7 +55,7 @@ describe('examples', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify([{ type: 'dash.test', value: 1 }]),
     })
-    await member.app.request('/v1/events?from=0')
+    await (await member.app.request('/v1/events?from=0')).json()
     const own = await (await member.app.request('/metrics')).text()
     const cluster = await waitFor(
       async () => {

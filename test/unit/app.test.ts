@@ -70,6 +70,17 @@ function fakeApp(ready = true) {
         asked.push(input)
         return PAGE
       },
+      open: async (input) => {
+        asked.push(input)
+        const { events, ...trailer } = PAGE
+        return {
+          events: (async function* () {
+            yield events
+          })(),
+          trailer: () => trailer,
+          close: async () => {},
+        }
+      },
       lookup: async () => PAGE.events[0] as ResultPage['events'][number],
     },
     ingestLimits: DEFAULT_INGEST_LIMITS,

@@ -127,7 +127,8 @@ describe('member configuration', () => {
       rollupRetentionMs: [2 * 86_400_000, 30 * 86_400_000, 365 * 86_400_000],
       queryTimeoutMs: 2000,
       ingestLimits: expect.objectContaining({
-        maxBodyBytes: 16 * 1024 ** 2,
+        // The largest body whose parsing fits the requests' share of 128 MiB.
+        maxBodyBytes: 8 * 1024 ** 2,
         maxEventsPerRequest: 10_000,
       }),
       eventLimits: expect.any(Object),
@@ -143,7 +144,40 @@ describe('member configuration', () => {
       allowPeers: [],
       maxConcurrentQueries: 16,
       collectIntervalMs: 10_000,
+      memory: {
+        budget: 128 * 1024 ** 2,
+        heapOldMiB: 56,
+        heapSemiMiB: 2,
+        blockCacheBytes: 8 * 1024 ** 2,
+        memtableBytes: 16 * 1024 ** 2,
+        requestBytes: 16 * 1024 ** 2,
+      },
     })
+  })
+
+  it('divides the memory budget, refuses one below the minimum, and a body that cannot fit it', () => {
+    const big = resolveConfig({ flags: { 'memory-budget': '1GiB' }, env: {} })
+    expect(big.memory).toMatchObject({
+      budget: 1024 ** 3,
+      heapOldMiB: 448,
+      heapSemiMiB: 8,
+      blockCacheBytes: 64 * 1024 ** 2,
+    })
+    expect(big.ingestLimits.maxBodyBytes).toBe(16 * 1024 ** 2)
+    expect(resolveConfig({ flags: {}, env: { CHORUS_MEMORY_BUDGET: '200M' } }).memory.budget).toBe(
+      200 * 1024 ** 2,
+    )
+    expect(() => resolveConfig({ flags: { 'memory-budget': '64MiB' }, env: {} })).toThrow(
+      /memory-budget: --memory-budget must be a size such as 128MiB or 1GiB, at least 96MiB .*got "64MiB"/,
+    )
+    expect(() => resolveConfig({ flags: { 'memory-budget': 'lots' }, env: {} })).toThrow(
+      /at least 96MiB/,
+    )
+    expect(() =>
+      resolveConfig({ flags: { 'max-body-bytes': String(16 * 1024 ** 2) }, env: {} }),
+    ).toThrow(
+      /max-body-bytes: 16777216 bytes cannot be parsed within the requests' share of --memory-budget 128MiB \(at most 8388608 bytes\)/,
+    )
   })
 
   it('takes list options as repeated flags, comma-separated environment values and YAML lists, and other options once', async () => {
