@@ -100,7 +100,7 @@ function compileCacheDir(): string | undefined {
 
 /** glibc malloc settings of a member process (see startWithHeapFlags). */
 const MALLOC_TUNABLES =
-  'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=2'
+  'glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=1048576:glibc.malloc.arena_max=2'
 
 /** Set in the environment of a member process once heapFlags are in force (see startWithHeapFlags). */
 const HEAP_FLAGS_ENV = 'CHORUS_HEAP_FLAGS'

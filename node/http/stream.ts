@@ -101,6 +101,51 @@ export function pageJson(
   )
 }
 
+/**
+ * An object already in memory as JSON, the items of its list `key` written
+ * one at a time, so that no string of the whole answer is ever made; the
+ * bytes are those of JSON.stringify(object). For answers made whole but
+ * possibly large (a rollup of 100,000 cells).
+ */
+export function objectJson<T extends object>(
+  object: T,
+  key: keyof T & string,
+): ReadableStream<Uint8Array> {
+  const entries = Object.entries(object).filter(([, value]) => value !== undefined)
+  let at = 0
+  let items: unknown[] | undefined
+  let item = 0
+  return textStream(
+    async () => {
+      if (items !== undefined) {
+        if (item < items.length) {
+          const text = (item === 0 ? '' : ',') + JSON.stringify(items[item] ?? null)
+          item++
+          return text
+        }
+        items = undefined
+        return ']'
+      }
+      if (at > entries.length) return undefined
+      if (at === entries.length) {
+        at++
+        return '}'
+      }
+      const [name, value] = entries[at] as [string, unknown]
+      const head = `${at === 0 ? '{' : ','}${JSON.stringify(name)}:`
+      at++
+      if (name === key && Array.isArray(value)) {
+        items = value
+        item = 0
+        return `${head}[`
+      }
+      return head + JSON.stringify(value)
+    },
+    async () => {},
+    () => {},
+  )
+}
+
 /** An export as NDJSON: one event a line, then `{"end": {…}}`; `first` is what `chunks` gave already. */
 export function exportNdjson(
   chunks: AsyncGenerator<ChorusEvent[], ExportEnd, undefined>,

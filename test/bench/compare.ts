@@ -19,6 +19,14 @@
 // member (kill→dead in every other table). The same for N + 1 Serf agents
 // (`serf query` to random agents, stopped once all have answered; failed),
 // and a chorus/serf row of ratios (pages: chorus p99 / Serf p95).
+// memory (in --parts, with 1,000,000 --export-events by default): each
+// member's resident memory (min/median/max over members of each one's peak,
+// sampled every 200 ms) idle at N = 10, then over 5 members under 4-client
+// ingest, while one coordinates 10,000-event pages and a whole export, and
+// the export's events/s beside the raw iterator scan and the one-process
+// decode + render floor. memory-run (--memory-minutes 10): 5 members under
+// steady ingest and queries, RSS per member at start, at minute 2 and at
+// the end.
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
@@ -39,12 +47,14 @@ import { ID_BYTES, memberTag, writeIdBytes } from '../../node/event/id.ts'
 import { decodeEventValue, encodeEventValue, toEvent } from '../../node/store/codec.ts'
 import { EVENT, typeIndexKey, typePrefix } from '../../node/store/keys.ts'
 import {
+  anonRssMiB,
   type BenchMember,
   peakRssMiB,
   printTable,
   round,
   rssMiB,
   sampleEvent,
+  sampleRss,
   sampleSum,
   samples,
   scrape,
@@ -72,6 +82,8 @@ const { values } = parseArgs({
     'scale-settle': { type: 'string', default: '30' },
     'scale-seconds': { type: 'string', default: '20' },
     'scale-queries': { type: 'string', default: '100' },
+    'export-events': { type: 'string', default: '1000000' },
+    'memory-minutes': { type: 'string', default: '10' },
   },
 })
 const execFileAsync = promisify(execFile)
@@ -380,12 +392,36 @@ async function rawIngest(total: number): Promise<number> {
   }
   await json.close()
   const jsonRate = rendered / ((performance.now() - j0) / 1000)
+  // An export's floor: decode each value and render it as an NDJSON line, in
+  // chunks of 64 KiB, as one process would write them (nothing parses them).
+  const r0 = performance.now()
+  let lines = 0
+  let chunk = ''
+  let bytes = 0
+  const ndjson = db.iterator({ gte: Buffer.of(EVENT), lt: Buffer.of(EVENT + 1) })
+  for (;;) {
+    const rows = await ndjson.nextv(1000)
+    if (rows.length === 0) break
+    for (const [key, value] of rows) {
+      chunk += `${JSON.stringify(toEvent(key.subarray(1), decodeEventValue(value), 'raw', 'raw'))}\n`
+      lines++
+      if (chunk.length >= 65_536) {
+        bytes += Buffer.byteLength(chunk)
+        chunk = ''
+      }
+    }
+  }
+  await ndjson.close()
+  bytes += Buffer.byteLength(chunk)
+  const renderRate = lines / ((performance.now() - r0) / 1000)
   await db.close()
   await rm(dir, { recursive: true, force: true })
   results.rawScan = {
     scanned,
     eventsPerS: Math.round(scanRate),
     jsonEventsPerS: Math.round(jsonRate),
+    renderEventsPerS: Math.round(renderRate),
+    renderedBytes: bytes,
   }
   return rate
 }
@@ -466,6 +502,174 @@ async function chorusScan(total: number) {
       scanned,
       eventsPerS: Math.round(scanned / ((performance.now() - t0) / 1000)),
       coordinatorPeakRssMiB: peakRssMiB(coordinator.pid),
+    }
+  } finally {
+    await Promise.all(members.map((m) => m.stop()))
+  }
+}
+
+// ---------- memory ----------
+
+/** Each member's peak RSS while `work` runs, as min/median/max over members. */
+async function peakDuring<T>(members: BenchMember[], work: () => Promise<T>) {
+  const sampler = sampleRss(members.map((m) => m.pid))
+  const result = await work()
+  return { result, rssMiB: spread(sampler.stop()) }
+}
+
+/** Posts `total` sample events spread over `members` from `clients` clients, 1,000 a request. */
+async function ingestInto(members: BenchMember[], clients: number, total: number) {
+  const body = Array.from({ length: 1000 }, (_, i) => sampleEvent(i)).join('\n')
+  let sent = 0
+  let turn = 0
+  const t0 = performance.now()
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (sent < total) {
+        sent += 1000
+        const m = members[turn++ % members.length] as BenchMember
+        const r = await fetch(`${m.url}/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-ndjson' },
+          body,
+        })
+        await r.arrayBuffer()
+      }
+    }),
+  )
+  return Math.round(sent / ((performance.now() - t0) / 1000))
+}
+
+/** Reads a whole export through `coordinator`, counting its lines; events/s and the end line. */
+async function exportAll(coordinator: BenchMember) {
+  const t0 = performance.now()
+  const response = await fetch(`${coordinator.url}/v1/export?from=0`)
+  let lines = 0
+  let last = ''
+  let rest = ''
+  const decoder = new TextDecoder()
+  for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) {
+    const text = rest + decoder.decode(bytes, { stream: true })
+    const cut = text.lastIndexOf('\n')
+    if (cut < 0) {
+      rest = text
+      continue
+    }
+    for (let at = text.indexOf('\n'); at >= 0 && at <= cut; at = text.indexOf('\n', at + 1)) lines++
+    last = text.slice(text.lastIndexOf('\n', cut - 1) + 1, cut)
+    rest = text.slice(cut + 1)
+  }
+  const end = (JSON.parse(last) as { end: { count: number; partial: boolean } }).end
+  return {
+    events: end.count,
+    partial: end.partial,
+    lines,
+    eventsPerS: Math.round(end.count / ((performance.now() - t0) / 1000)),
+  }
+}
+
+/** Pages the whole set through `coordinator`, 10,000 events a page, up to `most` pages. */
+async function pageAll(coordinator: BenchMember, most: number) {
+  let cursor: string | null = null
+  let pages = 0
+  let events = 0
+  const t0 = performance.now()
+  do {
+    const url: string =
+      cursor === null
+        ? `${coordinator.url}/v1/events?from=0&limit=10000`
+        : `${coordinator.url}/v1/events?cursor=${cursor}`
+    const page = (await (await fetch(url)).json()) as { events: unknown[]; next: string | null }
+    events += page.events.length
+    cursor = page.next
+    pages++
+  } while (cursor !== null && pages < most)
+  return { pages, eventsPerS: Math.round(events / ((performance.now() - t0) / 1000)) }
+}
+
+async function memoryPhases(exportEvents: number) {
+  const members: BenchMember[] = []
+  try {
+    await startConverged(members, 10, 'mem', 120_000)
+    await sleep(IDLE_SETTLE)
+    const idle = {
+      rssMiB: spread(members.map((m) => rssMiB(m.pid))),
+      anonMiB: spread(members.map((m) => anonRssMiB(m.pid))),
+    }
+    await Promise.all(members.splice(5).map((m) => m.stop()))
+    await timeUntil(async () => {
+      for (const m of members) {
+        const alive = (await tableOf(m)).filter((e) => e.state === 'alive').length
+        if (alive !== 5) return false
+      }
+      return true
+    }, 60_000)
+    const coordinator = members[0] as BenchMember
+    const ingest = await peakDuring(members, () => ingestInto(members, 4, exportEvents))
+    const pages = await peakDuring(members, () => pageAll(coordinator, 50))
+    const exported = await peakDuring(members, () => exportAll(coordinator))
+    return {
+      idle,
+      ingest,
+      pages,
+      exported,
+      anonAfterMiB: spread(members.map((m) => anonRssMiB(m.pid))),
+    }
+  } finally {
+    await Promise.all(members.map((m) => m.stop()))
+  }
+}
+
+/**
+ * Five members under steady load for `minutes`: each second 200 events into
+ * each member and one 1,000-event page from a member in turn; RSS per member
+ * at the start, at minute 2 and at the end.
+ */
+async function memoryRun(minutes: number) {
+  const members: BenchMember[] = []
+  try {
+    await startConverged(members, 5, 'run', 120_000)
+    const body = Array.from({ length: 200 }, (_, i) => sampleEvent(i)).join('\n')
+    const start = members.map((m) => rssMiB(m.pid))
+    let atTwo: number[] = []
+    const t0 = performance.now()
+    let second = 0
+    let partial = 0
+    while (performance.now() - t0 < minutes * 60_000) {
+      const tick = performance.now()
+      await Promise.all(
+        members.map(async (m) => {
+          const r = await fetch(`${m.url}/v1/events`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-ndjson' },
+            body,
+          })
+          await r.arrayBuffer()
+        }),
+      )
+      const asked = members[second % members.length] as BenchMember
+      const page = (await (
+        await fetch(`${asked.url}/v1/events?from=5m&limit=1000&order=desc`)
+      ).json()) as {
+        partial: boolean
+      }
+      if (page.partial) partial++
+      second++
+      if (atTwo.length === 0 && performance.now() - t0 >= 120_000)
+        atTwo = members.map((m) => rssMiB(m.pid))
+      await sleep(Math.max(0, 1 - (performance.now() - tick) / 1000))
+    }
+    const end = members.map((m) => rssMiB(m.pid))
+    return {
+      minutes,
+      seconds: second,
+      partial,
+      members: members.map((m, i) => ({
+        member: m.name,
+        start: start[i] as number,
+        atTwo: atTwo[i] as number,
+        end: end[i] as number,
+      })),
     }
   } finally {
     await Promise.all(members.map((m) => m.stop()))
@@ -927,7 +1131,10 @@ if (!PARTS.has('serf')) {
 }
 
 // The raw binding's rates are the floor of both ingest and scan.
-const raw = PARTS.has('ingest') || PARTS.has('scan') ? await rawIngest(INGEST_EVENTS) : 0
+const raw =
+  PARTS.has('ingest') || PARTS.has('scan') || PARTS.has('memory')
+    ? await rawIngest(INGEST_EVENTS)
+    : 0
 if (PARTS.has('ingest')) {
   const one = await chorusIngest(1, INGEST_EVENTS)
   const four = await chorusIngest(4, INGEST_EVENTS)
@@ -978,6 +1185,64 @@ if (PARTS.has('scan')) {
         'chorus/raw': round(rawScan.jsonEventsPerS / rawScan.eventsPerS, 2),
       },
     ],
+  )
+}
+if (PARTS.has('memory')) {
+  const rawScan = results.rawScan as { eventsPerS: number; renderEventsPerS: number }
+  const m = await memoryPhases(Number(values['export-events']))
+  results.memory = m
+  const row = (phase: string, s: { median: number; min: number; max: number }, extra = '') => ({
+    phase,
+    'RSS MiB median (min–max)': spreadText(s),
+    figure: extra,
+  })
+  printTable(
+    "Resident memory per member at the default budget (128 MiB), each member's peak in the phase",
+    [
+      row('idle, N = 10', m.idle.rssMiB, `own (anonymous) ${spreadText(m.idle.anonMiB)}`),
+      row('4-client ingest, N = 5', m.ingest.rssMiB, `${m.ingest.result} events/s`),
+      row(
+        '10,000-event pages, N = 5',
+        m.pages.rssMiB,
+        `${m.pages.result.pages} pages, ${m.pages.result.eventsPerS} events/s`,
+      ),
+      row(
+        `export of ${m.exported.result.events} events, N = 5`,
+        m.exported.rssMiB,
+        `${m.exported.result.eventsPerS} events/s${m.exported.result.partial ? ' (partial)' : ''}`,
+      ),
+    ],
+  )
+  printTable('Export through one coordinator against the floors of the same run', [
+    {
+      reader: 'raw iterator scan, one store',
+      'events/s': rawScan.eventsPerS,
+      'export/this': round(m.exported.result.eventsPerS / rawScan.eventsPerS, 2),
+    },
+    {
+      reader: 'decode + NDJSON render, one process',
+      'events/s': rawScan.renderEventsPerS,
+      'export/this': round(m.exported.result.eventsPerS / rawScan.renderEventsPerS, 2),
+    },
+    {
+      reader: 'chorus export, 5 members',
+      'events/s': m.exported.result.eventsPerS,
+      'export/this': 1,
+    },
+  ])
+}
+if (PARTS.has('memory-run')) {
+  const run = await memoryRun(Number(values['memory-minutes']))
+  results.memoryRun = run
+  printTable(
+    `Memory over ${run.minutes} min: 5 members, each second 200 events into each and one 1,000-event page (${run.seconds} s, ${run.partial} partial pages)`,
+    run.members.map((r) => ({
+      member: r.member,
+      'RSS MiB at start': r.start,
+      'at 2 min': r.atTwo,
+      'at end': r.end,
+      '2 min → end': `${round((100 * (r.end - r.atTwo)) / r.atTwo, 1)}%`,
+    })),
   )
 }
 if (PARTS.has('idle')) {

@@ -93,6 +93,34 @@ export function peakRssMiB(pid: number): number {
   return match ? Math.round(Number(match[1]) / 1024) : Number.NaN
 }
 
+/** Resident memory of a process that is its own (anonymous pages: heap, stacks, buffers), MiB. */
+export function anonRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const match = /RssAnon:\s+(\d+) kB/.exec(status)
+  return match ? Math.round(Number(match[1]) / 1024) : Number.NaN
+}
+
+/**
+ * Samples the RSS of `pids` every `everyMs` until `stop()`, which returns
+ * each process's largest sample, MiB.
+ */
+export function sampleRss(pids: number[], everyMs = 200): { stop(): number[] } {
+  const most = pids.map(rssMiB)
+  const timer = setInterval(() => {
+    for (const [i, pid] of pids.entries()) {
+      const now = rssMiB(pid)
+      if (now > (most[i] as number)) most[i] = now
+    }
+  }, everyMs)
+  return {
+    stop() {
+      clearInterval(timer)
+      for (const [i, pid] of pids.entries()) most[i] = Math.max(most[i] as number, rssMiB(pid))
+      return most
+    },
+  }
+}
+
 export function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const match = /VmRSS:\s+(\d+) kB/.exec(status)

@@ -146,8 +146,8 @@ describe('member configuration', () => {
       collectIntervalMs: 10_000,
       memory: {
         budget: 128 * 1024 ** 2,
-        heapOldMiB: 56,
-        heapSemiMiB: 2,
+        heapOldMiB: 64,
+        heapSemiMiB: 8,
         blockCacheBytes: 8 * 1024 ** 2,
         memtableBytes: 16 * 1024 ** 2,
         requestBytes: 16 * 1024 ** 2,
@@ -159,8 +159,8 @@ describe('member configuration', () => {
     const big = resolveConfig({ flags: { 'memory-budget': '1GiB' }, env: {} })
     expect(big.memory).toMatchObject({
       budget: 1024 ** 3,
-      heapOldMiB: 448,
-      heapSemiMiB: 8,
+      heapOldMiB: 512,
+      heapSemiMiB: 16,
       blockCacheBytes: 64 * 1024 ** 2,
     })
     expect(big.ingestLimits.maxBodyBytes).toBe(16 * 1024 ** 2)
