@@ -504,7 +504,9 @@ clientOptions(
       let lines = ''
       for (const line of text.slice(0, cut).split('\n')) {
         if (line.startsWith('{"end":')) {
+          // Written too: a file with its end line is a whole export.
           end = (JSON.parse(line) as { end: NonNullable<typeof end> }).end
+          lines += `${line}\n`
           continue
         }
         // An event's line begins {"id":"<id>","ts":…,"member":"<peer id>",…

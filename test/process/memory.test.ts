@@ -5,6 +5,7 @@
 // below the minimum refused.
 
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ExportEnd } from '../../node/query/export.ts'
 import { metricSample, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
@@ -226,4 +227,42 @@ describe('an export through one member of three', () => {
       'ex1',
     ])
   }, 180_000)
+})
+
+describe('chorus export', () => {
+  it('writes the set as NDJSON to stdout or --out, nothing else when piped, and resumes with --after', async () => {
+    const m = await startMember({ name: 'cliexport', dataDir: await tempDir() })
+    await ingest(m, 3000, 1)
+    const piped = await runCli(['export', '--url', m.url, '--from', '0'])
+    expect(piped.code).toBe(0)
+    expect(piped.stderr).toBe('')
+    const lines = piped.stdout.trimEnd().split('\n')
+    expect(lines).toHaveLength(3001)
+    const end = (JSON.parse(lines[3000] as string) as { end: ExportEnd }).end
+    expect(end).toMatchObject({ count: 3000, partial: false })
+    const ids = lines.slice(0, 3000).map((l) => (JSON.parse(l) as { id: string }).id)
+    expect(end.lastId).toBe(ids[2999])
+    expect([...ids].sort()).toEqual(ids)
+
+    const out = join(await tempDir(), 'export.ndjson')
+    const resumed = await runCli([
+      'export',
+      '--url',
+      m.url,
+      '--after',
+      ids[999] as string,
+      '--out',
+      out,
+    ])
+    expect(resumed.code).toBe(0)
+    expect(resumed.stdout).toBe('')
+    const written = readFileSync(out, 'utf8').trimEnd().split('\n')
+    expect(written.slice(0, -1).map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(
+      ids.slice(1000),
+    )
+
+    const bad = await runCli(['export', '--url', m.url, '--after', 'nope'])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(/^chorus: 400: "after" must be an event id/)
+  }, 60_000)
 })
