@@ -156,9 +156,11 @@ describe('the memory budget', () => {
     expect(paged).toBe(60_000)
     const exported = await readExport(await fetch(`${m.url}/v1/export?from=0`))
     expect(exported.end?.count).toBe(60_000)
-    // The budget plus a margin for what no option sets (Node's own code and
-    // a first start's TypeScript stripper); the tight figures are the bench's.
-    expect(rss(m.pid).peak).toBeLessThan(128 * MiB + 64 * MiB)
+    // The budget plus a margin for what no option sets: Node's and RocksDB's
+    // code (65 MiB of shared file pages) and, on a first start with a cold
+    // compile cache, Node's TypeScript stripper (17 MiB). Without the budget
+    // the same work peaked at 250-500 MiB; the tight figures are the bench's.
+    expect(rss(m.pid).peak).toBeLessThan(128 * MiB + 96 * MiB)
   }, 120_000)
 })
 
