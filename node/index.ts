@@ -176,7 +176,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     () => mesh.peers(),
   )
   const coordinator = createCoordinator({ targets, recorder, memory: requestMemory })
-  const groupHandler = createGroupHandler(targets)
+  const groupHandler = createGroupHandler(targets, requestMemory)
 
   // Metrics: the member's own, and the array's from one target.
   const exporter = createExporter({

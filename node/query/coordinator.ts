@@ -463,44 +463,67 @@ export type GroupHandler = (
  * group (itself directly) for its slice, as a flat fan-out would, and merges
  * them; a member it does not know is `unreachable` to it.
  */
-export function createGroupHandler(targets: () => SliceTarget[]): GroupHandler {
+export function createGroupHandler(
+  targets: () => SliceTarget[],
+  memory?: MemoryGate,
+  memoryWaitMs = DEFAULT_MEMORY_WAIT_MS,
+): GroupHandler {
   return async (request, options) => {
-    const known = new Map(targets().map((t) => [t.peerId, t]))
-    const rows: GroupRow[] = []
-    const parts: Part[] = []
-    for (const member of request.members) {
-      const target = known.get(member.peerId)
-      const row = target === undefined ? undefined : notAskedRow(target)
-      if (target === undefined || row !== undefined) {
-        rows.push({
-          peerId: member.peerId,
-          status: row?.status ?? 'unreachable',
-          ms: 0,
-          error: row?.error ?? 'not in the table of its sub-coordinator',
-          hwm: undefined,
-        })
-        continue
-      }
-      const slice = member.hwm === undefined ? request.slice : { ...request.slice, hwm: member.hwm }
-      parts.push(flatPart(target, slice, request.deadlineMs, options.signal))
+    // The merged answer is held whole until it is sent: it waits for room
+    // for all of it in the requests' share, as a page read backwards does.
+    const held = pageMemory(request.slice.limit, request.slice.limit, request.members.length, true)
+    if (memory !== undefined) {
+      const wait = AbortSignal.any([options.signal, AbortSignal.timeout(memoryWaitMs)])
+      await memory.take(held, wait)
     }
-    const merged = await mergeAll(
-      parts.map((p) => p.source),
-      request.slice.reverse,
-      request.slice.limit,
-    )
-    for (const p of parts) {
-      const row: GroupRow = {
-        peerId: p.target.peerId,
-        status: p.row.status,
-        ms: p.row.ms,
-        error: p.row.error,
-        hwm: p.hwm(),
-      }
-      rows.push(row)
+    try {
+      return await mergeGroup(targets, request, options)
+    } finally {
+      memory?.give(held)
     }
-    return { events: merged.events.map(toStored), trailer: { more: merged.more, rows } }
   }
+}
+
+async function mergeGroup(
+  targets: () => SliceTarget[],
+  request: GroupRequest,
+  options: { signal: AbortSignal },
+): Promise<{ events: StoredEvent[]; trailer: GroupTrailer }> {
+  const known = new Map(targets().map((t) => [t.peerId, t]))
+  const rows: GroupRow[] = []
+  const parts: Part[] = []
+  for (const member of request.members) {
+    const target = known.get(member.peerId)
+    const row = target === undefined ? undefined : notAskedRow(target)
+    if (target === undefined || row !== undefined) {
+      rows.push({
+        peerId: member.peerId,
+        status: row?.status ?? 'unreachable',
+        ms: 0,
+        error: row?.error ?? 'not in the table of its sub-coordinator',
+        hwm: undefined,
+      })
+      continue
+    }
+    const slice = member.hwm === undefined ? request.slice : { ...request.slice, hwm: member.hwm }
+    parts.push(flatPart(target, slice, request.deadlineMs, options.signal))
+  }
+  const merged = await mergeAll(
+    parts.map((p) => p.source),
+    request.slice.reverse,
+    request.slice.limit,
+  )
+  for (const p of parts) {
+    const row: GroupRow = {
+      peerId: p.target.peerId,
+      status: p.row.status,
+      ms: p.row.ms,
+      error: p.row.error,
+      hwm: p.hwm(),
+    }
+    rows.push(row)
+  }
+  return { events: merged.events.map(toStored), trailer: { more: merged.more, rows } }
 }
 
 /**
