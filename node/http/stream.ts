@@ -10,6 +10,11 @@ import type { ExportEnd } from '../query/export.ts'
 
 /** Bytes gathered before a chunk is handed to the socket. */
 const CHUNK_BYTES = 64 * 1024
+/**
+ * Chunks made ahead of the socket: the merge works while the socket
+ * writes, and a stalled reader holds at most this many (256 KiB).
+ */
+const CHUNKS_AHEAD = 4
 
 /**
  * A byte stream of text parts pulled from `next` (undefined: the end),
@@ -56,7 +61,7 @@ function textStream(
         end('cancelled')
       },
     },
-    { highWaterMark: 0 },
+    { highWaterMark: CHUNKS_AHEAD },
   )
 }
 
