@@ -279,6 +279,9 @@ export function createEventRoutes(components: EventRoutesComponents) {
         409: errorResponse('Idempotency-Key reused with another body'),
         413: errorResponse('Body or event count over the limit; nothing stored'),
         415: errorResponse('Unsupported content type'),
+        503: errorResponse(
+          'Requests in flight hold the memory budget; nothing stored; retry after Retry-After',
+        ),
         507: errorResponse('Disk full; nothing stored'),
       },
     }),
@@ -309,6 +312,7 @@ export function createEventRoutes(components: EventRoutesComponents) {
           description: 'A page',
         },
         400: errorResponse('Invalid parameter or cursor'),
+        503: errorResponse('Over the memory budget for 10 s; retry after Retry-After'),
       },
     }),
     async (c) => {

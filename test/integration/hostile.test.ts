@@ -533,8 +533,11 @@ describe('an array that requires the admin approval of its health rules', () => 
     const evil = await hostile()
     await evil.connect(a.p2pAddrs()[0] as string)
     await offer(evil, await ruleSet(2, evil.peerId, evil.sign))
+    // b hears of the set by gossip and fetches it itself: on a loaded
+    // machine (the whole suite at once) that took more than 10 s once.
     await waitFor(() => [a, b].every((m) => m.healthConfig.outcomes().not_approved >= 1), {
       what: 'the unapproved set refused everywhere',
+      timeoutMs: 30_000,
     })
     for (const m of [a, b]) expect(m.healthConfig.current().version).toBe(1)
   })
