@@ -52,6 +52,13 @@ import {
 } from '../helpers.ts'
 import { type HostilePeer, peerOf, startHostilePeer } from '../hostile-peer.ts'
 
+/**
+ * How long a rule set may take to reach every member: members hear of it by
+ * gossip and fetch it themselves, and under the whole suite (two files at
+ * once on two cores, member processes among them) that took over 10 s.
+ */
+const SPREAD_MS = 30_000
+
 const members: Member[] = []
 const hostiles: HostilePeer[] = []
 afterEach(async () => {
@@ -132,11 +139,13 @@ describe('a hostile peer with the mesh keys', () => {
     await offer(evil, await ruleSet(2 ** 53 - 1, evil.peerId, evil.sign))
     await waitFor(() => [a, b, c].every((m) => m.healthConfig.outcomes().awaiting_majority >= 1), {
       what: 'the highest version seen and held back by every member',
+      timeoutMs: SPREAD_MS,
     })
     // A set in a member's name that the member never signed.
     await offer(evil, await ruleSet(1, c.peerId, evil.sign))
     await waitFor(() => [a, b, c].every((m) => m.healthConfig.outcomes().bad_signature >= 1), {
       what: 'the forged set refused by every member',
+      timeoutMs: SPREAD_MS,
     })
     for (const m of [a, b, c]) expect(m.healthConfig.current().version).toBe(0)
 
@@ -144,6 +153,7 @@ describe('a hostile peer with the mesh keys', () => {
     await offer(evil, await ruleSet(1, evil.peerId, evil.sign))
     await waitFor(() => [a, b, c].every((m) => m.healthConfig.current().version === 1), {
       what: 'version 1 everywhere',
+      timeoutMs: SPREAD_MS,
     })
     await putRules(b, 3)
     await waitFor(
@@ -527,17 +537,18 @@ describe('an array that requires the admin approval of its health rules', () => 
 
     const approved = await put({ rules, approval: approval(1) })
     expect(approved.status).toBe(200)
-    await waitFor(() => b.healthConfig.current().version === 1, { what: 'version 1 at pb' })
+    await waitFor(() => b.healthConfig.current().version === 1, {
+      what: 'version 1 at pb',
+      timeoutMs: SPREAD_MS,
+    })
 
     // A keyed peer's own set, signed by it as author but not approved, is taken by nobody.
     const evil = await hostile()
     await evil.connect(a.p2pAddrs()[0] as string)
     await offer(evil, await ruleSet(2, evil.peerId, evil.sign))
-    // b hears of the set by gossip and fetches it itself: on a loaded
-    // machine (the whole suite at once) that took more than 10 s once.
     await waitFor(() => [a, b].every((m) => m.healthConfig.outcomes().not_approved >= 1), {
       what: 'the unapproved set refused everywhere',
-      timeoutMs: 30_000,
+      timeoutMs: SPREAD_MS,
     })
     for (const m of [a, b]) expect(m.healthConfig.current().version).toBe(1)
   })
