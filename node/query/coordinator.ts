@@ -21,7 +21,7 @@ import type {
   SliceTrailer,
   StoredEvent,
 } from '../../protocol/index.ts'
-import { MAX_BATCH_EVENTS } from '../../protocol/index.ts'
+import { MAX_BATCH_EVENTS, MAX_SLICE_LIMIT } from '../../protocol/index.ts'
 import { BusyError, NotFoundError, OwnerUnreachableError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { decodeId, parseId, tagHex } from '../event/id.ts'
@@ -116,10 +116,12 @@ export interface QueryInput {
   /** Ask every member directly, or through sub-coordinators; default by the number asked (TREE_THRESHOLD). */
   fanout?: 'flat' | 'tree'
   /**
-   * Peer ids not to ask, each with the row to show for it (an export leaves
-   * out, page after page, a member that failed an earlier page).
+   * The whole set, not a page (an export): no limit, each member read to
+   * its end (asked again past its last event whenever its answer stops at
+   * the protocol's limit), every member asked directly. A member that fails
+   * is not asked again: its row says how, and the set is partial.
    */
-  skip?: ReadonlyMap<string, MemberRow>
+  whole?: boolean
 }
 
 /** A page but its events: what follows them in the answer. */
@@ -173,6 +175,15 @@ interface Source {
   trailer?: SliceTrailer
   /** A sub-coordinator's merged answer holds several members' events: the row each is counted in. */
   rowOf?: (event: ChorusEvent) => MemberRow | undefined
+  /**
+   * For a whole set (an export): asks the member again, from just past the
+   * last event it sent and under the same high-water mark, when its answer
+   * ends at its limit with more to come; so one merge reads every member to
+   * its end, one member's slice after another, never restarting the others.
+   */
+  again?: (afterId: string, hwm: number | undefined) => Promise<SliceAnswer<ChorusEvent>>
+  /** The id of the last event the member sent. */
+  lastId?: string
 }
 
 function openSource(
@@ -180,12 +191,30 @@ function openSource(
   request: SliceRequest,
   timeoutMs: number,
   parent: AbortSignal | undefined,
+  whole = false,
 ): Source {
   const call = startCall(target, timeoutMs, parent)
-  const opening = target.slice(request, { signal: call.signal })
-  // Raced against the call's signal; a rejection after the race is lost must not go unhandled.
-  opening.catch(() => {})
-  return { call, opening, buffer: [], at: 0, done: false, failed: false }
+  const ask = (r: SliceRequest) => {
+    const opening = target.slice(r, { signal: call.signal })
+    // Raced against the call's signal; a rejection after the race is lost must not go unhandled.
+    opening.catch(() => {})
+    return opening
+  }
+  const source: Source = {
+    call,
+    opening: ask(request),
+    buffer: [],
+    at: 0,
+    done: false,
+    failed: false,
+  }
+  if (whole) {
+    source.again = (afterId, hwm) => {
+      const position = { id: decodeId(afterId) as Uint8Array, inclusive: false }
+      return ask(hwm === undefined ? { ...request, position } : { ...request, position, hwm })
+    }
+  }
+  return source
 }
 
 const needsFill = (s: Source) => !s.done && !s.failed && s.at >= s.buffer.length
@@ -194,25 +223,34 @@ const needsFill = (s: Source) => !s.done && !s.failed && s.at >= s.buffer.length
 async function fill(source: Source, peek = false): Promise<void> {
   if (source.done || source.failed) return
   try {
-    if (source.stream === undefined) {
-      const answer = await source.call.race(
-        source.opening ?? Promise.reject(new Error('no answer to read')),
-      )
-      source.hwm = answer.hwm
-      source.stream = answer.batches
-      if (answer.waiting !== undefined) source.waiting = answer.waiting
-    }
     // A peek is one read: a member waiting for a grant answers it with an
     // empty batch (and `waiting`), which must not loop.
     for (let reads = 0; needsFill(source) && !(peek && reads > 0); reads++) {
+      if (source.stream === undefined) {
+        const answer = await source.call.race(
+          source.opening ?? Promise.reject(new Error('no answer to read')),
+        )
+        // The first answer's mark is the set's, whatever a later one says.
+        source.hwm ??= answer.hwm
+        source.stream = answer.batches
+        if (answer.waiting !== undefined) source.waiting = answer.waiting
+      }
       const next = await source.call.race(source.stream.next(peek ? 'peek' : undefined))
       if (next.done === true) {
+        if (source.again !== undefined && next.value.more && source.lastId !== undefined) {
+          // At its limit with more to come: ask again from where it stopped.
+          source.opening = source.again(source.lastId, source.hwm)
+          source.stream = undefined
+          continue
+        }
         source.trailer = next.value
         source.done = true
         source.call.done()
       } else {
         source.buffer = next.value
         source.at = 0
+        const last = next.value[next.value.length - 1]
+        if (last !== undefined) source.lastId = last.id
       }
     }
   } catch (err) {
@@ -329,8 +367,9 @@ function flatPart(
   request: SliceRequest,
   timeoutMs: number,
   signal: AbortSignal | undefined,
+  whole = false,
 ): Part {
-  const source = openSource(target, request, timeoutMs, signal)
+  const source = openSource(target, request, timeoutMs, signal, whole)
   return {
     target,
     source,
@@ -574,11 +613,8 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
               : target === undefined
                 ? 'no longer in the membership table'
                 : undefined
-          const skipped = input.skip?.get(peerId)
           if (away !== undefined || target === undefined) {
             rows.push({ member: peerId, name, status: 'unreachable', count: 0, ms: 0, error: away })
-          } else if (skipped !== undefined) {
-            rows.push(skipped)
           } else {
             const row = notAskedRow(target)
             if (row === undefined) asked.push(target)
@@ -587,21 +623,24 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
         }
       }
 
+      // A whole set reads members in slices of the protocol's largest limit.
+      const limit = input.whole === true ? Number.POSITIVE_INFINITY : q.limit
+      const sliceLimit = Math.min(limit, MAX_SLICE_LIMIT)
       const base: SliceRequest = {
         fromMs: q.fromMs,
         toMs: q.toMs,
         reverse,
         types: q.types,
         minSeverity: q.minSeverity,
-        limit: q.limit,
+        limit: sliceLimit,
         // Each member may send its even share of the page and a quarter more
         // before it waits for a grant: evenly spread sets rarely need a round
         // trip, and what members send past what the page takes is read,
         // sent and decoded for nothing (at twice the share, a scan of many
         // pages did close to double the work).
         window: Math.min(
-          q.limit,
-          Math.max(MIN_WINDOW, Math.ceil((1.25 * q.limit) / Math.max(1, asked.length))),
+          sliceLimit,
+          Math.max(MIN_WINDOW, Math.ceil((1.25 * sliceLimit) / Math.max(1, asked.length))),
         ),
       }
       const lower = idBound(q.after)
@@ -619,7 +658,7 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
         return hwm === undefined ? base : { ...base, hwm }
       }
       // Room in the memory budget first: nothing is asked of any member until then.
-      const held = pageMemory(q.limit, base.window ?? q.limit, asked.length, dir === 'prev')
+      const held = pageMemory(limit, base.window ?? sliceLimit, asked.length, dir === 'prev')
       if (components.memory !== undefined) {
         const wait = AbortSignal.timeout(memoryWaitMs)
         const given = options.signal === undefined ? wait : AbortSignal.any([wait, options.signal])
@@ -640,18 +679,21 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
       }
       let parts: Part[]
       try {
-        const fanout = input.fanout ?? (asked.length > TREE_THRESHOLD ? 'tree' : 'flat')
+        const whole = input.whole === true
+        const fanout = whole
+          ? 'flat'
+          : (input.fanout ?? (asked.length > TREE_THRESHOLD ? 'tree' : 'flat'))
         parts =
           fanout === 'tree'
             ? await treeParts(asked, all[0], base, requestFor, input.timeoutMs, options.signal)
-            : asked.map((t) => flatPart(t, requestFor(t), input.timeoutMs, options.signal))
+            : asked.map((t) => flatPart(t, requestFor(t), input.timeoutMs, options.signal, whole))
       } catch (err) {
         release()
         throw err
       }
       const sources = [...new Set(parts.map((p) => p.source))]
       const end: MergeEnd = { more: false }
-      const merge = mergeSources(sources, reverse, q.limit, end)
+      const merge = mergeSources(sources, reverse, limit, end)
       let first: ChorusEvent | undefined
       let last: ChorusEvent | undefined
       let finished = false

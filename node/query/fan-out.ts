@@ -121,15 +121,6 @@ export function startCall<T extends FanOutTarget>(
   if (parent !== undefined) signals.push(parent)
   const signal = AbortSignal.any(signals)
   signal.addEventListener('abort', () => clearTimeout(timer), { once: true })
-  // Rejects a turn of the event loop after the signal aborts, so that what
-  // the member had already sent by its deadline (an answer read from a
-  // buffer resolves within microtasks) still counts as answered in time.
-  const aborted = new Promise<never>((_, reject) => {
-    const later = () => setImmediate(() => reject(signal.reason))
-    if (signal.aborted) later()
-    else signal.addEventListener('abort', later, { once: true })
-  })
-  aborted.catch(() => {})
   const row: MemberRow = { member: target.peerId, name: target.name, status: 'ok', count: 0, ms: 0 }
   const elapsed = () => {
     row.ms = Math.round(performance.now() - started)
@@ -148,18 +139,34 @@ export function startCall<T extends FanOutTarget>(
     target,
     row,
     signal,
-    race(work) {
+    race<R>(work: Promise<R>) {
       // A rejection after the race is lost must not go unhandled.
       work.catch(() => {})
       racing++
       arm()
-      if (!signal.aborted) return Promise.race([work, aborted]).finally(settled)
-      // Past the deadline already: what the member had sent still gets its
+      // Rejects a turn of the event loop after the signal aborts, so that
+      // what the member had already sent by its deadline (an answer read
+      // from a buffer resolves within microtasks) still counts as answered
+      // in time; past the deadline already, what it had sent still gets its
       // turn. (Only an answer: a failure it had sent comes out of the client
-      // as the deadline's reason, and the row says `timed_out`.)
-      const late = new Promise<never>((_, reject) => setImmediate(() => reject(signal.reason)))
-      late.catch(() => {})
-      return Promise.race([work, late]).finally(settled)
+      // as the deadline's reason, and the row says `timed_out`.) The
+      // listener goes when the work settles: a call that lives for a whole
+      // export races thousands of batches and must not keep one of them.
+      return new Promise<R>((resolve, reject) => {
+        const later = () => setImmediate(() => reject(signal.reason))
+        if (signal.aborted) later()
+        else signal.addEventListener('abort', later, { once: true })
+        work.then(
+          (value) => {
+            signal.removeEventListener('abort', later)
+            resolve(value)
+          },
+          (err: unknown) => {
+            signal.removeEventListener('abort', later)
+            reject(err)
+          },
+        )
+      }).finally(settled)
     },
     done() {
       elapsed()
