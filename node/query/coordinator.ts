@@ -193,7 +193,7 @@ function openSource(
   parent: AbortSignal | undefined,
   whole = false,
 ): Source {
-  const call = startCall(target, timeoutMs, parent)
+  const call = startCall(target, timeoutMs, parent, whole ? 'each' : 'total')
   const ask = (r: SliceRequest) => {
     const opening = target.slice(r, { signal: call.signal })
     // Raced against the call's signal; a rejection after the race is lost must not go unhandled.

@@ -90,6 +90,12 @@ export function startCall<T extends FanOutTarget>(
   target: T,
   timeoutMs: number,
   parent?: AbortSignal,
+  /**
+   * `total`: `timeoutMs` bounds the sum of the waits (a page). `each`: it
+   * bounds every wait alone (an export, which waits on a member thousands
+   * of times and may take minutes in all).
+   */
+  waits: 'total' | 'each' = 'total',
 ): Call<T> {
   const started = performance.now()
   const deadline = new AbortController()
@@ -113,7 +119,7 @@ export function startCall<T extends FanOutTarget>(
     if (timer === undefined) return
     clearTimeout(timer)
     timer = undefined
-    left -= performance.now() - since
+    if (waits === 'total') left -= performance.now() - since
   }
   arm()
   const cancel = new AbortController()

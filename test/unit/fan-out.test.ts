@@ -8,7 +8,7 @@ import type { ChorusEvent } from '../../node/event/event.ts'
 import { encodeId, encodeIdParts, memberTag, tagHex } from '../../node/event/id.ts'
 import { createCoordinator, type SliceTarget } from '../../node/query/coordinator.ts'
 import { decodeCursor } from '../../node/query/cursor.ts'
-import { collect, type MemberStatus, recordRows } from '../../node/query/fan-out.ts'
+import { collect, type MemberStatus, recordRows, startCall } from '../../node/query/fan-out.ts'
 import type { SliceTrailer } from '../../protocol/index.ts'
 
 const T0 = 1_800_000_000_000
@@ -189,6 +189,31 @@ describe('collect', () => {
     const [answer] = await answering
     expect(answer?.row.status).toBe('error')
     expect(answer?.answer).toBeUndefined()
+  })
+})
+
+describe('a call', () => {
+  const answerIn = (ms: number) =>
+    new Promise<string>((resolve) => setTimeout(() => resolve('batch'), ms))
+  const target = { peerId: 'p', name: 'p', state: 'alive' as const }
+
+  it('counts only time spent waiting on the member: the sum of the waits for a page, each wait alone for an export', async () => {
+    const page = startCall(target, 150)
+    expect(await page.race(answerIn(100))).toBe('batch')
+    // Time between waits (a slow reader) is not the member's.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(page.signal.aborted).toBe(false)
+    // 100 ms waited already: a second wait of 100 ms passes the page's 150.
+    await expect(page.race(answerIn(100))).rejects.toThrow()
+    page.fail(new Error('late'))
+    expect(page.row.status).toBe('timed_out')
+
+    const whole = startCall(target, 150, undefined, 'each')
+    for (let i = 0; i < 3; i++) expect(await whole.race(answerIn(100))).toBe('batch')
+    whole.done()
+    expect(whole.row.status).toBe('ok')
+    // A call that is over lets go of its signal's listeners.
+    expect(whole.signal.aborted).toBe(true)
   })
 })
 
