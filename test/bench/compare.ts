@@ -486,21 +486,10 @@ async function chorusScan(total: number) {
       }),
     )
     const coordinator = members[0] as BenchMember
-    const t0 = performance.now()
-    let scanned = 0
-    let cursor: string | null = null
-    do {
-      const url: string =
-        cursor === null
-          ? `${coordinator.url}/v1/events?from=0&limit=10000`
-          : `${coordinator.url}/v1/events?cursor=${cursor}`
-      const page = (await (await fetch(url)).json()) as { events: unknown[]; next: string | null }
-      scanned += page.events.length
-      cursor = page.next
-    } while (cursor !== null)
+    const paged = await pageAll(coordinator, Number.POSITIVE_INFINITY)
     return {
-      scanned,
-      eventsPerS: Math.round(scanned / ((performance.now() - t0) / 1000)),
+      scanned: paged.events,
+      eventsPerS: paged.eventsPerS,
       coordinatorPeakRssMiB: peakRssMiB(coordinator.pid),
     }
   } finally {
@@ -584,7 +573,7 @@ async function pageAll(coordinator: BenchMember, most: number) {
     cursor = page.next
     pages++
   } while (cursor !== null && pages < most)
-  return { pages, eventsPerS: Math.round(events / ((performance.now() - t0) / 1000)) }
+  return { pages, events, eventsPerS: Math.round(events / ((performance.now() - t0) / 1000)) }
 }
 
 async function memoryPhases(exportEvents: number) {
