@@ -143,6 +143,17 @@ interface ClientOptions {
   token?: string
 }
 
+/** The error of an answer that is not 2xx: its status and the message of its error body (or the body). */
+function refused(status: number, text: string): CliError {
+  let message = text
+  try {
+    message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? text
+  } catch {
+    // Not JSON: the body as it came.
+  }
+  return new CliError(`${status}: ${message}`)
+}
+
 async function request(
   client: ClientOptions,
   method: string,
@@ -175,10 +186,7 @@ async function request(
       `${method} ${url.pathname} answered ${response.status} with a body that is not JSON`,
     )
   }
-  if (!response.ok) {
-    const error = (body as { error?: { message?: string } }).error
-    throw new CliError(`${response.status}: ${error?.message ?? text}`)
-  }
+  if (!response.ok) throw refused(response.status, text)
   return body
 }
 
@@ -453,12 +461,7 @@ clientOptions(
     clearTimeout(started)
   }
   if (!response.ok || response.body === null) {
-    const text = await response.text()
-    let message = text
-    try {
-      message = (JSON.parse(text) as { error?: { message?: string } }).error?.message ?? text
-    } catch {}
-    throw new CliError(`${response.status}: ${message}`)
+    throw refused(response.status, await response.text())
   }
   const out = typeof opts.out === 'string' ? createWriteStream(opts.out) : process.stdout
   let broken = false

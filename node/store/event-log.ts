@@ -385,6 +385,11 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   let closed = false
   let writeError: Error | undefined
   let openScans = 0
+  /** A numeric RocksDB property; 0 once closed or when RocksDB has none. */
+  const property = (name: string): number => {
+    const n = closed ? 0 : Number(db.getProperty(name))
+    return Number.isFinite(n) ? n : 0
+  }
 
   function prefixOf(type: string): Buffer {
     let prefix = typePrefixes.get(type)
@@ -634,17 +639,10 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     },
 
     sizeBytes() {
-      if (closed) return 0
-      const sst = Number(db.getProperty('rocksdb.total-sst-files-size'))
-      const mem = Number(db.getProperty('rocksdb.cur-size-all-mem-tables'))
-      return (Number.isFinite(sst) ? sst : 0) + (Number.isFinite(mem) ? mem : 0)
+      return property('rocksdb.total-sst-files-size') + property('rocksdb.cur-size-all-mem-tables')
     },
 
     memory() {
-      const property = (name: string) => {
-        const n = closed ? 0 : Number(db.getProperty(name))
-        return Number.isFinite(n) ? n : 0
-      }
       return {
         blockCache: property('rocksdb.block-cache-usage'),
         memtables: property('rocksdb.size-all-mem-tables'),
