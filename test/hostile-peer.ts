@@ -3,7 +3,8 @@
 // membership message, signed with its own key, and any message on chorus's
 // protocols, as a dialler or as an answerer — and nothing a member would
 // refuse to send. Left alone it passes for a member: it answers probes and
-// push/pull with its own word, so members keep it alive. It plays both an
+// push/pull with its own word, and refutes a suspicion of itself as a member
+// does (a higher incarnation), so members keep it alive on a busy machine. It plays both an
 // outsider and a member gone bad; the tests that use it check that the
 // members it talks to keep their data and their word.
 
@@ -72,6 +73,7 @@ export async function startHostilePeer(
   const connected = new Set<string>()
   const words = new Map<string, Uint8Array>()
   let beat = 0
+  let incarnation = 0
   let fields: Partial<Announcement> = {}
 
   const word = async () =>
@@ -85,7 +87,7 @@ export async function startHostilePeer(
       startedAt,
       sentAt: Date.now(),
       health: 'ok',
-      incarnation: 0,
+      incarnation,
       beat: ++beat,
       leaving: false,
       rules: '',
@@ -113,11 +115,29 @@ export async function startHostilePeer(
     }
   }
 
+  /** A member suspects this peer (its probe was late): says its word again with a higher incarnation. */
+  function refute(updates: Uint8Array[]) {
+    for (const bytes of updates) {
+      let u: ReturnType<typeof decodeUpdate>
+      try {
+        u = decodeUpdate(bytes)
+      } catch {
+        continue
+      }
+      if (u.kind !== 'accusation') continue
+      const { subject, incarnation: accused } = u.signed.accusation
+      if (subject !== peerId || accused < incarnation) continue
+      incarnation = accused + 1
+      void word().then((w) => hostile.send({ kind: 'gossip', updates: [w] }))
+    }
+  }
+
   // Passes for a member: answers probes, and push/pull with its own word.
   await host.handle(SWIM_PROTOCOL, async (stream) => {
     const lp = lpStream(stream, { maxDataLength: MAX_SYNC_BYTES })
     try {
       const m = decodeSwim((await lp.read({ signal: AbortSignal.timeout(5000) })).subarray())
+      if ('updates' in m) refute(m.updates)
       if (m.kind === 'ping')
         await lp.write(encodeSwim({ kind: 'ack', probe: m.probe, sentAt: Date.now(), updates: [] }))
       else if (m.kind === 'ping-req') await lp.write(encodeSwim({ kind: 'nack', probe: m.probe }))

@@ -544,7 +544,7 @@ describe('an array that requires the admin approval of its health rules', () => 
 
     // A keyed peer's own set, signed by it as author but not approved, is taken by nobody.
     const evil = await hostile()
-    await evil.connect(a.p2pAddrs()[0] as string)
+    for (const m of [a, b]) await evil.connect(m.p2pAddrs()[0] as string)
     await offer(evil, await ruleSet(2, evil.peerId, evil.sign))
     await waitFor(() => [a, b].every((m) => m.healthConfig.outcomes().not_approved >= 1), {
       what: 'the unapproved set refused everywhere',
