@@ -75,6 +75,10 @@ const START_HELP: Record<StartOption, string> = {
   'collect-interval':
     'how often to sample this server (CPU, memory, disk, network, process) (default: 10s)',
   'no-collect': 'do not sample this server',
+  replicas:
+    "copies of every member's events in the array, its own included, 1 to 5; 1 keeps none (default: 2)",
+  'rereplicate-after':
+    "a member away this long hands its copies of others' events on to the next member (default: 1m)",
   'memory-budget':
     'memory the member divides between its JS heap, RocksDB and requests in flight, at least 96MiB (default: 128MiB)',
 }

@@ -91,6 +91,10 @@ export interface MemberConfig {
   collectIntervalMs: number
   /** The member's memory budget and its division (see memory.ts). Default 128 MiB. */
   memory: MemoryPlan
+  /** Copies of every member's events in the array, its own included; 1: none. Default 2. */
+  replicas: number
+  /** A member away longer than this hands its copies of others' events on to the next in order, ms. Default 1m. */
+  rereplicateAfterMs: number
   /**
    * Problems that do not stop a member but deserve a log line at start and
    * on every reload, such as a tokens file that others can read. Default none.
@@ -273,6 +277,8 @@ const OPTIONS = z.object({
   'max-concurrent-queries': integer(16, 1, 10_000),
   'collect-interval': duration('10s', 100),
   'no-collect': toggle(),
+  replicas: integer(2, 1, 5),
+  'rereplicate-after': duration('1m', 1000),
   'memory-budget': value(
     formatBytes(DEFAULT_MEMORY_BUDGET),
     `must be a size such as 128MiB or 1GiB, at least ${formatBytes(MIN_MEMORY_BUDGET)} (the least a member runs in)`,
@@ -363,6 +369,8 @@ const MEMBER_OPTIONS = OPTIONS.extend({
       maxConcurrentQueries: o['max-concurrent-queries'],
       collectIntervalMs: o['no-collect'] ? 0 : o['collect-interval'],
       memory,
+      replicas: o.replicas,
+      rereplicateAfterMs: o['rereplicate-after'],
       ...(warnings.length === 0 ? {} : { warnings }),
     }
   })

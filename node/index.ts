@@ -33,6 +33,7 @@ import { createCoordinator, createGroupHandler } from './query/coordinator.ts'
 import { createRollupHandler, rollupTotal } from './query/rollups.ts'
 import { createLookupHandler, createSliceHandler } from './query/slice.ts'
 import { createSelfTarget, createTargets } from './query/targets.ts'
+import { createReplicator } from './replica/replicator.ts'
 import { createMemberStats, createRecorder } from './stats.ts'
 import { openEventLog, sinceBoot } from './store/event-log.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
@@ -84,7 +85,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
 
   // What this member answers, to peers over the network and to itself directly.
   const handlers = {
-    slice: createSliceHandler({ log }),
+    slice: createSliceHandler({ log, behind: (origin) => replicator.behind(origin) }),
     lookup: createLookupHandler({ log }),
     rollup: createRollupHandler({ log }),
     counters: (): MemberCounters => ({
@@ -113,6 +114,11 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       ...handlers,
       // A sub-coordinator asks its group through the same targets as a coordinator.
       group: (request, options) => groupHandler(request, options),
+      replicas: {
+        space: (origin) => replicator.source.space(origin),
+        appended: (origin, signal) => replicator.source.appended(origin, signal),
+        acked: (holder, origin, seq) => replicator.source.acked(holder, origin, seq),
+      },
     },
     clock: Date.now,
     logger: component(root, 'mesh'),
@@ -170,11 +176,31 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   )
   const healthOfArray = () => healthReport(membership.table(), arrayRules())
 
-  // Queries: this member and its peers, asked through one fan-out.
-  const targets = createTargets(
-    createSelfTarget({ peerId: identity.peerId, name, tag, ...handlers }),
-    () => mesh.peers(),
-  )
+  // Copies of every member's events on `replicas` members (node/replica/).
+  const replicator = createReplicator({
+    selfPeerId: identity.peerId,
+    log,
+    replicas: () => config.replicas,
+    rereplicateAfterMs: config.rereplicateAfterMs,
+    table: () => membership.table(),
+    onChange: (listener) => membership.onChange(listener),
+    peer: (peerId, peerName) => mesh.peer(peerId, peerName),
+    logger: component(root, 'replica'),
+  })
+
+  // Queries: this member and its peers, asked through one fan-out; a dead
+  // member through a holder of its events. Rollups and metrics ask members only.
+  const selfTarget = createSelfTarget({
+    peerId: identity.peerId,
+    name,
+    tag,
+    ...handlers,
+    nameOf: (peerId) => membership.get(peerId)?.name ?? peerId,
+  })
+  const memberTargets = createTargets(selfTarget, () => mesh.peers())
+  const targets = createTargets(selfTarget, () => mesh.peers(), {
+    holder: (origin) => replicator.servingHolder(origin),
+  })
   const coordinator = createCoordinator({ targets, recorder, memory: requestMemory })
   const groupHandler = createGroupHandler(targets, requestMemory)
 
@@ -198,7 +224,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   recorder.attach(exporter.recorder)
   const cluster = createClusterExporter({
     source: createArrayView({
-      targets,
+      targets: memberTargets,
       table: () => membership.table(),
       onChange: (listener) => membership.onChange(listener),
       clock,
@@ -228,7 +254,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     version: VERSION,
     membership,
     selfPeerId: identity.peerId,
-    rollupTargets: targets,
+    rollupTargets: memberTargets,
     tokens: credentials.tokens,
     loopbackOnly: isLoopback(config.http.host),
     maxConcurrentQueries: config.maxConcurrentQueries,
@@ -238,6 +264,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     metrics: (accept) => exporter.metrics(accept),
     clusterMetrics: (accept) => cluster.metrics(accept),
     requestMemory,
+    replicated: (seq, signal) => replicator.replicated(seq, signal),
+    holders: (origin) => replicator.holderRows(origin),
   })
 
   return {
@@ -259,6 +287,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     healthConfig,
     collector,
     membership,
+    replicator,
     p2pAddrs: () => mesh.addrs(),
     reloadCredentials: (load) => credentials.reload(load),
     async start() {
@@ -277,12 +306,14 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         })
         server = await listen(app.fetch, config.http.host, config.http.port, config.tls)
         await mesh.start()
+        replicator.start()
         cluster.start()
         collector?.start()
         await healthConfig.start()
         health.start()
       } catch (err) {
         await server?.close(0)
+        await replicator.stop()
         await mesh.stop({ leaving: false }).catch(() => {})
         await retention?.stop()
         await log.close()
@@ -308,6 +339,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         collector?.stop()
         await health.stop()
         healthConfig.stop()
+        await replicator.stop()
         await mesh
           .stop({ leaving: true })
           .catch((err: unknown) => logger.warn({ err }, 'mesh stop failed'))

@@ -12,6 +12,7 @@ import type { Logger } from './log.ts'
 import type { Membership } from './mesh/membership.ts'
 import type { Mesh } from './mesh/mesh.ts'
 import type { Coordinator } from './query/coordinator.ts'
+import type { Replicator } from './replica/replicator.ts'
 import type { EventLog } from './store/event-log.ts'
 
 export interface MemberInit {
@@ -53,6 +54,8 @@ export interface Member {
   /** The host collector; undefined with --no-collect. */
   readonly collector: Collector | undefined
   readonly membership: Membership
+  /** Copies of members' events: placement, streams, acknowledgements (node/replica/). */
+  readonly replicator: Replicator
   /** The multiaddrs this member listens on, each ending in /p2p/<peer id>. */
   p2pAddrs(): string[]
   start(): Promise<void>

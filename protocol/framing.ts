@@ -14,7 +14,8 @@
 //   14 stats (stats.ts); 18 ping, 19 ack, 20 ping-req, 21 nack, 22 gossip,
 //   23 sync, 24 accusation, 25 signed accusation (swim.ts); 26 rules
 //   request, 27 rules (rules.ts); 28 group request, 29 group trailer
-//   (group.ts). 15 and 16 were the peers protocol's.
+//   (group.ts); 30 replica request, 31 replica head, 32 replica batch,
+//   33 replica ack, 34 replica caught up (replicate.ts). 15 and 16 were the peers protocol's.
 //
 // Decoders never trust the peer: sizes are bounded by the frame limits
 // (enforced before allocation), and every field is checked; anything else is
@@ -56,6 +57,11 @@ export const KIND_RULES_REQUEST = 26
 export const KIND_RULES = 27
 export const KIND_GROUP_REQUEST = 28
 export const KIND_GROUP_TRAILER = 29
+export const KIND_REPLICA_REQUEST = 30
+export const KIND_REPLICA_HEAD = 31
+export const KIND_REPLICA_BATCH = 32
+export const KIND_REPLICA_ACK = 33
+export const KIND_REPLICA_CAUGHT_UP = 34
 
 /** Error codes carried by error messages. */
 export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
@@ -117,6 +123,18 @@ export const isInt = (v: unknown, min: number, max: number): v is number =>
 export const isString = (v: unknown, max = MAX_STRING): v is string =>
   typeof v === 'string' && v.length <= max
 export const isId = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.byteLength === 16
+
+/** The error message an unpacked `[4, code, message]` is, checked. */
+export function errorFrom(m: unknown[]): { kind: 'error'; code: ErrorCode; message: string } {
+  const [, code, message] = m
+  if (
+    m.length !== 3 ||
+    !(ERROR_CODES as readonly unknown[]).includes(code) ||
+    !isString(message, 1024)
+  )
+    throw malformed('error')
+  return { kind: 'error', code: code as ErrorCode, message }
+}
 
 /** An error message: `[4, code, message]`, the last message of an answer that failed. */
 export function encodeError(code: ErrorCode, message: string): Uint8Array {

@@ -21,6 +21,7 @@ export {
 } from './framing.ts'
 export * from './group.ts'
 export * from './lookup.ts'
+export * from './replicate.ts'
 export * from './rollup.ts'
 export * from './rules.ts'
 export * from './slice.ts'

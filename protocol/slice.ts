@@ -1,10 +1,14 @@
-// /chorus/slice/2: what a coordinator asks one member for, and the member's
+// /chorus/slice/3: what a coordinator asks one member for, and the member's
 // answer. Messages (see framing.ts for the framing):
 //
 //   slice request  [1, fromMs, toMs, lower|null, upper|null, position|null,
 //                   reverse, types[], minSeverity, text|null, hwm|null, limit,
-//                   window]   where a bound is [id bytes(16), inclusive]
-//   slice head     [8, hwm]        first message of every slice answer
+//                   window, origin|null]   where a bound is [id bytes(16), inclusive]
+//                  and origin the peer id of the member whose events are
+//                  asked for when it is not the member asked (one it holds)
+//   slice head     [8, hwm, behind|null]  first message of every slice answer;
+//                  behind: for a holder's answer, the origin's events it
+//                  knows it lacks (0: none); null when it cannot tell
 //   more           [9, events]     coordinator → member: a grant of more events
 //   pause          [10]            member → coordinator: out of grant, more in hand
 //   event batch    [2, events[]]   each event [id(16), value], the value
@@ -14,8 +18,8 @@
 
 import { type EventFields, eventValueProblem, readEventValue } from './event-value.ts'
 import {
-  ERROR_CODES,
   type ErrorCode,
+  errorFrom,
   framed,
   isId,
   isInt,
@@ -36,10 +40,11 @@ import {
 } from './framing.ts'
 
 /**
- * `/chorus/slice/2`: one request, a stream of event batches, one trailer (or
- * an error). Version 2: events travel as their owner stores them.
+ * `/chorus/slice/3`: one request, a stream of event batches, one trailer (or
+ * an error). Version 2: events travel as their owner stores them. Version
+ * 3: a request may ask a holder for an origin's events (`origin`).
  */
-export const SLICE_PROTOCOL = '/chorus/slice/2'
+export const SLICE_PROTOCOL = '/chorus/slice/3'
 /** Events per batch a member sends at most. */
 export const MAX_BATCH_EVENTS = 1024
 /** Longest type filter list (of a slice or rollup request; HTTP refuses more) and longest single filter string. */
@@ -81,6 +86,11 @@ export interface SliceRequest {
    * control: the coordinator reads only what its merge needs). Default: limit.
    */
   window?: number
+  /**
+   * Peer id of the member whose events are asked for, when it is not the
+   * member asked: a holder answers from its copy of that member's events.
+   */
+  origin?: string
 }
 
 export interface SliceTrailer {
@@ -101,6 +111,12 @@ export const MAX_SLICE_LIMIT = 10_000
  */
 export interface SliceAnswer<E> {
   hwm: number
+  /**
+   * A holder's answer for an origin (`origin`): how many of the origin's
+   * events it knows it does not hold yet, 0 when it holds every one it
+   * has heard of; undefined when it cannot tell. 0 for a member's own.
+   */
+  behind?: number
   /**
    * Batches in scan order, then the trailer. Calling `next('peek')` asks only
    * whether more events exist: a member waiting for a grant then answers with
@@ -127,7 +143,7 @@ export interface WireEvent extends EventFields {
 }
 
 export type AnswerMessage =
-  | { kind: 'head'; hwm: number }
+  | { kind: 'head'; hwm: number; behind?: number }
   | { kind: 'pause' }
   | { kind: 'batch'; events: WireEvent[] }
   | { kind: 'trailer'; trailer: SliceTrailer }
@@ -158,13 +174,14 @@ export function encodeSliceRequest(r: SliceRequest): Uint8Array {
       r.hwm ?? null,
       r.limit,
       r.window ?? r.limit,
+      r.origin ?? null,
     ],
     MAX_REQUEST_BYTES,
   )
 }
 
 export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
-  const m = framed(bytes, MAX_REQUEST_BYTES, KIND_SLICE_REQUEST, 13, 'a slice request')
+  const m = framed(bytes, MAX_REQUEST_BYTES, KIND_SLICE_REQUEST, 14, 'a slice request')
   const [
     ,
     fromMs,
@@ -179,6 +196,7 @@ export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
     hwm,
     limit,
     window,
+    origin,
   ] = m
   if (!isInt(fromMs, 0, 2 ** 48) || !isInt(toMs, 0, 2 ** 48)) throw malformed('period')
   if (typeof reverse !== 'boolean') throw malformed('reverse')
@@ -189,6 +207,7 @@ export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   if (hwm !== null && !isInt(hwm, 0, 2 ** 40)) throw malformed('hwm')
   if (!isInt(limit, 1, MAX_SLICE_LIMIT)) throw malformed('limit')
   if (!isInt(window, 1, MAX_SLICE_LIMIT)) throw malformed('window')
+  if (origin !== null && (!isString(origin, 128) || origin.length === 0)) throw malformed('origin')
   const out: SliceRequest = {
     fromMs,
     toMs,
@@ -206,6 +225,7 @@ export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   if (pos !== undefined) out.position = pos
   if (text !== null) out.text = text
   if (hwm !== null) out.hwm = hwm
+  if (origin !== null) out.origin = origin
   return out
 }
 
@@ -289,8 +309,8 @@ export function eventIn(v: unknown): WireEvent {
   return readEventValue({ id: v[0] }, fields as unknown[])
 }
 
-export function encodeHead(hwm: number): Uint8Array {
-  return pack([KIND_HEAD, hwm], MAX_ANSWER_BYTES)
+export function encodeHead(hwm: number, behind?: number): Uint8Array {
+  return pack([KIND_HEAD, hwm, behind ?? null], MAX_ANSWER_BYTES)
 }
 
 export function encodePause(): Uint8Array {
@@ -327,8 +347,11 @@ export function answerFrom(m: unknown): AnswerMessage {
       return { kind: 'batch', events: m[1].map(eventIn) }
     }
     case KIND_HEAD: {
-      if (m.length !== 2 || !isInt(m[1], 0, 2 ** 40)) throw malformed('head')
-      return { kind: 'head', hwm: m[1] }
+      const [, hwm, behind] = m
+      if (m.length !== 3 || !isInt(hwm, 0, 2 ** 40)) throw malformed('head')
+      if (behind === null) return { kind: 'head', hwm }
+      if (!isInt(behind, 0, 2 ** 40)) throw malformed('head')
+      return { kind: 'head', hwm, behind }
     }
     case KIND_PAUSE: {
       if (m.length !== 1) throw malformed('pause')
@@ -346,16 +369,8 @@ export function answerFrom(m: unknown): AnswerMessage {
       }
       return { kind: 'trailer', trailer: { hwm, scanned, more } }
     }
-    case KIND_ERROR: {
-      const [, code, message] = m
-      if (
-        m.length !== 3 ||
-        !(ERROR_CODES as readonly unknown[]).includes(code) ||
-        !isString(message, 1024)
-      )
-        throw malformed('error')
-      return { kind: 'error', code: code as ErrorCode, message }
-    }
+    case KIND_ERROR:
+      return errorFrom(m)
     default:
       throw malformed(`unknown kind ${String(m[0])}`)
   }

@@ -37,6 +37,9 @@ import {
   decodeLookupReply,
   decodeLookupRequest,
   decodeMore,
+  decodeReplicaAck,
+  decodeReplicaMessage,
+  decodeReplicaRequest,
   decodeRollupAnswer,
   decodeRollupRequest,
   decodeRules,
@@ -52,6 +55,11 @@ import {
   encodeBatches,
   encodeGroupRequest,
   encodeGroupTrailer,
+  encodeReplicaAck,
+  encodeReplicaBatches,
+  encodeReplicaCaughtUp,
+  encodeReplicaHead,
+  encodeReplicaRequest,
   encodeRollupRequest,
   encodeRollupSeries,
   encodeRules,
@@ -80,6 +88,9 @@ export const DECODERS: Array<[string, (bytes: Uint8Array) => unknown]> = [
   ['group answer', decodeGroupAnswer],
   ['rules', decodeRules],
   ['signed announcement', decodeSignedAnnouncement],
+  ['replica request', decodeReplicaRequest],
+  ['replica message', decodeReplicaMessage],
+  ['replica ack', decodeReplicaAck],
 ]
 
 const INGEST_ERRORS = new Set([
@@ -124,7 +135,21 @@ const SEEDS: Uint8Array[] = [
     minSeverity: 1,
     limit: 10,
     text: 'x',
+    origin: '12D3KooWxyz',
   }),
+  encodeReplicaRequest({ origin: '12D3KooWxyz', afterSeq: 7, afterId: new Uint8Array(16) }),
+  encodeReplicaHead(9),
+  encodeReplicaAck(9),
+  ...encodeReplicaBatches(
+    [
+      {
+        id: new Uint8Array(16).fill(1),
+        value: encodeStoredFields({ type: 'a.b', severity: 2, value: 1.5, attrs: { k: true } }),
+      },
+    ],
+    3,
+  ),
+  encodeReplicaCaughtUp(3),
   ...encodeBatches([
     {
       id: new Uint8Array(16),

@@ -43,7 +43,15 @@ export interface EventRoutesComponents {
   recorder: MemberRecorder
   clock: () => number
   logger: Logger
+  /**
+   * Resolves once the array holds R copies of this member's events up to
+   * `seq` (node/replica/); rejects when `signal` aborts first.
+   */
+  replicated?: (seq: number, signal: AbortSignal) => Promise<void>
 }
+
+/** How durable an ingest's events are when it is answered. */
+const DURABILITIES = ['local', 'replicated'] as const
 
 const QuerySchema = z.strictObject({
   from: z.string().optional().openapi({
@@ -255,9 +263,24 @@ export function createEventRoutes(components: EventRoutesComponents) {
       path: '/v1/events',
       summary: 'Log events durably',
       description:
-        'One JSON event, a JSON array of events, or NDJSON. Answers once the events are synced to disk. With an Idempotency-Key seen before, answers the same ids and stores nothing.',
+        'One JSON event, a JSON array of events, or NDJSON. Answers once the events are synced to disk, or with durability=replicated once R members hold them synced. With an Idempotency-Key seen before, answers the same ids and stores nothing.',
       request: {
-        headers: z.object({ 'idempotency-key': z.string().optional() }),
+        headers: z.object({
+          'idempotency-key': z.string().optional(),
+          'chorus-durability': z.enum(DURABILITIES).optional().openapi({
+            description: 'As the durability parameter; the parameter wins.',
+          }),
+        }),
+        query: z.object({
+          durability: z.enum(DURABILITIES).optional().openapi({
+            description:
+              'local (default): answer once synced here. replicated: once every copy (replicas) is synced.',
+          }),
+          timeout: z.string().optional().openapi({
+            description:
+              'With durability=replicated, how long to wait for the copies. Default: the query timeout (2s).',
+          }),
+        }),
         body: {
           content: {
             'application/json': {
@@ -282,11 +305,26 @@ export function createEventRoutes(components: EventRoutesComponents) {
         503: errorResponse(
           'Requests in flight hold the memory budget; nothing stored; retry after Retry-After',
         ),
+        504: {
+          content: {
+            'application/json': {
+              schema: z.object({
+                error: z.object({ code: z.literal('replication_timeout'), message: z.string() }),
+                ids: z.array(z.string()),
+              }),
+            },
+          },
+          description:
+            'durability=replicated: stored here, but not every copy confirmed within timeout; the events will replicate, and a retry with the same Idempotency-Key stores nothing',
+        },
         507: errorResponse('Disk full; nothing stored'),
       },
     }),
     async (c) => {
       const started = performance.now()
+      const params = c.req.valid('query')
+      const durability = params.durability ?? c.req.valid('header')['chorus-durability'] ?? 'local'
+      const waitMs = queryTimeout(params.timeout, components.queryTimeoutMs)
       // The app bounds the body before this reads it (createApp, limitBody).
       const body = new Uint8Array(await c.req.arrayBuffer())
       const events = ingest.parse(c.req.header('content-type'), body)
@@ -295,6 +333,16 @@ export function createEventRoutes(components: EventRoutesComponents) {
         events,
         key === undefined ? undefined : { key, hash: bodyHash(body) },
       )
+      if (durability === 'replicated' && components.replicated !== undefined && ids.length > 0) {
+        const seq = Math.max(...ids.map((id) => (parseId(id) as IdParts).seq))
+        const wait = AbortSignal.timeout(waitMs)
+        try {
+          await components.replicated(seq, AbortSignal.any([wait, c.req.raw.signal]))
+        } catch {
+          const message = `stored here, but not every copy was confirmed within ${waitMs} ms; the events will replicate, and a retry with the same Idempotency-Key stores nothing`
+          return c.json({ error: { code: 'replication_timeout' as const, message }, ids }, 504)
+        }
+      }
       components.recorder.ingest((performance.now() - started) / 1000, ids.length)
       return c.json({ ids }, 201)
     },

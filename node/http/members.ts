@@ -1,15 +1,33 @@
-// Routes of /v1/members: the membership table as this member sees it, and
-// forgetting a dead or left member at once.
+// Routes of /v1/members: the membership table as this member sees it, with
+// the holders of each member's events, and forgetting a dead or left member
+// at once.
 
 import { createRoute, z } from '@hono/zod-openapi'
 import { ConflictError, NotFoundError } from '../errors.ts'
 import type { Membership } from '../mesh/membership.ts'
+import type { HolderRow } from '../replica/replicator.ts'
 import { createRoutes, errorResponse } from './errors.ts'
 
 export interface MemberRoutesComponents {
   membership: Membership
   selfPeerId: string
+  /** The holders of a member's events, with their lag where this member knows it (node/replica/). */
+  holders?: (origin: string) => HolderRow[]
 }
+
+const HolderSchema = z
+  .object({
+    member: z.string().openapi({ description: 'peer id' }),
+    name: z.string(),
+    lagEvents: z.number().int().optional().openapi({
+      description:
+        "events of the member's it does not hold yet; known on the member itself and on the holder",
+    }),
+    lagMs: z.number().int().optional().openapi({
+      description: 'age of the oldest of them, ms; known on the member itself',
+    }),
+  })
+  .openapi('Holder')
 
 const MemberSchema = z
   .object({
@@ -23,6 +41,9 @@ const MemberSchema = z
     offsetMs: z.number().int().openapi({ description: "its clock minus this member's, estimated" }),
     version: z.string(),
     health: z.string(),
+    holders: z.array(HolderSchema).openapi({
+      description: 'the members that hold copies of its events (replicas − 1 of them)',
+    }),
   })
   .openapi('Member')
 
@@ -61,6 +82,7 @@ export function createMemberRoutes(components: MemberRoutesComponents) {
             offsetMs: Math.round(m.offsetMs),
             version: m.version,
             health: m.health,
+            holders: components.holders?.(m.member) ?? [],
           })),
         },
         200,

@@ -126,6 +126,8 @@ export interface PeerClient {
   /** Hex of the member's 40-bit id tag. */
   tag: string
   state: 'alive' | 'suspect' | 'dead' | 'conflict'
+  /** Newest seq it announced. */
+  seq: number
   slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
   group(
     request: GroupRequest,
@@ -155,6 +157,8 @@ export interface Mesh {
   addrs(): string[]
   /** Every other member in the table but those that left, as clients of their protocols. */
   peers(): PeerClient[]
+  /** How to reach a member by its peer id (its addresses from its word). */
+  peer(peerId: string, name?: string): Peer
   /** Where the rule set comes from and goes to; until then this member names none. */
   attachRules(source: RulesSource): void
   /** Connections held now, and how many go to neighbours. */
@@ -223,6 +227,8 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     }
     return out
   }
+
+  const nameOf = (peerId: string) => membership.get(peerId)?.name ?? peerId
 
   const peerOf = (peerId: string, name = peerId): Peer => ({
     host,
@@ -632,7 +638,13 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
           name: entry.name,
           tag: tagHex(tag),
           state: entry.state,
-          slice: (request, options) => remoteSlice(peer, tag, request, options),
+          seq: entry.seq,
+          slice: (request, options) => {
+            if (request.origin === undefined) return remoteSlice(peer, tag, request, options)
+            // Asked as a holder: the events, and the tag they must carry, are the origin's.
+            const owner = { member: request.origin, name: nameOf(request.origin) }
+            return remoteSlice(peer, memberTag(request.origin), request, { ...options, owner })
+          },
           group: (request, group, options) => remoteGroup(peer, request, group, options),
           lookup: (id, options) => remoteLookup(peer, id, options),
           rollup: (request, options) => remoteRollup(peer, request, options),
@@ -641,6 +653,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       }
       return out
     },
+    peer: (peerId, name) => peerOf(peerId, name ?? nameOf(peerId)),
     connections() {
       const neighbours = new Set(membership.neighbours())
       const peersConnected = new Set(host.getConnections().map((c) => c.remotePeer.toString()))

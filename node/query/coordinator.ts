@@ -42,6 +42,7 @@ import {
   recordRows,
   startCall,
 } from './fan-out.ts'
+import { createHedging, type Hedging, hedgedSlice } from './hedge.ts'
 import { createHeap, scanOrder } from './merge.ts'
 
 /** Smallest first grant of events to a member. */
@@ -77,6 +78,20 @@ export interface ResultPage {
 export interface SliceTarget extends FanOutTarget {
   /** Hex of the member's 40-bit id tag. */
   tag: string
+  /**
+   * Served by a holder (`servedBy`): the newest seq the member announced.
+   * A holder's answer whose mark is below it is missing the rest.
+   */
+  covers?: number
+  /** The newest seq the member announced, when known from its word. */
+  seq?: number
+  /**
+   * Asks a holder of the member's events for the same slice (a hedge,
+   * hedge.ts): present when a live holder other than the member is known.
+   */
+  hedge?(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
+  /** The name of the holder `hedge` asks. */
+  hedgeBy?: string
   /** Resolves once the member's answer has begun (its high-water mark is known). */
   slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
   /**
@@ -192,10 +207,16 @@ function openSource(
   timeoutMs: number,
   parent: AbortSignal | undefined,
   whole = false,
+  hedging?: Hedging,
 ): Source {
   const call = startCall(target, timeoutMs, parent, whole ? 'each' : 'total')
+  let asked = 0
   const ask = (r: SliceRequest) => {
-    const opening = target.slice(r, { signal: call.signal })
+    // A page's first ask is hedged; an export reads one copy to its end.
+    const opening =
+      hedging !== undefined && target.hedge !== undefined && !whole && asked++ === 0
+        ? hedgedSlice(call, r, hedging, hedging.delayMs(timeoutMs))
+        : target.slice(r, { signal: call.signal })
     // Raced against the call's signal; a rejection after the race is lost must not go unhandled.
     opening.catch(() => {})
     return opening
@@ -232,6 +253,14 @@ async function fill(source: Source, peek = false): Promise<void> {
         )
         // The first answer's mark is the set's, whatever a later one says.
         source.hwm ??= answer.hwm
+        const covers = source.call.target.covers
+        if (covers !== undefined) {
+          // A holder's answer for a dead member: what it lacks, as it knows
+          // it, or else against what the member last announced.
+          source.call.row.heldSeq = source.hwm
+          const missing = answer.behind ?? Math.max(0, covers - source.hwm)
+          if (missing > 0) source.call.row.missing = missing
+        }
         source.stream = answer.batches
         if (answer.waiting !== undefined) source.waiting = answer.waiting
       }
@@ -368,8 +397,9 @@ function flatPart(
   timeoutMs: number,
   signal: AbortSignal | undefined,
   whole = false,
+  hedging?: Hedging,
 ): Part {
-  const source = openSource(target, request, timeoutMs, signal, whole)
+  const source = openSource(target, request, timeoutMs, signal, whole, hedging)
   return {
     target,
     source,
@@ -431,18 +461,21 @@ async function treeParts(
   requestFor: (target: SliceTarget) => SliceRequest,
   timeoutMs: number,
   signal: AbortSignal | undefined,
+  hedging: Hedging,
 ): Promise<Part[]> {
   const started = performance.now()
   const parts: Part[] = []
-  const others = asked.filter((t) => t !== self)
-  if (self !== undefined && asked.includes(self))
-    parts.push(flatPart(self, requestFor(self), timeoutMs, signal))
+  // Members a holder answers for are asked directly: their rows say by whom.
+  const others = asked.filter((t) => t !== self && t.servedBy === undefined)
+  for (const t of asked)
+    if (t === self || t.servedBy !== undefined)
+      parts.push(flatPart(t, requestFor(t), timeoutMs, signal, false, hedging))
   const size = Math.max(2, Math.ceil(Math.sqrt(others.length)))
   const groups: SliceTarget[][] = []
   for (let i = 0; i < others.length; i += size) groups.push(others.slice(i, i + size))
   const direct = (group: readonly SliceTarget[]) => {
     const left = Math.max(1, Math.floor(timeoutMs - (performance.now() - started)))
-    return group.map((t) => flatPart(t, requestFor(t), left, signal))
+    return group.map((t) => flatPart(t, requestFor(t), left, signal, false, hedging))
   }
   // Each coordinator keeps the same sub-coordinators for SUB_EPOCH_MS (so it
   // holds connections to about √N members, not N), and coordinators choose
@@ -507,6 +540,7 @@ export function createGroupHandler(
   memory?: MemoryGate,
   memoryWaitMs = DEFAULT_MEMORY_WAIT_MS,
 ): GroupHandler {
+  const hedging = createHedging()
   return async (request, options) => {
     // The merged answer is held whole until it is sent: it waits for room
     // for all of it in the requests' share, as a page read backwards does.
@@ -516,7 +550,7 @@ export function createGroupHandler(
       await memory.take(held, wait)
     }
     try {
-      return await mergeGroup(targets, request, options)
+      return await mergeGroup(targets, request, options, hedging)
     } finally {
       memory?.give(held)
     }
@@ -527,6 +561,7 @@ async function mergeGroup(
   targets: () => SliceTarget[],
   request: GroupRequest,
   options: { signal: AbortSignal },
+  hedging: Hedging,
 ): Promise<{ events: StoredEvent[]; trailer: GroupTrailer }> {
   const known = new Map(targets().map((t) => [t.peerId, t]))
   const rows: GroupRow[] = []
@@ -545,7 +580,7 @@ async function mergeGroup(
       continue
     }
     const slice = member.hwm === undefined ? request.slice : { ...request.slice, hwm: member.hwm }
-    parts.push(flatPart(target, slice, request.deadlineMs, options.signal))
+    parts.push(flatPart(target, slice, request.deadlineMs, options.signal, false, hedging))
   }
   const merged = await mergeAll(
     parts.map((p) => p.source),
@@ -577,6 +612,7 @@ function pageMemory(limit: number, window: number, members: number, whole: boole
 
 export function createCoordinator(components: CoordinatorComponents): Coordinator {
   const memoryWaitMs = components.memoryWaitMs ?? DEFAULT_MEMORY_WAIT_MS
+  const hedging = createHedging()
   const coordinator: Coordinator = {
     async open(input, options = {}) {
       const cursor = input.cursor
@@ -685,8 +721,18 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
           : (input.fanout ?? (asked.length > TREE_THRESHOLD ? 'tree' : 'flat'))
         parts =
           fanout === 'tree'
-            ? await treeParts(asked, all[0], base, requestFor, input.timeoutMs, options.signal)
-            : asked.map((t) => flatPart(t, requestFor(t), input.timeoutMs, options.signal, whole))
+            ? await treeParts(
+                asked,
+                all[0],
+                base,
+                requestFor,
+                input.timeoutMs,
+                options.signal,
+                hedging,
+              )
+            : asked.map((t) =>
+                flatPart(t, requestFor(t), input.timeoutMs, options.signal, whole, hedging),
+              )
       } catch (err) {
         release()
         throw err

@@ -22,6 +22,12 @@ export interface MemberRow {
   error?: string
   /** In a tree fan-out, the name of the sub-coordinator that asked it. */
   via?: string
+  /** The member could not be asked (it is dead): the name of the holder of its events that answered for it. */
+  servedBy?: string
+  /** Served by a holder: the newest seq of the member's that the holder has. */
+  heldSeq?: number
+  /** Served by a holder: how many events the member announced that the holder does not have yet. */
+  missing?: number
 }
 
 /** A member as the fan-out sees it: who it is and what its table says of it. */
@@ -34,6 +40,8 @@ export interface FanOutTarget {
    * row.
    */
   state: 'alive' | 'suspect' | 'dead' | 'conflict'
+  /** Set when a holder of the member's events answers for it: the holder's name. */
+  servedBy?: string
 }
 
 /** The error name a client gives a member that does not speak the protocol's version. */
@@ -128,6 +136,7 @@ export function startCall<T extends FanOutTarget>(
   const signal = AbortSignal.any(signals)
   signal.addEventListener('abort', () => clearTimeout(timer), { once: true })
   const row: MemberRow = { member: target.peerId, name: target.name, status: 'ok', count: 0, ms: 0 }
+  if (target.servedBy !== undefined) row.servedBy = target.servedBy
   const elapsed = () => {
     row.ms = Math.round(performance.now() - started)
   }
@@ -257,12 +266,18 @@ export interface RowRecorder {
   memberFailure(status: Exclude<MemberStatus, 'ok'>): void
 }
 
-/** Counts the rows that are not `ok` (the coordinator's member failures), and says whether any is. */
+/**
+ * Counts the rows that are not `ok` (the coordinator's member failures), and
+ * says whether the answer is partial: any such row, or a holder's that
+ * answered for a member with less than it announced.
+ */
 export function recordRows(rows: readonly MemberRow[], recorder?: RowRecorder): boolean {
   let partial = false
   for (const row of rows) {
-    if (row.status === 'ok') continue
+    // A holder that answered with less than the member announced leaves a gap.
+    if (row.status === 'ok' && (row.missing ?? 0) === 0) continue
     partial = true
+    if (row.status === 'ok') continue
     recorder?.memberFailure(row.status)
   }
   return partial

@@ -1,22 +1,26 @@
 // The slice handler: answers one SliceRequest from this member's own store,
-// never by asking anyone else. It yields events in batches, in scan order,
+// never by asking anyone else: from its own events, or from its copy of
+// another member's (an origin's) when the request names one (`origin`). It yields events in batches, in scan order,
 // as they are stored (id and value bytes, decoded only when a filter needs
 // a field), and returns a trailer; the reading itself is the store's
-// (node/store/event-scan.ts). Peers reach it over /chorus/slice/2, which
+// (node/store/event-scan.ts). Peers reach it over /chorus/slice/3, which
 // sends those bytes as they are; the coordinator calls it directly for its
 // own member and decodes them with `decodedAnswer`.
 
 import type { SliceAnswer, SliceRequest, SliceTrailer } from '../../protocol/index.ts'
 import { decodeStoredEvents, type StoredEvent } from '../../protocol/index.ts'
 import type { ChorusEvent } from '../event/event.ts'
+import { TAG_BYTES } from '../event/id.ts'
 import { toEvent } from '../store/codec.ts'
-import type { EventLog } from '../store/event-log.ts'
+import type { EventLog, EventSpace } from '../store/event-log.ts'
 import { queryIdRange, scanEvents } from '../store/event-scan.ts'
 
 // A type filter means the same to every reader: rollups and health match types with it too.
 
 export interface SliceHandlerComponents {
   log: EventLog
+  /** How many of an origin's events this member knows it lacks (node/replica/); undefined: cannot tell. */
+  behind?: (origin: string) => number | undefined
 }
 
 export type SliceHandler = (
@@ -51,7 +55,9 @@ export function decodedAnswer(
       await answer.batches.return(undefined as unknown as SliceTrailer)
     }
   }
-  return { hwm: answer.hwm, batches: batches() }
+  return answer.behind === undefined
+    ? { hwm: answer.hwm, batches: batches() }
+    : { hwm: answer.hwm, behind: answer.behind, batches: batches() }
 }
 
 /**
@@ -84,20 +90,42 @@ export function createAnswerCheck(
   }
 }
 
+/** Nothing held: a holder asked for an origin it holds no events of answers with none, at seq 0. */
+const NOTHING_HELD: EventSpace = {
+  keys: { time: Buffer.of(0), typePrefix: () => Buffer.of(0) },
+  lastSeq: 0,
+  types: () => [],
+  getMany: async (ids) => ids.map(() => undefined),
+  scan: async function* () {},
+}
+
 export function createSliceHandler(components: SliceHandlerComponents): SliceHandler {
   const { log } = components
   return (request, options = {}) => {
-    const hwm = request.hwm ?? log.lastSeq
-    return { hwm, batches: scanEvents(log, { ...request, hwm }, options) }
+    // This member's own events, or its copy of the origin's the request names.
+    const { origin } = request
+    const space = origin === undefined ? log : (log.spaceOf(origin) ?? NOTHING_HELD)
+    const hwm = request.hwm ?? space.lastSeq
+    const batches = scanEvents(space, { ...request, hwm }, options)
+    if (space === log) return { hwm, behind: 0, batches }
+    const behind = origin === undefined ? undefined : components.behind?.(origin)
+    return behind === undefined ? { hwm, batches } : { hwm, behind, batches }
   }
 }
 
 export type LookupHandler = (id: Uint8Array) => Promise<StoredEvent | undefined>
 
-/** Answers a lookup of one of this member's events by its 16 id bytes, as stored. */
+/**
+ * Answers a lookup by 16 id bytes, as stored: of one of this member's
+ * events, or of an event it holds for the member the id names.
+ */
 export function createLookupHandler(components: SliceHandlerComponents): LookupHandler {
+  const { log } = components
   return async (id) => {
-    const [value] = await components.log.getMany([id])
+    const tag = id.subarray(6, 6 + TAG_BYTES)
+    const space = Buffer.compare(tag, log.tag) === 0 ? log : log.held(tag)
+    if (space === undefined) return undefined
+    const [value] = await space.getMany([id])
     return value === undefined ? undefined : { id, value }
   }
 }

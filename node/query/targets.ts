@@ -1,7 +1,10 @@
 // The members a coordinator asks: this member itself, answered by a direct
 // call of its own handlers (the same ones peers reach over the network, as
 // Serf's Query() answers for its own node), then the others, as the mesh's
-// protocol clients. Assembled here, so that the mesh knows nothing of
+// protocol clients. A member that is dead is asked through a holder of its
+// events (node/replica/), this member or another, when one is alive: its
+// slices and lookups come from the holder's copy, under its own name and
+// tag, and its row says which holder served it. Assembled here, so that the mesh knows nothing of
 // queries and a query goes one way: query → (self: store | peers: client →
 // network → handler → store) → query.
 
@@ -20,6 +23,8 @@ export interface SelfTargetInit {
   lookup: LookupHandler
   rollup: RollupHandler
   counters: () => MemberCounters
+  /** The name of a member by its peer id (whose events a request names as `origin`). */
+  nameOf?: (peerId: string) => string
 }
 
 /** This member as a target: its handlers called directly, their stored events decoded here. */
@@ -30,7 +35,12 @@ export function createSelfTarget(init: SelfTargetInit): SliceTarget {
     name,
     tag: tagHex(init.tag),
     state: 'alive',
-    slice: async (request, options) => decodedAnswer(init.slice(request, options), peerId, name),
+    slice: async (request, options) => {
+      const answer = init.slice(request, options)
+      const { origin } = request
+      if (origin === undefined) return decodedAnswer(answer, peerId, name)
+      return decodedAnswer(answer, origin, init.nameOf?.(origin) ?? origin)
+    },
     lookup: async (id) => {
       const stored = await init.lookup(id)
       return stored === undefined ? undefined : decodeStored([stored], peerId, name)[0]
@@ -40,10 +50,56 @@ export function createSelfTarget(init: SelfTargetInit): SliceTarget {
   }
 }
 
-/** Every member to ask, this one first, from a snapshot of the others taken at each call. */
+/** Where a dead member's events can be read instead (node/replica/). */
+export interface HeldReads {
+  /** The peer id of a live holder of `origin`'s events, this member's possibly; undefined when none. */
+  holder(origin: string): string | undefined
+}
+
+/**
+ * Every member to ask, this one first, from a snapshot of the others taken
+ * at each call; a dead member is asked through a live holder of its events
+ * when `held` names one.
+ */
 export function createTargets(
   self: SliceTarget,
   peers: () => readonly SliceTarget[],
+  held?: HeldReads,
 ): () => SliceTarget[] {
-  return () => [self, ...peers()]
+  return () => {
+    const others = peers()
+    if (held === undefined) return [self, ...others]
+    const byId = new Map(others.map((t) => [t.peerId, t]))
+    byId.set(self.peerId, self)
+    return [
+      self,
+      ...others.map((target) => {
+        const holder = byId.get(held.holder(target.peerId) ?? '')
+        if (holder === undefined || holder.state === 'dead' || holder === target) return target
+        if (target.state === 'dead') return heldTarget(target, holder)
+        // Alive: asked itself, and its holder too if it is slow to answer (hedge.ts).
+        return {
+          ...target,
+          hedge: (request, options) => holder.slice({ ...request, origin: target.peerId }, options),
+          hedgeBy: holder.name,
+        } satisfies SliceTarget
+      }),
+    ]
+  }
+}
+
+/** A dead member as its holder answers for it: slices and lookups from the holder's copy. */
+function heldTarget(origin: SliceTarget, holder: SliceTarget): SliceTarget {
+  const { peerId, name } = origin
+  return {
+    ...origin,
+    state: 'alive',
+    servedBy: holder.name,
+    covers: origin.seq ?? 0,
+    slice: (request, options) => holder.slice({ ...request, origin: peerId }, options),
+    lookup: async (id, options) => {
+      const event = await holder.lookup(id, options)
+      return event === undefined ? undefined : { ...event, member: peerId, memberName: name }
+    },
+  }
 }

@@ -39,25 +39,46 @@
 import { uptime } from 'node:os'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { Packr } from 'msgpackr'
+import type { StoredEvent } from '../../protocol/slice.ts'
 import { DataDirError, StorageFullError, StoreUnavailableError } from '../errors.ts'
 import type { EventInput } from '../event/event.ts'
 import { severityRank } from '../event/event.ts'
-import { encodeId, ID_BYTES, MAX_SEQ, MAX_TS, writeIdBytes } from '../event/id.ts'
+import {
+  encodeId,
+  ID_BYTES,
+  MAX_SEQ,
+  MAX_TS,
+  memberTag,
+  seqOfIdBytes,
+  TAG_BYTES,
+  tagHex,
+  writeIdBytes,
+} from '../event/id.ts'
 import type { Logger } from '../log.ts'
-import { encodeEventValue } from './codec.ts'
+import { decodeEventValue, encodeEventValue } from './codec.ts'
 import {
   EVENT_PREFIX,
+  type EventKeys,
   eventKey,
+  heldCatalogueKey,
+  heldCatalogueRange,
+  heldKeys,
+  heldMarkKey,
+  heldMarkRange,
+  heldRanges,
   idAtTs,
   idempotencyAgeKey,
   idempotencyAgeRange,
   idempotencyKey,
   idempotencyKeyOfAgeKey,
   metaKey,
+  OWN_KEYS,
+  parseHeldCatalogueKey,
   parseRollupKey,
   parseTotalKey,
   rollupKey,
   rollupKeyAt,
+  tagOfHeldMarkKey,
   totalKey,
   totalsRange,
   typeCatalogueKey,
@@ -177,7 +198,50 @@ export interface RangeScan {
   reverse?: boolean
 }
 
-export interface EventLog {
+/**
+ * One member's events as this store keeps them, this member's own or an
+ * origin's held here: what a scan reads (event-scan.ts).
+ */
+export interface EventSpace {
+  /** The keys its events and their type index are kept under. */
+  readonly keys: EventKeys
+  /** Newest `seq` it holds; 0 before the first event. */
+  readonly lastSeq: number
+  /** Every event type it holds, sorted. */
+  types(): readonly string[]
+  /** Values of the events with these ids (16 bytes each), `undefined` where absent. */
+  getMany(ids: readonly Uint8Array[]): Promise<Array<Buffer | undefined>>
+  /**
+   * Iterates raw entries of a key range in batches: the first of up to
+   * `firstBatch` rows, each later one twice the last, up to `maxBatch`.
+   */
+  scan(
+    range: RangeScan,
+    firstBatch: number,
+    maxBatch: number,
+  ): AsyncGenerator<Array<[Buffer, Buffer]>>
+}
+
+/** How far this member holds another member's (an origin's) events. */
+export interface HeldMark {
+  /** The origin's peer id. */
+  peerId: string
+  /** Its 40-bit id tag. */
+  tag: Uint8Array
+  /** Newest `seq` held (0: none yet). */
+  seq: number
+  /** The 16 id bytes of the newest event held; undefined when none is. */
+  lastId: Uint8Array | undefined
+}
+
+/** An origin's events held here, as a scan reads them, and how far they go. */
+export type HeldSpace = EventSpace & HeldMark
+
+export class HeldOrderError extends Error {
+  override readonly name = 'HeldOrderError'
+}
+
+export interface EventLog extends EventSpace {
   readonly tag: Uint8Array
   /** Newest `seq` written; 0 before the first event. */
   readonly lastSeq: number
@@ -199,17 +263,23 @@ export interface EventLog {
    * nothing and advanced no counter.
    */
   append(groups: readonly AppendGroup[]): string[][]
-  /** Values of the events with these ids (16 bytes each), `undefined` where absent. */
-  getMany(ids: readonly Uint8Array[]): Promise<Array<Buffer | undefined>>
+  /** Calls `listener` after every append, own or held; returns its removal. */
+  onAppend(listener: (tag: Uint8Array) => void): () => void
+  /** The events of the origin with this tag held here; undefined when none are. */
+  held(tag: Uint8Array): HeldSpace | undefined
+  /** Every origin whose events are held here, and how far. */
+  heldMarks(): HeldMark[]
+  /** The events of the member with this peer id kept here: its own, or a copy; undefined when none are. */
+  spaceOf(peerId: string): EventSpace | undefined
   /**
-   * Iterates raw entries of a key range in batches: the first of up to
-   * `firstBatch` rows, each later one twice the last, up to `maxBatch`.
+   * Stores an origin's events as it stored them (ids and values untouched),
+   * synced, with their type index: each must carry the origin's tag and
+   * follow the last held in both id and `seq` order (HeldOrderError if not;
+   * then nothing is written). Returns the new mark.
    */
-  scan(
-    range: RangeScan,
-    firstBatch: number,
-    maxBatch: number,
-  ): AsyncGenerator<Array<[Buffer, Buffer]>>
+  appendHeld(origin: { peerId: string; tag: Uint8Array }, events: readonly StoredEvent[]): HeldMark
+  /** Drops every held event of an origin, its index and its mark. */
+  dropHeld(tag: Uint8Array): Promise<void>
   findIdempotency(key: string): Promise<IdempotencyRecord | undefined>
   /** Deletes events with `ts` below `beforeTs` and their index entries. */
   deleteEventsBefore(beforeTs: number): Promise<void>
@@ -270,6 +340,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   const sync = init.sync ?? true
   const tag = init.tag
 
+  /** Origins whose events are held here, by tag (hex). */
+  const held = new Map<string, HeldOrigin>()
   let format: number | undefined
   let lastSeq = 0
   let lastTs = 0
@@ -304,6 +376,22 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     } finally {
       await it.close()
     }
+    for await (const rows of scanRange(db, heldMarkRange())) {
+      for (const [key, value] of rows) {
+        const [peerId, seq, lastId] = meta.unpack(value) as [string, number, Uint8Array | null]
+        const origin = newHeld(peerId, Buffer.from(tagOfHeldMarkKey(key)))
+        origin.seq = seq
+        origin.lastId = lastId === null ? undefined : new Uint8Array(lastId)
+        held.set(tagHex(origin.tag), origin)
+      }
+    }
+    for await (const rows of scanRange(db, heldCatalogueRange())) {
+      for (const [key] of rows) {
+        const { tag: originTag, type } = parseHeldCatalogueKey(key)
+        held.get(tagHex(originTag))?.typeSet.add(type)
+      }
+    }
+    for (const origin of held.values()) origin.sorted = [...origin.typeSet].sort()
   } catch (err) {
     await db.close()
     throw err
@@ -391,6 +479,71 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     return Number.isFinite(n) ? n : 0
   }
 
+  const appendListeners = new Set<(tag: Uint8Array) => void>()
+  const appended = (appendedTag: Uint8Array) => {
+    for (const listener of appendListeners) listener(appendedTag)
+  }
+
+  /** A held origin as a scan reads it. */
+  function heldSpace(origin: HeldOrigin): HeldSpace {
+    return {
+      keys: origin.keys,
+      peerId: origin.peerId,
+      tag: origin.tag,
+      get seq() {
+        return origin.seq
+      },
+      get lastSeq() {
+        return origin.seq
+      },
+      get lastId() {
+        return origin.lastId
+      },
+      types: () => origin.sorted,
+      getMany: (ids) => db.getMany(ids.map((id) => eventKey(id, origin.keys.time))),
+      scan: (range, firstBatch, maxBatch) => scanRows(range, firstBatch, maxBatch),
+    }
+  }
+
+  async function* scanRows(
+    range: RangeScan,
+    firstBatch: number,
+    maxBatch: number,
+  ): AsyncGenerator<Array<[Buffer, Buffer]>> {
+    const it = db.iterator({ ...range, keys: true, values: true })
+    openScans++
+    let size = Math.min(firstBatch, maxBatch)
+    try {
+      for (;;) {
+        const rows = await it.nextv(size)
+        if (rows.length === 0) return
+        yield rows
+        size = Math.min(size * 2, maxBatch)
+      }
+    } finally {
+      openScans--
+      await it.close()
+    }
+  }
+
+  /** Writes a batch the way append does, turning a failure into the error every later write gets. */
+  function writeOrFail(batch: unknown) {
+    try {
+      writeBatchSync(batch, sync)
+    } catch (err) {
+      // The first failure decides what every later write is told: RocksDB
+      // keeps refusing writes after it, with a less telling message.
+      writeError ??= isNoSpace(err)
+        ? new StorageFullError(
+            'the disk is full: nothing of this request was stored; free space and restart the member',
+          )
+        : new StoreUnavailableError(
+            `the store refused the write: ${(err as Error).message}; nothing of this request was stored`,
+          )
+      throw writeError
+    }
+  }
+
   function prefixOf(type: string): Buffer {
     let prefix = typePrefixes.get(type)
     if (prefix === undefined) {
@@ -400,8 +553,9 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     return prefix
   }
 
-  return {
+  const eventLog: EventLog = {
     tag,
+    keys: OWN_KEYS,
     get lastSeq() {
       return lastSeq
     },
@@ -498,23 +652,10 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         batch.put(totalKey(delta.type, delta.severity), meta.pack(count))
         stagedTotals.push([name, count])
       }
-      try {
-        // The binding writes on the calling thread and resolves on the next
-        // tick; `write` without await would still have written by now, but
-        // its rejection would be lost, so use the synchronous core.
-        writeBatchSync(batch, sync)
-      } catch (err) {
-        // The first failure decides what every later write is told: RocksDB
-        // keeps refusing writes after it, with a less telling message.
-        writeError ??= isNoSpace(err)
-          ? new StorageFullError(
-              'the disk is full: nothing of this request was stored; free space and restart the member',
-            )
-          : new StoreUnavailableError(
-              `the store refused the write: ${(err as Error).message}; nothing of this request was stored`,
-            )
-        throw writeError
-      }
+      // The binding writes on the calling thread and resolves on the next
+      // tick; `write` without await would still have written by now, but
+      // its rejection would be lost, so use the synchronous core.
+      writeOrFail(batch)
       lastSeq = seq
       lastTs = ts
       for (const open of staged) openBuckets.set(open.key.toString('latin1'), open)
@@ -527,29 +668,100 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         for (const type of newTypes) typeSet.add(type)
         sortedTypes = [...typeSet].sort()
       }
+      appended(tag)
       return out
     },
 
-    getMany(ids) {
-      return db.getMany(ids.map(eventKey))
+    onAppend(listener) {
+      appendListeners.add(listener)
+      return () => appendListeners.delete(listener)
     },
 
-    async *scan(range, firstBatch, maxBatch) {
-      const it = db.iterator({ ...range, keys: true, values: true })
-      openScans++
-      let size = Math.min(firstBatch, maxBatch)
-      try {
-        for (;;) {
-          const rows = await it.nextv(size)
-          if (rows.length === 0) return
-          yield rows
-          size = Math.min(size * 2, maxBatch)
-        }
-      } finally {
-        openScans--
-        await it.close()
-      }
+    held(originTag) {
+      const origin = held.get(tagHex(originTag))
+      return origin === undefined ? undefined : heldSpace(origin)
     },
+
+    spaceOf(peerId) {
+      const of = memberTag(peerId)
+      if (Buffer.compare(of, tag) === 0) return eventLog
+      const origin = held.get(tagHex(of))
+      return origin?.peerId === peerId ? heldSpace(origin) : undefined
+    },
+
+    heldMarks() {
+      return [...held.values()].map((o) => ({
+        peerId: o.peerId,
+        tag: o.tag,
+        seq: o.seq,
+        lastId: o.lastId,
+      }))
+    },
+
+    appendHeld(from, events) {
+      if (closed) throw new StoreUnavailableError('the store is closed')
+      if (writeError !== undefined) throw writeError
+      const key = tagHex(from.tag)
+      if (Buffer.compare(from.tag, tag) === 0)
+        throw new HeldOrderError('a member does not hold its own events as another member')
+      const origin = held.get(key) ?? newHeld(from.peerId, Buffer.from(from.tag))
+      if (origin.peerId !== from.peerId)
+        throw new HeldOrderError(`the events held for tag ${key} are another member's`)
+      let seq = origin.seq
+      let last = origin.lastId
+      const batch = db.batch()
+      const newTypes: string[] = []
+      for (const event of events) {
+        const { id, value } = event
+        for (let i = 0; i < TAG_BYTES; i++)
+          if (id[6 + i] !== from.tag[i])
+            throw new HeldOrderError(`an event of another member among ${from.peerId}'s`)
+        const eventSeq = seqOfIdBytes(id)
+        if (eventSeq <= seq || (last !== undefined && Buffer.compare(id, last) <= 0))
+          throw new HeldOrderError(
+            `event seq ${eventSeq} of ${from.peerId} does not follow the last held, ${seq}`,
+          )
+        const { type } = decodeEventValue(value)
+        batch.put(eventKey(id, origin.keys.time), Buffer.from(value))
+        batch.put(typeIndexKey(origin.keys.typePrefix(type), id), EMPTY)
+        if (!origin.typeSet.has(type) && !newTypes.includes(type)) {
+          newTypes.push(type)
+          batch.put(heldCatalogueKey(origin.tag, type), EMPTY)
+        }
+        seq = eventSeq
+        last = id
+      }
+      const lastId = last === undefined ? undefined : new Uint8Array(last)
+      batch.put(heldMarkKey(origin.tag), meta.pack([from.peerId, seq, lastId ?? null]))
+      writeOrFail(batch)
+      origin.seq = seq
+      origin.lastId = lastId
+      if (newTypes.length > 0) {
+        for (const type of newTypes) origin.typeSet.add(type)
+        origin.sorted = [...origin.typeSet].sort()
+      }
+      held.set(key, origin)
+      if (events.length > 0) appended(origin.tag)
+      return { peerId: origin.peerId, tag: origin.tag, seq, lastId }
+    },
+
+    async dropHeld(originTag) {
+      if (closed) return
+      const key = tagHex(originTag)
+      const origin = held.get(key)
+      if (origin === undefined) return
+      held.delete(key)
+      const batch = db.batch()
+      batch.del(heldMarkKey(origin.tag))
+      await batch.write({ sync: true })
+      for (const range of heldRanges(origin.tag)) await db.clear(range)
+    },
+
+    getMany(ids) {
+      return db.getMany(ids.map((id) => eventKey(id)))
+    },
+
+    scan: scanRows,
 
     async findIdempotency(key) {
       const [value] = await db.getMany([idempotencyKey(key)])
@@ -567,6 +779,15 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       for (const type of sortedTypes) {
         const prefix = prefixOf(type)
         await db.clear({ gte: prefix, lt: typeIndexKey(prefix, boundary) })
+      }
+      // Held copies age as the origin's own events do.
+      for (const origin of [...held.values()]) {
+        const { time, typePrefix: prefix } = origin.keys
+        await db.clear({ gte: time, lt: eventKey(boundary, time) })
+        for (const type of origin.sorted) {
+          const p = prefix(type)
+          await db.clear({ gte: p, lt: typeIndexKey(p, boundary) })
+        }
       }
     },
 
@@ -662,6 +883,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       }
     },
   }
+  return eventLog
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -672,6 +894,29 @@ const EMPTY = Buffer.alloc(0)
  */
 function totalName(type: string, severity: number): string {
   return `${type}\u0000${String.fromCharCode(severity)}`
+}
+
+/** An origin held here, in memory: its mark and its types. */
+interface HeldOrigin {
+  peerId: string
+  tag: Buffer
+  keys: EventKeys
+  seq: number
+  lastId: Uint8Array | undefined
+  typeSet: Set<string>
+  sorted: readonly string[]
+}
+
+function newHeld(peerId: string, tag: Buffer): HeldOrigin {
+  return {
+    peerId,
+    tag,
+    keys: heldKeys(tag),
+    seq: 0,
+    lastId: undefined,
+    typeSet: new Set(),
+    sorted: [],
+  }
 }
 
 interface OpenBucket {

@@ -8,17 +8,8 @@
 
 import type { IdBound, SliceRequest, StoredEvent } from '../../protocol/index.ts'
 import { decodeEventValue } from './codec.ts'
-import type { EventLog } from './event-log.ts'
-import {
-  EVENT_PREFIX,
-  eventKey,
-  idAtTs,
-  idOfEventKey,
-  idOfTypeIndexKey,
-  idRange,
-  seqOfEventKey,
-  typePrefix,
-} from './keys.ts'
+import type { EventSpace } from './event-log.ts'
+import { eventKey, idAtTs, idOfEventKey, idOfTypeIndexKey, idRange, seqOfEventKey } from './keys.ts'
 
 /** Most events per yielded batch and per store read. */
 export const MAX_SCAN_BATCH_EVENTS = 1024
@@ -111,13 +102,13 @@ function readStep(query: EventQuery): number {
 
 /** Raw (event key, value) rows of a range, in scan order, from the time index. */
 function timeRows(
-  log: EventLog,
+  log: EventSpace,
   range: IdRange,
   reverse: boolean,
   step: number,
 ): AsyncGenerator<Array<[Buffer, Buffer]>> {
   return log.scan(
-    idRange(EVENT_PREFIX, range.lower, range.upper, reverse),
+    idRange(log.keys.time, range.lower, range.upper, reverse),
     step,
     MAX_SCAN_BATCH_EVENTS,
   )
@@ -125,7 +116,7 @@ function timeRows(
 
 /** Raw (event key, value) rows of a range for a few exact types, merged from their indexes in id order. */
 async function* indexRows(
-  log: EventLog,
+  log: EventSpace,
   types: readonly string[],
   range: IdRange,
   reverse: boolean,
@@ -133,7 +124,7 @@ async function* indexRows(
 ): AsyncGenerator<Array<[Buffer, Buffer]>> {
   const sources = types.map((type) => ({
     iterator: log.scan(
-      idRange(typePrefix(type), range.lower, range.upper, reverse),
+      idRange(log.keys.typePrefix(type), range.lower, range.upper, reverse),
       step,
       MAX_SCAN_BATCH_EVENTS,
     ),
@@ -180,7 +171,7 @@ async function* indexRows(
         const value = values[i]
         // Absent when retention deleted the event between index and lookup.
         if (value === undefined) continue
-        rows.push([eventKey(ids[i] as Uint8Array), value])
+        rows.push([eventKey(ids[i] as Uint8Array, log.keys.time), value])
       }
       yield rows
     }
@@ -190,14 +181,15 @@ async function* indexRows(
 }
 
 /**
- * The events of `log` that `query` selects, in scan order, as stored: one
+ * The events of `log` (a member's own, or an origin's held here) that
+ * `query` selects, in scan order, as stored: one
  * batch per store read (what was read goes out before more is read, so a
  * reader that takes 250 events costs about 250 rows), then what the scan
  * applied and found. Returning early (`return()`) closes every store
  * iterator it holds.
  */
 export async function* scanEvents(
-  log: EventLog,
+  log: EventSpace,
   query: EventQuery,
   options: { signal?: AbortSignal } = {},
 ): AsyncGenerator<StoredEvent[], EventScanEnd> {

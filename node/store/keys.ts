@@ -9,16 +9,24 @@
 //   'J' at(6) key                    → (empty)          idempotency keys by age
 //   'B' res(1) start(6) type 0x00 sev(1) → rollup bucket  time order per resolution
 //   'N' type 0x00 sev(1)             → count            events ever logged, by type and severity
+//   'H' tag(5) id(16)                → event value      another member's events held here (replicas)
+//   'U' tag(5) type 0x00 id(16)      → (empty)          their type index
+//   'V' tag(5) type                  → (empty)          their catalogue of types
+//   'G' tag(5)                       → held mark        how far this member holds them (seq, id, peer id)
 //
 // Ids are big-endian (ts, member tag, seq), so the event keys of a time range
-// are contiguous, and so are a type's index keys within the same range. Types
+// are contiguous, and so are a type's index keys within the same range.
+// Held events keep the same layout under their origin's tag ('H' for 'E',
+// 'U' for 'T', 'V' for 'Y'): an origin's copy is one contiguous range,
+// dropped with one DeleteRange, and read by the same scan as a member's own
+// events (EventKeys). Every event and index key ends with its 16 id bytes. Types
 // cannot contain 0x00 (TYPE_PATTERN), which makes the separator unambiguous.
 //
 // Nothing outside node/store/ builds or takes apart these keys: the rest of
 // the member asks the store in domain terms (event-scan.ts, event-log.ts).
 
 import type { IdBound } from '../../protocol/slice.ts'
-import { ID_BYTES, idBytes, seqOfIdBytes } from '../event/id.ts'
+import { ID_BYTES, idBytes, seqOfIdBytes, TAG_BYTES } from '../event/id.ts'
 
 export const EVENT = 0x45 // 'E'
 export const TYPE_INDEX = 0x54 // 'T'
@@ -29,30 +37,62 @@ export const IDEMPOTENCY_AGE = 0x4a // 'J'
 export const ROLLUP = 0x42 // 'B'
 export const TOTAL = 0x4e // 'N'
 
-const ZERO_TAG = new Uint8Array(5)
+export const HELD = 0x48 // 'H'
+export const HELD_TYPE_INDEX = 0x55 // 'U'
+export const HELD_TYPE_CATALOGUE = 0x56 // 'V'
+export const HELD_MARK = 0x47 // 'G'
 
-/** Where an event key's id starts: after the kind byte. */
-const EVENT_ID_AT = 1
+const ZERO_TAG = new Uint8Array(5)
 
 /** The first byte of every event key: the prefix of the time index. Never written to. */
 export const EVENT_PREFIX: Buffer = Buffer.of(EVENT)
 
-/** The key of the event with these 16 id bytes. */
-export function eventKey(id: Uint8Array): Buffer {
-  const key = Buffer.allocUnsafe(EVENT_ID_AT + ID_BYTES)
-  key[0] = EVENT
-  key.set(id, EVENT_ID_AT)
+/**
+ * Where one member's events are kept in this store: this member's own, or
+ * an origin's held here. Its event keys are `time` and the 16 id bytes, its
+ * type index keys `typePrefix(type)` and the 16 id bytes.
+ */
+export interface EventKeys {
+  readonly time: Buffer
+  typePrefix(type: string): Buffer
+}
+
+/** The keys of this member's own events. */
+export const OWN_KEYS: EventKeys = { time: EVENT_PREFIX, typePrefix }
+
+/** The keys of the events of the origin with this tag, held here. */
+export function heldKeys(tag: Uint8Array): EventKeys {
+  const time = Buffer.concat([Buffer.of(HELD), tag])
+  return {
+    time,
+    typePrefix(type) {
+      const name = Buffer.from(type, 'utf8')
+      const key = Buffer.allocUnsafe(2 + tag.length + name.length)
+      key[0] = HELD_TYPE_INDEX
+      key.set(tag, 1)
+      name.copy(key, 1 + tag.length)
+      key[1 + tag.length + name.length] = 0
+      return key
+    },
+  }
+}
+
+/** The key of the event with these 16 id bytes under `time` (OWN_KEYS.time by default). */
+export function eventKey(id: Uint8Array, time: Buffer = EVENT_PREFIX): Buffer {
+  const key = Buffer.allocUnsafe(time.length + ID_BYTES)
+  time.copy(key, 0)
+  key.set(id, time.length)
   return key
 }
 
-/** The 16 id bytes of an event key (a view of the key, not a copy). */
+/** The 16 id bytes of an event or type index key, own or held: its last bytes (a view, not a copy). */
 export function idOfEventKey(key: Buffer): Buffer {
-  return key.subarray(EVENT_ID_AT, EVENT_ID_AT + ID_BYTES)
+  return key.subarray(key.length - ID_BYTES)
 }
 
-/** The `seq` of the event an event key names, read in place. */
+/** The `seq` of the event an event or type index key names, read in place. */
 export function seqOfEventKey(key: Uint8Array): number {
-  return seqOfIdBytes(key, EVENT_ID_AT)
+  return seqOfIdBytes(key, key.length - ID_BYTES)
 }
 
 /** The smallest id at or after `ts`: the boundary of a period over ts in id order. */
@@ -77,9 +117,7 @@ export function typeIndexKey(prefix: Buffer, id: Uint8Array): Buffer {
 }
 
 /** The 16 id bytes of a type index key (a view of the key): its last bytes, whatever the type. */
-export function idOfTypeIndexKey(key: Buffer): Buffer {
-  return key.subarray(key.length - ID_BYTES)
-}
+export const idOfTypeIndexKey = idOfEventKey
 
 /**
  * The key range, under `prefix` (EVENT_PREFIX or a typePrefix), of the ids
@@ -194,4 +232,55 @@ export function totalsRange(): { gt: Buffer; lt: Buffer } {
 
 export function parseTotalKey(key: Buffer): { type: string; severity: number } {
   return { type: key.toString('utf8', 1, key.length - 2), severity: key[key.length - 1] as number }
+}
+
+/** Key of an origin's type in the catalogue of its held events. */
+export function heldCatalogueKey(tag: Uint8Array, type: string): Buffer {
+  return Buffer.concat([Buffer.of(HELD_TYPE_CATALOGUE), tag, Buffer.from(type, 'utf8')])
+}
+
+/** Every key of the catalogue of types held for every origin. */
+export function heldCatalogueRange(): { gt: Buffer; lt: Buffer } {
+  return { gt: Buffer.of(HELD_TYPE_CATALOGUE), lt: Buffer.of(HELD_TYPE_CATALOGUE + 1) }
+}
+
+/** The origin's tag and the type a held catalogue key files. */
+export function parseHeldCatalogueKey(key: Buffer): { tag: Buffer; type: string } {
+  return { tag: key.subarray(1, 1 + TAG_BYTES), type: key.toString('utf8', 1 + TAG_BYTES) }
+}
+
+/** Key of the mark of an origin's held events. */
+export function heldMarkKey(tag: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.of(HELD_MARK), tag])
+}
+
+/** Every held mark's key. */
+export function heldMarkRange(): { gt: Buffer; lt: Buffer } {
+  return { gt: Buffer.of(HELD_MARK), lt: Buffer.of(HELD_MARK + 1) }
+}
+
+/** The origin's tag of a held mark key. */
+export function tagOfHeldMarkKey(key: Buffer): Buffer {
+  return key.subarray(1, 1 + TAG_BYTES)
+}
+
+/** Every key of one origin's held events, index and catalogue, as ranges to clear, and its mark. */
+export function heldRanges(tag: Uint8Array): Array<{ gte: Buffer; lt: Buffer }> {
+  const within = (kind: number) => {
+    const start = Buffer.concat([Buffer.of(kind), tag])
+    return { gte: start, lt: afterPrefix(start) }
+  }
+  return [within(HELD), within(HELD_TYPE_INDEX), within(HELD_TYPE_CATALOGUE)]
+}
+
+/** The smallest key past every key that starts with `prefix`. */
+function afterPrefix(prefix: Buffer): Buffer {
+  const out = Buffer.from(prefix)
+  for (let i = out.length - 1; i >= 0; i--) {
+    if ((out[i] as number) < 0xff) {
+      out[i] = (out[i] as number) + 1
+      return out.subarray(0, i + 1)
+    }
+  }
+  return Buffer.of(0xff, 0xff)
 }

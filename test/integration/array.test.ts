@@ -4,6 +4,7 @@
 import { lpStream } from '@libp2p/utils'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChorusEvent } from '../../node/event/event.ts'
+import { memberTag } from '../../node/event/id.ts'
 import type { Member } from '../../node/index.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import {
@@ -330,18 +331,34 @@ describe('an array of five members', () => {
     expect(still.partial).toBe(false)
   })
 
-  it('reports a member that speaks another protocol version as unsupported, without waiting for the deadline', async () => {
+  it('reports a member that speaks another protocol version as unsupported, without waiting for the deadline, and has its holder answer for it', async () => {
     const odd = array[4] as Member
+    const asker = array[0] as Member
+    const holder = array.find((m) => m.peerId === odd.replicator.holders(odd.peerId)[0]) as Member
+    await waitFor(() => holder.log.held(memberTag(odd.peerId))?.seq === odd.log.lastSeq, {
+      what: "odd's events at its holder",
+    })
+    const complete = await page(asker, 'from=0&limit=1000')
     await odd.mesh.host.unhandle(SLICE_PROTOCOL)
     try {
+      // Its holder answers for it at once: the page is whole.
+      const served = await page(asker, 'from=0&limit=1000&timeout=5s')
+      expect(served.partial).toBe(false)
+      expect(served.events.map((e) => e.id)).toEqual(complete.events.map((e) => e.id))
+      expect(served.members.find((r) => r.name === odd.name)).toMatchObject({
+        status: 'ok',
+        servedBy: holder.name,
+      })
+      // With its holder unable too, the row says how the member itself failed.
+      await holder.mesh.host.unhandle(SLICE_PROTOCOL)
       const started = Date.now()
-      const result = await page(array[0] as Member, 'from=0&limit=10&timeout=5s')
+      const result = await page(asker, 'from=0&limit=10&timeout=5s')
       expect(Date.now() - started).toBeLessThan(4000)
       expect(result.partial).toBe(true)
       expect(result.members.find((r) => r.name === odd.name)?.status).toBe('unsupported')
-      expect(result.members.filter((r) => r.status === 'ok')).toHaveLength(4)
     } finally {
-      await odd.mesh.host.handle(SLICE_PROTOCOL, () => {}, { force: true }).catch(() => {})
+      for (const m of [odd, holder])
+        await m.mesh.host.handle(SLICE_PROTOCOL, () => {}, { force: true }).catch(() => {})
     }
   })
 })

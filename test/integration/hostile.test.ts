@@ -122,6 +122,20 @@ const unasked = {
   group: async () => {
     throw new Error('not a sub-coordinator')
   },
+  replicas: {
+    space: () => undefined,
+    appended: (_origin: string, signal: AbortSignal) =>
+      new Promise<void>((_, reject) => signal.addEventListener('abort', reject, { once: true })),
+    acked: () => {},
+  },
+}
+
+/** Slice requests a member refused as busy (too many store scans open). */
+function refusedBusy(m: Member): number {
+  const row = m.mesh.counters.peerRequests.find(
+    (r) => r.protocol === 'slice' && r.outcome === 'busy',
+  )
+  return row?.count ?? 0
 }
 
 async function page(m: Member, query: string): Promise<ResultPage> {
@@ -363,11 +377,20 @@ describe('a hostile peer with the mesh keys', () => {
     const busy = firsts.filter((k) => k === 'error:busy').length
     expect(opened).toBe(64)
     expect(busy).toBe(32)
-    // An honest coordinator meanwhile gets a clear busy row, not a hang.
+    // An honest coordinator meanwhile is refused at once, not left hanging,
+    // and has the holder of oa's events (ob itself) answer for it.
+    await waitFor(() => b.log.held(memberTag(a.peerId))?.seq === 10, {
+      what: "oa's events at its holder",
+    })
+    const busyBefore = refusedBusy(a)
     const crowded = await page(b, 'from=0&type=app.scan')
-    const row = crowded.members.find((r) => r.member === a.peerId)
-    expect(row?.status).toBe('error')
-    expect(row?.error).toMatch(/busy/)
+    expect(refusedBusy(a)).toBeGreaterThan(busyBefore)
+    expect(crowded.events).toHaveLength(10)
+    expect(crowded.partial).toBe(false)
+    expect(crowded.members.find((r) => r.member === a.peerId)).toMatchObject({
+      status: 'ok',
+      servedBy: 'ob',
+    })
     // Gone, they free the member for everyone.
     for (const stream of streams) stream.abort(new Error('the test is done with it'))
     await Promise.all(hostiles.splice(0).map((h) => h.stop()))

@@ -1,5 +1,7 @@
 // Members as separate processes, where a crash or a pause is real: kill -9,
-// SIGSTOP and SIGCONT, and joining through one address.
+// SIGSTOP and SIGCONT, and joining through one address. These members keep
+// no copies of each other's events (--replicas 1), so what a failure does to
+// an answer shows plainly; with copies, test/process/replicas.test.ts.
 
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
@@ -39,7 +41,8 @@ async function transitions(m: MemberProcess): Promise<Map<string, number>> {
 async function startArray(names: string[]): Promise<MemberProcess[]> {
   const out: MemberProcess[] = []
   for (const name of names) {
-    const args = out.length === 0 ? [] : ['--join', (out[0] as MemberProcess).p2p]
+    const join = out.length === 0 ? [] : ['--join', (out[0] as MemberProcess).p2p]
+    const args = ['--replicas', '1', ...join]
     out.push(await startMember({ name, dataDir: await tempDir(), args }))
   }
   await waitFor(

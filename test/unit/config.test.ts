@@ -152,6 +152,8 @@ describe('member configuration', () => {
         memtableBytes: 16 * 1024 ** 2,
         requestBytes: 16 * 1024 ** 2,
       },
+      replicas: 2,
+      rereplicateAfterMs: 60_000,
     })
   })
 

@@ -4,6 +4,7 @@
 
 import { type GroupComponents, groupProtocol } from './group.ts'
 import { type LookupComponents, lookupProtocol } from './lookup.ts'
+import { type ReplicateComponents, replicateProtocol } from './replicate.ts'
 import { type RollupComponents, rollupProtocol } from './rollup.ts'
 import { type RulesComponents, rulesProtocol } from './rules.ts'
 import { type SliceComponents, sliceProtocol } from './slice.ts'
@@ -21,7 +22,8 @@ export type ServedComponents = SliceComponents &
   LookupComponents &
   RollupComponents &
   StatsComponents &
-  RulesComponents
+  RulesComponents &
+  ReplicateComponents
 
 const SERVED: ReadonlyArray<ServedProtocol<ServedComponents>> = [
   sliceProtocol,
@@ -30,6 +32,7 @@ const SERVED: ReadonlyArray<ServedProtocol<ServedComponents>> = [
   rollupProtocol,
   statsProtocol,
   rulesProtocol,
+  replicateProtocol,
 ]
 
 /** Serves every chorus protocol from `components`; `start` handles, `stop` unhandles. */

@@ -1,5 +1,6 @@
 // /chorus/lookup/2: one id, one event as its owner stores it, or none. The
-// client checks that the event answered is the one asked.
+// client checks that the event answered is the one asked. A holder of the
+// owner's events answers for them as the owner would.
 
 import {
   decodeLookupReply,
@@ -31,7 +32,11 @@ export const lookupProtocol = oneAnswer<LookupComponents>(
 export async function remoteLookup(
   peer: Peer,
   id: Uint8Array,
-  options: { signal: AbortSignal },
+  options: {
+    signal: AbortSignal
+    /** Whose event it is, when `peer` answers as a holder of its events. */
+    owner?: { member: string; name: string }
+  },
 ): Promise<ChorusEvent | undefined> {
   const { signal } = options
   const { name } = peer
@@ -45,7 +50,12 @@ export async function remoteLookup(
       throw new ProtocolError('malformed', `${name} answered with another event than the one asked`)
     return reply.event === undefined
       ? undefined
-      : toEvent(reply.event.id, reply.event, peer.id.toString(), name)
+      : toEvent(
+          reply.event.id,
+          reply.event,
+          options.owner?.member ?? peer.id.toString(),
+          options.owner?.name ?? name,
+        )
   } catch (err) {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
     throw translate(err, signal)

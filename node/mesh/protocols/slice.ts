@@ -1,4 +1,4 @@
-// /chorus/slice/2: one request, then the member's answer under the
+// /chorus/slice/3: one request, then the member's answer under the
 // coordinator's credit: a head (its high-water mark), batches of events as
 // it stores them, pauses when the grant is used up, and a trailer or an
 // error. The handler answers from this member's own store; the client reads
@@ -64,7 +64,7 @@ async function sendSlice(
   sent: (events: number) => void,
   grantWaitTimeoutMs: number,
 ): Promise<void> {
-  await lp.write(encodeHead(answer.hwm), { signal })
+  await lp.write(encodeHead(answer.hwm, answer.behind), { signal })
   let credit = window
   let grantBytes = 0
   let wake: (() => void) | undefined
@@ -148,18 +148,24 @@ export async function remoteSlice(
   peer: Peer,
   tag: Uint8Array,
   request: SliceRequest,
-  options: { signal: AbortSignal },
+  options: {
+    signal: AbortSignal
+    /** Whose events they are, when `peer` answers as a holder: `tag` is then the origin's. */
+    owner?: { member: string; name: string }
+  },
 ): Promise<SliceAnswer<ChorusEvent>> {
   const { signal } = options
   const check = createAnswerCheck(request, tag)
   const { name } = peer
   const { stream, lp } = await open(peer, SLICE_PROTOCOL, signal)
-  const member = peer.id.toString()
+  const member = options.owner?.member ?? peer.id.toString()
+  const ownerName = options.owner?.name ?? name
   const fail = (err: unknown): never => {
     stream.abort(err instanceof Error ? err : new Error(String(err)))
     throw translate(err, signal)
   }
   let hwm = 0
+  let behind: number | undefined
   try {
     await lp.write(encodeSliceRequest(request), { signal })
     const head = decodeAnswer((await lp.read({ signal })).subarray())
@@ -168,6 +174,7 @@ export async function remoteSlice(
     if (head.kind !== 'head')
       throw new ProtocolError('malformed', `${name} did not start its answer with a head`)
     hwm = head.hwm
+    behind = head.behind
   } catch (err) {
     fail(err)
   }
@@ -196,7 +203,7 @@ export async function remoteSlice(
             const wrong = check(e.id)
             if (wrong !== undefined) throw new ProtocolError('malformed', `${name} ${wrong}`)
           }
-          mode = yield message.events.map((e) => toEvent(e.id, e, member, name))
+          mode = yield message.events.map((e) => toEvent(e.id, e, member, ownerName))
         } else if (message.kind === 'pause') {
           waiting = true
         } else if (message.kind === 'trailer') {
@@ -216,5 +223,7 @@ export async function remoteSlice(
       if (!finished) stream.abort(new Error('slice cancelled'))
     }
   }
-  return { hwm, batches: batches(), waiting: () => waiting }
+  const answer: SliceAnswer<ChorusEvent> = { hwm, batches: batches(), waiting: () => waiting }
+  if (behind !== undefined) answer.behind = behind
+  return answer
 }

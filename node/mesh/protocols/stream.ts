@@ -43,7 +43,7 @@ export const ANSWER_TIMEOUT_MS = 120_000
 export type LengthPrefixed = ReturnType<typeof lpStream<Stream>>
 
 /** The protocols a member serves, by the name their counters use. */
-export type ServedName = 'slice' | 'group' | 'lookup' | 'rollup' | 'stats' | 'rules'
+export type ServedName = 'slice' | 'group' | 'lookup' | 'rollup' | 'stats' | 'rules' | 'replicate'
 export type ServedOutcome = 'ok' | 'malformed' | 'error' | 'busy'
 
 /** One protocol as a member serves it: its id, and how it answers one request. */
@@ -52,7 +52,20 @@ export interface ServedProtocol<C> {
   name: ServedName
   /** The kind of query it answers, for request timing; undefined for those that do not read the store. */
   kind?: QueryKind
-  answer(request: Uint8Array, lp: LengthPrefixed, signal: AbortSignal, components: C): Promise<void>
+  /**
+   * A stream that lasts as long as both sides want it (replication): no
+   * ANSWER_TIMEOUT_MS, and not one of the MAX_OPEN_STORE_REQUESTS (the
+   * protocol bounds its own streams).
+   */
+  lasting?: boolean
+  /** Answers one request of the peer `from` (its peer id). */
+  answer(
+    request: Uint8Array,
+    lp: LengthPrefixed,
+    signal: AbortSignal,
+    components: C,
+    from: string,
+  ): Promise<void>
 }
 
 export interface ProtocolServerInit<C> {
@@ -100,11 +113,12 @@ async function answerError(
   await stream.close().catch(() => stream.abort(err as Error))
 }
 
-function closedSignal(stream: Stream): AbortSignal {
+function closedSignal(stream: Stream, lasting: boolean): AbortSignal {
   const controller = new AbortController()
   stream.addEventListener('close', () => controller.abort(new Error('stream closed')), {
     once: true,
   })
+  if (lasting) return controller.signal
   return AbortSignal.any([controller.signal, AbortSignal.timeout(ANSWER_TIMEOUT_MS)])
 }
 
@@ -138,11 +152,12 @@ export function createProtocolServer<C>(
   let openStoreRequests = 0
 
   const handler = (served: ServedProtocol<C>) => async (stream: Stream, connection: Connection) => {
-    init.touch?.(connection.remotePeer.toString())
+    const from = connection.remotePeer.toString()
+    init.touch?.(from)
     const started = performance.now()
     const lp = lpStream(stream, { maxDataLength: MAX_REQUEST_BYTES })
-    const signal = closedSignal(stream)
-    const readsStore = served.kind !== undefined
+    const signal = closedSignal(stream, served.lasting === true)
+    const readsStore = served.kind !== undefined && served.lasting !== true
     if (readsStore && openStoreRequests >= MAX_OPEN_STORE_REQUESTS) {
       count(served.name, 'busy')
       const busy = new ProtocolError('busy', 'too many requests open at this member')
@@ -152,7 +167,7 @@ export function createProtocolServer<C>(
     if (readsStore) openStoreRequests++
     try {
       const request = await lp.read({ signal: AbortSignal.timeout(REQUEST_READ_TIMEOUT_MS) })
-      await served.answer(request.subarray(), lp, signal, init.components)
+      await served.answer(request.subarray(), lp, signal, init.components, from)
       await stream.close({ signal })
       count(served.name, 'ok')
       if (served.kind !== undefined)

@@ -1,0 +1,408 @@
+// Replication: every member's events on R members. This module plays both
+// roles of /chorus/replicate/1 for its member:
+//
+// - As a holder, for each origin that placement (placement.ts) gives it, it
+//   keeps one stream open: to the origin while the origin is alive or
+//   suspect, else to another holder of it, and stores what comes (the
+//   origin's bytes, untouched) apart from its own events. It asks from its
+//   mark on, so a holder that was down, or was just assigned, catches up on
+//   the same stream that then carries each new event. Catch-up is bounded
+//   (CATCH_UP_EVENTS_PER_S) so it never starves the member's own work.
+//   A copy this member no longer holds by placement is dropped once that
+//   has lasted the re-replication delay (the member that took it over has
+//   had that long to catch up); a copy of a member no longer in the table
+//   (forgotten) stays until retention.
+// - As a source, it sends its own events and its copies to whoever asks,
+//   and as an origin it keeps each holder's acknowledged seq: the lag that
+//   /v1/members shows, and what `durability=replicated` waits for.
+
+import { memberTag } from '../event/id.ts'
+import type { Logger } from '../log.ts'
+import type { MemberEntry } from '../mesh/membership.ts'
+import { type ReplicaSource, remoteReplicate } from '../mesh/protocols/replicate.ts'
+import type { Peer } from '../mesh/protocols/stream.ts'
+import { type EventLog, HeldOrderError } from '../store/event-log.ts'
+import { candidatesOf, holdersOf } from './placement.ts'
+
+/** Default number of copies of every event, the origin's own included. */
+export const DEFAULT_REPLICAS = 2
+/** Default time a member may be away before its assignments move to others, ms. */
+export const DEFAULT_REREPLICATE_AFTER_MS = 60_000
+/** Most events per second a holder takes while it catches up. */
+export const CATCH_UP_EVENTS_PER_S = 50_000
+/** How often placement is looked at again without a change of the table, ms. */
+const PLACEMENT_TICK_MS = 1000
+/** Retry delays of a broken stream: first and cap, ms. */
+const RETRY_FIRST_MS = 500
+const RETRY_MAX_MS = 10_000
+/** Appends remembered (seq and time) to tell a holder's lag in ms. */
+const APPEND_TIMES = 4096
+
+export interface ReplicatorInit {
+  selfPeerId: string
+  log: EventLog
+  /** Copies of every event, the origin's own included: 1 is none. */
+  replicas(): number
+  rereplicateAfterMs: number
+  /** The membership table, this member included. */
+  table(): readonly MemberEntry[]
+  /** How to reach a member. */
+  peer(peerId: string, name: string): Peer
+  /** Calls `listener` when the table changes (placement is then computed again). */
+  onChange?: (listener: () => void) => void
+  clock?: () => number
+  logger: Logger
+}
+
+/** One holder of an origin's events, and how far behind it is when known. */
+export interface HolderRow {
+  member: string
+  name: string
+  /** Events of the origin it does not hold yet; undefined when this member cannot tell. */
+  lagEvents?: number
+  /** Age of the oldest of them, ms; 0 when it holds them all. */
+  lagMs?: number
+}
+
+export interface Replicator {
+  /** What the replicate protocol serves from. */
+  readonly source: ReplicaSource
+  /** The holders of `origin`'s events now, best first. */
+  holders(origin: string): string[]
+  /**
+   * A member to read `origin`'s events from while the origin cannot be
+   * asked: the first of its holders alive (this member itself possibly);
+   * undefined when none is.
+   */
+  servingHolder(origin: string): string | undefined
+  /** The holders of `origin` with what is known of their lag. */
+  holderRows(origin: string): HolderRow[]
+  /**
+   * How many of `origin`'s events this member knows it does not hold yet
+   * (0: it holds all it has heard of); undefined when it has heard of none.
+   */
+  behind(origin: string): number | undefined
+  /**
+   * Resolves once R − 1 holders have synced this member's events up to
+   * `seq`; rejects when `signal` aborts first.
+   */
+  replicated(seq: number, signal: AbortSignal): Promise<void>
+  start(): void
+  stop(): Promise<void>
+}
+
+interface Subscription {
+  source: string
+  controller: AbortController
+  done: Promise<void>
+}
+
+export function createReplicator(init: ReplicatorInit): Replicator {
+  const { log, logger, selfPeerId } = init
+  const clock = init.clock ?? Date.now
+  const tags = new Map<string, Uint8Array>()
+  const tagOf = (peerId: string) => {
+    let tag = tags.get(peerId)
+    if (tag === undefined) {
+      tag = memberTag(peerId)
+      tags.set(peerId, tag)
+    }
+    return tag
+  }
+
+  // --- as an origin: what each holder has synced -------------------------
+  const acked = new Map<string, number>()
+  const appendTimes: Array<{ seq: number; at: number }> = []
+  const waiters = new Set<{ seq: number; resolve: () => void }>()
+  const unlisten = log.onAppend((tag) => {
+    if (Buffer.compare(tag, log.tag) === 0) {
+      appendTimes.push({ seq: log.lastSeq, at: clock() })
+      if (appendTimes.length > APPEND_TIMES)
+        appendTimes.splice(0, appendTimes.length - APPEND_TIMES)
+    }
+    for (const wake of appendWakers) wake(tag)
+  })
+  const appendWakers = new Set<(tag: Uint8Array) => void>()
+
+  // Placement is computed once per table change or tick, not per question:
+  // a coordinator asks it for every member of every query.
+  let placed:
+    | { at: number; candidates: string[]; live: Set<string>; holders: Map<string, string[]> }
+    | undefined
+  init.onChange?.(() => {
+    placed = undefined
+  })
+  const placement = () => {
+    const now = clock()
+    if (placed === undefined || now - placed.at >= PLACEMENT_TICK_MS) {
+      const table = init.table()
+      placed = {
+        at: now,
+        candidates: candidatesOf(table, now, init.rereplicateAfterMs),
+        live: new Set(table.filter((e) => e.state === 'alive').map((e) => e.member)),
+        holders: new Map(),
+      }
+    }
+    return placed
+  }
+  /** Members alive in the table now. */
+  const live = () => placement().live
+  const holdersNow = (origin: string) => {
+    placed = placement()
+    let holders = placed.holders.get(origin)
+    if (holders === undefined) {
+      holders = holdersOf(origin, placed.candidates, init.replicas())
+      placed.holders.set(origin, holders)
+    }
+    return holders
+  }
+
+  const syncedCopies = (seq: number) => {
+    let copies = 0
+    for (const holder of holdersNow(selfPeerId)) if ((acked.get(holder) ?? 0) >= seq) copies++
+    return copies
+  }
+  const settleWaiters = () => {
+    const needed = init.replicas() - 1
+    for (const waiter of waiters) {
+      if (syncedCopies(waiter.seq) >= needed) {
+        waiters.delete(waiter)
+        waiter.resolve()
+      }
+    }
+  }
+
+  const source: ReplicaSource = {
+    space: (origin) => log.spaceOf(origin),
+    appended(origin, signal) {
+      const tag = tagOf(origin)
+      return new Promise<void>((resolve, reject) => {
+        const done = () => {
+          appendWakers.delete(wake)
+          signal.removeEventListener('abort', aborted)
+        }
+        const wake = (appendedTag: Uint8Array) => {
+          if (Buffer.compare(appendedTag, tag) !== 0) return
+          done()
+          resolve()
+        }
+        const aborted = () => {
+          done()
+          reject(signal.reason)
+        }
+        if (signal.aborted) return reject(signal.reason)
+        appendWakers.add(wake)
+        signal.addEventListener('abort', aborted, { once: true })
+      })
+    },
+    acked(holder, origin, seq) {
+      if (origin !== selfPeerId) return
+      if (seq <= (acked.get(holder) ?? 0)) return
+      acked.set(holder, seq)
+      settleWaiters()
+    },
+  }
+
+  // --- as a holder: one stream per origin held ----------------------------
+  const subscriptions = new Map<string, Subscription>()
+  /** The newest seq of each origin held here that any source has stated. */
+  const heard = new Map<string, number>()
+  const behind = (origin: string): number | undefined => {
+    const known = heard.get(origin)
+    if (known === undefined) return undefined
+    return Math.max(0, known - (log.held(tagOf(origin))?.seq ?? 0))
+  }
+  /** Since when this member holds a copy that placement no longer gives it, by origin. */
+  const unassignedSince = new Map<string, number>()
+  let stopped = true
+  let timer: NodeJS.Timeout | undefined
+
+  const nameOf = (peerId: string) => init.table().find((e) => e.member === peerId)?.name ?? peerId
+
+  /** Whom to copy `origin` from: the origin while it can be asked, else another holder. */
+  function sourceFor(origin: string, entry: MemberEntry): string | undefined {
+    if (entry.state === 'alive' || entry.state === 'suspect') return origin
+    const alive = live()
+    return holdersNow(origin).find((h) => h !== selfPeerId && alive.has(h))
+  }
+
+  /** Catch-up pacing: a holder takes at most CATCH_UP_EVENTS_PER_S. */
+  let paceStart = performance.now()
+  let paced = 0
+  async function pace(events: number, signal: AbortSignal) {
+    const now = performance.now()
+    if (now - paceStart > 1000) {
+      paceStart = now
+      paced = 0
+    }
+    paced += events
+    const due = paceStart + (paced / CATCH_UP_EVENTS_PER_S) * 1000
+    if (due > now) await sleep(due - now, signal)
+  }
+
+  function subscribe(origin: string, from: string): Subscription {
+    const controller = new AbortController()
+    const signal = controller.signal
+    const tag = tagOf(origin)
+    const sub: Subscription = { source: from, controller, done: Promise.resolve() }
+    sub.done = (async () => {
+      let delay = RETRY_FIRST_MS
+      while (!signal.aborted) {
+        const mark = log.held(tag)
+        const after = { seq: mark?.seq ?? 0, lastId: mark?.lastId }
+        try {
+          await remoteReplicate(
+            init.peer(from, nameOf(from)),
+            origin,
+            after,
+            async (events) => {
+              await pace(events.length, signal)
+              const held = log.appendHeld({ peerId: origin, tag }, events)
+              delay = RETRY_FIRST_MS
+              return held.seq
+            },
+            {
+              signal,
+              progress: {
+                heard: (seq) => {
+                  if (seq > (heard.get(origin) ?? 0)) heard.set(origin, seq)
+                },
+              },
+            },
+          )
+        } catch (err) {
+          if (signal.aborted) return
+          const level = err instanceof HeldOrderError ? 'warn' : 'debug'
+          logger[level](
+            {
+              err: (err as Error).message,
+              origin: nameOf(origin),
+              from: nameOf(from),
+              retryInMs: delay,
+            },
+            'replication stream ended; asking again',
+          )
+          await sleep(delay, signal).catch(() => {})
+          delay = Math.min(RETRY_MAX_MS, delay * 2)
+        }
+      }
+    })()
+    return sub
+  }
+
+  /** Looks at placement again: starts, moves and ends streams, drops copies no longer held. */
+  function place() {
+    if (stopped) return
+    const now = clock()
+    const table = init.table()
+    const wanted = new Map<string, string | undefined>()
+    for (const entry of table) {
+      if (entry.self || entry.state === 'conflict') continue
+      if (!holdersNow(entry.member).includes(selfPeerId)) continue
+      wanted.set(entry.member, sourceFor(entry.member, entry))
+    }
+    for (const [origin, sub] of subscriptions) {
+      if (wanted.get(origin) === sub.source) continue
+      sub.controller.abort()
+      subscriptions.delete(origin)
+    }
+    for (const [origin, from] of wanted) {
+      if (from === undefined || subscriptions.has(origin)) continue
+      subscriptions.set(origin, subscribe(origin, from))
+    }
+    // Copies placement no longer gives this member.
+    const inTable = new Set(table.map((e) => e.member))
+    for (const mark of log.heldMarks()) {
+      if (wanted.has(mark.peerId) || !inTable.has(mark.peerId)) {
+        unassignedSince.delete(mark.peerId)
+        continue
+      }
+      const since = unassignedSince.get(mark.peerId) ?? now
+      unassignedSince.set(mark.peerId, since)
+      if (now - since >= init.rereplicateAfterMs) {
+        unassignedSince.delete(mark.peerId)
+        logger.info({ origin: nameOf(mark.peerId) }, 'dropping a copy no longer held here')
+        void log.dropHeld(mark.tag).catch((err: unknown) => {
+          logger.warn({ err }, 'could not drop a copy')
+        })
+      }
+    }
+    settleWaiters()
+  }
+
+  return {
+    source,
+    holders: holdersNow,
+    servingHolder(origin) {
+      const alive = live()
+      return holdersNow(origin).find((h) => alive.has(h))
+    },
+    behind,
+    holderRows(origin) {
+      return holdersNow(origin).map((holder): HolderRow => {
+        const row: HolderRow = { member: holder, name: nameOf(holder) }
+        if (origin === selfPeerId) {
+          const seq = acked.get(holder) ?? 0
+          row.lagEvents = Math.max(0, log.lastSeq - seq)
+          const oldest = appendTimes.find((a) => a.seq > seq)
+          row.lagMs = row.lagEvents === 0 || oldest === undefined ? 0 : clock() - oldest.at
+        } else if (holder === selfPeerId) {
+          const lag = behind(origin)
+          if (lag !== undefined) row.lagEvents = lag
+        }
+        return row
+      })
+    },
+    replicated(seq, signal) {
+      return new Promise<void>((resolve, reject) => {
+        if (syncedCopies(seq) >= init.replicas() - 1) return resolve()
+        const waiter = {
+          seq,
+          resolve: () => {
+            signal.removeEventListener('abort', aborted)
+            resolve()
+          },
+        }
+        const aborted = () => {
+          waiters.delete(waiter)
+          reject(signal.reason)
+        }
+        if (signal.aborted) return reject(signal.reason)
+        waiters.add(waiter)
+        signal.addEventListener('abort', aborted, { once: true })
+      })
+    },
+    start() {
+      if (!stopped) return
+      stopped = false
+      place()
+      timer = setInterval(place, PLACEMENT_TICK_MS)
+      timer.unref()
+    },
+    async stop() {
+      stopped = true
+      clearInterval(timer)
+      unlisten()
+      const ending = [...subscriptions.values()]
+      subscriptions.clear()
+      for (const sub of ending) sub.controller.abort()
+      await Promise.all(ending.map((s) => s.done))
+    },
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason)
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', aborted)
+      resolve()
+    }, ms)
+    timer.unref()
+    const aborted = () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', aborted, { once: true })
+  })
+}

@@ -1,0 +1,183 @@
+// Replicas with members as separate processes, where a crash or a pause is
+// real: a member killed with SIGKILL is answered for by its holder, at once
+// and once it is declared dead; a member frozen with SIGSTOP costs pages the
+// hedge delay, not the deadline, and after 30 s frozen it comes back without
+// a duplicate in any answer and its copies catch up.
+
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ResultPage } from '../../node/query/coordinator.ts'
+import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
+import { type MemberProcess, startMember, stopAll } from './harness.ts'
+
+afterEach(async () => {
+  await stopAll()
+  await removeTempDirs()
+})
+
+interface TableRow {
+  name: string
+  member: string
+  state: string
+  holders: Array<{ name: string; lagEvents?: number }>
+}
+
+async function table(m: MemberProcess): Promise<TableRow[]> {
+  return ((await (await fetch(`${m.url}/v1/members`)).json()) as { members: TableRow[] }).members
+}
+
+async function startArray(names: string[]): Promise<MemberProcess[]> {
+  const out: MemberProcess[] = []
+  for (const name of names) {
+    const args = out.length === 0 ? [] : ['--join', (out[0] as MemberProcess).p2p]
+    out.push(await startMember({ name, dataDir: await tempDir(), args }))
+  }
+  await waitFor(
+    async () => {
+      for (const m of out)
+        if ((await table(m)).filter((e) => e.state === 'alive').length !== names.length)
+          return false
+      return true
+    },
+    { timeoutMs: 20_000, what: 'every member alive in every table' },
+  )
+  return out
+}
+
+/** Posts `count` events, by default with durability=replicated: resolves to their ids once both copies are synced. */
+async function emit(
+  m: MemberProcess,
+  count: number,
+  tag = '',
+  durability = 'replicated',
+): Promise<string[]> {
+  const response = await fetch(`${m.url}/v1/events?durability=${durability}&timeout=10s`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(
+      Array.from({ length: count }, (_, i) => ({
+        type: 'replica.test',
+        message: `${m.name}${tag} ${i}`,
+      })),
+    ),
+  })
+  expect(response.status).toBe(201)
+  return ((await response.json()) as { ids: string[] }).ids
+}
+
+async function query(m: MemberProcess, params: string): Promise<{ page: ResultPage; ms: number }> {
+  const started = performance.now()
+  const response = await fetch(`${m.url}/v1/events?${params}`)
+  const page = (await response.json()) as ResultPage
+  return { page, ms: performance.now() - started }
+}
+
+const stateIn = async (m: MemberProcess, name: string) =>
+  (await table(m)).find((e) => e.name === name)?.state
+
+/** Every origin's holders have all of its events, as each origin reports them. */
+async function caughtUp(all: MemberProcess[]): Promise<boolean> {
+  for (const m of all) {
+    const own = (await table(m)).find((r) => r.name === m.name)
+    if (own === undefined || own.holders.length !== 1 || own.holders[0]?.lagEvents !== 0)
+      return false
+  }
+  return true
+}
+
+describe('a member killed with SIGKILL, with replicas 2', () => {
+  it('is answered for by its holder: every event it acknowledged as replicated, partial false, at once and once it is dead', async () => {
+    const [a, b, c] = (await startArray(['ka', 'kb', 'kc'])) as [
+      MemberProcess,
+      MemberProcess,
+      MemberProcess,
+    ]
+    const all = [...(await emit(a, 20)), ...(await emit(b, 20)), ...(await emit(c, 20))].sort()
+    c.signal('SIGKILL')
+    await c.exited
+
+    // At once: kc cannot be reached, and its holder answers for it.
+    const now = await query(a, 'from=0&limit=1000&timeout=2s')
+    expect(now.page.events.map((e) => e.id)).toEqual(all)
+    expect(now.page.partial).toBe(false)
+    expect(now.page.members.find((r) => r.name === 'kc')?.servedBy).toBeDefined()
+
+    await waitFor(
+      async () => (await stateIn(a, 'kc')) === 'dead' && (await stateIn(b, 'kc')) === 'dead',
+      {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: 'kc dead in every table',
+      },
+    )
+    for (const m of [a, b]) {
+      const { page } = await query(m, 'from=0&limit=1000&timeout=2s')
+      expect(page.events.map((e) => e.id)).toEqual(all)
+      expect(page.partial).toBe(false)
+      const row = page.members.find((r) => r.name === 'kc')
+      expect(row).toMatchObject({ status: 'ok', count: 20, heldSeq: 20 })
+      expect(['ka', 'kb']).toContain(row?.servedBy)
+      // One of its events by id.
+      const id = page.events.find((e) => e.memberName === 'kc')?.id as string
+      const one = await fetch(`${m.url}/v1/events/${id}`)
+      expect(one.status).toBe(200)
+      expect(((await one.json()) as { memberName: string }).memberName).toBe('kc')
+    }
+  })
+})
+
+describe('a member frozen with SIGSTOP, with replicas 2', () => {
+  it('costs pages the hedge delay, not the deadline; after 30 s frozen it is back with no duplicate anywhere and its copies caught up', async () => {
+    const [a, b, c] = (await startArray(['fa', 'fb', 'fc'])) as [
+      MemberProcess,
+      MemberProcess,
+      MemberProcess,
+    ]
+    const ids = [...(await emit(a, 50)), ...(await emit(b, 50)), ...(await emit(c, 50))].sort()
+    c.signal('SIGSTOP')
+    const frozenAt = performance.now()
+
+    // Pages of 100 through either member, while fc is frozen (suspect, then dead).
+    const times: number[] = []
+    const during: string[] = []
+    let round = 0
+    while (performance.now() - frozenAt < 30_000) {
+      const asker = round % 2 === 0 ? a : b
+      const { page, ms } = await query(asker, 'from=0&limit=100&timeout=2s')
+      times.push(ms)
+      expect(page.partial).toBe(false)
+      expect(page.events.map((e) => e.id)).toEqual(ids.slice(0, 100))
+      expect(page.members.find((r) => r.name === 'fc')?.servedBy).toBeDefined()
+      // The members that stayed take events throughout (acknowledged
+      // locally: a copy on the frozen member cannot be confirmed).
+      if (round % 5 === 0)
+        during.push(...(await emit(round % 2 === 0 ? a : b, 5, `-frozen${round}`, 'local')))
+      round++
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    times.sort((x, y) => x - y)
+    // Generous: the hedge delay is at most half the 2 s deadline; a page waited the deadline before.
+    expect(times[Math.floor(times.length * 0.99)]).toBeLessThan(1500)
+
+    c.signal('SIGCONT')
+    await waitFor(
+      async () => (await stateIn(a, 'fc')) === 'alive' && (await stateIn(b, 'fc')) === 'alive',
+      {
+        timeoutMs: 40_000,
+        intervalMs: 100,
+        what: 'fc alive again',
+      },
+    )
+    await waitFor(() => caughtUp([a, b, c]), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: 'every holder caught up',
+    })
+    const expected = [...ids, ...during].sort()
+    for (const m of [a, b, c]) {
+      const { page } = await query(m, 'from=0&limit=10000&timeout=2s')
+      expect(page.partial).toBe(false)
+      expect(new Set(page.events.map((e) => e.id)).size).toBe(page.events.length)
+      expect(page.events.map((e) => e.id)).toEqual(expected)
+    }
+  })
+})
