@@ -9,7 +9,8 @@
 // left for less than the re-replication delay: a holder that restarts, or
 // is away for a minute, keeps its assignments, and only one that stays away
 // longer hands them on, so the next member in the order copies the origin's
-// events and R copies exist again.
+// events and R copies exist again (and an origin away that long gets one
+// holder more in its own place: node/replica/replicator.ts).
 
 import type { MemberEntry } from '../mesh/membership.ts'
 

@@ -8,10 +8,13 @@
 //   mark on, so a holder that was down, or was just assigned, catches up on
 //   the same stream that then carries each new event. Catch-up is bounded
 //   (CATCH_UP_EVENTS_PER_S) so it never starves the member's own work.
-//   A copy this member no longer holds by placement is dropped once that
-//   has lasted the re-replication delay (the member that took it over has
-//   had that long to catch up); a copy of a member no longer in the table
-//   (forgotten) stays until retention.
+//   An origin dead (or gone) longer than the re-replication delay counts as
+//   no copy: placement gives it one more holder, which copies its events
+//   from the others, so R copies exist again. A copy this member no longer
+//   holds by placement (the origin came back, or a holder did) is dropped
+//   once that has lasted the re-replication delay (the member that holds
+//   it now has had that long to catch up); a copy of a member no longer in
+//   the table (forgotten) stays until retention.
 // - As a source, it sends its own events and its copies to whoever asks,
 //   and as an origin it keeps each holder's acknowledged seq: the lag that
 //   /v1/members shows, and what `durability=replicated` waits for.
@@ -127,7 +130,13 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   // Placement is computed once per table change or tick, not per question:
   // a coordinator asks it for every member of every query.
   let placed:
-    | { at: number; candidates: string[]; live: Set<string>; holders: Map<string, string[]> }
+    | {
+        at: number
+        candidates: string[]
+        candidateSet: Set<string>
+        live: Set<string>
+        holders: Map<string, string[]>
+      }
     | undefined
   init.onChange?.(() => {
     placed = undefined
@@ -136,9 +145,11 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     const now = clock()
     if (placed === undefined || now - placed.at >= PLACEMENT_TICK_MS) {
       const table = init.table()
+      const candidates = candidatesOf(table, now, init.rereplicateAfterMs)
       placed = {
         at: now,
-        candidates: candidatesOf(table, now, init.rereplicateAfterMs),
+        candidates,
+        candidateSet: new Set(candidates),
         live: new Set(table.filter((e) => e.state === 'alive').map((e) => e.member)),
         holders: new Map(),
       }
@@ -151,7 +162,11 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     placed = placement()
     let holders = placed.holders.get(origin)
     if (holders === undefined) {
-      holders = holdersOf(origin, placed.candidates, init.replicas())
+      // An origin away past the re-replication delay is no copy: one more
+      // holder takes its place, so R copies exist again.
+      const replicas = init.replicas()
+      const away = replicas > 1 && !placed.candidateSet.has(origin)
+      holders = holdersOf(origin, placed.candidates, away ? replicas + 1 : replicas)
       placed.holders.set(origin, holders)
     }
     return holders

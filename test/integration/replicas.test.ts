@@ -5,13 +5,26 @@
 // a member that is dead is answered for by its holder, completely. The
 // crash of a whole process (SIGKILL, SIGSTOP) is test/process/replicas.test.ts.
 
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
 import { afterEach, describe, expect, it } from 'vitest'
-import { memberTag } from '../../node/event/id.ts'
+import { memberTag, writeIdBytes } from '../../node/event/id.ts'
 import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import type { MemberRow } from '../../node/query/fan-out.ts'
+import { encodeStoredFields } from '../../node/store/codec.ts'
 import { idRange } from '../../node/store/keys.ts'
+import {
+  decodeReplicaMessage,
+  decodeReplicaRequest,
+  encodeReplicaBatches,
+  encodeReplicaHead,
+  encodeReplicaRequest,
+  MAX_ANSWER_BYTES,
+  REPLICA_WINDOW,
+  REPLICATE_PROTOCOL,
+} from '../../protocol/index.ts'
 import {
   type ApiBody,
   allEvents,
@@ -21,6 +34,7 @@ import {
   testConfig,
   waitFor,
 } from '../helpers.ts'
+import { type HostilePeer, startHostilePeer } from '../hostile-peer.ts'
 
 const members: Member[] = []
 afterEach(async () => {
@@ -198,5 +212,133 @@ describe('replicas', () => {
       expect(one.status).toBe(200)
       expect(await one.json()).toMatchObject({ id, member: c.peerId, memberName: 'dc' })
     }
+  })
+})
+
+describe('healing', () => {
+  it('copies a member dead past --rereplicate-after to one more holder, and drops the extra copy once it is back', async () => {
+    const started = await startArray(4, {
+      names: ['ha', 'hb', 'hc', 'hd'],
+      overrides: { rereplicateAfterMs: 1000 },
+    })
+    members.push(...started)
+    for (const m of started) expect((await post(m, 20)).status).toBe(201)
+    /** The members (the origin aside) holding every one of `origin`'s 20 events. */
+    const copies = (origin: Member, among: Member[]) =>
+      among.filter((m) => m !== origin && m.log.held(memberTag(origin.peerId))?.seq === 20)
+    await waitFor(() => started.every((o) => copies(o, started).length === 1), {
+      what: 'one copy of every member',
+    })
+
+    const victim = started[3] as Member
+    const rest = started.slice(0, 3)
+    await victim.mesh.stop({ leaving: false })
+    await waitFor(() => rest.every((m) => stateOf(m, victim.name) === 'dead'), {
+      timeoutMs: 20_000,
+      what: `${victim.name} dead everywhere`,
+    })
+    // Past the delay: its events on two live members, and every other
+    // member's on one live member besides itself, whoever held them before.
+    await waitFor(
+      () => copies(victim, rest).length === 2 && rest.every((o) => copies(o, rest).length >= 1),
+      { timeoutMs: 15_000, what: 'R copies again' },
+    )
+
+    // Back on the same data dir: the extra copies go once the delay has passed.
+    await victim.stop()
+    members.splice(members.indexOf(victim), 1)
+    const back = await createMember(victim.config)
+    members.push(back)
+    await back.start()
+    const all = [...rest, back]
+    await waitFor(() => all.every((o) => copies(o, all).length === 1), {
+      timeoutMs: 20_000,
+      what: 'exactly one copy of every member again',
+    })
+    for (const o of all)
+      expect(
+        all.filter((m) => m !== o && m.log.held(memberTag(o.peerId)) !== undefined),
+      ).toHaveLength(1)
+  })
+})
+
+describe('replication with a hostile peer', () => {
+  const hostiles: HostilePeer[] = []
+  afterEach(async () => {
+    await Promise.all(hostiles.splice(0).map((h) => h.stop()))
+  })
+
+  it("stores an origin's events only from that origin, with its tag, in seq order", async () => {
+    const [solo] = (await array(1, ['hs'])) as [Member]
+    const evil = await startHostilePeer()
+    hostiles.push(evil)
+    const evilTag = memberTag(evil.peerId)
+    const at = (tag: Uint8Array, seq: number) => {
+      const id = new Uint8Array(16)
+      writeIdBytes(id, 0, Date.now() - 10_000 + seq, tag, seq)
+      return { id, value: encodeStoredFields({ type: 'evil.event', severity: 1 }) }
+    }
+    // What the hostile peer sends each time the member asks, in turn.
+    const answers = [
+      [at(memberTag(solo.peerId), 1)], // the member's own, as if the peer held them
+      [at(memberTag('12D3KooWSomeoneElse'), 1)], // a third member's
+      [at(evilTag, 2), at(evilTag, 1)], // its own, out of order
+      [at(evilTag, 1), at(evilTag, 2)], // its own, in order: taken
+    ]
+    let asked = 0
+    await evil.answer(REPLICATE_PROTOCOL, async (request, lp) => {
+      expect(decodeReplicaRequest(request).origin).toBe(evil.peerId)
+      const events = answers[Math.min(asked++, answers.length - 1)] ?? []
+      await lp.write(encodeReplicaHead(2))
+      for (const batch of encodeReplicaBatches(events, 2)) await lp.write(batch)
+      await lp.read({ signal: AbortSignal.timeout(10_000) })
+    })
+    await evil.connect(solo.p2pAddrs()[0] as string)
+    // Each refusal ends the stream; the member asks again (with back-off).
+    await waitFor(() => asked >= 4 && solo.log.held(evilTag)?.seq === 2, {
+      timeoutMs: 20_000,
+      what: 'the fourth answer taken',
+    })
+    expect(solo.log.held(memberTag('12D3KooWSomeoneElse'))).toBeUndefined()
+    expect(solo.log.lastSeq).toBe(0)
+  })
+
+  it('answers a malformed request with an error code and counts it; a holder that never acknowledges gets REPLICA_WINDOW batches and no more', async () => {
+    const [solo] = (await array(1, ['hw'])) as [Member]
+    // 6,000 events: six batches of 1,024 at most.
+    for (let i = 0; i < 6; i++) expect((await post(solo, 1000)).status).toBe(201)
+    const evil = await startHostilePeer()
+    hostiles.push(evil)
+    await evil.connect(solo.p2pAddrs()[0] as string, { join: false })
+    const target = peerIdFromString(solo.peerId)
+
+    const bad = await evil.host.dialProtocol(target, REPLICATE_PROTOCOL)
+    const badLp = lpStream(bad, { maxDataLength: MAX_ANSWER_BYTES })
+    await badLp.write(Uint8Array.of(0x93, 0x1e, 0xc0, 0xc0))
+    const refusal = decodeReplicaMessage(
+      (await badLp.read({ signal: AbortSignal.timeout(5000) })).subarray(),
+    )
+    expect(refusal).toMatchObject({ kind: 'error', code: 'malformed' })
+    const malformed = solo.mesh.counters.peerRequests.find(
+      (r) => r.protocol === 'replicate' && r.outcome === 'malformed',
+    )
+    expect(malformed?.count).toBe(1)
+
+    const stream = await evil.host.dialProtocol(target, REPLICATE_PROTOCOL)
+    const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
+    await lp.write(encodeReplicaRequest({ origin: solo.peerId, afterSeq: 0 }))
+    const read = async (ms: number) =>
+      decodeReplicaMessage((await lp.read({ signal: AbortSignal.timeout(ms) })).subarray())
+    expect(await read(5000)).toEqual({ kind: 'head', seq: 6000 })
+    let events = 0
+    for (let i = 0; i < REPLICA_WINDOW; i++) {
+      const batch = await read(5000)
+      expect(batch.kind).toBe('batch')
+      if (batch.kind === 'batch') events += batch.events.length
+    }
+    expect(events).toBe(REPLICA_WINDOW * 1024)
+    // Unacknowledged, the source sends nothing more however long we wait.
+    await expect(read(1000)).rejects.toThrow()
+    stream.abort(new Error('done'))
   })
 })
