@@ -162,7 +162,12 @@ async function request(
   client: ClientOptions,
   method: string,
   path: string,
-  init: { body?: string; type?: string } = {},
+  init: {
+    body?: string
+    type?: string
+    /** Statuses besides 2xx whose JSON body is returned rather than refused. */
+    allow?: readonly number[]
+  } = {},
 ) {
   const headers: Record<string, string> = { accept: 'application/json' }
   if (client.token !== undefined) headers.authorization = `Bearer ${client.token}`
@@ -190,7 +195,8 @@ async function request(
       `${method} ${url.pathname} answered ${response.status} with a body that is not JSON`,
     )
   }
-  if (!response.ok) throw refused(response.status, text)
+  if (!response.ok && !(init.allow ?? []).includes(response.status))
+    throw refused(response.status, text)
   return body
 }
 
@@ -311,7 +317,16 @@ clientOptions(
     .option('--source <text>', 'origin of the event')
     .option('--value <number>', 'a number that rollups aggregate')
     .option('--time <time>', 'when the event happened, as the client says')
-    .option('--attr <key=value>', 'attribute, repeatable', collect),
+    .option('--attr <key=value>', 'attribute, repeatable', collect)
+    .addOption(
+      new Option(
+        '--durability <durability>',
+        'answer once stored here (local), or once every copy is synced (replicated)',
+      )
+        .choices(['local', 'replicated'])
+        .default('local'),
+    )
+    .option('--timeout <duration>', 'with --durability replicated, how long to wait (default 2s)'),
 ).action(async (opts: Record<string, string | string[] | undefined> & ClientOptions) => {
   const event: Record<string, unknown> = { type: opts.type }
   for (const field of ['severity', 'message', 'source', 'time'] as const) {
@@ -340,11 +355,16 @@ clientOptions(
     }
     event.attrs = attrs
   }
-  const body = (await request(opts, 'POST', 'v1/events', {
+  const params = new URLSearchParams({ durability: String(opts.durability) })
+  if (opts.timeout !== undefined) params.set('timeout', String(opts.timeout))
+  const body = (await request(opts, 'POST', `v1/events?${params}`, {
     body: JSON.stringify(event),
     type: 'application/json',
-  })) as { ids: string[] }
+    allow: [504],
+  })) as { ids: string[]; error?: { code: string; message: string } }
   process.stdout.write(`${body.ids[0]}\n`)
+  // Stored, but its copies unconfirmed: the id is printed, and the exit code says so.
+  if (body.error !== undefined) throw new CliError(`${body.error.code}: ${body.error.message}`)
 })
 
 clientOptions(

@@ -14,6 +14,24 @@ afterEach(async () => {
 })
 
 describe('chorus emit and query', () => {
+  it('emit --durability replicated prints the id and fails when no copy can be confirmed; the event is stored', async () => {
+    const member = await startMember({ name: 'cli-r', dataDir: await tempDir() })
+    const env = { CHORUS_URL: member.url }
+    const alone = await runCli(
+      ['emit', '--type', 'deploy.lonely', '--durability', 'replicated', '--timeout', '300ms'],
+      { env },
+    )
+    expect(alone.code).toBe(1)
+    expect(alone.stderr).toMatch(/replication_timeout/)
+    const id = alone.stdout.trim()
+    expect(id).toHaveLength(26)
+    const stored = await runCli(['query', '--json', '--type', 'deploy.lonely'], { env })
+    expect((JSON.parse(stored.stdout) as ResultPage).events.map((e) => e.id)).toEqual([id])
+    const wrong = await runCli(['emit', '--type', 'x.y', '--durability', 'everywhere'], { env })
+    expect(wrong.code).toBe(1)
+    expect(wrong.stderr).toMatch(/--durability/)
+  })
+
   it('log an event with attributes and print result sets as a table, as JSON, and by cursor', async () => {
     const member = await startMember({ name: 'cli-a', dataDir: await tempDir() })
     const env = { CHORUS_URL: member.url }
