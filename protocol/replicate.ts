@@ -59,9 +59,14 @@ export interface ReplicaRequest {
   afterId?: Uint8Array
 }
 
+/** An event off a replica batch: as stored, with its type (read while its value was checked). */
+export interface ReplicaEvent extends StoredEvent {
+  type: string
+}
+
 export type ReplicaMessage =
   | { kind: 'head'; seq: number }
-  | { kind: 'batch'; events: StoredEvent[]; seq: number }
+  | { kind: 'batch'; events: ReplicaEvent[]; seq: number }
   | { kind: 'caught-up'; seq: number }
   | { kind: 'error'; code: ErrorCode; message: string }
 
@@ -142,14 +147,16 @@ export function decodeReplicaMessage(bytes: Uint8Array): ReplicaMessage {
         !isInt(m[2], 0, MAX_SEQ)
       )
         throw malformed('replica batch')
-      const events: StoredEvent[] = []
+      const events: ReplicaEvent[] = []
       for (const e of m[1] as unknown[]) {
         if (!Array.isArray(e) || e.length !== 2 || !isId(e[0]) || !(e[1] instanceof Uint8Array))
           throw malformed('replica event')
         const value = e[1]
-        const problem = eventValueProblem(unpack(value, MAX_ANSWER_BYTES))
+        const fields = unpack(value, MAX_ANSWER_BYTES)
+        const problem = eventValueProblem(fields)
         if (problem !== undefined) throw malformed(problem)
-        events.push({ id: new Uint8Array(e[0]), value: new Uint8Array(value) })
+        const type = (fields as unknown[])[1] as string
+        events.push({ id: new Uint8Array(e[0]), value: new Uint8Array(value), type })
       }
       return { kind: 'batch', events, seq: m[2] }
     }

@@ -272,7 +272,7 @@ export function createReplicator(init: ReplicatorInit): Replicator {
             after,
             async (events) => {
               await pace(events.length, signal)
-              const held = log.appendHeld({ peerId: origin, tag }, events)
+              const held = await log.appendHeld({ peerId: origin, tag }, events)
               delay = RETRY_FIRST_MS
               return held.seq
             },
@@ -280,7 +280,8 @@ export function createReplicator(init: ReplicatorInit): Replicator {
               signal,
               progress: {
                 heard: (seq) => {
-                  if (seq > (heard.get(origin) ?? 0)) heard.set(origin, seq)
+                  // 0 too: an origin with no events yet is one a holder is not behind.
+                  if (seq > (heard.get(origin) ?? -1)) heard.set(origin, seq)
                 },
               },
             },

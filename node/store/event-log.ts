@@ -275,9 +275,16 @@ export interface EventLog extends EventSpace {
    * Stores an origin's events as it stored them (ids and values untouched),
    * synced, with their type index: each must carry the origin's tag and
    * follow the last held in both id and `seq` order (HeldOrderError if not;
-   * then nothing is written). Returns the new mark.
+   * then nothing is written). Resolves to the new mark. The write runs off
+   * the event loop (unlike append's group commit, which is the member's
+   * own ingest): a holder's fsync never holds up the member's requests.
+   * One origin's batches are written one after another (its stream waits
+   * for each).
    */
-  appendHeld(origin: { peerId: string; tag: Uint8Array }, events: readonly StoredEvent[]): HeldMark
+  appendHeld(
+    origin: { peerId: string; tag: Uint8Array },
+    events: ReadonlyArray<StoredEvent & { type?: string }>,
+  ): Promise<HeldMark>
   /** Drops every held event of an origin, its index and its mark. */
   dropHeld(tag: Uint8Array): Promise<void>
   findIdempotency(key: string): Promise<IdempotencyRecord | undefined>
@@ -480,6 +487,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   }
 
   const appendListeners = new Set<(tag: Uint8Array) => void>()
+  /** The write under way of each origin held, by tag (hex). */
+  const heldWrites = new Map<string, Promise<HeldMark>>()
   const appended = (appendedTag: Uint8Array) => {
     for (const listener of appendListeners) listener(appendedTag)
   }
@@ -526,22 +535,20 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     }
   }
 
-  /** Writes a batch the way append does, turning a failure into the error every later write gets. */
-  function writeOrFail(batch: unknown) {
-    try {
-      writeBatchSync(batch, sync)
-    } catch (err) {
-      // The first failure decides what every later write is told: RocksDB
-      // keeps refusing writes after it, with a less telling message.
-      writeError ??= isNoSpace(err)
-        ? new StorageFullError(
-            'the disk is full: nothing of this request was stored; free space and restart the member',
-          )
-        : new StoreUnavailableError(
-            `the store refused the write: ${(err as Error).message}; nothing of this request was stored`,
-          )
-      throw writeError
-    }
+  /**
+   * The error a failed write becomes, and every later write gets: the first
+   * failure decides it, since RocksDB keeps refusing writes after it, with a
+   * less telling message.
+   */
+  function writeFailure(err: unknown): Error {
+    writeError ??= isNoSpace(err)
+      ? new StorageFullError(
+          'the disk is full: nothing of this request was stored; free space and restart the member',
+        )
+      : new StoreUnavailableError(
+          `the store refused the write: ${(err as Error).message}; nothing of this request was stored`,
+        )
+    return writeError
   }
 
   function prefixOf(type: string): Buffer {
@@ -551,6 +558,62 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       typePrefixes.set(type, prefix)
     }
     return prefix
+  }
+
+  /** Writes an origin's events held here (see appendHeld): checked, then one synced batch. */
+  async function writeHeld(
+    from: { peerId: string; tag: Uint8Array },
+    events: ReadonlyArray<StoredEvent & { type?: string }>,
+  ): Promise<HeldMark> {
+    if (closed) throw new StoreUnavailableError('the store is closed')
+    if (writeError !== undefined) throw writeError
+    const key = tagHex(from.tag)
+    if (Buffer.compare(from.tag, tag) === 0)
+      throw new HeldOrderError('a member does not hold its own events as another member')
+    const origin = held.get(key) ?? newHeld(from.peerId, Buffer.from(from.tag))
+    if (origin.peerId !== from.peerId)
+      throw new HeldOrderError(`the events held for tag ${key} are another member's`)
+    let seq = origin.seq
+    let last = origin.lastId
+    const batch = db.batch()
+    const newTypes: string[] = []
+    for (const event of events) {
+      const { id, value } = event
+      for (let i = 0; i < TAG_BYTES; i++)
+        if (id[6 + i] !== from.tag[i])
+          throw new HeldOrderError(`an event of another member among ${from.peerId}'s`)
+      const eventSeq = seqOfIdBytes(id)
+      if (eventSeq <= seq || (last !== undefined && Buffer.compare(id, last) <= 0))
+        throw new HeldOrderError(
+          `event seq ${eventSeq} of ${from.peerId} does not follow the last held, ${seq}`,
+        )
+      // The type, when the caller has not read it already checking the value.
+      const type = event.type ?? decodeEventValue(value).type
+      batch.put(eventKey(id, origin.keys.time), Buffer.from(value))
+      batch.put(typeIndexKey(origin.keys.typePrefix(type), id), EMPTY)
+      if (!origin.typeSet.has(type) && !newTypes.includes(type)) {
+        newTypes.push(type)
+        batch.put(heldCatalogueKey(origin.tag, type), EMPTY)
+      }
+      seq = eventSeq
+      last = id
+    }
+    const lastId = last === undefined ? undefined : new Uint8Array(last)
+    batch.put(heldMarkKey(origin.tag), meta.pack([from.peerId, seq, lastId ?? null]))
+    try {
+      await batch.write({ sync })
+    } catch (err) {
+      throw writeFailure(err)
+    }
+    origin.seq = seq
+    origin.lastId = lastId
+    if (newTypes.length > 0) {
+      for (const type of newTypes) origin.typeSet.add(type)
+      origin.sorted = [...origin.typeSet].sort()
+    }
+    held.set(key, origin)
+    if (events.length > 0) appended(origin.tag)
+    return { peerId: origin.peerId, tag: origin.tag, seq, lastId }
   }
 
   const eventLog: EventLog = {
@@ -655,7 +718,11 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       // The binding writes on the calling thread and resolves on the next
       // tick; `write` without await would still have written by now, but
       // its rejection would be lost, so use the synchronous core.
-      writeOrFail(batch)
+      try {
+        writeBatchSync(batch, sync)
+      } catch (err) {
+        throw writeFailure(err)
+      }
       lastSeq = seq
       lastTs = ts
       for (const open of staged) openBuckets.set(open.key.toString('latin1'), open)
@@ -699,50 +766,17 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     },
 
     appendHeld(from, events) {
-      if (closed) throw new StoreUnavailableError('the store is closed')
-      if (writeError !== undefined) throw writeError
+      // One origin's writes one after another: each is checked against the mark the last one left.
       const key = tagHex(from.tag)
-      if (Buffer.compare(from.tag, tag) === 0)
-        throw new HeldOrderError('a member does not hold its own events as another member')
-      const origin = held.get(key) ?? newHeld(from.peerId, Buffer.from(from.tag))
-      if (origin.peerId !== from.peerId)
-        throw new HeldOrderError(`the events held for tag ${key} are another member's`)
-      let seq = origin.seq
-      let last = origin.lastId
-      const batch = db.batch()
-      const newTypes: string[] = []
-      for (const event of events) {
-        const { id, value } = event
-        for (let i = 0; i < TAG_BYTES; i++)
-          if (id[6 + i] !== from.tag[i])
-            throw new HeldOrderError(`an event of another member among ${from.peerId}'s`)
-        const eventSeq = seqOfIdBytes(id)
-        if (eventSeq <= seq || (last !== undefined && Buffer.compare(id, last) <= 0))
-          throw new HeldOrderError(
-            `event seq ${eventSeq} of ${from.peerId} does not follow the last held, ${seq}`,
-          )
-        const { type } = decodeEventValue(value)
-        batch.put(eventKey(id, origin.keys.time), Buffer.from(value))
-        batch.put(typeIndexKey(origin.keys.typePrefix(type), id), EMPTY)
-        if (!origin.typeSet.has(type) && !newTypes.includes(type)) {
-          newTypes.push(type)
-          batch.put(heldCatalogueKey(origin.tag, type), EMPTY)
-        }
-        seq = eventSeq
-        last = id
-      }
-      const lastId = last === undefined ? undefined : new Uint8Array(last)
-      batch.put(heldMarkKey(origin.tag), meta.pack([from.peerId, seq, lastId ?? null]))
-      writeOrFail(batch)
-      origin.seq = seq
-      origin.lastId = lastId
-      if (newTypes.length > 0) {
-        for (const type of newTypes) origin.typeSet.add(type)
-        origin.sorted = [...origin.typeSet].sort()
-      }
-      held.set(key, origin)
-      if (events.length > 0) appended(origin.tag)
-      return { peerId: origin.peerId, tag: origin.tag, seq, lastId }
+      const previous = heldWrites.get(key) ?? Promise.resolve()
+      const next = previous.catch(() => {}).then(() => writeHeld(from, events))
+      heldWrites.set(key, next)
+      void next
+        .finally(() => {
+          if (heldWrites.get(key) === next) heldWrites.delete(key)
+        })
+        .catch(() => {})
+      return next
     },
 
     async dropHeld(originTag) {

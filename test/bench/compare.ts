@@ -27,6 +27,11 @@
 // decode + render floor. memory-run (--memory-minutes 10): 5 members under
 // steady ingest and queries, RSS per member at start, at minute 2 and at
 // the end.
+// replicas (in --parts; --replica-events 200000 --replica-pages 200
+// --replica-acks 200): 5 members with --replicas 1 and then 2: ingest
+// events/s and the ratio, holder lag under that load, durability=replicated
+// against local acknowledgements, store bytes, and 100-event pages while
+// one member is frozen with SIGSTOP (test/bench/replicas.ts).
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
@@ -65,6 +70,7 @@ import {
   tableOf,
   timeUntil,
 } from './lib.ts'
+import { replicasBench } from './replicas.ts'
 
 const { values } = parseArgs({
   options: {
@@ -84,6 +90,9 @@ const { values } = parseArgs({
     'scale-queries': { type: 'string', default: '100' },
     'export-events': { type: 'string', default: '1000000' },
     'memory-minutes': { type: 'string', default: '10' },
+    'replica-events': { type: 'string', default: '200000' },
+    'replica-pages': { type: 'string', default: '200' },
+    'replica-acks': { type: 'string', default: '200' },
   },
 })
 const execFileAsync = promisify(execFile)
@@ -1272,6 +1281,31 @@ if (PARTS.has('scale')) {
   )
 }
 
+if (PARTS.has('replicas')) {
+  const r = await replicasBench({
+    events: Number(values['replica-events']),
+    pages: Number(values['replica-pages']),
+    acks: Number(values['replica-acks']),
+  })
+  results.replicas = r
+  printTable(
+    `Replicas: 5 members, ${values['replica-events']} events from 4 clients; ${values['replica-acks']} 100-event acknowledgements; ${values['replica-pages']} pages with one member frozen`,
+    [r.one, r.two].map((x) => ({
+      replicas: x.replicas,
+      'ingest events/s': x.load.eventsPerS,
+      'vs R=1': round(x.load.eventsPerS / r.one.load.eventsPerS, 2),
+      'lag ms p50/p99': x.replicas > 1 ? `${x.load.lagMs.p50}/${x.load.lagMs.p99}` : '-',
+      'store MiB': round(x.bytes / 1024 ** 2),
+      'vs R=1 ': round(x.bytes / r.one.bytes, 2),
+      'ack ms p50/p99 local': `${x.local.p50}/${x.local.p99}`,
+      'replicated (p99 ratio)':
+        x.replicated === undefined
+          ? '-'
+          : `${x.replicated.p50}/${x.replicated.p99} (${round(x.replicated.p99 / x.local.p99, 2)})`,
+      'frozen: page ms p50/p99, partial': `${x.frozen.p50}/${x.frozen.p99}, ${x.frozen.partial}`,
+    })),
+  )
+}
 if (PARTS.has('stability')) {
   const run = await stability(10, Number(values['stability-minutes']))
   results.stability = run

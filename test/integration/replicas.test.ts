@@ -87,6 +87,11 @@ const holderOf = (origin: Member, all: Member[]) => {
 describe('replicas', () => {
   it("copies every member's events to its holder, as stored and in seq order, apart from the holder's own", async () => {
     const all = await array(3, ['ra', 'rb', 'rc'])
+    // Before any event, each holder knows it is behind in nothing.
+    for (const origin of all)
+      await waitFor(() => holderOf(origin, all).replicator.behind(origin.peerId) === 0, {
+        what: `the holder of ${origin.name} caught up with none`,
+      })
     for (const m of all) for (let i = 0; i < 3; i++) expect((await post(m, 40)).status).toBe(201)
 
     for (const origin of all) {

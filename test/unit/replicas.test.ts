@@ -96,7 +96,7 @@ describe("a store's copies of another member's events", () => {
     log.append([{ events: [{ type: 'own.event' }] }])
     const origin = { peerId: '12D3KooOrigin', tag: memberTag('12D3KooOrigin') }
     const first = [1, 2, 3].map((s) => event(origin.tag, s, 1000 + s, s === 2 ? 'app.y' : 'app.x'))
-    expect(log.appendHeld(origin, first).seq).toBe(3)
+    expect((await log.appendHeld(origin, first)).seq).toBe(3)
 
     const refusals: Array<[string, ReturnType<typeof event>[]]> = [
       ['another member', [event(memberTag('12D3KooOther'), 4)]],
@@ -105,16 +105,16 @@ describe("a store's copies of another member's events", () => {
       ['a batch with one bad event', [event(origin.tag, 4), event(origin.tag, 4)]],
     ]
     for (const [what, events] of refusals)
-      expect(() => log.appendHeld(origin, events), what).toThrow(/HeldOrder|follow|another/)
-    expect(() =>
+      await expect(log.appendHeld(origin, events), what).rejects.toThrow(/follow|another/)
+    await expect(
       log.appendHeld({ ...origin, peerId: '12D3KooImpostor' }, [event(origin.tag, 4)]),
-    ).toThrow(/another member/)
-    expect(() =>
+    ).rejects.toThrow(/another member/)
+    await expect(
       log.appendHeld({ peerId: '12D3KooSelf', tag: log.tag }, [event(log.tag, 9)]),
-    ).toThrow(/own events/)
+    ).rejects.toThrow(/own events/)
 
     // Nothing refused was written; a gap (the source's retention) is taken.
-    expect(log.appendHeld(origin, [event(origin.tag, 9)]).seq).toBe(9)
+    expect((await log.appendHeld(origin, [event(origin.tag, 9)])).seq).toBe(9)
     const held = log.held(origin.tag)
     expect(held?.seq).toBe(9)
     expect(held?.types()).toEqual(['app.x', 'app.y'])
@@ -148,7 +148,7 @@ describe("a store's copies of another member's events", () => {
     const dir = await tempDir()
     const origin = { peerId: '12D3KooOrigin', tag: memberTag('12D3KooOrigin') }
     const first = await openEventLog({ dir, tag: memberTag('12D3KooSelf') })
-    first.appendHeld(origin, [event(origin.tag, 1, 1000), event(origin.tag, 2, 5000)])
+    await first.appendHeld(origin, [event(origin.tag, 1, 1000), event(origin.tag, 2, 5000)])
     await first.close()
     const log = await openEventLog({ dir, tag: memberTag('12D3KooSelf') })
     logs.push(log)

@@ -20,6 +20,7 @@ import {
   ProtocolError,
   REPLICA_WINDOW,
   REPLICATE_PROTOCOL,
+  type ReplicaEvent,
   type StoredEvent,
 } from '../../../protocol/index.ts'
 import { ID_BYTES } from '../../event/id.ts'
@@ -169,7 +170,7 @@ export async function remoteReplicate(
   peer: Peer,
   origin: string,
   after: { seq: number; lastId: Uint8Array | undefined },
-  store: (events: StoredEvent[]) => number | Promise<number>,
+  store: (events: ReplicaEvent[]) => number | Promise<number>,
   options: { signal: AbortSignal; progress?: ReplicaProgress },
 ): Promise<never> {
   const { signal } = options
