@@ -86,6 +86,21 @@ export class BusyError extends ChorusError {
   }
 }
 
+/**
+ * The member is learning its newest `seq` from the holders of its events
+ * (its data dir was replaced): it takes no event until it knows, so that
+ * no `seq` is used twice; the client should retry after `retryAfterS`.
+ */
+export class RestoringError extends ChorusError {
+  override readonly name = 'RestoringError'
+  readonly code = 'restoring'
+  readonly retryAfterS: number
+  constructor(message: string, retryAfterS = 1) {
+    super(message)
+    this.retryAfterS = retryAfterS
+  }
+}
+
 /** The owner of an event could not be asked. */
 export class OwnerUnreachableError extends ChorusError {
   override readonly name = 'OwnerUnreachableError'
@@ -124,6 +139,7 @@ export type KnownError =
   | StoreUnavailableError
   | OwnerUnreachableError
   | BusyError
+  | RestoringError
   | ConfigError
   | ApprovalError
   | DataDirError
@@ -138,6 +154,7 @@ const KNOWN = new Set([
   'StoreUnavailableError',
   'OwnerUnreachableError',
   'BusyError',
+  'RestoringError',
   'ConfigError',
   'ApprovalError',
   'DataDirError',

@@ -185,6 +185,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     table: () => membership.table(),
     onChange: (listener) => membership.onChange(listener),
     peer: (peerId, peerName) => mesh.peer(peerId, peerName),
+    // A member that was here before (its key kept) with a new, empty store.
+    restore: !identity.created && log.lastSeq === 0 && config.replicas > 1,
+    ...(init.restoreWaitMs === undefined ? {} : { restoreWaitMs: init.restoreWaitMs }),
     logger: component(root, 'replica'),
   })
 
@@ -200,6 +203,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   const memberTargets = createTargets(selfTarget, () => mesh.peers())
   const targets = createTargets(selfTarget, () => mesh.peers(), {
     holder: (origin) => replicator.servingHolder(origin),
+    restoring: () => replicator.restoring() !== undefined,
   })
   const coordinator = createCoordinator({ targets, recorder, memory: requestMemory })
   const groupHandler = createGroupHandler(targets, requestMemory)
@@ -250,7 +254,11 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     queryTimeoutMs: config.queryTimeoutMs,
     clock,
     logger: component(root, 'http'),
-    ready: () => started && stopping === undefined && log.writeError === undefined,
+    ready: () =>
+      started &&
+      stopping === undefined &&
+      log.writeError === undefined &&
+      replicator.restoring() === undefined,
     version: VERSION,
     membership,
     selfPeerId: identity.peerId,
@@ -266,6 +274,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     requestMemory,
     replicated: (seq, signal) => replicator.replicated(seq, signal),
     holders: (origin) => replicator.holderRows(origin),
+    restoring: () => replicator.restoring() !== undefined,
   })
 
   return {

@@ -31,6 +31,8 @@ export interface MemberInit {
   logger?: Logger
   /** How often retention runs, in ms; tests shorten it. Default RETENTION_INTERVAL_MS (1 min). */
   retentionIntervalMs?: number
+  /** Longest wait for another member at a restore of a replaced data dir, ms; tests shorten it. Default 30 s. */
+  restoreWaitMs?: number
 }
 
 export interface Member {

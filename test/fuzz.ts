@@ -138,7 +138,7 @@ const SEEDS: Uint8Array[] = [
     origin: '12D3KooWxyz',
   }),
   encodeReplicaRequest({ origin: '12D3KooWxyz', afterSeq: 7, afterId: new Uint8Array(16) }),
-  encodeReplicaHead(9),
+  encodeReplicaHead(9, 1_700_000_000_000),
   encodeReplicaAck(9),
   ...encodeReplicaBatches(
     [

@@ -8,7 +8,7 @@ import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
 import type { FieldProblem } from '../errors.ts'
-import { BusyError, InvalidInputError, isKnownError } from '../errors.ts'
+import { BusyError, InvalidInputError, isKnownError, RestoringError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 
 const STATUS: Record<string, ContentfulStatusCode> = {
@@ -21,6 +21,7 @@ const STATUS: Record<string, ContentfulStatusCode> = {
   StoreUnavailableError: 503,
   OwnerUnreachableError: 503,
   BusyError: 503,
+  RestoringError: 503,
   ConfigError: 400,
   ApprovalError: 403,
   DataDirError: 500,
@@ -55,7 +56,8 @@ export function createOnError(log: Logger): (err: Error, c: Context) => Response
   return (err, c) => {
     if (isKnownError(err)) {
       const status = STATUS[err.name] ?? 400
-      if (err instanceof BusyError) c.header('Retry-After', String(err.retryAfterS))
+      if (err instanceof BusyError || err instanceof RestoringError)
+        c.header('Retry-After', String(err.retryAfterS))
       // A failure of the member itself may quote the store's own error, with
       // the paths of its files: those stay in the log, not in the answer.
       if (status >= 500) {

@@ -303,7 +303,7 @@ export function createEventRoutes(components: EventRoutesComponents) {
         413: errorResponse('Body or event count over the limit; nothing stored'),
         415: errorResponse('Unsupported content type'),
         503: errorResponse(
-          'Requests in flight hold the memory budget; nothing stored; retry after Retry-After',
+          'Requests in flight hold the memory budget, or the member is learning its newest seq after its data dir was replaced (restoring); nothing stored; retry after Retry-After',
         ),
         504: {
           content: {

@@ -13,6 +13,8 @@ export interface MemberRoutesComponents {
   selfPeerId: string
   /** The holders of a member's events, with their lag where this member knows it (node/replica/). */
   holders?: (origin: string) => HolderRow[]
+  /** True while this member restores its events from their holders (its own row says `restoring`). */
+  restoring?: () => boolean
 }
 
 const HolderSchema = z
@@ -33,7 +35,10 @@ const MemberSchema = z
   .object({
     member: z.string().openapi({ description: 'peer id' }),
     name: z.string(),
-    state: z.enum(['alive', 'suspect', 'dead', 'left', 'conflict']),
+    state: z.enum(['alive', 'suspect', 'dead', 'left', 'conflict', 'restoring']).openapi({
+      description:
+        'restoring: this member itself, pulling its events back after its data dir was replaced',
+    }),
     lastSeen: z.number().int().openapi({ description: "ms since the epoch, this member's clock" }),
     addrs: z.array(z.string()),
     http: z.string(),
@@ -74,7 +79,7 @@ export function createMemberRoutes(components: MemberRoutesComponents) {
           members: membership.table().map((m) => ({
             member: m.member,
             name: m.name,
-            state: m.state,
+            state: m.self && components.restoring?.() === true ? ('restoring' as const) : m.state,
             lastSeen: m.lastSeen,
             addrs: m.addrs,
             http: m.http,

@@ -94,6 +94,7 @@ export function createAnswerCheck(
 const NOTHING_HELD: EventSpace = {
   keys: { time: Buffer.of(0), typePrefix: () => Buffer.of(0) },
   lastSeq: 0,
+  lastTs: 0,
   types: () => [],
   getMany: async (ids) => ids.map(() => undefined),
   scan: async function* () {},

@@ -54,6 +54,8 @@ export function createSelfTarget(init: SelfTargetInit): SliceTarget {
 export interface HeldReads {
   /** The peer id of a live holder of `origin`'s events, this member's possibly; undefined when none. */
   holder(origin: string): string | undefined
+  /** True while this member restores its own events from a holder: its holder answers for it. */
+  restoring?(): boolean
 }
 
 /**
@@ -71,8 +73,13 @@ export function createTargets(
     if (held === undefined) return [self, ...others]
     const byId = new Map(others.map((t) => [t.peerId, t]))
     byId.set(self.peerId, self)
+    let me = self
+    if (held.restoring?.() === true) {
+      const holder = byId.get(held.holder(self.peerId) ?? '')
+      if (holder !== undefined && holder !== self) me = heldTarget(self, holder)
+    }
     return [
-      self,
+      me,
       ...others.map((target) => {
         const holder = byId.get(held.holder(target.peerId) ?? '')
         if (holder === undefined || holder.state === 'dead' || holder === target) return target

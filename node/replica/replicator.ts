@@ -19,10 +19,15 @@
 //   and as an origin it keeps each holder's acknowledged seq: the lag that
 //   /v1/members shows, and what `durability=replicated` waits for.
 
-import { memberTag } from '../event/id.ts'
+import { ProtocolError } from '../../protocol/index.ts'
+import { memberTag, seqOfIdBytes } from '../event/id.ts'
 import type { Logger } from '../log.ts'
 import type { MemberEntry } from '../mesh/membership.ts'
-import { type ReplicaSource, remoteReplicate } from '../mesh/protocols/replicate.ts'
+import {
+  type ReplicaSource,
+  remoteReplicaHead,
+  remoteReplicate,
+} from '../mesh/protocols/replicate.ts'
 import type { Peer } from '../mesh/protocols/stream.ts'
 import { type EventLog, HeldOrderError } from '../store/event-log.ts'
 import { candidatesOf, holdersOf } from './placement.ts'
@@ -40,6 +45,10 @@ const RETRY_FIRST_MS = 500
 const RETRY_MAX_MS = 10_000
 /** Appends remembered (seq and time) to tell a holder's lag in ms. */
 const APPEND_TIMES = 4096
+/** Longest wait at a restore for another member to ask, ms; then the member starts afresh. */
+export const RESTORE_WAIT_MS = 30_000
+/** The record of a restore under way, so one interrupted by a restart resumes. */
+const RESTORE_RECORD = 'restore'
 
 export interface ReplicatorInit {
   selfPeerId: string
@@ -53,6 +62,14 @@ export interface ReplicatorInit {
   peer(peerId: string, name: string): Peer
   /** Calls `listener` when the table changes (placement is then computed again). */
   onChange?: (listener: () => void) => void
+  /**
+   * The member's data dir was replaced (its identity kept, its store new):
+   * learn its newest seq from the holders of its events before it takes any
+   * event, then pull its events back (see `restoring`).
+   */
+  restore?: boolean
+  /** Longest wait for another member to ask at a restore, ms. Default RESTORE_WAIT_MS. */
+  restoreWaitMs?: number
   clock?: () => number
   logger: Logger
 }
@@ -70,6 +87,12 @@ export interface HolderRow {
 export interface Replicator {
   /** What the replicate protocol serves from. */
   readonly source: ReplicaSource
+  /**
+   * While the member restores its events after its data dir was replaced:
+   * `discovering` its newest seq (it takes no event), then `pulling` its
+   * events back from a holder; undefined otherwise.
+   */
+  restoring(): 'discovering' | 'pulling' | undefined
   /** The holders of `origin`'s events now, best first. */
   holders(origin: string): string[]
   /**
@@ -188,7 +211,12 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   }
 
   const source: ReplicaSource = {
-    space: (origin) => log.spaceOf(origin),
+    space(origin) {
+      // Its own events, half restored, would leave gaps in a holder's copy.
+      if (origin === selfPeerId && phase !== undefined)
+        throw new ProtocolError('busy', 'this member is restoring its events; ask again shortly')
+      return log.spaceOf(origin)
+    },
     appended(origin, signal) {
       const tag = tagOf(origin)
       return new Promise<void>((resolve, reject) => {
@@ -346,8 +374,117 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     settleWaiters()
   }
 
+  // --- restoring a replaced data dir ------------------------------------
+  let phase: 'discovering' | 'pulling' | undefined
+  const restoreStop = new AbortController()
+  let restoring: Promise<void> = Promise.resolve()
+
+  /** Every other live member's newest seq of this member's events, and its ts. */
+  async function heads(signal: AbortSignal) {
+    const others = init.table().filter((e) => !e.self && e.state === 'alive')
+    const answers = await Promise.all(
+      others.map((e) =>
+        remoteReplicaHead(init.peer(e.member, e.name), selfPeerId, {
+          signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]),
+        }).then(
+          (head) => ({ member: e.member, ...head }),
+          () => undefined,
+        ),
+      ),
+    )
+    return answers.filter((a) => a !== undefined)
+  }
+
+  async function restore(resume: { target: number; seq: number; id?: Uint8Array } | undefined) {
+    const signal = restoreStop.signal
+    let target = resume?.target ?? 0
+    let restored = resume?.seq ?? 0
+    let restoredId = resume?.id
+    if (resume === undefined) {
+      phase = 'discovering'
+      log.seal(
+        'this member is learning its newest seq from the members that hold its events (its data dir is new); retry shortly',
+      )
+      const deadline = clock() + (init.restoreWaitMs ?? RESTORE_WAIT_MS)
+      let found: Awaited<ReturnType<typeof heads>> = []
+      while (!signal.aborted && clock() < deadline) {
+        found = await heads(signal)
+        if (found.length > 0) break
+        await sleep(250, signal).catch(() => {})
+      }
+      const best = found.sort((a, b) => b.seq - a.seq)[0]
+      if (best === undefined || best.seq === 0) {
+        if (!signal.aborted)
+          logger.warn(
+            { asked: found.length },
+            'no member holds events of this member: it starts afresh from seq 1',
+          )
+        log.advanceTo(0, 0)
+        phase = undefined
+        return
+      }
+      target = best.seq
+      log.advanceTo(best.seq, best.ts)
+      await log.putRecord(RESTORE_RECORD, encodeRestore({ target, seq: 0 }))
+      logger.info(
+        { seq: target, from: nameOf(best.member) },
+        'new events continue past the newest seq its holders have; pulling its events back',
+      )
+    }
+    phase = 'pulling'
+    let delay = RETRY_FIRST_MS
+    while (!signal.aborted && restored < target) {
+      const found = await heads(signal)
+      const from = found.sort((a, b) => b.seq - a.seq)[0]
+      if (from === undefined || from.seq <= restored) {
+        await sleep(delay, signal).catch(() => {})
+        delay = Math.min(RETRY_MAX_MS, delay * 2)
+        continue
+      }
+      const pull = new AbortController()
+      const pulling = AbortSignal.any([signal, pull.signal])
+      try {
+        await remoteReplicate(
+          init.peer(from.member, nameOf(from.member)),
+          selfPeerId,
+          { seq: restored, lastId: restoredId },
+          async (events) => {
+            await pace(events.length, pulling)
+            // Past the target are events this member logged since: it has them.
+            const mine = events.filter((e) => seqOfIdBytes(e.id) <= target)
+            log.appendRestored(mine)
+            const last = mine[mine.length - 1]
+            if (last !== undefined) {
+              restored = seqOfIdBytes(last.id)
+              restoredId = last.id
+              await log.putRecord(
+                RESTORE_RECORD,
+                encodeRestore({ target, seq: restored, id: restoredId }),
+              )
+            }
+            if (restored >= target || mine.length < events.length) pull.abort()
+            delay = RETRY_FIRST_MS
+            return restored
+          },
+          { signal: pulling },
+        )
+      } catch (err) {
+        if (signal.aborted || pull.signal.aborted) continue
+        logger.debug({ err: (err as Error).message }, 'restore stream ended; asking again')
+        await sleep(delay, signal).catch(() => {})
+        delay = Math.min(RETRY_MAX_MS, delay * 2)
+      }
+    }
+    if (signal.aborted) return
+    // Past the newest any holder has: done (a gap is events retention took).
+    await log.putRecord(RESTORE_RECORD, encodeRestore({ target, seq: target }))
+    logger.info({ seq: target }, 'events restored from the holders')
+    phase = undefined
+  }
+
   return {
     source,
+    restoring: () => phase,
     holders: holdersNow,
     servingHolder(origin) {
       const alive = live()
@@ -391,6 +528,16 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     start() {
       if (!stopped) return
       stopped = false
+      restoring = (async () => {
+        const kept = await log.getRecord(RESTORE_RECORD)
+        const record = kept === undefined ? undefined : decodeRestore(kept)
+        if (record !== undefined && record.seq < record.target) await restore(record)
+        else if (init.restore === true && log.lastSeq === 0) await restore(undefined)
+      })().catch((err: unknown) => {
+        logger.error({ err }, 'restoring the events of this member failed')
+        phase = undefined
+        if (log.sealed) log.advanceTo(0, 0)
+      })
       place()
       timer = setInterval(place, PLACEMENT_TICK_MS)
       timer.unref()
@@ -399,6 +546,8 @@ export function createReplicator(init: ReplicatorInit): Replicator {
       stopped = true
       clearInterval(timer)
       unlisten()
+      restoreStop.abort()
+      await restoring
       const ending = [...subscriptions.values()]
       subscriptions.clear()
       for (const sub of ending) sub.controller.abort()
@@ -421,4 +570,41 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', aborted, { once: true })
   })
+}
+
+interface RestoreRecord {
+  /** The newest seq the holders had when the restore began. */
+  target: number
+  /** The newest seq restored so far. */
+  seq: number
+  /** Its id. */
+  id?: Uint8Array
+}
+
+function encodeRestore(r: RestoreRecord): Uint8Array {
+  return new TextEncoder().encode(
+    JSON.stringify({
+      target: r.target,
+      seq: r.seq,
+      ...(r.id === undefined ? {} : { id: Buffer.from(r.id).toString('hex') }),
+    }),
+  )
+}
+
+function decodeRestore(bytes: Uint8Array): RestoreRecord | undefined {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(bytes)) as {
+      target: number
+      seq: number
+      id?: string
+    }
+    if (!Number.isSafeInteger(v.target) || !Number.isSafeInteger(v.seq)) return undefined
+    return {
+      target: v.target,
+      seq: v.seq,
+      ...(typeof v.id === 'string' ? { id: new Uint8Array(Buffer.from(v.id, 'hex')) } : {}),
+    }
+  } catch {
+    return undefined
+  }
 }

@@ -40,7 +40,7 @@ import { uptime } from 'node:os'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { Packr } from 'msgpackr'
 import type { StoredEvent } from '../../protocol/slice.ts'
-import { DataDirError, StorageFullError, StoreUnavailableError } from '../errors.ts'
+import { DataDirError, RestoringError, StorageFullError, StoreUnavailableError } from '../errors.ts'
 import type { EventInput } from '../event/event.ts'
 import { severityRank } from '../event/event.ts'
 import {
@@ -52,6 +52,7 @@ import {
   seqOfIdBytes,
   TAG_BYTES,
   tagHex,
+  tsOfIdBytes,
   writeIdBytes,
 } from '../event/id.ts'
 import type { Logger } from '../log.ts'
@@ -207,6 +208,8 @@ export interface EventSpace {
   readonly keys: EventKeys
   /** Newest `seq` it holds; 0 before the first event. */
   readonly lastSeq: number
+  /** The `ts` of that event; 0 before the first. */
+  readonly lastTs: number
   /** Every event type it holds, sorted. */
   types(): readonly string[]
   /** Values of the events with these ids (16 bytes each), `undefined` where absent. */
@@ -287,6 +290,24 @@ export interface EventLog extends EventSpace {
   ): Promise<HeldMark>
   /** Drops every held event of an origin, its index and its mark. */
   dropHeld(tag: Uint8Array): Promise<void>
+  /**
+   * Refuses every append (RestoringError) until `advanceTo`: the member's
+   * data dir was replaced, and its newest `seq` is to be learnt from the
+   * holders of its events first, so that none is used twice.
+   */
+  seal(reason: string): void
+  /** True while sealed. */
+  readonly sealed: boolean
+  /** Continues `seq` and `ts` from at least these (synced), and takes appends again. */
+  advanceTo(seq: number, ts: number): void
+  /**
+   * Stores this member's own events as a holder kept them (restoring a
+   * replaced data dir): with their index entries, rollups and totals, in
+   * one synced batch; events already here are skipped, so a restore that
+   * is interrupted and resumed counts nothing twice. Each must carry this
+   * member's tag and a `seq` it has used. Returns how many were new.
+   */
+  appendRestored(events: ReadonlyArray<StoredEvent & { type?: string }>): number
   findIdempotency(key: string): Promise<IdempotencyRecord | undefined>
   /** Deletes events with `ts` below `beforeTs` and their index entries. */
   deleteEventsBefore(beforeTs: number): Promise<void>
@@ -479,6 +500,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   let sortedTypes: readonly string[] = [...types].sort()
   let closed = false
   let writeError: Error | undefined
+  /** Why appends are refused, while the store is sealed (see seal). */
+  let sealedBy: string | undefined
   let openScans = 0
   /** A numeric RocksDB property; 0 once closed or when RocksDB has none. */
   const property = (name: string): number => {
@@ -507,6 +530,9 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       },
       get lastId() {
         return origin.lastId
+      },
+      get lastTs() {
+        return origin.lastId === undefined ? 0 : tsOfIdBytes(origin.lastId)
       },
       types: () => origin.sorted,
       getMany: (ids) => db.getMany(ids.map((id) => eventKey(id, origin.keys.time))),
@@ -648,6 +674,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     append(groups) {
       if (closed) throw new StoreUnavailableError('the store is closed')
       if (writeError !== undefined) throw writeError
+      if (sealedBy !== undefined) throw new RestoringError(sealedBy)
       const batch = db.batch()
       let seq = lastSeq
       const ts = Math.max(stampTime(), lastTs)
@@ -777,6 +804,136 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         })
         .catch(() => {})
       return next
+    },
+
+    seal(reason) {
+      sealedBy = reason
+    },
+
+    get sealed() {
+      return sealedBy !== undefined
+    },
+
+    advanceTo(seq, ts) {
+      if (seq > lastSeq || ts > lastTs) {
+        const batch = db.batch()
+        const nextSeq = Math.max(seq, lastSeq)
+        const nextTs = Math.max(ts, lastTs)
+        batch.put(COUNTERS_KEY, meta.pack([nextSeq, nextTs]))
+        try {
+          writeBatchSync(batch, true)
+        } catch (err) {
+          throw writeFailure(err)
+        }
+        lastSeq = nextSeq
+        lastTs = nextTs
+      }
+      sealedBy = undefined
+    },
+
+    appendRestored(events) {
+      if (closed) throw new StoreUnavailableError('the store is closed')
+      if (writeError !== undefined) throw writeError
+      for (const { id } of events) {
+        for (let i = 0; i < TAG_BYTES; i++)
+          if (id[6 + i] !== tag[i])
+            throw new HeldOrderError('an event of another member among its own')
+        if (seqOfIdBytes(id) > lastSeq)
+          throw new HeldOrderError(
+            `event seq ${seqOfIdBytes(id)} is past this member's newest, ${lastSeq}`,
+          )
+      }
+      const present = (db as unknown as SyncReadable)._getManySync(
+        events.map((e) => eventKey(e.id)),
+        {},
+      )
+      const batch = db.batch()
+      const newTypes: string[] = []
+      // One delta per bucket the restored events fall in, merged below with what is stored.
+      const deltas = new Map<
+        string,
+        { key: Buffer; resolution: number; startMs: number; bucket: Bucket }
+      >()
+      const totalDeltas = new Map<string, { type: string; severity: number; count: number }>()
+      let added = 0
+      events.forEach((event, i) => {
+        if (present[i] !== undefined) return
+        added++
+        const { id, value } = event
+        const fields = decodeEventValue(value)
+        const type = event.type ?? fields.type
+        batch.put(eventKey(id), Buffer.from(value))
+        batch.put(typeIndexKey(prefixOf(type), id), EMPTY)
+        if (!typeSet.has(type) && !newTypes.includes(type)) {
+          newTypes.push(type)
+          batch.put(typeCatalogueKey(type), EMPTY)
+        }
+        const ts = tsOfIdBytes(id)
+        const idText = encodeId(id)
+        for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
+          const startMs = ts - (ts % (RESOLUTIONS_MS[r] as number))
+          const key = rollupKey(r, startMs, type, fields.severity)
+          const name = key.toString('latin1')
+          let delta = deltas.get(name)
+          if (delta === undefined) {
+            delta = { key, resolution: r, startMs, bucket: emptyBucket() }
+            deltas.set(name, delta)
+          }
+          addEvent(delta.bucket, idText, fields.value)
+        }
+        const name = totalName(type, fields.severity)
+        const total = totalDeltas.get(name) ?? { type, severity: fields.severity, count: 0 }
+        total.count++
+        totalDeltas.set(name, total)
+      })
+      if (added === 0) return 0
+      // Open buckets from the cache (append keeps them there), the others as stored.
+      const closedDeltas = [...deltas.entries()].filter(([name]) => !openBuckets.has(name))
+      const stored = (db as unknown as SyncReadable)._getManySync(
+        closedDeltas.map(([, d]) => d.key),
+        {},
+      )
+      const storedOf = new Map(closedDeltas.map(([name], i) => [name, stored[i]]))
+      const staged: OpenBucket[] = []
+      for (const [name, delta] of deltas) {
+        const open = openBuckets.get(name)
+        const kept =
+          open?.bucket ??
+          (storedOf.get(name) === undefined
+            ? undefined
+            : readBucket(delta.key, storedOf.get(name) as Buffer))
+        const bucket = kept === undefined ? delta.bucket : copyBucket(kept)
+        if (kept !== undefined) mergeBucket(bucket, delta.bucket)
+        batch.put(delta.key, encodeBucket(bucket))
+        // A bucket that later appends may still write (its period reaches
+        // the newest ts) is cached, so they merge into it, not over it.
+        const period = RESOLUTIONS_MS[delta.resolution] as number
+        if (open !== undefined || delta.startMs + period > lastTs)
+          staged.push({
+            key: delta.key,
+            resolution: delta.resolution,
+            startMs: delta.startMs,
+            bucket,
+          })
+      }
+      const stagedTotals: Array<[string, number]> = []
+      for (const [name, t] of totalDeltas) {
+        const count = (totals.get(name) ?? 0) + t.count
+        batch.put(totalKey(t.type, t.severity), meta.pack(count))
+        stagedTotals.push([name, count])
+      }
+      try {
+        writeBatchSync(batch, sync)
+      } catch (err) {
+        throw writeFailure(err)
+      }
+      for (const open of staged) openBuckets.set(open.key.toString('latin1'), open)
+      for (const [name, count] of stagedTotals) totals.set(name, count)
+      if (newTypes.length > 0) {
+        for (const type of newTypes) typeSet.add(type)
+        sortedTypes = [...typeSet].sort()
+      }
+      return added
     },
 
     async dropHeld(originTag) {
@@ -974,6 +1131,10 @@ async function* scanRange(
   } finally {
     await it.close()
   }
+}
+
+interface SyncReadable {
+  _getManySync(keys: Buffer[], options: object): Array<Buffer | undefined>
 }
 
 interface SyncWritable {

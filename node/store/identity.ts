@@ -13,6 +13,8 @@ export const IDENTITY_FILE = 'identity.key'
 export interface Identity {
   privateKey: PrivateKey
   peerId: string
+  /** True when the key was made now: a new member, not one that was here before. */
+  created: boolean
 }
 
 /** Loads the key in `dir`, or creates it. Safe when two processes race: one key wins, both use it. */
@@ -20,10 +22,12 @@ export async function loadOrCreateIdentity(dir: string): Promise<Identity> {
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const file = join(dir, IDENTITY_FILE)
   let bytes: Uint8Array
+  let created = false
   try {
     bytes = await readFile(file)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    created = true
     const key = await generateKeyPair('Ed25519')
     const temp = `${file}.${process.pid}.tmp`
     await writeFile(temp, privateKeyToProtobuf(key), { mode: 0o600, flush: true })
@@ -48,5 +52,5 @@ export async function loadOrCreateIdentity(dir: string): Promise<Identity> {
   if (privateKey.type !== 'Ed25519') {
     throw new DataDirError(`${file} holds a ${privateKey.type} key; chorus members use Ed25519`)
   }
-  return { privateKey, peerId: peerIdFromPrivateKey(privateKey).toString() }
+  return { privateKey, peerId: peerIdFromPrivateKey(privateKey).toString(), created }
 }

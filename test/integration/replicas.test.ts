@@ -5,10 +5,12 @@
 // a member that is dead is answered for by its holder, completely. The
 // crash of a whole process (SIGKILL, SIGSTOP) is test/process/replicas.test.ts.
 
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { afterEach, describe, expect, it } from 'vitest'
-import { memberTag, writeIdBytes } from '../../node/event/id.ts'
+import { memberTag, parseId, writeIdBytes } from '../../node/event/id.ts'
 import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
@@ -294,7 +296,7 @@ describe('replication with a hostile peer', () => {
     await evil.answer(REPLICATE_PROTOCOL, async (request, lp) => {
       expect(decodeReplicaRequest(request).origin).toBe(evil.peerId)
       const events = answers[Math.min(asked++, answers.length - 1)] ?? []
-      await lp.write(encodeReplicaHead(2))
+      await lp.write(encodeReplicaHead(2, Date.now()))
       for (const batch of encodeReplicaBatches(events, 2)) await lp.write(batch)
       await lp.read({ signal: AbortSignal.timeout(10_000) })
     })
@@ -334,7 +336,7 @@ describe('replication with a hostile peer', () => {
     await lp.write(encodeReplicaRequest({ origin: solo.peerId, afterSeq: 0 }))
     const read = async (ms: number) =>
       decodeReplicaMessage((await lp.read({ signal: AbortSignal.timeout(ms) })).subarray())
-    expect(await read(5000)).toEqual({ kind: 'head', seq: 6000 })
+    expect(await read(5000)).toMatchObject({ kind: 'head', seq: 6000 })
     let events = 0
     for (let i = 0; i < REPLICA_WINDOW; i++) {
       const batch = await read(5000)
@@ -345,5 +347,51 @@ describe('replication with a hostile peer', () => {
     // Unacknowledged, the source sends nothing more however long we wait.
     await expect(read(1000)).rejects.toThrow()
     stream.abort(new Error('done'))
+  })
+})
+
+describe('a replaced disk', () => {
+  it('is restored from the holders: every event back with its ids, new events past its newest seq, its rollups counted', async () => {
+    const all = await array(3, ['xa', 'xb', 'xc'])
+    const [a, , c] = all as [Member, Member, Member]
+    for (let i = 0; i < 3; i++)
+      expect((await post(c, 40, '?durability=replicated&timeout=10s')).status).toBe(201)
+    expect((await post(a, 10)).status).toBe(201)
+    const before = await allEvents(a.url)
+    expect(before).toHaveLength(130)
+
+    await c.stop()
+    members.splice(members.indexOf(c), 1)
+    // The disk is gone; the key (identity.key) was kept.
+    await rm(join(c.config.dataDir, 'chorus', 'store'), { recursive: true, force: true })
+    const back = await createMember(c.config)
+    members.push(back)
+    await back.start()
+    await waitFor(() => back.replicator.restoring() === undefined && back.log.lastSeq >= 120, {
+      timeoutMs: 30_000,
+      what: 'xc restored',
+    })
+    expect(back.peerId).toBe(c.peerId)
+    expect(back.log.lastSeq).toBe(120)
+    expect(await storedPairs(back, back)).toEqual(
+      await storedPairs(holderOf(back, [...all.filter((m) => m !== c), back]), back),
+    )
+    const after = await allEvents(back.url)
+    expect(after.map((e) => e.id)).toEqual(before.map((e) => e.id))
+
+    // New events continue its seq; its rollups count the restored ones.
+    const more = await post(back, 5)
+    expect(more.status).toBe(201)
+    expect(more.body.ids.map((id) => parseId(id)?.seq)).toEqual([121, 122, 123, 124, 125])
+    const rollups = await back.app.request('/v1/rollups?from=1h&step=1h&member=xc')
+    const body = (await rollups.json()) as {
+      series: Array<{ buckets: Array<{ count: number }> }>
+    }
+    const counted = body.series.flatMap((s) => s.buckets).reduce((n, b) => n + b.count, 0)
+    expect(counted).toBe(125)
+    const table = (await (await back.app.request('/v1/members')).json()) as {
+      members: Array<{ name: string; state: string }>
+    }
+    expect(table.members.find((r) => r.name === 'xc')?.state).toBe('alive')
   })
 })

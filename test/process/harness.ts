@@ -17,6 +17,8 @@ export interface MemberProcess {
   readonly url: string
   /** Its p2p multiaddr, ending in /p2p/<peer id>. */
   readonly p2p: string
+  /** The data dir it was started with. */
+  readonly dataDir: string
   readonly child: ChildProcess
   /** Everything it wrote to stdout and stderr so far. */
   output(): string
@@ -120,6 +122,7 @@ export async function startMember(options: StartOptions): Promise<MemberProcess>
     pid: child.pid as number,
     url,
     p2p,
+    dataDir: options.dataDir,
     child,
     output: () => output,
     exited,

@@ -4,6 +4,8 @@
 // hedge delay, not the deadline, and after 30 s frozen it comes back without
 // a duplicate in any answer and its copies catch up.
 
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
@@ -179,5 +181,30 @@ describe('a member frozen with SIGSTOP, with replicas 2', () => {
       expect(new Set(page.events.map((e) => e.id)).size).toBe(page.events.length)
       expect(page.events.map((e) => e.id)).toEqual(expected)
     }
+  })
+})
+
+describe('a member whose data dir is replaced, with replicas 2', () => {
+  it('killed, its store deleted and started again with its key: every event back with its ids, and its seq goes on', async () => {
+    const [a, , c] = (await startArray(['ra', 'rb', 'rc'])) as [
+      MemberProcess,
+      MemberProcess,
+      MemberProcess,
+    ]
+    const ids = [...(await emit(a, 10)), ...(await emit(c, 30))].sort()
+    c.signal('SIGKILL')
+    await c.exited
+    await rm(join(c.dataDir, 'chorus', 'store'), { recursive: true, force: true })
+    const back = await startMember({ name: 'rc', dataDir: c.dataDir, args: ['--join', a.p2p] })
+    await waitFor(async () => (await fetch(`${back.url}/readyz`)).status === 200, {
+      timeoutMs: 40_000,
+      intervalMs: 200,
+      what: 'rc restored and ready',
+    })
+    const { page } = await query(back, 'from=0&limit=1000&timeout=2s')
+    expect(page.events.map((e) => e.id)).toEqual(ids)
+    await emit(back, 1, '-after')
+    const seqs = (await query(back, 'from=0&limit=1000&member=rc')).page.events.map((e) => e.seq)
+    expect(seqs).toEqual(Array.from({ length: 31 }, (_, i) => i + 1))
   })
 })

@@ -3,7 +3,7 @@
 // refuses to store.
 
 import { afterEach, describe, expect, it } from 'vitest'
-import { memberTag, writeIdBytes } from '../../node/event/id.ts'
+import { memberTag, parseId, writeIdBytes } from '../../node/event/id.ts'
 import type { MemberEntry } from '../../node/mesh/membership.ts'
 import { candidatesOf, holdersOf } from '../../node/replica/placement.ts'
 import { encodeStoredFields } from '../../node/store/codec.ts'
@@ -161,5 +161,41 @@ describe("a store's copies of another member's events", () => {
     expect(values?.map((v) => v !== undefined)).toEqual([false, true])
     // The mark stays: seq is never asked for again.
     expect(log.held(origin.tag)?.seq).toBe(2)
+  })
+})
+
+describe('a store restoring its own events', () => {
+  it('takes no event while sealed, continues seq past the holders, and counts restored events once in rollups and totals', async () => {
+    const tag = memberTag('12D3KooSelf')
+    const log = await openEventLog({ dir: await tempDir(), tag })
+    logs.push(log)
+    log.seal('restoring')
+    expect(() => log.append([{ events: [{ type: 'too.early' }] }])).toThrow(
+      expect.objectContaining({ name: 'RestoringError' }),
+    )
+    expect(log.lastSeq).toBe(0)
+    const now = Date.now()
+    log.advanceTo(3, now - 5000)
+    expect(log.sealed).toBe(false)
+    const [[fresh]] = log.append([{ events: [{ type: 'app.x' }] }]) as [[string]]
+    expect(parseId(fresh)?.seq).toBe(4)
+
+    const restored = [1, 2, 3].map((s) => event(tag, s, now - 9000 + s))
+    expect(log.appendRestored(restored)).toBe(3)
+    expect(log.appendRestored(restored.slice(1))).toBe(0) // already here: nothing twice
+    expect(() => log.appendRestored([event(tag, 9, now)])).toThrow(/past this member's newest/)
+    expect(() => log.appendRestored([event(memberTag('12D3KooOther'), 1, now)])).toThrow(
+      /another member/,
+    )
+    // An append after the restore adds to the buckets the restore wrote.
+    log.append([{ events: [{ type: 'app.x' }] }])
+    const total = log.totals().find((t) => t.type === 'app.x')?.count
+    expect(total).toBe(5)
+    for (const resolution of [0, 1, 2]) {
+      let counted = 0
+      for await (const rows of log.scanRollups(resolution, 0, now + 3_600_000))
+        for (const r of rows) if (r.type === 'app.x') counted += r.bucket.count
+      expect([resolution, counted]).toEqual([resolution, 5])
+    }
   })
 })

@@ -63,6 +63,9 @@ async function readAfter(space: EventSpace, afterId: Uint8Array | undefined) {
   }
 }
 
+/** The largest seq: a request past it asks for no event. */
+const MAX_SEQ = 2 ** 40 - 1
+
 /** Streams open now, per member (its source): several members may share a process. */
 const openStreams = new WeakMap<ReplicaSource, number>()
 
@@ -75,7 +78,8 @@ async function sendReplica(
 ): Promise<void> {
   const request = decodeReplicaRequest(bytes)
   const { origin } = request
-  await lp.write(encodeReplicaHead(source.space(origin)?.lastSeq ?? 0), { signal })
+  const first = source.space(origin)
+  await lp.write(encodeReplicaHead(first?.lastSeq ?? 0, first?.lastTs ?? 0), { signal })
   let unacked = 0
   let acked = request.afterSeq
   let wake: (() => void) | undefined
@@ -151,6 +155,34 @@ export const replicateProtocol: ServedProtocol<ReplicateComponents> = {
       openStreams.set(source, (openStreams.get(source) ?? 1) - 1)
     }
   },
+}
+
+/**
+ * The newest seq of `origin`'s events that `peer` has (its own, or its
+ * copy), and that event's ts: the head of a replication stream, which is
+ * then closed.
+ */
+export async function remoteReplicaHead(
+  peer: Peer,
+  origin: string,
+  options: { signal: AbortSignal },
+): Promise<{ seq: number; ts: number }> {
+  const { signal } = options
+  const { stream, lp } = await open(peer, REPLICATE_PROTOCOL, signal)
+  try {
+    // Past every event: the source sends its head, and no event.
+    await lp.write(encodeReplicaRequest({ origin, afterSeq: MAX_SEQ, afterId: LAST_ID }), {
+      signal,
+    })
+    const head = decodeReplicaMessage((await lp.read({ signal })).subarray())
+    if (head.kind === 'error')
+      throw new RemoteError(`${peer.name} answered ${head.code}: ${head.message}`)
+    if (head.kind !== 'head')
+      throw new ProtocolError('malformed', `${peer.name} did not start its answer with a head`)
+    return { seq: head.seq, ts: head.ts }
+  } finally {
+    stream.abort(new Error('only the head was wanted'))
+  }
 }
 
 /** What a holder learns of its source as the stream goes. */
