@@ -125,7 +125,7 @@ export interface PeerClient {
   name: string
   /** Hex of the member's 40-bit id tag. */
   tag: string
-  state: 'alive' | 'suspect' | 'dead' | 'conflict'
+  state: 'alive' | 'suspect' | 'dead' | 'conflict' | 'left'
   /** Newest seq it announced. */
   seq: number
   slice(request: SliceRequest, options: { signal: AbortSignal }): Promise<SliceAnswer<ChorusEvent>>
@@ -155,7 +155,7 @@ export interface Mesh {
   readonly counters: MeshCounters
   /** Multiaddrs this member listens on, each with /p2p/<peer id>. */
   addrs(): string[]
-  /** Every other member in the table but those that left, as clients of their protocols. */
+  /** Every other member in the table, as clients of their protocols (those that left included: their holders may answer for them). */
   peers(): PeerClient[]
   /** How to reach a member by its peer id (its addresses from its word). */
   peer(peerId: string, name?: string): Peer
@@ -630,7 +630,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     peers() {
       const out: PeerClient[] = []
       for (const entry of membership.table()) {
-        if (entry.self || entry.state === 'left') continue
+        if (entry.self) continue
         const peer = peerOf(entry.member, entry.name)
         const tag = memberTag(entry.member)
         out.push({

@@ -39,7 +39,7 @@ export interface FanOutTarget {
    * `conflict` (its name is taken) is not asked either and gets an `error`
    * row.
    */
-  state: 'alive' | 'suspect' | 'dead' | 'conflict'
+  state: 'alive' | 'suspect' | 'dead' | 'conflict' | 'left'
   /** Set when a holder of the member's events answers for it: the holder's name. */
   servedBy?: string
 }

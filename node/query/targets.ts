@@ -1,10 +1,10 @@
 // The members a coordinator asks: this member itself, answered by a direct
 // call of its own handlers (the same ones peers reach over the network, as
 // Serf's Query() answers for its own node), then the others, as the mesh's
-// protocol clients. A member that is dead is asked through a holder of its
-// events (node/replica/), this member or another, when one is alive: its
-// slices and lookups come from the holder's copy, under its own name and
-// tag, and its row says which holder served it. Assembled here, so that the mesh knows nothing of
+// protocol clients. A member that is dead, or that left with events, is
+// asked through a holder of its events (node/replica/), this member or
+// another, when one is alive: its slices and lookups come from the holder's
+// copy, under its own name and tag, and its row says which holder served it. Assembled here, so that the mesh knows nothing of
 // queries and a query goes one way: query → (self: store | peers: client →
 // network → handler → store) → query.
 
@@ -69,7 +69,9 @@ export function createTargets(
   held?: HeldReads,
 ): () => SliceTarget[] {
   return () => {
-    const others = peers()
+    // A member that left is asked only through a holder of its events.
+    const all = peers()
+    const others = all.filter((t) => t.state !== 'left')
     if (held === undefined) return [self, ...others]
     const byId = new Map(others.map((t) => [t.peerId, t]))
     byId.set(self.peerId, self)
@@ -78,8 +80,16 @@ export function createTargets(
       const holder = byId.get(held.holder(self.peerId) ?? '')
       if (holder !== undefined && holder !== self) me = heldTarget(self, holder)
     }
+    const answeredFor: SliceTarget[] = []
+    for (const target of all) {
+      if (target.state !== 'left' || (target.seq ?? 0) === 0) continue
+      const holder = byId.get(held.holder(target.peerId) ?? '')
+      if (holder !== undefined && holder.state !== 'dead')
+        answeredFor.push(heldTarget(target, holder))
+    }
     return [
       me,
+      ...answeredFor,
       ...others.map((target) => {
         const holder = byId.get(held.holder(target.peerId) ?? '')
         if (holder === undefined || holder.state === 'dead' || holder === target) return target
@@ -95,7 +105,7 @@ export function createTargets(
   }
 }
 
-/** A dead member as its holder answers for it: slices and lookups from the holder's copy. */
+/** A dead or departed member as its holder answers for it: slices and lookups from the holder's copy. */
 function heldTarget(origin: SliceTarget, holder: SliceTarget): SliceTarget {
   const { peerId, name } = origin
   return {

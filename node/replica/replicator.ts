@@ -32,10 +32,6 @@ import type { Peer } from '../mesh/protocols/stream.ts'
 import { type EventLog, HeldOrderError } from '../store/event-log.ts'
 import { candidatesOf, holdersOf } from './placement.ts'
 
-/** Default number of copies of every event, the origin's own included. */
-export const DEFAULT_REPLICAS = 2
-/** Default time a member may be away before its assignments move to others, ms. */
-export const DEFAULT_REREPLICATE_AFTER_MS = 60_000
 /** Most events per second a holder takes while it catches up. */
 export const CATCH_UP_EVENTS_PER_S = 50_000
 /** How often placement is looked at again without a change of the table, ms. */
@@ -47,6 +43,8 @@ const RETRY_MAX_MS = 10_000
 const APPEND_TIMES = 4096
 /** Longest wait at a restore for another member to ask, ms; then the member starts afresh. */
 export const RESTORE_WAIT_MS = 30_000
+/** A restore that no live member can take further for this long ends without the rest, ms. */
+const RESTORE_STALL_MS = 60_000
 /** The record of a restore under way, so one interrupted by a restart resumes. */
 const RESTORE_RECORD = 'restore'
 
@@ -140,6 +138,8 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   const acked = new Map<string, number>()
   const appendTimes: Array<{ seq: number; at: number }> = []
   const waiters = new Set<{ seq: number; resolve: () => void }>()
+  /** The streams this member serves, each waiting for its origin's next event. */
+  const appendWakers = new Set<(tag: Uint8Array) => void>()
   const unlisten = log.onAppend((tag) => {
     if (Buffer.compare(tag, log.tag) === 0) {
       appendTimes.push({ seq: log.lastSeq, at: clock() })
@@ -148,7 +148,6 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     }
     for (const wake of appendWakers) wake(tag)
   })
-  const appendWakers = new Set<(tag: Uint8Array) => void>()
 
   // Placement is computed once per table change or tick, not per question:
   // a coordinator asks it for every member of every query.
@@ -433,10 +432,19 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     }
     phase = 'pulling'
     let delay = RETRY_FIRST_MS
+    let progressAt = clock()
     while (!signal.aborted && restored < target) {
       const found = await heads(signal)
       const from = found.sort((a, b) => b.seq - a.seq)[0]
       if (from === undefined || from.seq <= restored) {
+        // No live member has more of them: the rest may be on one that is away.
+        if (clock() - progressAt > RESTORE_STALL_MS) {
+          logger.warn(
+            { restored, target },
+            "no live member holds the rest of this member's events; the restore ends without them",
+          )
+          break
+        }
         await sleep(delay, signal).catch(() => {})
         delay = Math.min(RETRY_MAX_MS, delay * 2)
         continue
@@ -450,23 +458,39 @@ export function createReplicator(init: ReplicatorInit): Replicator {
           { seq: restored, lastId: restoredId },
           async (events) => {
             await pace(events.length, pulling)
-            // Past the target are events this member logged since: it has them.
+            // Past the target are events this member logged since: it has
+            // them, and the source has nothing older left to send (what it
+            // skipped, retention took).
             const mine = events.filter((e) => seqOfIdBytes(e.id) <= target)
             log.appendRestored(mine)
             const last = mine[mine.length - 1]
             if (last !== undefined) {
               restored = seqOfIdBytes(last.id)
               restoredId = last.id
-              await log.putRecord(
-                RESTORE_RECORD,
-                encodeRestore({ target, seq: restored, id: restoredId }),
-              )
             }
-            if (restored >= target || mine.length < events.length) pull.abort()
+            if (mine.length < events.length) restored = target
+            await log.putRecord(
+              RESTORE_RECORD,
+              encodeRestore({
+                target,
+                seq: restored,
+                ...(restoredId === undefined ? {} : { id: restoredId }),
+              }),
+            )
+            progressAt = clock()
+            if (restored >= target) pull.abort()
             delay = RETRY_FIRST_MS
             return restored
           },
-          { signal: pulling },
+          {
+            signal: pulling,
+            // A source that has sent all it has, none past what is restored: ask another.
+            progress: {
+              heard: (seq) => {
+                if (seq <= restored) pull.abort()
+              },
+            },
+          },
         )
       } catch (err) {
         if (signal.aborted || pull.signal.aborted) continue

@@ -1295,6 +1295,10 @@ if (PARTS.has('replicas')) {
       'ingest events/s': x.load.eventsPerS,
       'vs R=1': round(x.load.eventsPerS / r.one.load.eventsPerS, 2),
       'lag ms p50/p99': x.replicas > 1 ? `${x.load.lagMs.p50}/${x.load.lagMs.p99}` : '-',
+      'steady load: events/s, lag ms p50/p99':
+        x.steady === undefined
+          ? '-'
+          : `${x.steady.eventsPerS}, ${x.steady.lagMs.p50}/${x.steady.lagMs.p99}`,
       'store MiB': round(x.bytes / 1024 ** 2),
       'vs R=1 ': round(x.bytes / r.one.bytes, 2),
       'ack ms p50/p99 local': `${x.local.p50}/${x.local.p99}`,

@@ -3,7 +3,8 @@
 // - ingest: 4 clients, each into its own member, 1,000-event NDJSON batches,
 //   with --replicas 1 and then 2: events/s and their ratio; with 2, every
 //   origin's holder lag as the origin reports it (/v1/members, every
-//   100 ms) during the load: p50/p99 in ms;
+//   100 ms) during the load: p50/p99 in ms; and again for 10 s of a paced
+//   load of a third of R = 1's rate (100-event batches);
 // - acknowledgements: one client, 100-event batches, local and then
 //   durability=replicated: latency p50/p99 and the ratio of the p99s;
 // - disk: store bytes over all members (chorus_store_size_bytes) with 2
@@ -43,23 +44,58 @@ async function startArray(replicas: number, tag: string): Promise<BenchMember[]>
   return members
 }
 
+/** Every origin's holder lag in ms, as each origin reports it, sampled every 100 ms while `running()`. */
+async function sampleLag(members: BenchMember[], running: () => boolean): Promise<number[]> {
+  const lags: number[] = []
+  while (running()) {
+    for (const m of members) {
+      const answer = await fetch(`${m.url}/v1/members`)
+      const rows = ((await answer.json()) as { members: HolderRow[] }).members
+      for (const h of rows.find((r) => r.name === m.name)?.holders ?? [])
+        if (h.lagMs !== undefined) lags.push(h.lagMs)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return lags
+}
+
+/**
+ * A steady load below what the machine can take: `perSecond` events a
+ * second over 4 members (100-event batches, paced), for `seconds`, with
+ * holder lag sampled meanwhile.
+ */
+async function pacedLag(members: BenchMember[], perSecond: number, seconds: number) {
+  const body = Array.from({ length: 100 }, (_, i) => sampleEvent(i)).join('\n')
+  let running = true
+  const lags = sampleLag(members, () => running)
+  const t0 = performance.now()
+  let sent = 0
+  while (performance.now() - t0 < seconds * 1000) {
+    const due = t0 + (sent / perSecond) * 1000
+    const wait = due - performance.now()
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+    const m = members[(sent / 100) % 4] as BenchMember
+    sent += 100
+    const r = await fetch(`${m.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body,
+    })
+    await r.arrayBuffer()
+  }
+  running = false
+  return {
+    eventsPerS: Math.round(sent / ((performance.now() - t0) / 1000)),
+    lagMs: summary(await lags),
+  }
+}
+
 /** 4 clients, one per member, `total` events in all; with `lag`, samples holder lag meanwhile. */
 async function ingest(members: BenchMember[], total: number, lag: boolean) {
   const body = Array.from({ length: 1000 }, (_, i) => sampleEvent(i)).join('\n')
   let sent = 0
   let running = true
-  const lags: number[] = []
-  const sampler = (async () => {
-    while (lag && running) {
-      for (const m of members) {
-        const answer = await fetch(`${m.url}/v1/members`)
-        const rows = ((await answer.json()) as { members: HolderRow[] }).members
-        for (const h of rows.find((r) => r.name === m.name)?.holders ?? [])
-          if (h.lagMs !== undefined) lags.push(h.lagMs)
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  })()
+  const sampler = sampleLag(members, () => lag && running)
   const t0 = performance.now()
   await Promise.all(
     members.slice(0, 4).map(async (m) => {
@@ -76,8 +112,7 @@ async function ingest(members: BenchMember[], total: number, lag: boolean) {
   )
   const seconds = (performance.now() - t0) / 1000
   running = false
-  await sampler
-  return { eventsPerS: Math.round(sent / seconds), lagMs: summary(lags) }
+  return { eventsPerS: Math.round(sent / seconds), lagMs: summary(await sampler) }
 }
 
 async function acknowledgements(member: BenchMember, requests: number, durability: string) {
@@ -127,6 +162,7 @@ async function frozenPages(members: BenchMember[], pages: number) {
 
 export async function replicasBench(options: { events: number; pages: number; acks: number }) {
   const runs: Record<number, Awaited<ReturnType<typeof runOne>>> = {}
+  let steadyPerSecond = 0
   async function runOne(replicas: number) {
     const members = await startArray(replicas, `rep${replicas}-`)
     try {
@@ -143,18 +179,24 @@ export async function replicasBench(options: { events: number; pages: number; ac
           return true
         }, 120_000)
       const bytes = await storeBytes(members)
+      // Lag again at a load the machine carries: a third of R = 1's rate.
+      const steady =
+        replicas > 1 && steadyPerSecond > 0
+          ? await pacedLag(members, steadyPerSecond, 10)
+          : undefined
       const local = await acknowledgements(members[1] as BenchMember, options.acks, 'local')
       const replicated =
         replicas > 1
           ? await acknowledgements(members[1] as BenchMember, options.acks, 'replicated')
           : undefined
       const frozen = await frozenPages(members, options.pages)
-      return { replicas, load, bytes, local, replicated, frozen }
+      return { replicas, load, bytes, steady, local, replicated, frozen }
     } finally {
       await Promise.all(members.map((m) => m.stop()))
     }
   }
   runs[1] = await runOne(1)
+  steadyPerSecond = Math.round(runs[1].load.eventsPerS / 3 / 100) * 100
   runs[2] = await runOne(2)
   return { one: runs[1], two: runs[2] }
 }

@@ -151,6 +151,29 @@ describe('replicas', () => {
     }
   })
 
+  it('answers for a member that left (SIGTERM) with events from its holder, so a rolling restart leaves no gap', async () => {
+    const all = await array(3, ['la', 'lb', 'lc'])
+    const [a, , c] = all as [Member, Member, Member]
+    for (const m of all) expect((await post(m, 20)).status).toBe(201)
+    const before = await allEvents(a.url)
+    const holder = holderOf(c, all)
+    await waitFor(() => holder.log.held(memberTag(c.peerId))?.seq === 20, {
+      what: "lc's events at its holder",
+    })
+    await c.stop()
+    members.splice(members.indexOf(c), 1)
+    await waitFor(() => stateOf(a, 'lc') === 'left', { what: 'lc left' })
+    const response = await a.app.request('/v1/events?from=0&limit=1000')
+    const page = (await response.json()) as ResultPage
+    expect(page.events.map((e) => e.id)).toEqual(before.map((e) => e.id))
+    expect(page.partial).toBe(false)
+    expect(page.members.find((r) => r.name === 'lc')).toMatchObject({
+      status: 'ok',
+      servedBy: holder.name,
+      count: 20,
+    })
+  })
+
   it('answers durability=replicated once the copy is synced, and 504 with the ids when no holder can confirm; a retry with the key stores nothing', async () => {
     const [alone] = await array(1, ['solo'])
     const solo = alone as Member
