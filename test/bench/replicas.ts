@@ -3,8 +3,9 @@
 // - ingest: 4 clients, each into its own member, 1,000-event NDJSON batches,
 //   with --replicas 1 and then 2: events/s and their ratio; with 2, every
 //   origin's holder lag as the origin reports it (/v1/members, every
-//   100 ms) during the load: p50/p99 in ms; and again for 10 s of a paced
-//   load of a third of R = 1's rate (100-event batches);
+//   100 ms) during the load: p50/p99 in ms; and again for 10 s of a steady
+//   load, 100-event batches one at a time over 4 members, paced to at most
+//   a third of R = 1's rate (the rate reached is reported);
 // - acknowledgements: one client, 100-event batches, local and then
 //   durability=replicated: latency p50/p99 and the ratio of the p99s;
 // - disk: store bytes over all members (chorus_store_size_bytes) with 2
@@ -179,7 +180,7 @@ export async function replicasBench(options: { events: number; pages: number; ac
           return true
         }, 120_000)
       const bytes = await storeBytes(members)
-      // Lag again at a load the machine carries: a third of R = 1's rate.
+      // Lag again at a load the machine carries: at most a third of R = 1's rate.
       const steady =
         replicas > 1 && steadyPerSecond > 0
           ? await pacedLag(members, steadyPerSecond, 10)
