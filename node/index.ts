@@ -192,7 +192,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   })
 
   // Queries: this member and its peers, asked through one fan-out; a dead
-  // member through a holder of its events. Rollups and metrics ask members only.
+  // member through a holder of its events (pages, lookups, rollups). The
+  // array's metrics ask members only.
   const selfTarget = createSelfTarget({
     peerId: identity.peerId,
     name,
@@ -262,7 +263,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     version: VERSION,
     membership,
     selfPeerId: identity.peerId,
-    rollupTargets: memberTargets,
+    rollupTargets: targets,
     tokens: credentials.tokens,
     loopbackOnly: isLoopback(config.http.host),
     maxConcurrentQueries: config.maxConcurrentQueries,

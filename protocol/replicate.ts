@@ -21,7 +21,7 @@
 // in a slice head), which decides whether its copy may answer for the
 // origin (node/query/hedge.ts).
 
-import { eventValueProblem } from './event-value.ts'
+import { type EventFields, eventValueProblem, readEventValue } from './event-value.ts'
 import {
   type ErrorCode,
   errorFrom,
@@ -60,9 +60,9 @@ export interface ReplicaRequest {
   afterId?: Uint8Array
 }
 
-/** An event off a replica batch: as stored, with its type (read while its value was checked). */
+/** An event off a replica batch: as stored, with its fields (read while its value was checked). */
 export interface ReplicaEvent extends StoredEvent {
-  type: string
+  fields: EventFields
 }
 
 export type ReplicaMessage =
@@ -157,8 +157,11 @@ export function decodeReplicaMessage(bytes: Uint8Array): ReplicaMessage {
         const fields = unpack(value, MAX_ANSWER_BYTES)
         const problem = eventValueProblem(fields)
         if (problem !== undefined) throw malformed(problem)
-        const type = (fields as unknown[])[1] as string
-        events.push({ id: new Uint8Array(e[0]), value: new Uint8Array(value), type })
+        events.push({
+          id: new Uint8Array(e[0]),
+          value: new Uint8Array(value),
+          fields: readEventValue({}, fields as unknown[]),
+        })
       }
       return { kind: 'batch', events, seq: m[2] }
     }

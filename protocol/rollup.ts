@@ -1,16 +1,18 @@
-// /chorus/rollup/1: one member's buckets of a period, folded into steps and
+// /chorus/rollup/2: one member's buckets of a period, folded into steps and
 // groups.
 //
 //   rollup request [11, fromMs, toMs, resolution, stepMs, types[], minSeverity,
-//                   byType, bySeverity]
+//                   byType, bySeverity, origin|null]   origin: the peer id of
+//                   the member whose buckets are asked for, when the member
+//                   asked holds its events (version 2)
 //   rollup series  [12, series[]]  each [type|null, severity|null, [[t, bucket bytes]...]];
 //                   the answer ends with a trailer (or an error), as a slice's
 
 import * as frame from './framing.ts'
 import { type AnswerMessage, answerFrom, MAX_TYPE_FILTERS } from './slice.ts'
 
-/** `/chorus/rollup/1`: one request, series of buckets, one trailer (or an error). */
-export const ROLLUP_PROTOCOL = '/chorus/rollup/1'
+/** `/chorus/rollup/2`: one request, series of buckets, one trailer (or an error). */
+export const ROLLUP_PROTOCOL = '/chorus/rollup/2'
 const MAX_TYPES = MAX_TYPE_FILTERS
 
 /** A rollup request: one member's buckets of a period, folded into steps and groups. */
@@ -28,6 +30,8 @@ export interface RollupRequest {
   minSeverity: number
   byType: boolean
   bySeverity: boolean
+  /** Peer id of the member whose buckets are asked for, when it is not the member asked (a holder). */
+  origin?: string
 }
 
 /** One series of a rollup answer: a group's buckets, each an encoded bucket (node/store/rollup.ts). */
@@ -80,19 +84,17 @@ export function encodeRollupRequest(r: RollupRequest): Uint8Array {
       r.minSeverity,
       r.byType,
       r.bySeverity,
+      r.origin ?? null,
     ],
     frame.MAX_REQUEST_BYTES,
   )
 }
 
 export function decodeRollupRequest(bytes: Uint8Array): RollupRequest {
-  const [, fromMs, toMs, resolution, stepMs, types, minSeverity, byType, bySeverity] = frame.framed(
-    bytes,
-    frame.MAX_REQUEST_BYTES,
-    frame.KIND_ROLLUP_REQUEST,
-    9,
-    'a rollup request',
-  )
+  const [, fromMs, toMs, resolution, stepMs, types, minSeverity, byType, bySeverity, origin] =
+    frame.framed(bytes, frame.MAX_REQUEST_BYTES, frame.KIND_ROLLUP_REQUEST, 10, 'a rollup request')
+  if (origin !== null && (!frame.isString(origin, 128) || origin.length === 0))
+    throw frame.malformed('origin')
   if (!frame.isInt(fromMs, 0, 2 ** 48) || !frame.isInt(toMs, 0, 2 ** 48))
     throw frame.malformed('period')
   if (!frame.isInt(resolution, 0, 2) || !frame.isInt(stepMs, 1, 2 ** 40))
@@ -109,7 +111,7 @@ export function decodeRollupRequest(bytes: Uint8Array): RollupRequest {
     typeof bySeverity !== 'boolean'
   )
     throw frame.malformed('filters')
-  return {
+  const request: RollupRequest = {
     fromMs,
     toMs,
     resolution,
@@ -119,6 +121,8 @@ export function decodeRollupRequest(bytes: Uint8Array): RollupRequest {
     byType,
     bySeverity,
   }
+  if (origin !== null) request.origin = origin
+  return request
 }
 
 /** Encodes series into as many messages as the size limit needs (a series may span messages). */

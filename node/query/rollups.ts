@@ -18,6 +18,7 @@ import type { RollupRequest } from '../../protocol/index.ts'
 import { MAX_ROLLUP_CELLS, MAX_ROLLUP_SERIES, ProtocolError } from '../../protocol/index.ts'
 import { InvalidInputError } from '../errors.ts'
 import { severityOfRank } from '../event/event.ts'
+import { memberTag } from '../event/id.ts'
 import type { MemberRecorder } from '../stats.ts'
 import type { EventLog } from '../store/event-log.ts'
 import { typeMatcher } from '../store/event-scan.ts'
@@ -68,17 +69,28 @@ export type RollupHandler = (
  * held in full: a coordinator would refuse it anyway.
  */
 export function createRollupHandler(components: { log: EventLog }): RollupHandler {
+  const { log } = components
   return async (request, options = {}) => {
+    // This member's buckets, or those of the origin the request names, which it holds.
+    let heldTag: Uint8Array | undefined
+    if (request.origin !== undefined) {
+      const tag = memberTag(request.origin)
+      if (Buffer.compare(tag, log.tag) !== 0) {
+        if (log.held(tag)?.peerId !== request.origin) return []
+        heldTag = tag
+      }
+    }
     let buckets = 0
     const matches = typeMatcher(request.types)
     const groups = new Map<
       string,
       { type?: string; severity?: number; steps: Map<number, Bucket> }
     >()
-    for await (const rows of components.log.scanRollups(
+    for await (const rows of log.scanRollups(
       request.resolution,
       request.fromMs,
       request.toMs,
+      heldTag,
     )) {
       options.signal?.throwIfAborted()
       for (const row of rows) {

@@ -3,8 +3,9 @@
 // Serf's Query() answers for its own node), then the others, as the mesh's
 // protocol clients. A member that is dead, or that left with events, is
 // asked through a holder of its events (node/replica/), this member or
-// another, when one is alive: its slices and lookups come from the holder's
-// copy, under its own name and tag, and its row says which holder served it. Assembled here, so that the mesh knows nothing of
+// another, when one is alive: its slices, lookups and rollups come from the
+// holder's copy, under its own name and tag, and its row says which holder
+// served it. Assembled here, so that the mesh knows nothing of
 // queries and a query goes one way: query → (self: store | peers: client →
 // network → handler → store) → query.
 
@@ -105,7 +106,7 @@ export function createTargets(
   }
 }
 
-/** A dead or departed member as its holder answers for it: slices and lookups from the holder's copy. */
+/** A dead or departed member as its holder answers for it: slices, lookups and rollups from the holder's copy. */
 function heldTarget(origin: SliceTarget, holder: SliceTarget): SliceTarget {
   const { peerId, name } = origin
   return {
@@ -114,6 +115,7 @@ function heldTarget(origin: SliceTarget, holder: SliceTarget): SliceTarget {
     servedBy: holder.name,
     covers: origin.seq ?? 0,
     slice: (request, options) => holder.slice({ ...request, origin: peerId }, options),
+    rollup: (request, options) => holder.rollup({ ...request, origin: peerId }, options),
     lookup: async (id, options) => {
       const event = await holder.lookup(id, options)
       return event === undefined ? undefined : { ...event, member: peerId, memberName: name }

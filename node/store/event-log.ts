@@ -39,6 +39,7 @@
 import { uptime } from 'node:os'
 import { RocksLevel } from '@nxtedition/rocksdb'
 import { Packr } from 'msgpackr'
+import type { EventFields } from '../../protocol/event-value.ts'
 import type { StoredEvent } from '../../protocol/slice.ts'
 import { DataDirError, RestoringError, StorageFullError, StoreUnavailableError } from '../errors.ts'
 import type { EventInput } from '../event/event.ts'
@@ -67,6 +68,8 @@ import {
   heldMarkKey,
   heldMarkRange,
   heldRanges,
+  heldRollupKey,
+  heldRollupKeyAt,
   idAtTs,
   idempotencyAgeKey,
   idempotencyAgeRange,
@@ -240,6 +243,9 @@ export interface HeldMark {
 /** An origin's events held here, as a scan reads them, and how far they go. */
 export type HeldSpace = EventSpace & HeldMark
 
+/** An event to hold: as stored, with its fields when the caller has read them already (checking the value). */
+export type HeldInput = StoredEvent & { fields?: EventFields }
+
 export class HeldOrderError extends Error {
   override readonly name = 'HeldOrderError'
 }
@@ -286,7 +292,7 @@ export interface EventLog extends EventSpace {
    */
   appendHeld(
     origin: { peerId: string; tag: Uint8Array },
-    events: ReadonlyArray<StoredEvent & { type?: string }>,
+    events: ReadonlyArray<HeldInput>,
   ): Promise<HeldMark>
   /** Drops every held event of an origin, its index and its mark. */
   dropHeld(tag: Uint8Array): Promise<void>
@@ -307,7 +313,7 @@ export interface EventLog extends EventSpace {
    * is interrupted and resumed counts nothing twice. Each must carry this
    * member's tag and a `seq` it has used. Returns how many were new.
    */
-  appendRestored(events: ReadonlyArray<StoredEvent & { type?: string }>): number
+  appendRestored(events: ReadonlyArray<HeldInput>): number
   findIdempotency(key: string): Promise<IdempotencyRecord | undefined>
   /** Deletes events with `ts` below `beforeTs` and their index entries. */
   deleteEventsBefore(beforeTs: number): Promise<void>
@@ -324,11 +330,16 @@ export interface EventLog extends EventSpace {
   readonly corruptBuckets: number
   /** Events ever logged here, by type and severity rank (kept in the store, so they survive restarts). */
   totals(): Array<{ type: string; severity: number; count: number }>
-  /** Rollup buckets of one resolution (index into RESOLUTIONS_MS) starting in [fromMs, toMs), in time order. */
+  /**
+   * Rollup buckets of one resolution (index into RESOLUTIONS_MS) starting in
+   * [fromMs, toMs), in time order: this member's, or those of the origin
+   * with tag `held` that it holds.
+   */
   scanRollups(
     resolution: number,
     fromMs: number,
     toMs: number,
+    held?: Uint8Array,
   ): AsyncGenerator<Array<{ startMs: number; type: string; severity: number; bucket: Bucket }>>
   /** Deletes the buckets of one resolution that start before `beforeMs`. */
   deleteRollupsBefore(resolution: number, beforeMs: number): Promise<void>
@@ -452,13 +463,13 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   }
   let corruptBuckets = 0
   /** The bucket of a 'B' record, or undefined (logged and counted) when it cannot be decoded. */
-  function readBucket(key: Buffer, value: Buffer): Bucket | undefined {
+  function readBucket(key: Buffer, value: Buffer, tagged = false): Bucket | undefined {
     try {
       return decodeBucket(value)
     } catch (err) {
       if ((err as Error).name !== 'CorruptBucketError') throw err
       corruptBuckets++
-      const { resolution, startMs, type, severity } = parseRollupKey(key)
+      const { resolution, startMs, type, severity } = parseRollupKey(key, tagged)
       init.logger?.warn(
         { resolution, startMs, type, severity, reason: (err as Error).message, corruptBuckets },
         'skipped a rollup bucket that cannot be decoded',
@@ -589,7 +600,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
   /** Writes an origin's events held here (see appendHeld): checked, then one synced batch. */
   async function writeHeld(
     from: { peerId: string; tag: Uint8Array },
-    events: ReadonlyArray<StoredEvent & { type?: string }>,
+    events: ReadonlyArray<HeldInput>,
   ): Promise<HeldMark> {
     if (closed) throw new StoreUnavailableError('the store is closed')
     if (writeError !== undefined) throw writeError
@@ -603,6 +614,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     let last = origin.lastId
     const batch = db.batch()
     const newTypes: string[] = []
+    // The origin's rollups, kept as its own are: a delta per bucket, merged below.
+    const rollupDeltas = new Map<string, { key: Buffer; bucket: Bucket }>()
     for (const event of events) {
       const { id, value } = event
       for (let i = 0; i < TAG_BYTES; i++)
@@ -613,8 +626,22 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         throw new HeldOrderError(
           `event seq ${eventSeq} of ${from.peerId} does not follow the last held, ${seq}`,
         )
-      // The type, when the caller has not read it already checking the value.
-      const type = event.type ?? decodeEventValue(value).type
+      // The fields rollups need, when the caller has not read them already checking the value.
+      const fields = event.fields ?? decodeEventValue(value)
+      const { type } = fields
+      const ts = tsOfIdBytes(id)
+      const idText = encodeId(id)
+      for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
+        const startMs = ts - (ts % (RESOLUTIONS_MS[r] as number))
+        const bucketKey = heldRollupKey(origin.tag, r, startMs, type, fields.severity)
+        const name = bucketKey.toString('latin1')
+        let delta = rollupDeltas.get(name)
+        if (delta === undefined) {
+          delta = { key: bucketKey, bucket: emptyBucket() }
+          rollupDeltas.set(name, delta)
+        }
+        addEvent(delta.bucket, idText, fields.value)
+      }
       batch.put(eventKey(id, origin.keys.time), Buffer.from(value))
       batch.put(typeIndexKey(origin.keys.typePrefix(type), id), EMPTY)
       if (!origin.typeSet.has(type) && !newTypes.includes(type)) {
@@ -626,6 +653,16 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     }
     const lastId = last === undefined ? undefined : new Uint8Array(last)
     batch.put(heldMarkKey(origin.tag), meta.pack([from.peerId, seq, lastId ?? null]))
+    // Only this origin's writes touch its buckets, one after another: read, merge, write.
+    const deltas = [...rollupDeltas.values()]
+    const stored = await db.getMany(deltas.map((d) => d.key))
+    deltas.forEach((delta, i) => {
+      const value = stored[i]
+      const kept = value === undefined ? undefined : readBucket(delta.key, value, true)
+      const bucket = kept === undefined ? delta.bucket : kept
+      if (kept !== undefined) mergeBucket(bucket, delta.bucket)
+      batch.put(delta.key, encodeBucket(bucket))
+    })
     try {
       await batch.write({ sync })
     } catch (err) {
@@ -860,8 +897,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         if (present[i] !== undefined) return
         added++
         const { id, value } = event
-        const fields = decodeEventValue(value)
-        const type = event.type ?? fields.type
+        const fields = event.fields ?? decodeEventValue(value)
+        const { type } = fields
         batch.put(eventKey(id), Buffer.from(value))
         batch.put(typeIndexKey(prefixOf(type), id), EMPTY)
         if (!typeSet.has(type) && !newTypes.includes(type)) {
@@ -1019,14 +1056,20 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       return out
     },
 
-    async *scanRollups(resolution, fromMs, toMs) {
-      const range = { gte: rollupKeyAt(resolution, fromMs), lt: rollupKeyAt(resolution, toMs) }
+    async *scanRollups(resolution, fromMs, toMs, heldTag) {
+      const tagged = heldTag !== undefined
+      const range = tagged
+        ? {
+            gte: heldRollupKeyAt(heldTag, resolution, fromMs),
+            lt: heldRollupKeyAt(heldTag, resolution, toMs),
+          }
+        : { gte: rollupKeyAt(resolution, fromMs), lt: rollupKeyAt(resolution, toMs) }
       for await (const rows of scanRange(db, range)) {
         const out: Array<{ startMs: number; type: string; severity: number; bucket: Bucket }> = []
         for (const [key, value] of rows) {
-          const bucket = readBucket(key, value)
+          const bucket = readBucket(key, value, tagged)
           if (bucket === undefined) continue
-          const { startMs, type, severity } = parseRollupKey(key)
+          const { startMs, type, severity } = parseRollupKey(key, tagged)
           out.push({ startMs, type, severity, bucket })
         }
         yield out
@@ -1036,6 +1079,12 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     async deleteRollupsBefore(resolution, beforeMs) {
       if (closed) return
       await db.clear({ gte: rollupKeyAt(resolution, 0), lt: rollupKeyAt(resolution, beforeMs) })
+      // Held copies' rollups age as the origin's own.
+      for (const origin of [...held.values()])
+        await db.clear({
+          gte: heldRollupKeyAt(origin.tag, resolution, 0),
+          lt: heldRollupKeyAt(origin.tag, resolution, beforeMs),
+        })
     },
 
     async getRecord(name) {

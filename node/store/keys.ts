@@ -13,6 +13,7 @@
 //   'U' tag(5) type 0x00 id(16)      → (empty)          their type index
 //   'V' tag(5) type                  → (empty)          their catalogue of types
 //   'G' tag(5)                       → held mark        how far this member holds them (seq, id, peer id)
+//   'K' tag(5) res(1) start(6) type 0x00 sev(1) → rollup bucket  their rollups, as 'B' is for its own
 //
 // Ids are big-endian (ts, member tag, seq), so the event keys of a time range
 // are contiguous, and so are a type's index keys within the same range.
@@ -41,6 +42,7 @@ export const HELD = 0x48 // 'H'
 export const HELD_TYPE_INDEX = 0x55 // 'U'
 export const HELD_TYPE_CATALOGUE = 0x56 // 'V'
 export const HELD_MARK = 0x47 // 'G'
+export const HELD_ROLLUP = 0x4b // 'K'
 
 const ZERO_TAG = new Uint8Array(5)
 
@@ -199,19 +201,44 @@ export function rollupKeyAt(resolution: number, startMs: number): Buffer {
   return key
 }
 
-export function parseRollupKey(key: Uint8Array): {
+/** A rollup key's parts, own ('B') or held ('K', then the origin's tag: `tagged`). */
+export function parseRollupKey(
+  key: Uint8Array,
+  tagged = false,
+): {
   resolution: number
   startMs: number
   type: string
   severity: number
 } {
   const b = Buffer.from(key.buffer, key.byteOffset, key.byteLength)
+  const at = tagged ? TAG_BYTES : 0
   return {
-    resolution: b[1] as number,
-    startMs: b.readUIntBE(2, 6),
-    type: b.toString('utf8', 8, b.length - 2),
+    resolution: b[1 + at] as number,
+    startMs: b.readUIntBE(2 + at, 6),
+    type: b.toString('utf8', 8 + at, b.length - 2),
     severity: b[b.length - 1] as number,
   }
+}
+
+/** Key of a rollup bucket of the origin with this tag, held here: 'K', the tag, then as rollupKey. */
+export function heldRollupKey(
+  tag: Uint8Array,
+  resolution: number,
+  startMs: number,
+  type: string,
+  severity: number,
+): Buffer {
+  return Buffer.concat([
+    Buffer.of(HELD_ROLLUP),
+    tag,
+    rollupKey(resolution, startMs, type, severity).subarray(1),
+  ])
+}
+
+/** The first held rollup key of an origin's resolution at or after `startMs`. */
+export function heldRollupKeyAt(tag: Uint8Array, resolution: number, startMs: number): Buffer {
+  return Buffer.concat([Buffer.of(HELD_ROLLUP), tag, rollupKeyAt(resolution, startMs).subarray(1)])
 }
 
 /** Key of the count of events ever logged of one type and severity rank. */
@@ -270,7 +297,7 @@ export function heldRanges(tag: Uint8Array): Array<{ gte: Buffer; lt: Buffer }> 
     const start = Buffer.concat([Buffer.of(kind), tag])
     return { gte: start, lt: afterPrefix(start) }
   }
-  return [within(HELD), within(HELD_TYPE_INDEX), within(HELD_TYPE_CATALOGUE)]
+  return [within(HELD), within(HELD_TYPE_INDEX), within(HELD_TYPE_CATALOGUE), within(HELD_ROLLUP)]
 }
 
 /** The smallest key past every key that starts with `prefix`. */

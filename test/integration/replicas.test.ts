@@ -236,6 +236,20 @@ describe('replicas', () => {
       expect(page.partial).toBe(false)
       const row = page.members.find((r) => r.name === 'dc') as MemberRow
       expect(row).toMatchObject({ status: 'ok', servedBy: holder.name, heldSeq: 30, count: 30 })
+      // Its rollups, from its holder's copy of them.
+      const rolled = await m.app.request('/v1/rollups?from=1h&step=1h&member=dc')
+      const rollups = (await rolled.json()) as {
+        series: Array<{ buckets: Array<{ count: number }> }>
+        members: MemberRow[]
+        partial: boolean
+      }
+      const counted = rollups.series.flatMap((x) => x.buckets).reduce((n, b) => n + b.count, 0)
+      expect(counted).toBe(30)
+      expect(rollups.partial).toBe(false)
+      expect(rollups.members.find((r) => r.name === 'dc')).toMatchObject({
+        status: 'ok',
+        servedBy: holder.name,
+      })
       // One of its events by id, through any member.
       const id = before.find((e) => e.memberName === 'dc')?.id as string
       const one = await m.app.request(`/v1/events/${id}`)

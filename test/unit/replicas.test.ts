@@ -137,11 +137,21 @@ describe("a store's copies of another member's events", () => {
     expect(await scan(log)).toEqual([1]) // its own event only
     expect(log.lastSeq).toBe(1)
 
+    // Its rollups are kept as the origin's own: four events, none of this member's own among them.
+    const heldCount = async () => {
+      let n = 0
+      for await (const rows of log.scanRollups(2, 0, Date.now() + 3_600_000, origin.tag))
+        for (const r of rows) n += r.bucket.count
+      return n
+    }
+    expect(await heldCount()).toBe(4)
+
     // Dropped whole.
     expect(log.heldMarks().map((m) => [m.peerId, m.seq])).toEqual([['12D3KooOrigin', 9]])
     await log.dropHeld(origin.tag)
     expect(log.held(origin.tag)).toBeUndefined()
     expect(log.heldMarks()).toEqual([])
+    expect(await heldCount()).toBe(0)
   })
 
   it('remembers its copies and their marks across a restart, and ages them with retention', async () => {

@@ -1,4 +1,4 @@
-// /chorus/rollup/1: one request, the member's series of buckets folded into
+// /chorus/rollup/2: one request, the member's series of buckets folded into
 // the requested steps and groups, then a trailer or an error. The client
 // bounds a member's answer while it reads it (bytes, series, buckets, sketch
 // bins, steps of the period only), so no member can grow a coordinator's
@@ -50,7 +50,7 @@ export const rollupProtocol: ServedProtocol<RollupComponents> = {
 }
 
 /**
- * Asks one peer for its rollups over /chorus/rollup/1. The answer is bounded
+ * Asks one peer for its rollups over /chorus/rollup/2. The answer is bounded
  * while it is read, never after: at most MAX_ROLLUP_ANSWER_BYTES,
  * MAX_ROLLUP_SERIES series and MAX_ROLLUP_CELLS buckets (pieces of one
  * series, and repeats of one step, are merged as they come),
