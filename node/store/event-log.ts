@@ -614,7 +614,9 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     let last = origin.lastId
     const batch = db.batch()
     const newTypes: string[] = []
-    // The origin's rollups, kept as its own are: a delta per bucket, merged below.
+    // The origin's rollups, kept as its own are: a delta per stamp, type and
+    // severity, then one per bucket, merged below with what is stored.
+    const stamps = new Map<string, { ts: number; type: string; severity: number; bucket: Bucket }>()
     const rollupDeltas = new Map<string, { key: Buffer; bucket: Bucket }>()
     for (const event of events) {
       const { id, value } = event
@@ -629,19 +631,16 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       // The fields rollups need, when the caller has not read them already checking the value.
       const fields = event.fields ?? decodeEventValue(value)
       const { type } = fields
+      // Events of one stamp (an origin's group commit) fall into the same
+      // bucket at every resolution: one delta serves all three, as in append.
       const ts = tsOfIdBytes(id)
-      const idText = encodeId(id)
-      for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
-        const startMs = ts - (ts % (RESOLUTIONS_MS[r] as number))
-        const bucketKey = heldRollupKey(origin.tag, r, startMs, type, fields.severity)
-        const name = bucketKey.toString('latin1')
-        let delta = rollupDeltas.get(name)
-        if (delta === undefined) {
-          delta = { key: bucketKey, bucket: emptyBucket() }
-          rollupDeltas.set(name, delta)
-        }
-        addEvent(delta.bucket, idText, fields.value)
+      const stampName = `${ts}\u0000${type}\u0000${fields.severity}`
+      let stamp = stamps.get(stampName)
+      if (stamp === undefined) {
+        stamp = { ts, type, severity: fields.severity, bucket: emptyBucket() }
+        stamps.set(stampName, stamp)
       }
+      addEvent(stamp.bucket, encodeId(id), fields.value)
       batch.put(eventKey(id, origin.keys.time), Buffer.from(value))
       batch.put(typeIndexKey(origin.keys.typePrefix(type), id), EMPTY)
       if (!origin.typeSet.has(type) && !newTypes.includes(type)) {
@@ -653,6 +652,17 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     }
     const lastId = last === undefined ? undefined : new Uint8Array(last)
     batch.put(heldMarkKey(origin.tag), meta.pack([from.peerId, seq, lastId ?? null]))
+    for (const stamp of stamps.values()) {
+      for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
+        const startMs = stamp.ts - (stamp.ts % (RESOLUTIONS_MS[r] as number))
+        const bucketKey = heldRollupKey(origin.tag, r, startMs, stamp.type, stamp.severity)
+        const name = bucketKey.toString('latin1')
+        const delta = rollupDeltas.get(name)
+        if (delta === undefined)
+          rollupDeltas.set(name, { key: bucketKey, bucket: copyBucket(stamp.bucket) })
+        else mergeBucket(delta.bucket, stamp.bucket)
+      }
+    }
     // Only this origin's writes touch its buckets, one after another: read, merge, write.
     const deltas = [...rollupDeltas.values()]
     const stored = await db.getMany(deltas.map((d) => d.key))
