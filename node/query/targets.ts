@@ -61,8 +61,9 @@ export interface HeldReads {
 
 /**
  * Every member to ask, this one first, from a snapshot of the others taken
- * at each call; a dead member is asked through a live holder of its events
- * when `held` names one.
+ * at each call. With `held`: a dead member, one that left with events, and
+ * this member while it restores, are asked through a live holder of their
+ * events; a live member carries a hedge to its holder.
  */
 export function createTargets(
   self: SliceTarget,

@@ -986,6 +986,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     async dropHeld(originTag) {
       if (closed) return
       const key = tagHex(originTag)
+      // After a write of the origin's under way, which would otherwise put its mark back.
+      await heldWrites.get(key)?.catch(() => {})
       const origin = held.get(key)
       if (origin === undefined) return
       held.delete(key)
