@@ -43,6 +43,9 @@ const RETRY_MAX_MS = 10_000
 const APPEND_TIMES = 4096
 /** Longest wait at a restore for another member to ask, ms; then the member starts afresh. */
 export const RESTORE_WAIT_MS = 30_000
+/** Why a member restoring its events takes none yet. */
+const SEALED =
+  'this member is learning its newest seq from the members that hold its events (its data dir is new); retry shortly'
 /** A restore that no live member can take further for this long ends without the rest, ms. */
 const RESTORE_STALL_MS = 60_000
 /** The record of a restore under way, so one interrupted by a restart resumes. */
@@ -375,6 +378,12 @@ export function createReplicator(init: ReplicatorInit): Replicator {
 
   // --- restoring a replaced data dir ------------------------------------
   let phase: 'discovering' | 'pulling' | undefined
+  // Sealed from the start: no event, not even the collector's, may take a
+  // seq before the holders have said which are used.
+  if (init.restore === true && log.lastSeq === 0) {
+    log.seal(SEALED)
+    phase = 'discovering'
+  }
   const restoreStop = new AbortController()
   let restoring: Promise<void> = Promise.resolve()
 
@@ -401,9 +410,7 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     let restoredId = resume?.id
     if (resume === undefined) {
       phase = 'discovering'
-      log.seal(
-        'this member is learning its newest seq from the members that hold its events (its data dir is new); retry shortly',
-      )
+      log.seal(SEALED)
       const deadline = clock() + (init.restoreWaitMs ?? RESTORE_WAIT_MS)
       let found: Awaited<ReturnType<typeof heads>> = []
       while (!signal.aborted && clock() < deadline) {

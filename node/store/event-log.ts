@@ -588,6 +588,20 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     return writeError
   }
 
+  /**
+   * Writes a batch now, on this thread (the binding writes on the calling
+   * thread and resolves on the next tick; `write` without await would still
+   * have written by now, but its rejection would be lost); a failure becomes
+   * writeFailure's error.
+   */
+  function writeNow(batch: unknown, synced: boolean) {
+    try {
+      writeBatchSync(batch, synced)
+    } catch (err) {
+      throw writeFailure(err)
+    }
+  }
+
   function prefixOf(type: string): Buffer {
     let prefix = typePrefixes.get(type)
     if (prefix === undefined) {
@@ -789,14 +803,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         batch.put(totalKey(delta.type, delta.severity), meta.pack(count))
         stagedTotals.push([name, count])
       }
-      // The binding writes on the calling thread and resolves on the next
-      // tick; `write` without await would still have written by now, but
-      // its rejection would be lost, so use the synchronous core.
-      try {
-        writeBatchSync(batch, sync)
-      } catch (err) {
-        throw writeFailure(err)
-      }
+      writeNow(batch, sync)
       lastSeq = seq
       lastTs = ts
       for (const open of staged) openBuckets.set(open.key.toString('latin1'), open)
@@ -867,11 +874,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         const nextSeq = Math.max(seq, lastSeq)
         const nextTs = Math.max(ts, lastTs)
         batch.put(COUNTERS_KEY, meta.pack([nextSeq, nextTs]))
-        try {
-          writeBatchSync(batch, true)
-        } catch (err) {
-          throw writeFailure(err)
-        }
+        writeNow(batch, true)
         lastSeq = nextSeq
         lastTs = nextTs
       }
@@ -969,11 +972,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
         batch.put(totalKey(t.type, t.severity), meta.pack(count))
         stagedTotals.push([name, count])
       }
-      try {
-        writeBatchSync(batch, sync)
-      } catch (err) {
-        throw writeFailure(err)
-      }
+      writeNow(batch, sync)
       for (const open of staged) openBuckets.set(open.key.toString('latin1'), open)
       for (const [name, count] of stagedTotals) totals.set(name, count)
       if (newTypes.length > 0) {

@@ -403,6 +403,16 @@ describe('a replaced disk', () => {
     await rm(join(c.config.dataDir, 'chorus', 'store'), { recursive: true, force: true })
     const back = await createMember(c.config)
     members.push(back)
+    // Until its holders have said which seqs are used, it takes no event.
+    const early = await back.app.request('/v1/events', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"type":"too.early"}',
+    })
+    expect(early.status).toBe(503)
+    expect(early.headers.get('retry-after')).toBe('1')
+    expect(((await early.json()) as ApiBody).error.code).toBe('restoring')
+    expect(back.replicator.restoring()).toBe('discovering')
     await back.start()
     await waitFor(() => back.replicator.restoring() === undefined && back.log.lastSeq >= 120, {
       timeoutMs: 30_000,
