@@ -236,6 +236,15 @@ describe('replicas', () => {
       expect(page.partial).toBe(false)
       const row = page.members.find((r) => r.name === 'dc') as MemberRow
       expect(row).toMatchObject({ status: 'ok', servedBy: holder.name, heldSeq: 30, count: 30 })
+      // The export reads it through its holder too.
+      const exported = await (await m.app.request('/v1/export?from=0')).text()
+      const lines = exported.trim().split('\n')
+      expect(lines.slice(0, -1).map((l) => (JSON.parse(l) as { id: string }).id)).toEqual(
+        before.map((e) => e.id),
+      )
+      expect(JSON.parse(lines.at(-1) as string)).toMatchObject({
+        end: { count: 90, partial: false },
+      })
       // Its rollups, from its holder's copy of them.
       const rolled = await m.app.request('/v1/rollups?from=1h&step=1h&member=dc')
       const rollups = (await rolled.json()) as {
