@@ -20,6 +20,7 @@ import { idRange } from '../../node/store/keys.ts'
 import {
   decodeReplicaMessage,
   decodeReplicaRequest,
+  encodeReplicaAck,
   encodeReplicaBatches,
   encodeReplicaHead,
   encodeReplicaRequest,
@@ -356,7 +357,7 @@ describe('replication with a hostile peer', () => {
     expect(solo.log.lastSeq).toBe(0)
   })
 
-  it('answers a malformed request with an error code and counts it; a holder that never acknowledges gets REPLICA_WINDOW batches and no more', async () => {
+  it('answers a malformed request with an error code and counts it; a holder that never acknowledges gets REPLICA_WINDOW batches and no more, and one that acknowledges what it was not sent is cut off', async () => {
     const [solo] = (await array(1, ['hw'])) as [Member]
     // 6,000 events: six batches of 1,024 at most.
     for (let i = 0; i < 6; i++) expect((await post(solo, 1000)).status).toBe(201)
@@ -392,6 +393,10 @@ describe('replication with a hostile peer', () => {
     expect(events).toBe(REPLICA_WINDOW * 1024)
     // Unacknowledged, the source sends nothing more however long we wait.
     await expect(read(1000)).rejects.toThrow()
+    // An acknowledgement of events it was never sent (to pass for a copy it
+    // does not hold) ends the stream with an error.
+    await lp.write(encodeReplicaAck(1_000_000))
+    expect(await read(5000)).toMatchObject({ kind: 'error', code: 'malformed' })
     stream.abort(new Error('done'))
   })
 })

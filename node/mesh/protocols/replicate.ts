@@ -23,7 +23,7 @@ import {
   type ReplicaEvent,
   type StoredEvent,
 } from '../../../protocol/index.ts'
-import { ID_BYTES } from '../../event/id.ts'
+import { ID_BYTES, seqOfIdBytes } from '../../event/id.ts'
 import type { EventSpace } from '../../store/event-log.ts'
 import { idOfEventKey, idRange } from '../../store/keys.ts'
 import { type LengthPrefixed, open, type Peer, RemoteError, type ServedProtocol } from './stream.ts'
@@ -82,10 +82,14 @@ async function sendReplica(
   await lp.write(encodeReplicaHead(first?.lastSeq ?? 0, first?.lastTs ?? 0), { signal })
   let unacked = 0
   let acked = request.afterSeq
+  /** The newest seq sent: a holder cannot have synced past it. */
+  let sent = request.afterSeq
   let wake: (() => void) | undefined
   const acks = (async () => {
     for (;;) {
       const seq = decodeReplicaAck((await lp.read({ signal })).subarray())
+      if (seq > sent)
+        throw new ProtocolError('malformed', `an acknowledgement of seq ${seq}, past what was sent`)
       unacked = Math.max(0, unacked - 1)
       if (seq > acked) {
         acked = seq
@@ -130,6 +134,7 @@ async function sendReplica(
       await next
       continue
     }
+    sent = Math.max(sent, seqOfIdBytes((events[events.length - 1] as StoredEvent).id))
     for (const batch of encodeReplicaBatches(events, newest)) {
       while (unacked >= REPLICA_WINDOW) await credit()
       await lp.write(batch, { signal })
