@@ -19,6 +19,7 @@
 //   and as an origin it keeps each holder's acknowledged seq: the lag that
 //   /v1/members shows, and what `durability=replicated` waits for.
 
+import { setTimeout as delay } from 'node:timers/promises'
 import { ProtocolError } from '../../protocol/index.ts'
 import { memberTag, seqOfIdBytes } from '../event/id.ts'
 import type { Logger } from '../log.ts'
@@ -587,21 +588,9 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason)
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', aborted)
-      resolve()
-    }, ms)
-    timer.unref()
-    const aborted = () => {
-      clearTimeout(timer)
-      reject(signal.reason)
-    }
-    signal.addEventListener('abort', aborted, { once: true })
-  })
-}
+/** Waits `ms`, or rejects when `signal` aborts; keeps no process alive. */
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  delay(ms, undefined, { signal, ref: false })
 
 interface RestoreRecord {
   /** The newest seq the holders had when the restore began. */

@@ -628,10 +628,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     let last = origin.lastId
     const batch = db.batch()
     const newTypes: string[] = []
-    // The origin's rollups, kept as its own are: a delta per stamp, type and
-    // severity, then one per bucket, merged below with what is stored.
-    const stamps = new Map<string, { ts: number; type: string; severity: number; bucket: Bucket }>()
-    const rollupDeltas = new Map<string, { key: Buffer; bucket: Bucket }>()
+    // The origin's rollups, kept as its own are (bucketDeltas), merged below with what is stored.
+    const counted: Array<{ id: Uint8Array; fields: EventFields }> = []
     for (const event of events) {
       const { id, value } = event
       for (let i = 0; i < TAG_BYTES; i++)
@@ -645,16 +643,7 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       // The fields rollups need, when the caller has not read them already checking the value.
       const fields = event.fields ?? decodeEventValue(value)
       const { type } = fields
-      // Events of one stamp (an origin's group commit) fall into the same
-      // bucket at every resolution: one delta serves all three, as in append.
-      const ts = tsOfIdBytes(id)
-      const stampName = `${ts}\u0000${type}\u0000${fields.severity}`
-      let stamp = stamps.get(stampName)
-      if (stamp === undefined) {
-        stamp = { ts, type, severity: fields.severity, bucket: emptyBucket() }
-        stamps.set(stampName, stamp)
-      }
-      addEvent(stamp.bucket, encodeId(id), fields.value)
+      counted.push({ id, fields })
       batch.put(eventKey(id, origin.keys.time), Buffer.from(value))
       batch.put(typeIndexKey(origin.keys.typePrefix(type), id), EMPTY)
       if (!origin.typeSet.has(type) && !newTypes.includes(type)) {
@@ -666,19 +655,12 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     }
     const lastId = last === undefined ? undefined : new Uint8Array(last)
     batch.put(heldMarkKey(origin.tag), meta.pack([from.peerId, seq, lastId ?? null]))
-    for (const stamp of stamps.values()) {
-      for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
-        const startMs = stamp.ts - (stamp.ts % (RESOLUTIONS_MS[r] as number))
-        const bucketKey = heldRollupKey(origin.tag, r, startMs, stamp.type, stamp.severity)
-        const name = bucketKey.toString('latin1')
-        const delta = rollupDeltas.get(name)
-        if (delta === undefined)
-          rollupDeltas.set(name, { key: bucketKey, bucket: copyBucket(stamp.bucket) })
-        else mergeBucket(delta.bucket, stamp.bucket)
-      }
-    }
     // Only this origin's writes touch its buckets, one after another: read, merge, write.
-    const deltas = [...rollupDeltas.values()]
+    const deltas = [
+      ...bucketDeltas(counted, (r, startMs, type, severity) =>
+        heldRollupKey(origin.tag, r, startMs, type, severity),
+      ).values(),
+    ]
     const stored = await db.getMany(deltas.map((d) => d.key))
     deltas.forEach((delta, i) => {
       const value = stored[i]
@@ -899,11 +881,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       )
       const batch = db.batch()
       const newTypes: string[] = []
-      // One delta per bucket the restored events fall in, merged below with what is stored.
-      const deltas = new Map<
-        string,
-        { key: Buffer; resolution: number; startMs: number; bucket: Bucket }
-      >()
+      // The restored events' rollups (bucketDeltas), merged below with what is stored.
+      const counted: Array<{ id: Uint8Array; fields: EventFields }> = []
       const totalDeltas = new Map<string, { type: string; severity: number; count: number }>()
       let added = 0
       events.forEach((event, i) => {
@@ -918,25 +897,14 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
           newTypes.push(type)
           batch.put(typeCatalogueKey(type), EMPTY)
         }
-        const ts = tsOfIdBytes(id)
-        const idText = encodeId(id)
-        for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
-          const startMs = ts - (ts % (RESOLUTIONS_MS[r] as number))
-          const key = rollupKey(r, startMs, type, fields.severity)
-          const name = key.toString('latin1')
-          let delta = deltas.get(name)
-          if (delta === undefined) {
-            delta = { key, resolution: r, startMs, bucket: emptyBucket() }
-            deltas.set(name, delta)
-          }
-          addEvent(delta.bucket, idText, fields.value)
-        }
+        counted.push({ id, fields })
         const name = totalName(type, fields.severity)
         const total = totalDeltas.get(name) ?? { type, severity: fields.severity, count: 0 }
         total.count++
         totalDeltas.set(name, total)
       })
       if (added === 0) return 0
+      const deltas = bucketDeltas(counted, rollupKey)
       // Open buckets from the cache (append keeps them there), the others as stored.
       const closedDeltas = [...deltas.entries()].filter(([name]) => !openBuckets.has(name))
       const stored = (db as unknown as SyncReadable)._getManySync(
@@ -1145,6 +1113,46 @@ const EMPTY = Buffer.alloc(0)
  */
 function totalName(type: string, severity: number): string {
   return `${type}\u0000${String.fromCharCode(severity)}`
+}
+
+/**
+ * The rollup deltas `events` make, one per bucket at every resolution, keyed
+ * by `keyOf` (own buckets or an origin's held ones). Events of one stamp (a
+ * member's group commit) fall into the same bucket at every resolution, so
+ * each is added to a sketch once, per stamp, type and severity, which is then
+ * merged into its three buckets, as append does.
+ */
+function bucketDeltas(
+  events: Iterable<{ id: Uint8Array; fields: EventFields }>,
+  keyOf: (resolution: number, startMs: number, type: string, severity: number) => Buffer,
+): Map<string, { key: Buffer; resolution: number; startMs: number; bucket: Bucket }> {
+  const stamps = new Map<string, { ts: number; type: string; severity: number; bucket: Bucket }>()
+  for (const { id, fields } of events) {
+    const ts = tsOfIdBytes(id)
+    const name = `${ts}\u0000${fields.type}\u0000${fields.severity}`
+    let stamp = stamps.get(name)
+    if (stamp === undefined) {
+      stamp = { ts, type: fields.type, severity: fields.severity, bucket: emptyBucket() }
+      stamps.set(name, stamp)
+    }
+    addEvent(stamp.bucket, encodeId(id), fields.value)
+  }
+  const deltas = new Map<
+    string,
+    { key: Buffer; resolution: number; startMs: number; bucket: Bucket }
+  >()
+  for (const stamp of stamps.values()) {
+    for (let r = 0; r < RESOLUTIONS_MS.length; r++) {
+      const startMs = stamp.ts - (stamp.ts % (RESOLUTIONS_MS[r] as number))
+      const key = keyOf(r, startMs, stamp.type, stamp.severity)
+      const name = key.toString('latin1')
+      const delta = deltas.get(name)
+      if (delta === undefined)
+        deltas.set(name, { key, resolution: r, startMs, bucket: copyBucket(stamp.bucket) })
+      else mergeBucket(delta.bucket, stamp.bucket)
+    }
+  }
+  return deltas
 }
 
 /** An origin held here, in memory: its mark and its types. */
