@@ -4,28 +4,22 @@
 // an answer shows plainly; with copies, test/process/replicas.test.ts.
 
 import { afterEach, describe, expect, it } from 'vitest'
-import type { ResultPage } from '../../node/query/coordinator.ts'
 import { freePort, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
-import { type MemberProcess, runCli, startMember, stopAll } from './harness.ts'
+import {
+  type MemberProcess,
+  runCli,
+  startMember,
+  startProcessArray,
+  stateIn,
+  stopAll,
+  tableOf,
+  timedPage,
+} from './harness.ts'
 
 afterEach(async () => {
   await stopAll()
   await removeTempDirs()
 })
-
-interface MembersBody {
-  self: string
-  members: Array<{ name: string; state: string; member: string }>
-}
-
-async function members(m: MemberProcess): Promise<MembersBody['members']> {
-  const body = (await (await fetch(`${m.url}/v1/members`)).json()) as MembersBody
-  return body.members
-}
-
-async function stateIn(m: MemberProcess, name: string): Promise<string | undefined> {
-  return (await members(m)).find((e) => e.name === name)?.state
-}
 
 /** A member's chorus_member_transitions_total, by "from>to". */
 async function transitions(m: MemberProcess): Promise<Map<string, number>> {
@@ -38,25 +32,8 @@ async function transitions(m: MemberProcess): Promise<Map<string, number>> {
   return out
 }
 
-async function startArray(names: string[]): Promise<MemberProcess[]> {
-  const out: MemberProcess[] = []
-  for (const name of names) {
-    const join = out.length === 0 ? [] : ['--join', (out[0] as MemberProcess).p2p]
-    const args = ['--replicas', '1', ...join]
-    out.push(await startMember({ name, dataDir: await tempDir(), args }))
-  }
-  await waitFor(
-    async () => {
-      for (const m of out) {
-        const table = await members(m)
-        if (table.filter((e) => e.state === 'alive').length !== names.length) return false
-      }
-      return true
-    },
-    { timeoutMs: 20_000, what: 'every member alive in every table' },
-  )
-  return out
-}
+/** Members without copies of each other's events (see the file's comment). */
+const startArray = (names: string[]) => startProcessArray(names, ['--replicas', '1'])
 
 async function emit(m: MemberProcess, count: number): Promise<string[]> {
   const response = await fetch(`${m.url}/v1/events`, {
@@ -69,11 +46,7 @@ async function emit(m: MemberProcess, count: number): Promise<string[]> {
   return ((await response.json()) as { ids: string[] }).ids
 }
 
-async function query(m: MemberProcess, params: string): Promise<{ page: ResultPage; ms: number }> {
-  const started = performance.now()
-  const page = (await (await fetch(`${m.url}/v1/events?${params}`)).json()) as ResultPage
-  return { page, ms: performance.now() - started }
-}
+const query = timedPage
 
 describe('a member killed with SIGKILL', () => {
   it('makes answers partial, names it unreachable or timed out, and keeps the others complete within the deadline', async () => {
@@ -170,7 +143,7 @@ describe('a new member started with one --join address', () => {
     await waitFor(
       async () => {
         for (const m of [a, b, c]) {
-          if ((await members(m)).filter((e) => e.state === 'alive').length !== 3) return false
+          if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== 3) return false
         }
         return true
       },

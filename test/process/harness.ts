@@ -5,6 +5,8 @@
 import type { ChildProcess } from 'node:child_process'
 import { execFileSync, spawn } from 'node:child_process'
 import { join } from 'node:path'
+import type { ResultPage } from '../../node/query/coordinator.ts'
+import { tempDir, waitFor } from '../helpers.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
 const CLI = join(ROOT, 'node', 'cli.ts')
@@ -177,4 +179,57 @@ export function selfSignedCert(dir: string, name = 'cert'): { cert: string; key:
     { stdio: 'ignore' },
   )
   return { cert, key }
+}
+
+/** A row of a member's GET /v1/members, as process tests read it. */
+export interface TableRow {
+  name: string
+  member: string
+  state: string
+  holders: Array<{ name: string; lagEvents?: number; lagMs?: number }>
+}
+
+/** A member's membership table, through its HTTP API. */
+export async function tableOf(m: MemberProcess): Promise<TableRow[]> {
+  return ((await (await fetch(`${m.url}/v1/members`)).json()) as { members: TableRow[] }).members
+}
+
+/** The state of member `name` in `m`'s table, or undefined if absent. */
+export async function stateIn(m: MemberProcess, name: string): Promise<string | undefined> {
+  return (await tableOf(m)).find((e) => e.name === name)?.state
+}
+
+/**
+ * Starts members `names` as processes, each after the first joining it,
+ * with `args` (fresh data dirs); waits until every table lists all alive.
+ */
+export async function startProcessArray(
+  names: string[],
+  args: string[] = [],
+): Promise<MemberProcess[]> {
+  const out: MemberProcess[] = []
+  for (const name of names) {
+    const join = out.length === 0 ? [] : ['--join', (out[0] as MemberProcess).p2p]
+    out.push(await startMember({ name, dataDir: await tempDir(), args: [...args, ...join] }))
+  }
+  await waitFor(
+    async () => {
+      for (const m of out)
+        if ((await tableOf(m)).filter((e) => e.state === 'alive').length !== names.length)
+          return false
+      return true
+    },
+    { timeoutMs: 20_000, what: 'every member alive in every table' },
+  )
+  return out
+}
+
+/** A page of GET /v1/events from `m`, and how long it took, ms. */
+export async function timedPage(
+  m: MemberProcess,
+  params: string,
+): Promise<{ page: ResultPage; ms: number }> {
+  const started = performance.now()
+  const page = (await (await fetch(`${m.url}/v1/events?${params}`)).json()) as ResultPage
+  return { page, ms: performance.now() - started }
 }

@@ -7,43 +7,24 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { ResultPage } from '../../node/query/coordinator.ts'
-import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
-import { type MemberProcess, startMember, stopAll } from './harness.ts'
+import { removeTempDirs, waitFor } from '../helpers.ts'
+import {
+  type MemberProcess,
+  startMember,
+  startProcessArray,
+  stateIn,
+  stopAll,
+  tableOf,
+  timedPage,
+} from './harness.ts'
 
 afterEach(async () => {
   await stopAll()
   await removeTempDirs()
 })
 
-interface TableRow {
-  name: string
-  member: string
-  state: string
-  holders: Array<{ name: string; lagEvents?: number }>
-}
-
-async function table(m: MemberProcess): Promise<TableRow[]> {
-  return ((await (await fetch(`${m.url}/v1/members`)).json()) as { members: TableRow[] }).members
-}
-
-async function startArray(names: string[]): Promise<MemberProcess[]> {
-  const out: MemberProcess[] = []
-  for (const name of names) {
-    const args = out.length === 0 ? [] : ['--join', (out[0] as MemberProcess).p2p]
-    out.push(await startMember({ name, dataDir: await tempDir(), args }))
-  }
-  await waitFor(
-    async () => {
-      for (const m of out)
-        if ((await table(m)).filter((e) => e.state === 'alive').length !== names.length)
-          return false
-      return true
-    },
-    { timeoutMs: 20_000, what: 'every member alive in every table' },
-  )
-  return out
-}
+const startArray = (names: string[]) => startProcessArray(names)
+const table = tableOf
 
 /** Posts `count` events, by default with durability=replicated: resolves to their ids once both copies are synced. */
 async function emit(
@@ -66,15 +47,7 @@ async function emit(
   return ((await response.json()) as { ids: string[] }).ids
 }
 
-async function query(m: MemberProcess, params: string): Promise<{ page: ResultPage; ms: number }> {
-  const started = performance.now()
-  const response = await fetch(`${m.url}/v1/events?${params}`)
-  const page = (await response.json()) as ResultPage
-  return { page, ms: performance.now() - started }
-}
-
-const stateIn = async (m: MemberProcess, name: string) =>
-  (await table(m)).find((e) => e.name === name)?.state
+const query = timedPage
 
 /** Every origin's holders have all of its events, as each origin reports them. */
 async function caughtUp(all: MemberProcess[]): Promise<boolean> {
