@@ -27,6 +27,7 @@ import type { ChorusEvent } from './event/event.ts'
 import { SEVERITIES } from './event/event.ts'
 import { HEALTH_RULES_SETTING } from './health/config.ts'
 import { heapFlags } from './memory.ts'
+import { MAX_REPLICAS, MIN_REPLICAS, REPLICAS_SETTING } from './replica/setting.ts'
 
 const DEFAULT_URL = `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`
 /** How often `query --follow` asks for new events. */
@@ -76,7 +77,7 @@ const START_HELP: Record<StartOption, string> = {
     'how often to sample this server (CPU, memory, disk, network, process) (default: 10s)',
   'no-collect': 'do not sample this server',
   replicas:
-    "copies of every member's events in the array, its own included, 1 to 5; 1 keeps none (default: 2)",
+    "copies of every member's events in the array, its own included, 1 to 5; 1 keeps none; the array-wide count until `chorus config replicas N` sets another (default: 2)",
   'rereplicate-after':
     "a member away this long hands its copies of others' events on to the next member (default: 1m)",
   'memory-budget':
@@ -709,7 +710,9 @@ clientOptions(
   printRows(rows)
 })
 
-const config = program.command('config').description('the health rules in force on every member')
+const config = program
+  .command('config')
+  .description('the array’s settings, in force on every member: health rules and replicas')
 clientOptions(config.command('get').description('print the health rules in force (JSON)')).action(
   async (opts: ClientOptions) => {
     process.stdout.write(
@@ -746,36 +749,78 @@ clientOptions(
   } catch {
     throw new CliError(`${opts.file} is not JSON`)
   }
-  let approval: ReturnType<typeof approve> | undefined
-  if (opts.adminKey !== undefined) {
-    let pem: string
-    try {
-      pem = await readFile(opts.adminKey, 'utf8')
-    } catch (err) {
-      throw new CliError(
-        `cannot read ${opts.adminKey}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      )
-    }
-    // The approval names the version it makes, so it cannot be played again later.
-    const current = (await request(opts, 'GET', 'v1/config/health')) as { version: number }
-    try {
-      approval = approve(pem, {
-        setting: HEALTH_RULES_SETTING,
-        version: current.version + 1,
-        value: parsed.rules,
-      })
-    } catch {
-      throw new CliError(
-        `${opts.adminKey} is not an admin key (make one with: chorus keygen --admin)`,
-      )
-    }
-  }
+  const approval = await approvalOf(opts, HEALTH_RULES_SETTING, 'v1/config/health', parsed.rules)
   const body = (await request(opts, 'PUT', 'v1/config/health', {
     body: JSON.stringify({ rules: parsed.rules, ...(approval === undefined ? {} : { approval }) }),
     type: 'application/json',
   })) as { version: number }
   process.stdout.write(`health rules version ${body.version} in force; spreading to every member\n`)
 })
+
+clientOptions(
+  config
+    .command('replicas')
+    .description(
+      'print the replica count in force, or set it: copies of every member’s events, its own included (1 to 5)',
+    )
+    .argument('[count]', 'the new count; none: print the one in force')
+    .option(
+      '--admin-key <file>',
+      'private key of `chorus keygen --admin`: approve the change (arrays started with --admin-public-key need it)',
+    ),
+).action(async (count: string | undefined, opts: { adminKey?: string } & ClientOptions) => {
+  if (count === undefined) {
+    const current = (await request(opts, 'GET', 'v1/config/replicas')) as {
+      replicas: number
+      version: number
+    }
+    process.stdout.write(`replicas ${current.replicas} (version ${current.version})\n`)
+    return
+  }
+  const replicas = Number(count)
+  if (!Number.isInteger(replicas) || replicas < MIN_REPLICAS || replicas > MAX_REPLICAS)
+    throw new CliError(
+      `count: ${count} is not a whole number from ${MIN_REPLICAS} to ${MAX_REPLICAS}`,
+    )
+  const approval = await approvalOf(opts, REPLICAS_SETTING, 'v1/config/replicas', replicas)
+  const body = (await request(opts, 'PUT', 'v1/config/replicas', {
+    body: JSON.stringify({ replicas, ...(approval === undefined ? {} : { approval }) }),
+    type: 'application/json',
+  })) as { version: number }
+  process.stdout.write(
+    `replicas ${replicas} in force as version ${body.version}; spreading to every member\n`,
+  )
+})
+
+/**
+ * The admin's approval of `value` as the next version of `setting`, when
+ * --admin-key is given; it names the version it makes, so it cannot be
+ * played again later.
+ */
+async function approvalOf(
+  opts: { adminKey?: string } & ClientOptions,
+  setting: string,
+  path: string,
+  value: unknown,
+): Promise<ReturnType<typeof approve> | undefined> {
+  if (opts.adminKey === undefined) return undefined
+  let pem: string
+  try {
+    pem = await readFile(opts.adminKey, 'utf8')
+  } catch (err) {
+    throw new CliError(
+      `cannot read ${opts.adminKey}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    )
+  }
+  const current = (await request(opts, 'GET', path)) as { version: number }
+  try {
+    return approve(pem, { setting, version: current.version + 1, value })
+  } catch {
+    throw new CliError(
+      `${opts.adminKey} is not an admin key (make one with: chorus keygen --admin)`,
+    )
+  }
+}
 
 program
   .command('keygen')

@@ -34,6 +34,8 @@ import { createRollupHandler, rollupTotal } from './query/rollups.ts'
 import { createLookupHandler, createSliceHandler } from './query/slice.ts'
 import { createSelfTarget, createTargets } from './query/targets.ts'
 import { createReplicator } from './replica/replicator.ts'
+import { createReplicasSetting } from './replica/setting.ts'
+import { arraySettings, type Setting, type SettingComponents } from './settings.ts'
 import { createMemberStats, createRecorder } from './stats.ts'
 import { openEventLog, sinceBoot } from './store/event-log.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
@@ -126,12 +128,13 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   })
   const { membership } = mesh
 
-  // The rule set in force, the same on every member (see health/config.ts).
+  // The array's settings, the same on every member (see settings.ts): the
+  // health rules and the replica count.
   const allowedPeers = new Set(config.allowPeers)
-  const healthConfig = createHealthConfig({
+  const settingComponents = (record: string): SettingComponents => ({
     selfPeerId: identity.peerId,
-    load: () => log.getRecord('health-config'),
-    save: (bytes) => log.putRecord('health-config', bytes),
+    load: () => log.getRecord(record),
+    save: (bytes) => log.putRecord(record, bytes),
     changed: () => mesh.announce(),
     sign: createSigner(identity.privateKey),
     verify: verifySignature,
@@ -144,13 +147,11 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         .table()
         .filter((e) => !e.self && e.state === 'alive')
         .map((e) => e.member),
-    logger: component(root, 'health-config'),
+    logger: component(root, 'settings'),
   })
-  mesh.attachRules({
-    tag: () => healthConfig.tag(),
-    bytes: () => healthConfig.bytes(),
-    receive: (bytes, from) => healthConfig.receive(bytes, from),
-  })
+  const healthConfig = createHealthConfig(settingComponents('health-config'))
+  const replicasSetting = createReplicasSetting(config.replicas, settingComponents('replicas'))
+  mesh.attachSettings(arraySettings([healthConfig, replicasSetting] as Setting<string, unknown>[]))
   const rules = (): Rule[] => healthConfig.current().rules
   const arrayRules = () => rules().filter((r): r is ArrayRule => r.kind === 'array')
   const health = createMemberHealth({
@@ -180,7 +181,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   const replicator = createReplicator({
     selfPeerId: identity.peerId,
     log,
-    replicas: () => config.replicas,
+    replicas: () => replicasSetting.current().replicas,
     rereplicateAfterMs: config.rereplicateAfterMs,
     table: () => membership.table(),
     onChange: (listener) => membership.onChange(listener),
@@ -269,6 +270,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     maxConcurrentQueries: config.maxConcurrentQueries,
     health: healthOfArray,
     healthConfig,
+    replicasSetting,
     recorder,
     metrics: (accept) => exporter.metrics(accept),
     clusterMetrics: (accept) => cluster.metrics(accept),
@@ -295,6 +297,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     mesh,
     health,
     healthConfig,
+    replicasSetting,
     collector,
     membership,
     replicator,
@@ -315,11 +318,13 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
             : { intervalMs: init.retentionIntervalMs }),
         })
         server = await listen(app.fetch, config.http.host, config.http.port, config.tls)
+        // The kept settings are in force before any member can offer others.
+        await healthConfig.start()
+        await replicasSetting.start()
         await mesh.start()
         replicator.start()
         cluster.start()
         collector?.start()
-        await healthConfig.start()
         health.start()
       } catch (err) {
         await server?.close(0)
@@ -348,7 +353,6 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         cluster.stop()
         collector?.stop()
         await health.stop()
-        healthConfig.stop()
         await replicator.stop()
         await mesh
           .stop({ leaving: true })

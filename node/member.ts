@@ -13,6 +13,7 @@ import type { Membership } from './mesh/membership.ts'
 import type { Mesh } from './mesh/mesh.ts'
 import type { Coordinator } from './query/coordinator.ts'
 import type { Replicator } from './replica/replicator.ts'
+import type { ReplicasSetting } from './replica/setting.ts'
 import type { EventLog } from './store/event-log.ts'
 
 export interface MemberInit {
@@ -53,6 +54,8 @@ export interface Member {
   readonly health: MemberHealth
   /** The array-wide health rule set as this member holds it. */
   readonly healthConfig: HealthConfigStore
+  /** The array-wide replica count as this member holds it. */
+  readonly replicasSetting: ReplicasSetting
   /** The host collector; undefined with --no-collect. */
   readonly collector: Collector | undefined
   readonly membership: Membership

@@ -48,8 +48,8 @@ export interface Announcement {
   beat: number
   /** True when it is leaving the array (SIGTERM). */
   leaving: boolean
-  /** The health rule set it holds, `<version>:<digest>` (see node/health/config.ts); empty for none. */
-  rules: string
+  /** The array settings it holds, `<sum of versions>:<digest>` (see node/settings.ts); empty for the defaults. */
+  settings: string
   /** Its clock minus the median of the clocks of the members it probes, ms (so that two members that never talk can tell their offset). */
   skewMs: number
 }
@@ -70,7 +70,7 @@ const FIELDS = [
   'incarnation',
   'beat',
   'leaving',
-  'rules',
+  'settings',
   'skewMs',
 ] as const satisfies ReadonlyArray<keyof Announcement>
 /** The fields FIELDS does not list: `never` while it lists them all (decodeAnnouncement needs that). */
@@ -116,7 +116,7 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
     throw malformed('announcement numbers')
   }
   if (typeof a.leaving !== 'boolean') throw malformed('announcement leaving')
-  if (!isString(a.rules, 64)) throw malformed('announcement rules')
+  if (!isString(a.settings, 64)) throw malformed('announcement settings')
   if (!isInt(a.skewMs, -(2 ** 42), 2 ** 42)) throw malformed('announcement skew')
   // Every field is checked above, and FIELDS lists every field (else this does not compile).
   return a as unknown as [Unlisted] extends [never] ? Announcement : never

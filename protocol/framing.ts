@@ -12,8 +12,8 @@
 //   (lookup.ts); 7 announcement, 17 signed announcement (announcement.ts);
 //   11 rollup request, 12 rollup series (rollup.ts); 13 stats request,
 //   14 stats (stats.ts); 18 ping, 19 ack, 20 ping-req, 21 nack, 22 gossip,
-//   23 sync, 24 accusation, 25 signed accusation (swim.ts); 26 rules
-//   request, 27 rules (rules.ts); 28 group request, 29 group trailer
+//   23 sync, 24 accusation, 25 signed accusation (swim.ts); 26 settings
+//   request, 27 settings (settings.ts); 28 group request, 29 group trailer
 //   (group.ts); 30 replica request, 31 replica head, 32 replica batch,
 //   33 replica ack, 34 replica caught up (replicate.ts). 15 and 16 were the peers protocol's.
 //
@@ -53,8 +53,8 @@ export const KIND_GOSSIP = 22
 export const KIND_SYNC = 23
 export const KIND_ACCUSATION = 24
 export const KIND_SIGNED_ACCUSATION = 25
-export const KIND_RULES_REQUEST = 26
-export const KIND_RULES = 27
+export const KIND_SETTINGS_REQUEST = 26
+export const KIND_SETTINGS = 27
 export const KIND_GROUP_REQUEST = 28
 export const KIND_GROUP_TRAILER = 29
 export const KIND_REPLICA_REQUEST = 30

@@ -42,8 +42,8 @@ import {
   decodeReplicaRequest,
   decodeRollupAnswer,
   decodeRollupRequest,
-  decodeRules,
-  decodeRulesRequest,
+  decodeSettings,
+  decodeSettingsRequest,
   decodeSignedAccusation,
   decodeSignedAnnouncement,
   decodeSliceRequest,
@@ -62,7 +62,7 @@ import {
   encodeReplicaRequest,
   encodeRollupRequest,
   encodeRollupSeries,
-  encodeRules,
+  encodeSettings,
   encodeSignedAccusation,
   encodeSignedAnnouncement,
   encodeSliceRequest,
@@ -83,10 +83,10 @@ export const DECODERS: Array<[string, (bytes: Uint8Array) => unknown]> = [
   ['stats', decodeStats],
   ['membership message', decodeSwim],
   ['signed accusation', decodeSignedAccusation],
-  ['rules request', decodeRulesRequest],
+  ['settings request', decodeSettingsRequest],
   ['group request', decodeGroupRequest],
   ['group answer', decodeGroupAnswer],
-  ['rules', decodeRules],
+  ['settings', decodeSettings],
   ['signed announcement', decodeSignedAnnouncement],
   ['replica request', decodeReplicaRequest],
   ['replica message', decodeReplicaMessage],
@@ -112,7 +112,7 @@ const ANNOUNCEMENT: Announcement = {
   incarnation: 0,
   beat: 1,
   leaving: false,
-  rules: '3:0123456789abcdef',
+  settings: '3:0123456789abcdef',
   skewMs: -12,
 }
 const SIGNED = (a: Announcement) =>
@@ -207,7 +207,7 @@ const SEEDS: Uint8Array[] = [
       { peerId: 'b', status: 'timed_out', ms: 1000, error: 'late', hwm: undefined },
     ],
   }),
-  encodeRules(new TextEncoder().encode('{"body":"{}","signature":"AA=="}')),
+  encodeSettings([['health-rules', new TextEncoder().encode('{"body":"{}","signature":"AA=="}')]]),
   encodeAnnouncement(ANNOUNCEMENT),
   SIGNED(ANNOUNCEMENT),
   encodeRollupRequest({
@@ -512,7 +512,6 @@ export async function fuzzHealthConfig(runs: number, seed?: number): Promise<num
     logger: createRootLogger({ level: 'silent' }),
   })
   await store.start()
-  store.stop()
   const outcomes = new Set<string>([
     'adopted',
     'not_newer',

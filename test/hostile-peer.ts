@@ -90,7 +90,7 @@ export async function startHostilePeer(
       incarnation,
       beat: ++beat,
       leaving: false,
-      rules: '',
+      settings: '',
       skewMs: 0,
       ...fields,
     })

@@ -7,6 +7,7 @@ import { BusyError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { BODY_HEAP_FACTOR, type MemoryGate } from '../memory.ts'
 import { requireLoopbackWhileOpen, requireTokens, type Token } from './auth.ts'
+import { type ConfigRoutesComponents, createConfigRoutes } from './config.ts'
 import { createOnError, errorBody, limitBody, notFound } from './errors.ts'
 import type { EventRoutesComponents } from './events.ts'
 import { createEventRoutes } from './events.ts'
@@ -19,7 +20,8 @@ import { afterBody } from './stream.ts'
 import { createUiRoutes } from './ui.ts'
 
 export interface AppComponents
-  extends EventRoutesComponents,
+  extends ConfigRoutesComponents,
+    EventRoutesComponents,
     HealthRoutesComponents,
     MemberRoutesComponents,
     RollupRoutesComponents {
@@ -76,6 +78,7 @@ export function createApp(components: AppComponents) {
   app.route('/', createEventRoutes(components))
   app.route('/', createMemberRoutes(components))
   app.route('/', createHealthRoutes(components))
+  app.route('/', createConfigRoutes(components))
   app.route('/', createUiRoutes())
   app.route('/', createRollupRoutes(components))
 

@@ -31,7 +31,7 @@ export function scopeOf(method: string, path: string): Scope | undefined {
   if (path === '/metrics' || path === '/metrics/cluster') return 'metrics'
   if (method === 'POST' && path === '/v1/events') return 'ingest'
   if (method === 'DELETE' && path.startsWith('/v1/members/')) return 'admin'
-  if (method === 'PUT' && path === '/v1/config/health') return 'admin'
+  if (method === 'PUT' && path.startsWith('/v1/config/')) return 'admin'
   return 'read'
 }
 

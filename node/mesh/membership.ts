@@ -59,8 +59,8 @@ export interface MemberEntry {
   health: string
   startedAt: number
   incarnation: number
-  /** The health rule set it holds, `<version>:<digest>`; empty for the defaults. */
-  rules: string
+  /** The array settings it holds, `<sum of versions>:<digest>`; empty for the defaults. */
+  settings: string
   /** True for this member's own row. */
   self: boolean
 }
@@ -143,7 +143,7 @@ export interface SelfInfo {
   addrs: () => string[]
   seq: () => number
   health: () => string
-  rules: () => string
+  settings: () => string
 }
 
 export interface MembershipComponents {
@@ -194,7 +194,7 @@ interface Tracked extends MemberEntry {
   /** Its latest word, as it said it, and signed. */
   said: Update
   skewMs: number
-  rules: string
+  settings: string
   /** The incarnation a suspicion or death is about; a word with a higher one refutes it. */
   accused: number
   accusers: Set<string>
@@ -283,7 +283,7 @@ export function createMembership(components: MembershipComponents): Membership {
       incarnation,
       beat: ++beat,
       leaving,
-      rules: self.rules(),
+      settings: self.settings(),
       skewMs: saidSkew,
     }
   }
@@ -448,7 +448,7 @@ export function createMembership(components: MembershipComponents): Membership {
         incarnation: a.incarnation,
         self: false,
         skewMs: a.skewMs,
-        rules: a.rules,
+        settings: a.settings,
         accused: 0,
         accusers: new Set(),
         charge: undefined,
@@ -478,7 +478,7 @@ export function createMembership(components: MembershipComponents): Membership {
       startedAt: a.startedAt,
       incarnation: a.incarnation,
       skewMs: a.skewMs,
-      rules: a.rules,
+      settings: a.settings,
     })
     if (newRun) {
       // What was said of the run before (its accusations) is not said of this one.
@@ -856,7 +856,7 @@ export function createMembership(components: MembershipComponents): Membership {
       health: p.health,
       startedAt: p.startedAt,
       incarnation: p.incarnation,
-      rules: p.rules,
+      settings: p.settings,
       self: false,
     }
   }
@@ -875,7 +875,7 @@ export function createMembership(components: MembershipComponents): Membership {
       health: self.health(),
       startedAt: self.startedAt,
       incarnation,
-      rules: self.rules(),
+      settings: self.settings(),
       self: true,
     }
   }

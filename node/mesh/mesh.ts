@@ -39,9 +39,9 @@ import {
 import { ConfigError } from '../errors.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { memberTag, tagHex } from '../event/id.ts'
-import { tagVersion } from '../health/config.ts'
 import type { Logger } from '../log.ts'
 import type { GroupAnswer } from '../query/coordinator.ts'
+import { type ArraySettings, tagVersion } from '../settings.ts'
 import type { MemberRecorder } from '../stats.ts'
 import type { BucketSeries } from '../store/rollup.ts'
 import { createHost, DIAL_TIMEOUT_MS, type Host } from './host.ts'
@@ -56,7 +56,7 @@ import { remoteGroup } from './protocols/group.ts'
 import { createServedProtocols, type ServedComponents } from './protocols/index.ts'
 import { remoteLookup } from './protocols/lookup.ts'
 import { remoteRollup } from './protocols/rollup.ts'
-import { remoteRules } from './protocols/rules.ts'
+import { remoteSettings } from './protocols/settings.ts'
 import { remoteSlice } from './protocols/slice.ts'
 import { remoteStats } from './protocols/stats.ts'
 import type { Peer, ServedName, ServedOutcome } from './protocols/stream.ts'
@@ -80,10 +80,10 @@ const JOIN_RETRY_MAX_MS = 30_000
 export const CONNECTION_IDLE_MS = 60_000
 /** How often idle connections are looked for, ms. */
 const SWEEP_MS = 15_000
-/** Attempts to fetch a rule set a member names before waiting for its next word. */
-const RULES_FETCH_ATTEMPTS = 5
-/** Rule sets fetched from members, by tag, kept to hand to each member that holds the same. */
-const MAX_FETCHED_RULE_SETS = 16
+/** Attempts to fetch the settings a member names before waiting for its next word. */
+const SETTINGS_FETCH_ATTEMPTS = 5
+/** Settings fetched from members, by word, kept to hand to each member that holds the same. */
+const MAX_FETCHED_SETTINGS = 16
 
 export interface MeshInit {
   privateKey: PrivateKey
@@ -101,7 +101,7 @@ export interface MeshInit {
   http: () => string
   seq: () => number
   /** What this member answers its peers' requests from (its own store and counters). */
-  serve: Omit<ServedComponents, 'rules' | 'sent'>
+  serve: Omit<ServedComponents, 'settings' | 'sent'>
   clock: () => number
   logger: Logger
   recorder?: MemberRecorder
@@ -139,16 +139,6 @@ export interface PeerClient {
   stats(options: { signal: AbortSignal }): Promise<MemberCounters>
 }
 
-/** The health rule set as the mesh passes it between members (node/health/config.ts keeps it). */
-export interface RulesSource {
-  /** `<version>:<digest>` of the set in force here; empty for the defaults. */
-  tag(): string
-  /** The signed set in force here, undefined for the defaults. */
-  bytes(): Uint8Array | undefined
-  /** Takes a set that `from` holds (it checks the set and its signature). */
-  receive(bytes: Uint8Array, from: string): Promise<unknown>
-}
-
 export interface Mesh {
   readonly host: Host
   readonly membership: Membership
@@ -159,11 +149,11 @@ export interface Mesh {
   peers(): PeerClient[]
   /** How to reach a member by its peer id (its addresses from its word). */
   peer(peerId: string, name?: string): Peer
-  /** Where the rule set comes from and goes to; until then this member names none. */
-  attachRules(source: RulesSource): void
+  /** Where the array settings come from and go to; until then this member names none. */
+  attachSettings(source: ArraySettings): void
   /** Connections held now, and how many go to neighbours. */
   connections(): { all: number; neighbours: number }
-  /** Says this member's word again: its health or its rule set changed. */
+  /** Says this member's word again: its health or its settings changed. */
   announce(): void
   /** This member's own health as it announces it (`ok`, or `warning:rule,rule`…). Default `ok`. */
   setHealth(health: string): void
@@ -201,7 +191,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
   const activity = new Map<string, number>()
   const touch = (peerId: string) => activity.set(peerId, Date.now())
   let health = 'ok'
-  let rules: RulesSource | undefined
+  let settings: ArraySettings | undefined
   let sweeper: NodeJS.Timeout | undefined
 
   const peerIdOf = (id: string): PeerId => {
@@ -271,7 +261,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
         if (!isAllowed(speaker) || !(await verifySignature(speaker, signing, u.signed.signature)))
           throw new Error(`a membership update not signed by ${speaker}`)
         updates.push(update)
-        if ('word' in update && update.word.rules !== '') void maybeFetchRules()
+        if ('word' in update && update.word.settings !== '') void maybeFetchSettings()
       } catch (err) {
         counters.membershipDropped++
         logger.debug({ err }, 'membership update dropped')
@@ -412,7 +402,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       addrs: () => listenAddrs().map((a) => a.replace(/\/p2p\/[^/]+$/, '')),
       seq: init.seq,
       health: () => health,
-      rules: () => rules?.tag() ?? '',
+      settings: () => settings?.tag() ?? '',
     },
     timing: init.timing,
     clock: init.clock,
@@ -496,59 +486,60 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
   }
 
   /**
-   * The rule sets other members name in their words: a newer one than this
-   * member's is fetched once (from one holder) and handed to the rule set
-   * with each live member that holds it, which is how a set more than one
-   * version ahead finds its majority.
+   * The settings other members name in their words: another word than this
+   * member's (with a version sum at least its own) is fetched once (from one
+   * holder) and each setting in it handed to this member's settings with
+   * each live member that holds it, which is how a version more than one
+   * ahead finds its majority.
    */
-  const fetched = new Map<string, Promise<Uint8Array | undefined>>()
+  const fetched = new Map<string, Promise<Array<[string, Uint8Array]> | undefined>>()
   const handed = new Set<string>()
-  /** Failed fetches of each set, to try again a few times. */
+  /** Failed fetches of each word, to try again a few times. */
   const failures = new Map<string, number>()
   let fetchScheduled = false
-  async function maybeFetchRules() {
-    if (rules === undefined || fetchScheduled) return
+  async function maybeFetchSettings() {
+    if (settings === undefined || fetchScheduled) return
     fetchScheduled = true
     await new Promise((resolve) => setImmediate(resolve))
     fetchScheduled = false
-    const source = rules
+    const source = settings
     const own = source.tag()
     const ownVersion = tagVersion(own) ?? 0
     for (const entry of membership.table()) {
       if (entry.self || entry.state !== 'alive') continue
-      const tag = entry.rules
+      const tag = entry.settings
       const version = tagVersion(tag)
       if (version === undefined || tag === own || version < ownVersion) continue
       const key = `${tag}/${entry.member}`
       if (handed.has(key)) continue
       handed.add(key)
-      if (handed.size > 64 * MAX_FETCHED_RULE_SETS) handed.clear()
-      let set = fetched.get(tag)
-      if (set === undefined) {
-        if (fetched.size >= MAX_FETCHED_RULE_SETS)
+      if (handed.size > 64 * MAX_FETCHED_SETTINGS) handed.clear()
+      let sets = fetched.get(tag)
+      if (sets === undefined) {
+        if (fetched.size >= MAX_FETCHED_SETTINGS)
           fetched.delete(fetched.keys().next().value as string)
-        set = remoteRules(peerOf(entry.member, entry.name), {
+        sets = remoteSettings(peerOf(entry.member, entry.name), {
           signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(5000)]),
         }).catch((err: unknown) => {
-          logger.debug({ err, from: entry.name }, 'could not fetch the rule set a member holds')
+          logger.debug({ err, from: entry.name }, 'could not fetch the settings a member holds')
           fetched.delete(tag)
           return undefined
         })
-        fetched.set(tag, set)
+        fetched.set(tag, sets)
       }
-      const bytes = await set
-      if (bytes !== undefined) {
-        await source.receive(bytes, entry.member)
+      const got = await sets
+      if (got !== undefined) {
+        for (const [name, bytes] of got) await source.receive(name, bytes, entry.member)
         continue
       }
       // Not fetched (the holder was busy, or the connection new): tried
       // again a little later, a few times, rather than at its next word.
       handed.delete(key)
       const failed = (failures.get(tag) ?? 0) + 1
-      if (failures.size > MAX_FETCHED_RULE_SETS) failures.clear()
+      if (failures.size > MAX_FETCHED_SETTINGS) failures.clear()
       failures.set(tag, failed)
-      if (failed <= RULES_FETCH_ATTEMPTS)
-        setTimeout(() => void maybeFetchRules(), 500 * failed).unref()
+      if (failed <= SETTINGS_FETCH_ATTEMPTS)
+        setTimeout(() => void maybeFetchSettings(), 500 * failed).unref()
     }
   }
 
@@ -586,7 +577,7 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
     touch,
     components: {
       ...init.serve,
-      rules: () => rules?.bytes(),
+      settings: () => settings?.sets() ?? [],
       sent: (events) => {
         counters.sliceEventsSent += events
       },
@@ -661,8 +652,8 @@ export async function createMesh(init: MeshInit): Promise<Mesh> {
       for (const id of peersConnected) if (neighbours.has(id)) kept++
       return { all: peersConnected.size, neighbours: kept }
     },
-    attachRules(source) {
-      rules = source
+    attachSettings(source) {
+      settings = source
       membership.announceNow()
     },
     announce() {

@@ -158,6 +158,7 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   let placed:
     | {
         at: number
+        replicas: number
         candidates: string[]
         candidateSet: Set<string>
         live: Set<string>
@@ -169,11 +170,17 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   })
   const placement = () => {
     const now = clock()
-    if (placed === undefined || now - placed.at >= PLACEMENT_TICK_MS) {
+    const replicas = init.replicas()
+    if (
+      placed === undefined ||
+      now - placed.at >= PLACEMENT_TICK_MS ||
+      placed.replicas !== replicas
+    ) {
       const table = init.table()
       const candidates = candidatesOf(table, now, init.rereplicateAfterMs)
       placed = {
         at: now,
+        replicas,
         candidates,
         candidateSet: new Set(candidates),
         live: new Set(table.filter((e) => e.state === 'alive').map((e) => e.member)),
@@ -190,7 +197,7 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     if (holders === undefined) {
       // An origin away past the re-replication delay is no copy: one more
       // holder takes its place, so R copies exist again.
-      const replicas = init.replicas()
+      const { replicas } = placed
       const away = replicas > 1 && !placed.candidateSet.has(origin)
       holders = holdersOf(origin, placed.candidates, away ? replicas + 1 : replicas)
       placed.holders.set(origin, holders)

@@ -449,7 +449,7 @@ describe('membership in one process', () => {
       incarnation: 99,
       beat: 1,
       leaving: true,
-      rules: '',
+      settings: '',
       skewMs: 0,
     }
     // A word for c that c did not sign, and an accusation of c in c's own name.

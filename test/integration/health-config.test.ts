@@ -1,6 +1,7 @@
 // Health rules set on any member are in force on every member: spread by
 // gossip without a master, converging on one winner when two members change
-// them at once, and kept across restarts.
+// them at once, and kept across restarts; so is any other array setting
+// beside them.
 
 import { afterEach, describe, expect, it } from 'vitest'
 import type { HealthConfig } from '../../node/health/config.ts'
@@ -99,6 +100,32 @@ describe('health rules', () => {
       expect(cfg.updatedBy).toBe(winner)
       expect(JSON.stringify(cfg.rules)).toBe(expected)
     }
+  })
+
+  it('and the replica count, changed at once on two members, are both in force on every member', async () => {
+    const array = await startArray(3, { names: ['sa', 'sb', 'sc'] })
+    members.push(...array)
+    const [a, b] = array as [Member, Member]
+    // The two words carry the same version sum (1) and differ: each member fetches the other's.
+    const [health, replicas] = await Promise.all([
+      put(a, { rules: [triggerRule(5)] }),
+      b.app.request('/v1/config/replicas', {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ replicas: 3 }),
+      }),
+    ])
+    expect([health.status, replicas.status]).toEqual([200, 200])
+    await waitFor(
+      () =>
+        array.every(
+          (m) =>
+            m.healthConfig.current().updatedBy === a.peerId &&
+            m.replicasSetting.current().updatedBy === b.peerId &&
+            m.replicasSetting.current().replicas === 3,
+        ),
+      { timeoutMs: 10_000, what: 'both settings everywhere' },
+    )
   })
 
   it('refuse a body over 256 KiB with 413 and the error body, streamed or declared, and change nothing', async () => {

@@ -12,11 +12,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { afterEach, describe, expect, it } from 'vitest'
 import { approve, generateAdminKey } from '../../node/approval.ts'
 import { idBytes, memberTag } from '../../node/event/id.ts'
-import {
-  HEALTH_RULES_SETTING,
-  healthConfigSigningBytes,
-  healthConfigTag,
-} from '../../node/health/config.ts'
+import { HEALTH_RULES_SETTING, healthConfigSigningBytes } from '../../node/health/config.ts'
 import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
 import { createRootLogger } from '../../node/log.ts'
@@ -25,17 +21,18 @@ import { createServedProtocols } from '../../node/mesh/protocols/index.ts'
 import { remoteSlice } from '../../node/mesh/protocols/slice.ts'
 import { sealAnnouncement } from '../../node/mesh/signatures.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
+import { settingsTag, versionTag } from '../../node/settings.ts'
 import { encodeStoredFields } from '../../node/store/codec.ts'
 import {
   decodeAnswer,
   decodeSwim,
   encodeBatches,
   encodeHead,
-  encodeRules,
+  encodeSettings,
   encodeSliceRequest,
   encodeSwim,
   encodeTrailer,
-  RULES_PROTOCOL,
+  SETTINGS_PROTOCOL,
   SLICE_PROTOCOL,
   type StoredEvent,
   SWIM_PROTOCOL,
@@ -91,15 +88,16 @@ async function putRules(m: Member, threshold: number) {
 }
 
 /**
- * Makes the hostile peer hold a rule set: it serves it on the rules protocol
+ * Makes the hostile peer hold a rule set: it serves it on the settings protocol
  * and names it in its word, which reaches every member.
  */
 async function offer(evil: HostilePeer, bytes: Uint8Array) {
-  await evil.answer(RULES_PROTOCOL, async (_request, lp) => {
-    await lp.write(encodeRules(bytes))
+  await evil.answer(SETTINGS_PROTOCOL, async (_request, lp) => {
+    await lp.write(encodeSettings([[HEALTH_RULES_SETTING, bytes]]))
   })
   const { body } = JSON.parse(new TextDecoder().decode(bytes)) as { body: string }
-  await evil.announce({ rules: healthConfigTag(JSON.parse(body), bytes) })
+  const { version } = JSON.parse(body) as { version: number }
+  await evil.announce({ settings: settingsTag([{ version, tag: versionTag(version, bytes) }]) })
 }
 
 /** A rule set as members pass it on, made and signed by whoever the test likes. */
@@ -118,7 +116,7 @@ const unasked = {
   lookup: async () => undefined,
   rollup: async () => [],
   counters: () => ({ ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: [] }),
-  rules: () => undefined,
+  settings: () => [],
   group: async () => {
     throw new Error('not a sub-coordinator')
   },
@@ -247,7 +245,7 @@ describe('a hostile peer with the mesh keys', () => {
       incarnation: 0,
       beat: 1,
       leaving: false,
-      rules: '',
+      settings: '',
       skewMs: 0,
     })
     // As the member joined through, it hands the newcomer a's real word and the forged one.

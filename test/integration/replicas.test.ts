@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { afterEach, describe, expect, it } from 'vitest'
+import { approve, generateAdminKey } from '../../node/approval.ts'
 import { memberTag, parseId, writeIdBytes } from '../../node/event/id.ts'
 import type { Member } from '../../node/index.ts'
 import { createMember } from '../../node/index.ts'
@@ -454,5 +455,123 @@ describe('a replaced disk', () => {
       members: Array<{ name: string; state: string }>
     }
     expect(table.members.find((r) => r.name === 'xc')?.state).toBe('alive')
+  })
+})
+
+describe('the replica count, an array-wide setting', () => {
+  /** PUT /v1/config/replicas on `m`. */
+  async function setReplicas(m: Member, body: unknown) {
+    const response = await m.app.request('/v1/config/replicas', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    })
+    return { status: response.status, body: (await response.json()) as ApiBody }
+  }
+  /** The members (the origin aside) holding every one of `origin`'s `count` events. */
+  const copies = (origin: Member, among: Member[], count: number) =>
+    among.filter((m) => m !== origin && m.log.held(memberTag(origin.peerId))?.seq === count)
+
+  it('set on one member is in force on every member: holders are added and filled, then dropped when it goes back; no event lost', async () => {
+    const started = await startArray(4, {
+      names: ['ra', 'rb', 'rc', 'rd'],
+      overrides: { rereplicateAfterMs: 1000 },
+    })
+    members.push(...started)
+    const [a, b] = started as [Member, Member]
+    for (const m of started) expect((await post(m, 20)).status).toBe(201)
+    await waitFor(() => started.every((o) => copies(o, started, 20).length === 1), {
+      what: 'one copy of every member',
+    })
+
+    // Refused, naming the field, and nothing changes.
+    for (const bad of [{ replicas: 0 }, { replicas: 6 }, { replicas: '3' }, {}]) {
+      const refused = await setReplicas(a, bad)
+      expect(refused.status).toBe(400)
+      expect(refused.body.error.details?.map((d) => d.field)).toContain('replicas')
+    }
+    expect(a.replicasSetting.current()).toMatchObject({ version: 0, replicas: 2 })
+
+    const three = await setReplicas(b, { replicas: 3 })
+    expect(three.status).toBe(200)
+    expect(three.body).toMatchObject({ version: 1, updatedBy: b.peerId, replicas: 3 })
+    await waitFor(() => started.every((m) => m.replicasSetting.current().replicas === 3), {
+      what: 'replicas 3 on every member',
+    })
+    expect(await (await a.app.request('/v1/config/replicas')).json()).toMatchObject({
+      version: 1,
+      replicas: 3,
+    })
+    // Events stored while it changes are copied too.
+    for (const m of started) expect((await post(m, 5)).status).toBe(201)
+    await waitFor(() => started.every((o) => copies(o, started, 25).length === 2), {
+      timeoutMs: 15_000,
+      what: 'two copies of every member',
+    })
+    for (const o of started) {
+      const rows = (await (await a.app.request('/v1/members')).json()) as {
+        members: Array<{ member: string; holders: Array<{ member: string }> }>
+      }
+      const row = rows.members.find((r) => r.member === o.peerId)
+      expect(row?.holders.map((h) => h.member).sort()).toEqual(
+        copies(o, started, 25)
+          .map((m) => m.peerId)
+          .sort(),
+      )
+    }
+
+    // Back to 2: once --rereplicate-after has passed, exactly one copy again.
+    expect((await setReplicas(a, { replicas: 2 })).body).toMatchObject({ version: 2, replicas: 2 })
+    await waitFor(
+      () =>
+        started.every(
+          (o) =>
+            started.filter((m) => m !== o && m.log.held(memberTag(o.peerId)) !== undefined)
+              .length === 1 && copies(o, started, 25).length === 1,
+        ),
+      { timeoutMs: 20_000, what: 'exactly one copy of every member again' },
+    )
+    const everything = (await allEvents(a.url)).filter((e) => e.type.startsWith('app.'))
+    expect(everything).toHaveLength(100)
+    expect(new Set(everything.map((e) => e.id)).size).toBe(100)
+  })
+
+  it('is kept across a restart, and with an admin key needs its own approval', async () => {
+    const admin = generateAdminKey()
+    const [solo] = await startArray(1, {
+      names: ['rs'],
+      overrides: { adminPublicKey: admin.publicKey },
+    })
+    members.push(solo as Member)
+    const m = solo as Member
+    const approval = (setting: string, version: number, value: unknown) =>
+      approve(admin.privatePem, { setting, version, value })
+    const none = await setReplicas(m, { replicas: 3 })
+    expect([none.status, none.body.error.code]).toEqual([403, 'approval_required'])
+    // An approval of the health rules, or of another count, is none of this one.
+    const otherSetting = await setReplicas(m, {
+      replicas: 3,
+      approval: approval('health-rules', 1, 3),
+    })
+    expect([otherSetting.status, otherSetting.body.error.code]).toEqual([403, 'approval_invalid'])
+    const otherValue = await setReplicas(m, {
+      replicas: 3,
+      approval: approval('replicas', 1, 4),
+    })
+    expect([otherValue.status, otherValue.body.error.code]).toEqual([403, 'approval_invalid'])
+    const approved = await setReplicas(m, {
+      replicas: 3,
+      approval: approval('replicas', 1, 3),
+    })
+    expect(approved.status).toBe(200)
+
+    await m.stop()
+    members.splice(members.indexOf(m), 1)
+    const back = await createMember(m.config)
+    members.push(back)
+    await back.start()
+    expect(back.replicasSetting.current()).toMatchObject({ version: 1, replicas: 3 })
+    // The health rules, a setting of their own, are untouched.
+    expect(back.healthConfig.current().version).toBe(0)
   })
 })

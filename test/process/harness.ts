@@ -186,7 +186,7 @@ export interface TableRow {
   name: string
   member: string
   state: string
-  holders: Array<{ name: string; lagEvents?: number; lagMs?: number }>
+  holders: Array<{ member: string; name: string; lagEvents?: number; lagMs?: number }>
 }
 
 /** A member's membership table, through its HTTP API. */

@@ -2,14 +2,17 @@
 // real: a member killed with SIGKILL is answered for by its holder, at once
 // and once it is declared dead; a member frozen with SIGSTOP costs pages the
 // hedge delay, not the deadline, and after 30 s frozen it comes back without
-// a duplicate in any answer and its copies catch up.
+// a duplicate in any answer and its copies catch up; and the replica count,
+// changed at runtime, places, fills and drops copies on every member.
 
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { holdersOf } from '../../node/replica/placement.ts'
 import { removeTempDirs, waitFor } from '../helpers.ts'
 import {
   type MemberProcess,
+  runCli,
   startMember,
   startProcessArray,
   stateIn,
@@ -179,5 +182,63 @@ describe('a member whose data dir is replaced, with replicas 2', () => {
     await emit(back, 1, '-after')
     const seqs = (await query(back, 'from=0&limit=1000&member=rc')).page.events.map((e) => e.seq)
     expect(seqs).toEqual(Array.from({ length: 31 }, (_, i) => i + 1))
+  })
+})
+
+describe('the replica count changed at runtime', () => {
+  it('from 2 to 3 and back: every member ends with the right holders, caught up, and no event is lost', async () => {
+    const started = await startProcessArray(['xa', 'xb', 'xc', 'xd'], ['--rereplicate-after', '2s'])
+    const [a, b] = started as [MemberProcess, MemberProcess]
+    const ids = (await Promise.all(started.map((m) => emit(m, 10)))).flat()
+    const peerIds = (await table(a)).map((r) => r.member)
+
+    /**
+     * Every member's table names, for every origin, the holders placement
+     * gives it at `replicas`; and each origin says they are caught up (only
+     * an origin knows its holders' lag).
+     */
+    const placedEverywhere = async (replicas: number) => {
+      for (const m of started) {
+        for (const row of await table(m)) {
+          const expected = holdersOf(row.member, peerIds, replicas).sort()
+          const holders = row.holders.map((h) => h.member).sort()
+          if (JSON.stringify(holders) !== JSON.stringify(expected)) return false
+          if (row.name === m.name && row.holders.some((h) => h.lagEvents !== 0)) return false
+        }
+      }
+      return true
+    }
+    await waitFor(() => placedEverywhere(2), { timeoutMs: 20_000, what: 'holders at replicas 2' })
+
+    const three = await runCli(['config', 'replicas', '3', '--url', b.url])
+    expect(three.stderr).toBe('')
+    expect(three.stdout).toMatch(/^replicas 3 in force as version 1/)
+    await waitFor(() => placedEverywhere(3), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: 'holders at replicas 3, caught up',
+    })
+    // Acknowledged as replicated now means three copies synced.
+    ids.push(...(await Promise.all(started.map((m) => emit(m, 5, '-three')))).flat())
+    const shown = await runCli(['config', 'replicas', '--url', a.url])
+    expect(shown.stdout).toBe('replicas 3 (version 1)\n')
+
+    const two = await runCli(['config', 'replicas', '2', '--url', a.url])
+    expect(two.stdout).toMatch(/^replicas 2 in force as version 2/)
+    await waitFor(() => placedEverywhere(2), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      what: 'holders at replicas 2 again',
+    })
+    ids.push(...(await Promise.all(started.map((m) => emit(m, 5, '-two')))).flat())
+    ids.sort()
+    for (const m of started) {
+      const { page } = await query(m, 'from=0&limit=10000&type=replica.test&timeout=5s')
+      expect(page.partial).toBe(false)
+      expect(page.events.map((e) => e.id)).toEqual(ids)
+    }
+    const refused = await runCli(['config', 'replicas', '6', '--url', a.url])
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toMatch(/count: 6 is not a whole number from 1 to 5/)
   })
 })

@@ -45,7 +45,7 @@ const SELF: MemberEntry = {
   health: 'ok',
   startedAt: 1,
   incarnation: 0,
-  rules: '',
+  settings: '',
   self: true,
 }
 
@@ -98,6 +98,10 @@ function fakeApp(ready = true) {
     maxConcurrentQueries: 4,
     health: () => ({ array: { state: 'ok', rules: [] }, members: [] }),
     healthConfig: { current: () => DEFAULT_HEALTH_CONFIG, put: async () => DEFAULT_HEALTH_CONFIG },
+    replicasSetting: {
+      current: () => ({ version: 0, updatedBy: null, replicas: 2 }),
+      put: async (replicas) => ({ version: 1, updatedBy: 'fake', replicas }),
+    },
     recorder: { ingest() {}, query() {}, memberFailure() {} },
     metrics: async () => ({ contentType: 'text/plain', body: 'm 1\n' }),
     clusterMetrics: async () => ({ contentType: 'text/plain', body: 'c 1\n' }),

@@ -169,7 +169,7 @@ describe('the wire codec', () => {
       incarnation: 3,
       beat: 4,
       leaving: false,
-      rules: '2:00ff00ff00ff00ff',
+      settings: '2:00ff00ff00ff00ff',
       skewMs: -40,
     }
     expect(decodeAnnouncement(encodeAnnouncement(announcement))).toEqual(announcement)

@@ -6,7 +6,7 @@ import { type GroupComponents, groupProtocol } from './group.ts'
 import { type LookupComponents, lookupProtocol } from './lookup.ts'
 import { type ReplicateComponents, replicateProtocol } from './replicate.ts'
 import { type RollupComponents, rollupProtocol } from './rollup.ts'
-import { type RulesComponents, rulesProtocol } from './rules.ts'
+import { type SettingsComponents, settingsProtocol } from './settings.ts'
 import { type SliceComponents, sliceProtocol } from './slice.ts'
 import { type StatsComponents, statsProtocol } from './stats.ts'
 import {
@@ -22,7 +22,7 @@ export type ServedComponents = SliceComponents &
   LookupComponents &
   RollupComponents &
   StatsComponents &
-  RulesComponents &
+  SettingsComponents &
   ReplicateComponents
 
 const SERVED: ReadonlyArray<ServedProtocol<ServedComponents>> = [
@@ -31,7 +31,7 @@ const SERVED: ReadonlyArray<ServedProtocol<ServedComponents>> = [
   lookupProtocol,
   rollupProtocol,
   statsProtocol,
-  rulesProtocol,
+  settingsProtocol,
   replicateProtocol,
 ]
 

@@ -43,7 +43,14 @@ export const ANSWER_TIMEOUT_MS = 120_000
 export type LengthPrefixed = ReturnType<typeof lpStream<Stream>>
 
 /** The protocols a member serves, by the name their counters use. */
-export type ServedName = 'slice' | 'group' | 'lookup' | 'rollup' | 'stats' | 'rules' | 'replicate'
+export type ServedName =
+  | 'slice'
+  | 'group'
+  | 'lookup'
+  | 'rollup'
+  | 'stats'
+  | 'settings'
+  | 'replicate'
 export type ServedOutcome = 'ok' | 'malformed' | 'error' | 'busy'
 
 /** One protocol as a member serves it: its id, and how it answers one request. */
