@@ -7,7 +7,11 @@
 // the per-member deadline) and wakes the background refresh again. Per member
 // only a few series; per event type only array totals, so that no sum()
 // counts anything twice. A member that does not answer keeps its last known
-// values with up 0, so sums never show a false counter reset.
+// values with up 0, so sums never show a false counter reset; a dead or
+// departed member's event totals are also told by a holder of its events
+// (replicas), and each of its counts is the larger of the two, so its events
+// still count when this member never heard its own figures (it started
+// after the death, say).
 
 import {
   Counter,
@@ -33,6 +37,8 @@ export interface ArrayRow {
   state: string
   /** Undefined when the member was not asked or did not answer. */
   counters?: MemberCounters
+  /** Set when a holder answered for the member: `counters` holds only its events' totals. */
+  servedBy?: string
   /** Its announced health: ok, warning, critical or unknown. */
   health?: string
 }
@@ -60,7 +66,23 @@ interface Known {
   name: string
   up: boolean
   health?: string
+  /** As the member itself last told them. */
   counters?: MemberCounters
+  /** Its events' totals as a holder told them, and that holder's name. */
+  held?: { by: string; totals: MemberCounters['eventTotals'] }
+}
+
+/** The member's event totals: its own last known, or a holder's count where that is larger. */
+function totalsOf(k: Known): MemberCounters['eventTotals'] {
+  const own = k.counters?.eventTotals ?? []
+  if (k.held === undefined) return own
+  const merged = new Map<string, { type: string; severity: number; count: number }>()
+  for (const t of [...own, ...k.held.totals]) {
+    const key = `${t.type}\u0000${t.severity}`
+    const seen = merged.get(key)
+    if (seen === undefined || seen.count < t.count) merged.set(key, t)
+  }
+  return [...merged.values()]
 }
 
 export function createClusterExporter(init: {
@@ -86,6 +108,11 @@ export function createClusterExporter(init: {
   const registers = [text, open] as unknown as Registry[]
   const each = (fn: (name: string, k: Known, c: MemberCounters) => void) => {
     for (const k of known.values()) if (k.counters !== undefined) fn(k.name, k, k.counters)
+  }
+  /** Each member's event totals, those that only a holder told included. */
+  const eachTotals = (fn: (name: string, totals: MemberCounters['eventTotals']) => void) => {
+    for (const k of known.values())
+      if (k.counters !== undefined || k.held !== undefined) fn(k.name, totalsOf(k))
   }
 
   new Gauge({
@@ -118,13 +145,24 @@ export function createClusterExporter(init: {
     registers,
     collect() {
       this.reset()
-      each((name, _k, c) => {
+      eachTotals((name, totals) => {
         const bySeverity = new Map<number, number>()
-        for (const t of c.eventTotals)
+        for (const t of totals)
           bySeverity.set(t.severity, (bySeverity.get(t.severity) ?? 0) + t.count)
         for (const [severity, count] of bySeverity)
           this.inc({ member: name, severity: SEVERITIES[severity] ?? 'info' }, count)
       })
+    },
+  })
+  new Gauge({
+    name: 'chorus_member_served_by',
+    help: 'Set to 1 for a member that is dead or gone whose event totals a holder of its events told in the last refresh (label holder).',
+    labelNames: ['member', 'holder'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const k of known.values())
+        if (!k.up && k.held !== undefined) this.set({ member: k.name, holder: k.held.by }, 1)
     },
   })
   new Counter({
@@ -164,8 +202,8 @@ export function createClusterExporter(init: {
     registers,
     collect() {
       const sums = new Map<string, Map<number, number>>()
-      each((_name, _k, c) => {
-        for (const t of c.eventTotals) {
+      eachTotals((_name, totals) => {
+        for (const t of totals) {
           let bySeverity = sums.get(t.type)
           if (bySeverity === undefined) {
             bySeverity = new Map()
@@ -256,14 +294,18 @@ export function createClusterExporter(init: {
           for (const member of known.keys()) if (!present.has(member)) known.delete(member)
           for (const row of rows) {
             const previous = known.get(row.member)
-            const k: Known = { name: row.name, up: row.counters !== undefined }
+            const own = row.servedBy === undefined ? row.counters : undefined
+            const k: Known = { name: row.name, up: own !== undefined }
             if (row.health !== undefined) k.health = row.health
-            const counters = row.counters ?? previous?.counters
+            const counters = own ?? previous?.counters
             if (counters !== undefined) k.counters = counters
+            if (row.servedBy !== undefined && row.counters !== undefined)
+              k.held = { by: row.servedBy, totals: row.counters.eventTotals }
+            else if (own === undefined && previous?.held !== undefined) k.held = previous.held
             known.set(row.member, k)
           }
           expected = rows.filter((r) => r.state !== 'left').length
-          answered = rows.filter((r) => r.counters !== undefined).length
+          answered = rows.filter((r) => r.counters !== undefined && r.servedBy === undefined).length
           refreshedAt = Date.now()
         } while (again)
       } finally {

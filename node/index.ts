@@ -90,12 +90,16 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     slice: createSliceHandler({ log, behind: (origin) => replicator.behind(origin) }),
     lookup: createLookupHandler({ log }),
     rollup: createRollupHandler({ log }),
-    counters: (): MemberCounters => ({
-      ingestedEvents: recorder.ingestedEvents,
-      queries: recorder.queries,
-      storeSizeBytes: Math.round(log.sizeBytes()),
-      eventTotals: log.totals(),
-    }),
+    counters: (origin?: string): MemberCounters =>
+      origin === undefined
+        ? {
+            ingestedEvents: recorder.ingestedEvents,
+            queries: recorder.queries,
+            storeSizeBytes: Math.round(log.sizeBytes()),
+            eventTotals: log.totals(),
+          }
+        : // Another member's events held here: only their totals are known.
+          { ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: log.heldTotals(origin) },
   }
   let server: HttpServer | undefined
   const mesh = await createMesh({
@@ -193,8 +197,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   })
 
   // Queries: this member and its peers, asked through one fan-out; a dead
-  // member through a holder of its events (pages, lookups, rollups). The
-  // array's metrics ask members only.
+  // member through a holder of its events (pages, lookups, rollups, and the
+  // array's metrics).
   const selfTarget = createSelfTarget({
     peerId: identity.peerId,
     name,
@@ -202,7 +206,6 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     ...handlers,
     nameOf: (peerId) => membership.get(peerId)?.name ?? peerId,
   })
-  const memberTargets = createTargets(selfTarget, () => mesh.peers())
   const targets = createTargets(selfTarget, () => mesh.peers(), {
     holder: (origin) => replicator.servingHolder(origin),
     restoring: () => replicator.restoring() !== undefined,
@@ -230,7 +233,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   recorder.attach(exporter.recorder)
   const cluster = createClusterExporter({
     source: createArrayView({
-      targets: memberTargets,
+      // This member's own counters even while it restores its events.
+      targets: () => targets().map((t) => (t.peerId === identity.peerId ? selfTarget : t)),
       table: () => membership.table(),
       onChange: (listener) => membership.onChange(listener),
       clock,

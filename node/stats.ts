@@ -65,7 +65,7 @@ export interface MemberRecorder {
 
 /**
  * The member's recorder: it keeps the two counts a member reports to the
- * others (/chorus/stats/1) and passes every observation on to the recorders
+ * others (/chorus/stats/2) and passes every observation on to the recorders
  * attached (the exporter's), so the parts that observe can be built before
  * whoever listens.
  */

@@ -1,14 +1,17 @@
-// /chorus/stats/1: a member's counters, for the array-wide metrics.
+// /chorus/stats/2: a member's counters, for the array-wide metrics.
 //
-//   stats request  [13]
+//   stats request  [13, origin|null]  origin: the peer id of a member whose
+//                                     events the asked member holds (replicas),
+//                                     to count those instead of its own
 //   stats          [14, ingestedEvents, queries, storeSizeBytes, [[type, severity, count]...]]
+//                  (for an origin: 0, 0, 0 and the totals of its events held)
 
 import * as frame from './framing.ts'
 
-/** `/chorus/stats/1`: a member's counters for the array-wide metrics. */
-export const STATS_PROTOCOL = '/chorus/stats/1'
+/** `/chorus/stats/2`: a member's counters for the array-wide metrics. */
+export const STATS_PROTOCOL = '/chorus/stats/2'
 
-/** A member's counters, as /chorus/stats/1 carries them. */
+/** A member's counters, as /chorus/stats/2 carries them. */
 export interface MemberCounters {
   /** Events stored by ingest since the member started. */
   ingestedEvents: number
@@ -22,12 +25,22 @@ export interface MemberCounters {
 /** Most (type, severity) totals one stats answer carries. */
 export const MAX_STATS_TOTALS = 20_000
 
-export function encodeStatsRequest(): Uint8Array {
-  return frame.pack([frame.KIND_STATS_REQUEST], frame.MAX_REQUEST_BYTES)
+export function encodeStatsRequest(origin?: string): Uint8Array {
+  return frame.pack([frame.KIND_STATS_REQUEST, origin ?? null], frame.MAX_REQUEST_BYTES)
 }
 
-export function decodeStatsRequest(bytes: Uint8Array): void {
-  frame.framed(bytes, frame.MAX_REQUEST_BYTES, frame.KIND_STATS_REQUEST, 1, 'a stats request')
+/** The origin whose held events to count; undefined for the member's own counters. */
+export function decodeStatsRequest(bytes: Uint8Array): string | undefined {
+  const [, origin] = frame.framed(
+    bytes,
+    frame.MAX_REQUEST_BYTES,
+    frame.KIND_STATS_REQUEST,
+    2,
+    'a stats request',
+  )
+  if (origin === null) return undefined
+  if (!frame.isString(origin, 128) || origin.length === 0) throw frame.malformed('origin')
+  return origin
 }
 
 export function encodeStats(c: MemberCounters): Uint8Array {

@@ -1,7 +1,9 @@
 // The whole array as /metrics/cluster shows it, for exporter/cluster.ts:
 // every member of the table with the counters of those that answer (one
-// fan-out under a short deadline), and array-wide quantiles of `value` per
-// type over the last complete minute (a rollup query).
+// fan-out under a short deadline), a dead member's or a departed one's
+// event totals from a holder of its events (replicas), and array-wide
+// quantiles of `value` per type over the last complete minute (a rollup
+// query, dead members' buckets from their holders too).
 
 import type { MemberCounters, RollupRequest } from '../../protocol/index.ts'
 import { decodeHealth } from '../health/report.ts'
@@ -38,8 +40,13 @@ export interface ArrayViewRow {
   name: string
   state: string
   health: string
-  /** Undefined when the member was not asked or did not answer. */
+  /**
+   * Undefined when the member was not asked or did not answer; with
+   * `servedBy`, only `eventTotals` counts: the holder's totals of its events.
+   */
   counters?: MemberCounters
+  /** The name of the holder that told its event totals (the member itself is dead or gone). */
+  servedBy?: string
 }
 
 /** A rollup request for the minute starting at `startMs` (a minute edge), one series per type. */
@@ -67,7 +74,7 @@ export function createArrayView(init: ArrayViewInit) {
         { timeoutMs },
         (target, signal) => target.stats({ signal }),
       )
-      const counters = new Map(answers.map((a) => [a.target.peerId, a.answer]))
+      const counters = new Map(answers.map((a) => [a.target.peerId, a]))
       return table.map((row) => {
         const out: ArrayViewRow = {
           member: row.member,
@@ -76,7 +83,10 @@ export function createArrayView(init: ArrayViewInit) {
           health: decodeHealth(row.health).state,
         }
         const answered = counters.get(row.member)
-        if (answered !== undefined) out.counters = answered
+        if (answered?.answer !== undefined) {
+          out.counters = answered.answer
+          if (answered.target.servedBy !== undefined) out.servedBy = answered.target.servedBy
+        }
         return out
       })
     },

@@ -105,7 +105,8 @@ export interface SliceTarget extends FanOutTarget {
   ): Promise<GroupAnswer>
   lookup(id: Uint8Array, options: { signal: AbortSignal }): Promise<ChorusEvent | undefined>
   rollup(request: RollupRequest, options: { signal: AbortSignal }): Promise<BucketSeries[]>
-  stats(options: { signal: AbortSignal }): Promise<MemberCounters>
+  /** Its counters; with `origin`, the totals of that member's events it holds. */
+  stats(options: { signal: AbortSignal; origin?: string }): Promise<MemberCounters>
 }
 
 export interface CoordinatorComponents {

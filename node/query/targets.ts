@@ -3,8 +3,8 @@
 // Serf's Query() answers for its own node), then the others, as the mesh's
 // protocol clients. A member that is dead, or that left with events, is
 // asked through a holder of its events (node/replica/), this member or
-// another, when one is alive: its slices, lookups and rollups come from the
-// holder's copy, under its own name and tag, and its row says which holder
+// another, when one is alive: its slices, lookups, rollups and event totals
+// come from the holder's copy, under its own name and tag, and its row says which holder
 // served it. Assembled here, so that the mesh knows nothing of
 // queries and a query goes one way: query → (self: store | peers: client →
 // network → handler → store) → query.
@@ -23,7 +23,7 @@ export interface SelfTargetInit {
   slice: SliceHandler
   lookup: LookupHandler
   rollup: RollupHandler
-  counters: () => MemberCounters
+  counters: (origin?: string) => MemberCounters
   /** The name of a member by its peer id (whose events a request names as `origin`). */
   nameOf?: (peerId: string) => string
 }
@@ -47,7 +47,7 @@ export function createSelfTarget(init: SelfTargetInit): SliceTarget {
       return stored === undefined ? undefined : decodeStored([stored], peerId, name)[0]
     },
     rollup: (request, options) => init.rollup(request, options),
-    stats: async () => init.counters(),
+    stats: async (options) => init.counters(options.origin),
   }
 }
 
@@ -107,7 +107,7 @@ export function createTargets(
   }
 }
 
-/** A dead or departed member as its holder answers for it: slices, lookups and rollups from the holder's copy. */
+/** A dead or departed member as its holder answers for it: slices, lookups, rollups and event totals from the holder's copy. */
 function heldTarget(origin: SliceTarget, holder: SliceTarget): SliceTarget {
   const { peerId, name } = origin
   return {
@@ -117,6 +117,7 @@ function heldTarget(origin: SliceTarget, holder: SliceTarget): SliceTarget {
     covers: origin.seq ?? 0,
     slice: (request, options) => holder.slice({ ...request, origin: peerId }, options),
     rollup: (request, options) => holder.rollup({ ...request, origin: peerId }, options),
+    stats: (options) => holder.stats({ ...options, origin: peerId }),
     lookup: async (id, options) => {
       const event = await holder.lookup(id, options)
       return event === undefined ? undefined : { ...event, member: peerId, memberName: name }

@@ -70,6 +70,8 @@ import {
   heldRanges,
   heldRollupKey,
   heldRollupKeyAt,
+  heldTotalKey,
+  heldTotalsRange,
   idAtTs,
   idempotencyAgeKey,
   idempotencyAgeRange,
@@ -78,6 +80,7 @@ import {
   metaKey,
   OWN_KEYS,
   parseHeldCatalogueKey,
+  parseHeldTotalKey,
   parseRollupKey,
   parseTotalKey,
   rollupKey,
@@ -330,6 +333,8 @@ export interface EventLog extends EventSpace {
   readonly corruptBuckets: number
   /** Events ever logged here, by type and severity rank (kept in the store, so they survive restarts). */
   totals(): Array<{ type: string; severity: number; count: number }>
+  /** The events of `origin` (a peer id) held here, by type and severity rank; empty when none are. */
+  heldTotals(origin: string): Array<{ type: string; severity: number; count: number }>
   /**
    * Rollup buckets of one resolution (index into RESOLUTIONS_MS) starting in
    * [fromMs, toMs), in time order: this member's, or those of the origin
@@ -431,6 +436,14 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       }
     }
     for (const origin of held.values()) origin.sorted = [...origin.typeSet].sort()
+    for await (const rows of scanRange(db, heldTotalsRange())) {
+      for (const [key, value] of rows) {
+        const { tag: originTag, type, severity } = parseHeldTotalKey(key)
+        held
+          .get(tagHex(originTag))
+          ?.totals.set(totalName(type, severity), meta.unpack(value) as number)
+      }
+    }
   } catch (err) {
     await db.close()
     throw err
@@ -669,11 +682,23 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       if (kept !== undefined) mergeBucket(bucket, delta.bucket)
       batch.put(delta.key, encodeBucket(bucket))
     })
+    // And its totals, so that its counters can be told while it is away.
+    const totalsNow = new Map<string, number>()
+    for (const { fields } of counted) {
+      const name = totalName(fields.type, fields.severity)
+      const count = (totalsNow.get(name) ?? origin.totals.get(name) ?? 0) + 1
+      totalsNow.set(name, count)
+    }
+    for (const [name, count] of totalsNow) {
+      const { type, severity } = splitTotalName(name)
+      batch.put(heldTotalKey(origin.tag, type, severity), meta.pack(count))
+    }
     try {
       await batch.write({ sync })
     } catch (err) {
       throw writeFailure(err)
     }
+    for (const [name, count] of totalsNow) origin.totals.set(name, count)
     origin.seq = seq
     origin.lastId = lastId
     if (newTypes.length > 0) {
@@ -1023,16 +1048,13 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     },
 
     totals() {
-      const out: Array<{ type: string; severity: number; count: number }> = []
-      for (const [name, count] of totals) {
-        const at = name.lastIndexOf('\u0000')
-        out.push({
-          type: name.slice(0, at),
-          severity: name.charCodeAt(at + 1),
-          count,
-        })
-      }
-      return out
+      return [...totals].map(([name, count]) => ({ ...splitTotalName(name), count }))
+    },
+
+    heldTotals(origin) {
+      const kept = held.get(tagHex(memberTag(origin)))
+      if (kept === undefined || kept.peerId !== origin) return []
+      return [...kept.totals].map(([name, count]) => ({ ...splitTotalName(name), count }))
     },
 
     async *scanRollups(resolution, fromMs, toMs, heldTag) {
@@ -1115,6 +1137,11 @@ function totalName(type: string, severity: number): string {
   return `${type}\u0000${String.fromCharCode(severity)}`
 }
 
+function splitTotalName(name: string): { type: string; severity: number } {
+  const at = name.lastIndexOf('\u0000')
+  return { type: name.slice(0, at), severity: name.charCodeAt(at + 1) }
+}
+
 /**
  * The rollup deltas `events` make, one per bucket at every resolution, keyed
  * by `keyOf` (own buckets or an origin's held ones). Events of one stamp (a
@@ -1164,6 +1191,8 @@ interface HeldOrigin {
   lastId: Uint8Array | undefined
   typeSet: Set<string>
   sorted: readonly string[]
+  /** Its events held here, by totalName(type, severity) (see heldTotals). */
+  totals: Map<string, number>
 }
 
 function newHeld(peerId: string, tag: Buffer): HeldOrigin {
@@ -1175,6 +1204,7 @@ function newHeld(peerId: string, tag: Buffer): HeldOrigin {
     lastId: undefined,
     typeSet: new Set(),
     sorted: [],
+    totals: new Map(),
   }
 }
 

@@ -14,6 +14,7 @@
 //   'V' tag(5) type                  → (empty)          their catalogue of types
 //   'G' tag(5)                       → held mark        how far this member holds them (seq, id, peer id)
 //   'K' tag(5) res(1) start(6) type 0x00 sev(1) → rollup bucket  their rollups, as 'B' is for its own
+//   'O' tag(5) type 0x00 sev(1)      → count            their events held here, by type and severity, as 'N'
 //
 // Ids are big-endian (ts, member tag, seq), so the event keys of a time range
 // are contiguous, and so are a type's index keys within the same range.
@@ -43,6 +44,7 @@ export const HELD_TYPE_INDEX = 0x55 // 'U'
 export const HELD_TYPE_CATALOGUE = 0x56 // 'V'
 export const HELD_MARK = 0x47 // 'G'
 export const HELD_ROLLUP = 0x4b // 'K'
+export const HELD_TOTAL = 0x4f // 'O'
 
 const ZERO_TAG = new Uint8Array(5)
 
@@ -261,6 +263,24 @@ export function parseTotalKey(key: Buffer): { type: string; severity: number } {
   return { type: key.toString('utf8', 1, key.length - 2), severity: key[key.length - 1] as number }
 }
 
+/** Key of the count of an origin's events held here, of one type and severity rank. */
+export function heldTotalKey(tag: Uint8Array, type: string, severity: number): Buffer {
+  return Buffer.concat([Buffer.of(HELD_TOTAL), tag, totalKey(type, severity).subarray(1)])
+}
+
+/** Every held total's key. */
+export function heldTotalsRange(): { gt: Buffer; lt: Buffer } {
+  return { gt: Buffer.of(HELD_TOTAL), lt: Buffer.of(HELD_TOTAL + 1) }
+}
+
+/** The origin's tag, type and severity rank of a held total's key. */
+export function parseHeldTotalKey(key: Buffer): { tag: Buffer; type: string; severity: number } {
+  return {
+    tag: key.subarray(1, 1 + TAG_BYTES),
+    ...parseTotalKey(key.subarray(TAG_BYTES)),
+  }
+}
+
 /** Key of an origin's type in the catalogue of its held events. */
 export function heldCatalogueKey(tag: Uint8Array, type: string): Buffer {
   return Buffer.concat([Buffer.of(HELD_TYPE_CATALOGUE), tag, Buffer.from(type, 'utf8')])
@@ -297,7 +317,13 @@ export function heldRanges(tag: Uint8Array): Array<{ gte: Buffer; lt: Buffer }> 
     const start = Buffer.concat([Buffer.of(kind), tag])
     return { gte: start, lt: afterPrefix(start) }
   }
-  return [within(HELD), within(HELD_TYPE_INDEX), within(HELD_TYPE_CATALOGUE), within(HELD_ROLLUP)]
+  return [
+    within(HELD),
+    within(HELD_TYPE_INDEX),
+    within(HELD_TYPE_CATALOGUE),
+    within(HELD_ROLLUP),
+    within(HELD_TOTAL),
+  ]
 }
 
 /** The smallest key past every key that starts with `prefix`. */

@@ -213,7 +213,7 @@ describe('replicas', () => {
     expect(JSON.stringify(bad.body)).toMatch(/durability/)
   })
 
-  it('answers for a dead member from its holder: every event, its own name and ids, partial false, the holder named in its row', async () => {
+  it('answers for a dead member from its holder: every event, its own name and ids, partial false, the holder named in its row; its counts stay in /metrics/cluster', async () => {
     const all = await array(3, ['da', 'db', 'dc'])
     const [a, , c] = all as [Member, Member, Member]
     for (const m of all) expect((await post(m, 30)).status).toBe(201)
@@ -261,6 +261,13 @@ describe('replicas', () => {
         status: 'ok',
         servedBy: holder.name,
       })
+      // Its counts in the array's metrics, told by its holder: nobody scraped
+      // before it died, so no member heard its own figures.
+      const metrics = await (await m.app.request('/metrics/cluster')).text()
+      expect(metrics).toContain('chorus_member_up{member="dc"} 0')
+      expect(metrics).toContain(`chorus_member_served_by{member="dc",holder="${holder.name}"} 1`)
+      expect(metrics).toContain('chorus_member_events_total{member="dc",severity="info"} 30')
+      expect(metrics).toContain('chorus_array_events_total{type="app.even",severity="info"} 45')
       // One of its events by id, through any member.
       const id = before.find((e) => e.memberName === 'dc')?.id as string
       const one = await m.app.request(`/v1/events/${id}`)

@@ -71,3 +71,65 @@ describe('the array snapshot', () => {
     cluster.stop()
   })
 })
+
+describe('a member that a holder answers for', () => {
+  it('counts the larger of its last own totals and its holder’s, so no counter goes back, and says which holder told them', async () => {
+    const totals = (count: number) => [{ type: 'app.x', severity: 3, count }]
+    let rows: Awaited<ReturnType<ArraySource['members']>> = [
+      {
+        member: 'peer-d',
+        name: 'd',
+        state: 'alive',
+        counters: { ingestedEvents: 30, queries: 0, storeSizeBytes: 10, eventTotals: totals(30) },
+      },
+    ]
+    const cluster = createClusterExporter({
+      source: {
+        members: async () => rows,
+        valueQuantiles: async () => [],
+        onChange: () => () => {},
+      },
+    })
+    const scrape = async () => {
+      await cluster.refresh()
+      return (await cluster.metrics(undefined)).body
+    }
+    expect(await scrape()).toContain('chorus_member_events_total{member="d",severity="error"} 30')
+
+    // Dead: its holder holds fewer (it was assigned late); the last own count stands.
+    const held = (count: number) => ({
+      member: 'peer-d',
+      name: 'd',
+      state: 'dead',
+      servedBy: 'h',
+      counters: { ingestedEvents: 0, queries: 0, storeSizeBytes: 0, eventTotals: totals(count) },
+    })
+    rows = [held(25)]
+    let body = await scrape()
+    expect(body).toContain('chorus_member_events_total{member="d",severity="error"} 30')
+    expect(body).toContain('chorus_array_events_total{type="app.x",severity="error"} 30')
+    expect(body).toContain('chorus_member_served_by{member="d",holder="h"} 1')
+    expect(body).toContain('chorus_member_up{member="d"} 0')
+    expect(body).toContain('chorus_array_members_answered 0')
+    // Its own counters stay as last told, not the holder's zeros.
+    expect(body).toContain('chorus_member_ingested_events_total{member="d"} 30')
+
+    // The holder has more than this member last heard (events logged just before the death).
+    rows = [held(34)]
+    body = await scrape()
+    expect(body).toContain('chorus_member_events_total{member="d",severity="error"} 34')
+
+    // Back: its own count again, the holder no longer named.
+    rows = [
+      {
+        member: 'peer-d',
+        name: 'd',
+        state: 'alive',
+        counters: { ingestedEvents: 0, queries: 0, storeSizeBytes: 10, eventTotals: totals(35) },
+      },
+    ]
+    body = await scrape()
+    expect(body).toContain('chorus_member_events_total{member="d",severity="error"} 35')
+    expect(body).not.toContain('chorus_member_served_by{')
+  })
+})

@@ -145,6 +145,15 @@ describe("a store's copies of another member's events", () => {
       return n
     }
     expect(await heldCount()).toBe(4)
+    // And its totals, apart from this member's own.
+    const sorted = (t: Array<{ type: string; severity: number; count: number }>) =>
+      [...t].sort((a, b) => (a.type < b.type ? -1 : 1))
+    expect(sorted(log.heldTotals('12D3KooOrigin'))).toEqual([
+      { type: 'app.x', severity: 1, count: 3 },
+      { type: 'app.y', severity: 1, count: 1 },
+    ])
+    expect(log.totals().map((t) => t.type)).toEqual(['own.event'])
+    expect(log.heldTotals('12D3KooImpostor')).toEqual([])
 
     // Dropped whole.
     expect(log.heldMarks().map((m) => [m.peerId, m.seq])).toEqual([['12D3KooOrigin', 9]])
@@ -152,6 +161,7 @@ describe("a store's copies of another member's events", () => {
     expect(log.held(origin.tag)).toBeUndefined()
     expect(log.heldMarks()).toEqual([])
     expect(await heldCount()).toBe(0)
+    expect(log.heldTotals('12D3KooOrigin')).toEqual([])
   })
 
   it('remembers its copies and their marks across a restart, and ages them with retention', async () => {
@@ -169,8 +179,9 @@ describe("a store's copies of another member's events", () => {
       .held(origin.tag)
       ?.getMany([event(origin.tag, 1, 1000).id, event(origin.tag, 2, 5000).id])
     expect(values?.map((v) => v !== undefined)).toEqual([false, true])
-    // The mark stays: seq is never asked for again.
+    // The mark stays: seq is never asked for again; and the totals count every event ever held.
     expect(log.held(origin.tag)?.seq).toBe(2)
+    expect(log.heldTotals(origin.peerId)).toEqual([{ type: 'app.x', severity: 1, count: 2 }])
   })
 })
 

@@ -1,4 +1,5 @@
-// /chorus/stats/1: a member's counters, for the array-wide metrics.
+// /chorus/stats/2: a member's counters, for the array-wide metrics, or the
+// totals of another member's events it holds.
 
 import {
   decodeStats,
@@ -11,8 +12,8 @@ import {
 import { askOnce, oneAnswer, type Peer } from './stream.ts'
 
 export interface StatsComponents {
-  /** This member's counters for the array-wide metrics. */
-  counters(): MemberCounters
+  /** This member's counters for the array-wide metrics; with `origin`, the totals of that member's events held here. */
+  counters(origin?: string): MemberCounters
 }
 
 export const statsProtocol = oneAnswer<StatsComponents>(
@@ -20,12 +21,14 @@ export const statsProtocol = oneAnswer<StatsComponents>(
   'stats',
   undefined,
   (request, components) => {
-    decodeStatsRequest(request)
-    return encodeStats(components.counters())
+    return encodeStats(components.counters(decodeStatsRequest(request)))
   },
 )
 
-/** Asks one peer for its counters. */
-export function remoteStats(peer: Peer, options: { signal: AbortSignal }): Promise<MemberCounters> {
-  return askOnce(peer, STATS_PROTOCOL, encodeStatsRequest(), decodeStats, options)
+/** Asks one peer for its counters, or with `origin` for the totals of that member's events it holds. */
+export function remoteStats(
+  peer: Peer,
+  options: { signal: AbortSignal; origin?: string },
+): Promise<MemberCounters> {
+  return askOnce(peer, STATS_PROTOCOL, encodeStatsRequest(options.origin), decodeStats, options)
 }
