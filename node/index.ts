@@ -124,6 +124,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         space: (origin) => replicator.source.space(origin),
         appended: (origin, signal) => replicator.source.appended(origin, signal),
         acked: (holder, origin, seq) => replicator.source.acked(holder, origin, seq),
+        admits: (peer, origin) => replicator.source.admits(peer, origin),
       },
     },
     clock: Date.now,

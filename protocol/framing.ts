@@ -64,7 +64,14 @@ export const KIND_REPLICA_ACK = 33
 export const KIND_REPLICA_CAUGHT_UP = 34
 
 /** Error codes carried by error messages. */
-export const ERROR_CODES = ['malformed', 'too_large', 'internal', 'busy', 'shutting_down'] as const
+export const ERROR_CODES = [
+  'malformed',
+  'too_large',
+  'internal',
+  'busy',
+  'shutting_down',
+  'not_holder',
+] as const
 export type ErrorCode = (typeof ERROR_CODES)[number]
 
 export class ProtocolError extends Error {

@@ -20,13 +20,7 @@ export function encodeSettingsRequest(): Uint8Array {
 }
 
 export function decodeSettingsRequest(bytes: Uint8Array): void {
-  frame.framed(
-    bytes,
-    frame.MAX_REQUEST_BYTES,
-    frame.KIND_SETTINGS_REQUEST,
-    1,
-    'a settings request',
-  )
+  frame.framed(bytes, frame.MAX_REQUEST_BYTES, frame.KIND_SETTINGS_REQUEST, 1, 'a settings request')
 }
 
 export function encodeSettings(sets: Array<[string, Uint8Array]>): Uint8Array {

@@ -248,6 +248,9 @@ export function createReplicator(init: ReplicatorInit): Replicator {
         signal.addEventListener('abort', aborted, { once: true })
       })
     },
+    admits(peer, origin) {
+      return peer === origin || holdersNow(origin).includes(peer)
+    },
     acked(holder, origin, seq) {
       if (origin !== selfPeerId) return
       if (seq <= (acked.get(holder) ?? 0)) return

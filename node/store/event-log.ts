@@ -668,20 +668,36 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     }
     const lastId = last === undefined ? undefined : new Uint8Array(last)
     batch.put(heldMarkKey(origin.tag), meta.pack([from.peerId, seq, lastId ?? null]))
-    // Only this origin's writes touch its buckets, one after another: read, merge, write.
+    // Only this origin's writes touch its buckets, one after another: merged
+    // into the cached bucket while its period is open (held events come in
+    // id order, so no older bucket is written again), else into the stored one.
     const deltas = [
       ...bucketDeltas(counted, (r, startMs, type, severity) =>
         heldRollupKey(origin.tag, r, startMs, type, severity),
-      ).values(),
+      ),
     ]
-    const stored = await db.getMany(deltas.map((d) => d.key))
-    deltas.forEach((delta, i) => {
-      const value = stored[i]
-      const kept = value === undefined ? undefined : readBucket(delta.key, value, true)
+    const uncached = deltas.filter(([name]) => !origin.openBuckets.has(name))
+    const stored = await db.getMany(uncached.map(([, d]) => d.key))
+    const storedOf = new Map(uncached.map(([name], i) => [name, stored[i]]))
+    const staged: Array<[string, OpenBucket]> = []
+    for (const [name, delta] of deltas) {
+      const open = origin.openBuckets.get(name)
+      const value = storedOf.get(name)
+      // A cached bucket is never changed in place: a failed write leaves it as it was.
+      const kept =
+        open !== undefined
+          ? copyBucket(open.bucket)
+          : value === undefined
+            ? undefined
+            : readBucket(delta.key, value, true)
       const bucket = kept === undefined ? delta.bucket : kept
       if (kept !== undefined) mergeBucket(bucket, delta.bucket)
       batch.put(delta.key, encodeBucket(bucket))
-    })
+      staged.push([
+        name,
+        { key: delta.key, resolution: delta.resolution, startMs: delta.startMs, bucket },
+      ])
+    }
     // And its totals, so that its counters can be told while it is away.
     const totalsNow = new Map<string, number>()
     for (const { fields } of counted) {
@@ -699,6 +715,14 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
       throw writeFailure(err)
     }
     for (const [name, count] of totalsNow) origin.totals.set(name, count)
+    if (last !== undefined) {
+      const newestTs = tsOfIdBytes(last)
+      const isOpen = (b: OpenBucket) =>
+        b.startMs + (RESOLUTIONS_MS[b.resolution] as number) > newestTs
+      for (const [name, bucket] of staged) if (isOpen(bucket)) origin.openBuckets.set(name, bucket)
+      for (const [name, bucket] of origin.openBuckets)
+        if (!isOpen(bucket)) origin.openBuckets.delete(name)
+    }
     origin.seq = seq
     origin.lastId = lastId
     if (newTypes.length > 0) {
@@ -1193,6 +1217,8 @@ interface HeldOrigin {
   sorted: readonly string[]
   /** Its events held here, by totalName(type, severity) (see heldTotals). */
   totals: Map<string, number>
+  /** Its rollup buckets whose period its newest held event still reaches, by key (latin1). */
+  openBuckets: Map<string, OpenBucket>
 }
 
 function newHeld(peerId: string, tag: Buffer): HeldOrigin {
@@ -1205,6 +1231,7 @@ function newHeld(peerId: string, tag: Buffer): HeldOrigin {
     typeSet: new Set(),
     sorted: [],
     totals: new Map(),
+    openBuckets: new Map(),
   }
 }
 

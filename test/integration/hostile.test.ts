@@ -125,6 +125,7 @@ const unasked = {
     appended: (_origin: string, signal: AbortSignal) =>
       new Promise<void>((_, reject) => signal.addEventListener('abort', reject, { once: true })),
     acked: () => {},
+    admits: () => false,
   },
 }
 

@@ -365,7 +365,7 @@ describe('replication with a hostile peer', () => {
     expect(solo.log.lastSeq).toBe(0)
   })
 
-  it('answers a malformed request with an error code and counts it; a holder that never acknowledges gets REPLICA_WINDOW batches and no more, and one that acknowledges what it was not sent is cut off', async () => {
+  it('answers a malformed request with an error code and counts it; serves only the holders placement names, one stream per origin; a holder that never acknowledges gets REPLICA_WINDOW batches and no more, and one that acknowledges what it was not sent is cut off', async () => {
     const [solo] = (await array(1, ['hw'])) as [Member]
     // 6,000 events: six batches of 1,024 at most.
     for (let i = 0; i < 6; i++) expect((await post(solo, 1000)).status).toBe(201)
@@ -373,6 +373,23 @@ describe('replication with a hostile peer', () => {
     hostiles.push(evil)
     await evil.connect(solo.p2pAddrs()[0] as string, { join: false })
     const target = peerIdFromString(solo.peerId)
+    const ask = async () => {
+      const stream = await evil.host.dialProtocol(target, REPLICATE_PROTOCOL)
+      const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
+      await lp.write(encodeReplicaRequest({ origin: solo.peerId, afterSeq: 0 }))
+      const read = async (ms: number) =>
+        decodeReplicaMessage((await lp.read({ signal: AbortSignal.timeout(ms) })).subarray())
+      return { stream, lp, read }
+    }
+    const refusals = () =>
+      solo.mesh.counters.peerRequests.find(
+        (r) => r.protocol === 'replicate' && r.outcome === 'refused',
+      )?.count ?? 0
+
+    // Not in the table, so no holder of anything: refused.
+    const stranger = await ask()
+    expect(await stranger.read(5000)).toMatchObject({ kind: 'error', code: 'not_holder' })
+    expect(refusals()).toBe(1)
 
     const bad = await evil.host.dialProtocol(target, REPLICATE_PROTOCOL)
     const badLp = lpStream(bad, { maxDataLength: MAX_ANSWER_BYTES })
@@ -386,12 +403,29 @@ describe('replication with a hostile peer', () => {
     )
     expect(malformed?.count).toBe(1)
 
-    const stream = await evil.host.dialProtocol(target, REPLICATE_PROTOCOL)
-    const lp = lpStream(stream, { maxDataLength: MAX_ANSWER_BYTES })
-    await lp.write(encodeReplicaRequest({ origin: solo.peerId, afterSeq: 0 }))
-    const read = async (ms: number) =>
-      decodeReplicaMessage((await lp.read({ signal: AbortSignal.timeout(ms) })).subarray())
+    // In the table, the one other member: the holder of hw's events.
+    await evil.connect(solo.p2pAddrs()[0] as string)
+    await waitFor(() => solo.replicator.holders(solo.peerId).includes(evil.peerId), {
+      what: 'the peer placed as the holder of hw',
+    })
+    // A second stream for the same origin ends the first.
+    const older = await ask()
+    expect(await older.read(5000)).toMatchObject({ kind: 'head', seq: 6000 })
+    const { stream, lp, read } = await ask()
     expect(await read(5000)).toMatchObject({ kind: 'head', seq: 6000 })
+    const end = async () => {
+      try {
+        // Up to its window of batches, then the end.
+        for (let i = 0; i <= REPLICA_WINDOW; i++) {
+          const message = await older.read(5000)
+          if (message.kind === 'error') return message.code
+        }
+        return 'still open'
+      } catch {
+        return 'closed'
+      }
+    }
+    expect(['busy', 'closed']).toContain(await end())
     let events = 0
     for (let i = 0; i < REPLICA_WINDOW; i++) {
       const batch = await read(5000)

@@ -39,6 +39,8 @@ export interface ReplicaSource {
   appended(origin: string, signal: AbortSignal): Promise<void>
   /** `holder` has synced `origin`'s events up to `seq` (called as its acknowledgements come). */
   acked(holder: string, origin: string, seq: number): void
+  /** Whether `peer` may pull `origin`'s events from here: the origin itself, or one of its current holders. */
+  admits(peer: string, origin: string): boolean
 }
 
 export interface ReplicateComponents {
@@ -66,8 +68,13 @@ async function readAfter(space: EventSpace, afterId: Uint8Array | undefined) {
 /** The largest seq: a request past it asks for no event. */
 const MAX_SEQ = 2 ** 40 - 1
 
-/** Streams open now, per member (its source): several members may share a process. */
-const openStreams = new WeakMap<ReplicaSource, number>()
+/**
+ * Streams open now, per member (its source; several members may share a
+ * process), each by holder and origin: one at a time, a newer one ending
+ * the older (a holder that reconnects after a break the source has not yet
+ * seen), so no peer holds more streams than it holds origins.
+ */
+const openStreams = new WeakMap<ReplicaSource, Map<string, AbortController>>()
 
 async function sendReplica(
   bytes: Uint8Array,
@@ -77,6 +84,41 @@ async function sendReplica(
   holder: string,
 ): Promise<void> {
   const request = decodeReplicaRequest(bytes)
+  const { origin } = request
+  if (!source.admits(holder, origin))
+    throw new ProtocolError(
+      'not_holder',
+      `this member does not count ${holder} among the holders of ${origin}'s events`,
+    )
+  let streams = openStreams.get(source)
+  if (streams === undefined) {
+    streams = new Map()
+    openStreams.set(source, streams)
+  }
+  const key = `${holder}\n${origin}`
+  if (!streams.has(key) && streams.size >= MAX_REPLICA_STREAMS)
+    throw new ProtocolError('busy', 'too many replication streams open at this member')
+  streams.get(key)?.abort(new Error('the holder opened another stream for this origin'))
+  const own = new AbortController()
+  streams.set(key, own)
+  try {
+    await sendEvents(request, lp, AbortSignal.any([signal, own.signal]), source, holder)
+  } catch (err) {
+    if (own.signal.aborted && !signal.aborted)
+      throw new ProtocolError('busy', 'a newer stream of this holder for this origin replaced it')
+    throw err
+  } finally {
+    if (streams.get(key) === own) streams.delete(key)
+  }
+}
+
+async function sendEvents(
+  request: ReturnType<typeof decodeReplicaRequest>,
+  lp: LengthPrefixed,
+  signal: AbortSignal,
+  source: ReplicaSource,
+  holder: string,
+): Promise<void> {
   const { origin } = request
   const first = source.space(origin)
   await lp.write(encodeReplicaHead(first?.lastSeq ?? 0, first?.lastTs ?? 0), { signal })
@@ -148,18 +190,8 @@ export const replicateProtocol: ServedProtocol<ReplicateComponents> = {
   protocol: REPLICATE_PROTOCOL,
   name: 'replicate',
   lasting: true,
-  async answer(bytes, lp, signal, components, from) {
-    const source = components.replicas
-    const open = openStreams.get(source) ?? 0
-    if (open >= MAX_REPLICA_STREAMS)
-      throw new ProtocolError('busy', 'too many replication streams open at this member')
-    openStreams.set(source, open + 1)
-    try {
-      await sendReplica(bytes, lp, signal, source, from)
-    } finally {
-      openStreams.set(source, (openStreams.get(source) ?? 1) - 1)
-    }
-  },
+  answer: (bytes, lp, signal, components, from) =>
+    sendReplica(bytes, lp, signal, components.replicas, from),
 }
 
 /**

@@ -51,7 +51,7 @@ export type ServedName =
   | 'stats'
   | 'settings'
   | 'replicate'
-export type ServedOutcome = 'ok' | 'malformed' | 'error' | 'busy'
+export type ServedOutcome = 'ok' | 'malformed' | 'error' | 'busy' | 'refused'
 
 /** One protocol as a member serves it: its id, and how it answers one request. */
 export interface ServedProtocol<C> {
@@ -180,8 +180,18 @@ export function createProtocolServer<C>(
       if (served.kind !== undefined)
         init.served?.(served.kind, (performance.now() - started) / 1000)
     } catch (err) {
-      const malformed = errorCode(err, 'internal') !== 'internal'
-      count(served.name, malformed ? 'malformed' : 'error')
+      const code = errorCode(err, 'internal')
+      const malformed = code !== 'internal'
+      count(
+        served.name,
+        code === 'busy'
+          ? 'busy'
+          : code === 'not_holder'
+            ? 'refused'
+            : malformed
+              ? 'malformed'
+              : 'error',
+      )
       // The peer is gone (it reset or closed the stream, or timed out) or
       // this member is closing its connections as it stops: nobody is left
       // to answer, and it is no fault of this member's.
