@@ -125,6 +125,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         appended: (origin, signal) => replicator.source.appended(origin, signal),
         acked: (holder, origin, seq) => replicator.source.acked(holder, origin, seq),
         admits: (peer, origin) => replicator.source.admits(peer, origin),
+        announced: (origin) => replicator.source.announced(origin),
       },
     },
     clock: Date.now,

@@ -8,8 +8,11 @@
 // neither side buffers more than REPLICA_WINDOW batches.
 //
 //   request  [30, origin, afterSeq, afterId|null]   holder → source
-//   head     [31, seq, ts]   source → holder: its newest seq of the origin
-//                             and that event's ts (0, 0: none)
+//   head     [31, seq, ts, announced]   source → holder: its newest seq of
+//                             the origin and that event's ts (0, 0: none);
+//                             to the origin itself, also the highest seq it
+//                             heard the origin announce (0 otherwise), so
+//                             that a replaced disk never reuses a seq
 //   batch    [32, events[], seq]   each event [id(16), value(bin)]; seq: the
 //                             source's newest of the origin as it sends it
 //   caught up [34, seq]       source → holder: sent everything up to seq,
@@ -66,7 +69,7 @@ export interface ReplicaEvent extends StoredEvent {
 }
 
 export type ReplicaMessage =
-  | { kind: 'head'; seq: number; ts: number }
+  | { kind: 'head'; seq: number; ts: number; announced: number }
   | { kind: 'batch'; events: ReplicaEvent[]; seq: number }
   | { kind: 'caught-up'; seq: number }
   | { kind: 'error'; code: ErrorCode; message: string }
@@ -91,8 +94,8 @@ export function decodeReplicaRequest(bytes: Uint8Array): ReplicaRequest {
     : { origin, afterSeq, afterId: new Uint8Array(afterId) }
 }
 
-export function encodeReplicaHead(seq: number, ts: number): Uint8Array {
-  return pack([KIND_REPLICA_HEAD, seq, ts], MAX_ANSWER_BYTES)
+export function encodeReplicaHead(seq: number, ts: number, announced = 0): Uint8Array {
+  return pack([KIND_REPLICA_HEAD, seq, ts, announced], MAX_ANSWER_BYTES)
 }
 
 export function encodeReplicaCaughtUp(seq: number): Uint8Array {
@@ -133,9 +136,14 @@ export function decodeReplicaMessage(bytes: Uint8Array): ReplicaMessage {
   if (!Array.isArray(m) || m.length === 0) throw malformed('not a replica message')
   switch (m[0]) {
     case KIND_REPLICA_HEAD: {
-      if (m.length !== 3 || !isInt(m[1], 0, MAX_SEQ) || !isInt(m[2], 0, 2 ** 48))
+      if (
+        m.length !== 4 ||
+        !isInt(m[1], 0, MAX_SEQ) ||
+        !isInt(m[2], 0, 2 ** 48) ||
+        !isInt(m[3], 0, MAX_SEQ)
+      )
         throw malformed('replica head')
-      return { kind: 'head', seq: m[1], ts: m[2] }
+      return { kind: 'head', seq: m[1], ts: m[2], announced: m[3] }
     }
     case KIND_REPLICA_CAUGHT_UP: {
       if (m.length !== 2 || !isInt(m[1], 0, MAX_SEQ)) throw malformed('replica caught up')

@@ -167,6 +167,7 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     | undefined
   init.onChange?.(() => {
     placed = undefined
+    noteAnnounced()
   })
   const placement = () => {
     const now = clock()
@@ -251,12 +252,36 @@ export function createReplicator(init: ReplicatorInit): Replicator {
     admits(peer, origin) {
       return peer === origin || holdersNow(origin).includes(peer)
     },
+    announced(origin) {
+      const now = init.table().find((e) => e.member === origin)?.seq ?? 0
+      return Math.max(now, announced.get(origin) ?? 0)
+    },
     acked(holder, origin, seq) {
       if (origin !== selfPeerId) return
       if (seq <= (acked.get(holder) ?? 0)) return
       acked.set(holder, seq)
       settleWaiters()
     },
+  }
+
+  /** The highest seq each other member in the table has announced (see noteAnnounced). */
+  const announced = new Map<string, number>()
+  /**
+   * Keeps the highest seq each member announced past its restart (a
+   * replaced disk's word says 0): what it must continue past. At every
+   * change of the table (a member leaving or found dead says its last) and
+   * every placement tick. Returns the table.
+   */
+  function noteAnnounced() {
+    const table = init.table()
+    const inTable = new Set<string>()
+    for (const entry of table) {
+      inTable.add(entry.member)
+      if (!entry.self && entry.seq > (announced.get(entry.member) ?? 0))
+        announced.set(entry.member, entry.seq)
+    }
+    for (const member of announced.keys()) if (!inTable.has(member)) announced.delete(member)
+    return table
   }
 
   // --- as a holder: one stream per origin held ----------------------------
@@ -351,7 +376,8 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   function place() {
     if (stopped) return
     const now = clock()
-    const table = init.table()
+    const table = noteAnnounced()
+    const inTable = new Set(table.map((e) => e.member))
     const wanted = new Map<string, string | undefined>()
     for (const entry of table) {
       if (entry.self || entry.state === 'conflict') continue
@@ -368,7 +394,6 @@ export function createReplicator(init: ReplicatorInit): Replicator {
       subscriptions.set(origin, subscribe(origin, from))
     }
     // Copies placement no longer gives this member.
-    const inTable = new Set(table.map((e) => e.member))
     for (const mark of log.heldMarks()) {
       if (wanted.has(mark.peerId) || !inTable.has(mark.peerId)) {
         unassignedSince.delete(mark.peerId)
@@ -430,7 +455,12 @@ export function createReplicator(init: ReplicatorInit): Replicator {
         await sleep(250, signal).catch(() => {})
       }
       const best = found.sort((a, b) => b.seq - a.seq)[0]
-      if (best === undefined || best.seq === 0) {
+      // Past the newest any live member holds, and past the newest this
+      // member announced before its disk went: a seq is never used twice,
+      // even when the holder of the last events is away.
+      const said = Math.max(0, ...found.map((f) => f.announced))
+      target = Math.max(best?.seq ?? 0, said)
+      if (target === 0) {
         if (!signal.aborted)
           logger.warn(
             { asked: found.length },
@@ -440,12 +470,15 @@ export function createReplicator(init: ReplicatorInit): Replicator {
         phase = undefined
         return
       }
-      target = best.seq
-      log.advanceTo(best.seq, best.ts)
+      log.advanceTo(target, best?.ts ?? 0)
       await log.putRecord(RESTORE_RECORD, encodeRestore({ target, seq: 0 }))
       logger.info(
-        { seq: target, from: nameOf(best.member) },
-        'new events continue past the newest seq its holders have; pulling its events back',
+        {
+          seq: target,
+          held: best?.seq ?? 0,
+          from: best === undefined ? null : nameOf(best.member),
+        },
+        'new events continue past the newest seq of this member known to the others; pulling its events back',
       )
     }
     phase = 'pulling'

@@ -126,6 +126,7 @@ const unasked = {
       new Promise<void>((_, reject) => signal.addEventListener('abort', reject, { once: true })),
     acked: () => {},
     admits: () => false,
+    announced: () => 0,
   },
 }
 

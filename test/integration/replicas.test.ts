@@ -499,6 +499,49 @@ describe('a replaced disk', () => {
   })
 })
 
+describe('a replaced disk whose holder is away', () => {
+  it('continues past the seq it last announced, never reusing one, and pulls its events back once the holder returns', async () => {
+    const all = await array(3, ['ya', 'yb', 'yc'])
+    const c = all[2] as Member
+    expect((await post(c, 30, '?durability=replicated&timeout=10s')).status).toBe(201)
+    const holder = holderOf(c, all)
+    const other = all.find((m) => m !== c && m !== holder) as Member
+    expect(other.log.held(memberTag(c.peerId))).toBeUndefined()
+
+    // Its holder goes away, then yc (its last word says seq 30), then its disk.
+    await holder.stop()
+    members.splice(members.indexOf(holder), 1)
+    await c.stop()
+    members.splice(members.indexOf(c), 1)
+    await waitFor(() => other.replicator.source.announced(c.peerId) === 30, {
+      what: 'yc announced seq 30 at the member that holds none of its events',
+    })
+    await rm(join(c.config.dataDir, 'chorus', 'store'), { recursive: true, force: true })
+    // Joined through the member still here (the first member may be the one away).
+    const back = await createMember({ ...c.config, join: other.p2pAddrs() })
+    members.push(back)
+    await back.start()
+    // Nobody live holds its events, but the member still here heard seq 30.
+    await waitFor(() => back.replicator.restoring() === 'pulling', { what: 'yc pulling' })
+    const more = await post(back, 2)
+    expect(more.status).toBe(201)
+    expect(more.body.ids.map((id) => parseId(id)?.seq)).toEqual([31, 32])
+
+    // The holder is back (its data dir kept): yc pulls its first 30 from it.
+    const returned = await createMember({ ...holder.config, join: other.p2pAddrs() })
+    members.push(returned)
+    await returned.start()
+    await waitFor(() => back.replicator.restoring() === undefined, {
+      timeoutMs: 30_000,
+      what: 'yc restored from its returned holder',
+    })
+    const seqs = (await allEvents(back.url))
+      .filter((e) => e.memberName === 'yc')
+      .map((e) => parseId(e.id)?.seq)
+    expect(seqs).toEqual(Array.from({ length: 32 }, (_, i) => i + 1))
+  })
+})
+
 describe('the replica count, an array-wide setting', () => {
   /** PUT /v1/config/replicas on `m`. */
   async function setReplicas(m: Member, body: unknown) {

@@ -41,6 +41,8 @@ export interface ReplicaSource {
   acked(holder: string, origin: string, seq: number): void
   /** Whether `peer` may pull `origin`'s events from here: the origin itself, or one of its current holders. */
   admits(peer: string, origin: string): boolean
+  /** The highest seq this member heard `origin` announce (0: none). */
+  announced(origin: string): number
 }
 
 export interface ReplicateComponents {
@@ -121,7 +123,11 @@ async function sendEvents(
 ): Promise<void> {
   const { origin } = request
   const first = source.space(origin)
-  await lp.write(encodeReplicaHead(first?.lastSeq ?? 0, first?.lastTs ?? 0), { signal })
+  // To the origin itself (a replaced disk), also the seq it announced last.
+  const announced = holder === origin ? source.announced(origin) : 0
+  await lp.write(encodeReplicaHead(first?.lastSeq ?? 0, first?.lastTs ?? 0, announced), {
+    signal,
+  })
   let unacked = 0
   let acked = request.afterSeq
   /** The newest seq sent: a holder cannot have synced past it. */
@@ -197,13 +203,14 @@ export const replicateProtocol: ServedProtocol<ReplicateComponents> = {
 /**
  * The newest seq of `origin`'s events that `peer` has (its own, or its
  * copy), and that event's ts: the head of a replication stream, which is
- * then closed.
+ * then closed. Asked by the origin itself, also the highest seq `peer`
+ * heard it announce.
  */
 export async function remoteReplicaHead(
   peer: Peer,
   origin: string,
   options: { signal: AbortSignal },
-): Promise<{ seq: number; ts: number }> {
+): Promise<{ seq: number; ts: number; announced: number }> {
   const { signal } = options
   const { stream, lp } = await open(peer, REPLICATE_PROTOCOL, signal)
   try {
@@ -216,7 +223,7 @@ export async function remoteReplicaHead(
       throw new RemoteError(`${peer.name} answered ${head.code}: ${head.message}`)
     if (head.kind !== 'head')
       throw new ProtocolError('malformed', `${peer.name} did not start its answer with a head`)
-    return { seq: head.seq, ts: head.ts }
+    return { seq: head.seq, ts: head.ts, announced: head.announced }
   } finally {
     stream.abort(new Error('only the head was wanted'))
   }
