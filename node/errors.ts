@@ -10,7 +10,7 @@ export interface FieldProblem {
   message: string
 }
 
-abstract class ChorusError extends Error {
+export abstract class ChorusError extends Error {
   abstract override readonly name: string
   /** Stable machine-readable code for API answers, snake_case. */
   abstract readonly code: string

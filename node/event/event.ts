@@ -6,6 +6,7 @@ import { z } from '@hono/zod-openapi'
 
 export const SEVERITIES = ['debug', 'info', 'warn', 'error', 'critical'] as const
 export type Severity = (typeof SEVERITIES)[number]
+const SEVERITY_NAMES: ReadonlySet<string> = new Set<string>(SEVERITIES)
 
 /** Severity as its rank, 0 (debug) to 4 (critical); stored and compared as a number. */
 export function severityRank(severity: Severity): number {
@@ -15,6 +16,50 @@ export function severityRank(severity: Severity): number {
 export function severityOfRank(rank: number): Severity {
   return SEVERITIES[rank] ?? 'info'
 }
+
+/**
+ * Other names shippers and logging libraries use, each taken as one of the
+ * five (syslog's and OpenTelemetry's among them).
+ */
+export const SEVERITY_ALIASES: Readonly<Record<string, Severity>> = {
+  trace: 'debug',
+  notice: 'info',
+  information: 'info',
+  informational: 'info',
+  warning: 'warn',
+  err: 'error',
+  fatal: 'critical',
+  crit: 'critical',
+  alert: 'critical',
+  emerg: 'critical',
+  emergency: 'critical',
+  panic: 'critical',
+}
+
+/** One of the five severities for `text` (any case, or an alias); undefined when it names none. */
+export function parseSeverity(text: string): Severity | undefined {
+  if (text.length > 16) return undefined
+  const lower = text.toLowerCase()
+  if (SEVERITY_NAMES.has(lower)) return lower as Severity
+  return Object.hasOwn(SEVERITY_ALIASES, lower) ? SEVERITY_ALIASES[lower] : undefined
+}
+
+const SEVERITY_RULE = `one of ${SEVERITIES.join(', ')} (any case), or an alias: ${Object.keys(
+  SEVERITY_ALIASES,
+).join(', ')}`
+
+/** A severity as a client may write it, read as one of the five. */
+export const SeverityInputSchema = z
+  .string()
+  .transform((text, ctx) => {
+    const severity = parseSeverity(text)
+    if (severity === undefined) {
+      ctx.addIssue({ code: 'custom', message: SEVERITY_RULE })
+      return z.NEVER
+    }
+    return severity
+  })
+  .openapi({ type: 'string', description: SEVERITY_RULE, example: 'warn' })
 
 export type AttrValue = string | number | boolean
 export type Attrs = Record<string, AttrValue>
@@ -97,7 +142,7 @@ export function createEventInputSchema(limits: EventLimits) {
         .min(1)
         .max(limits.maxTypeLength)
         .regex(TYPE_PATTERN, 'must be dotted lower-case words such as "http.request"'),
-      severity: z.enum(SEVERITIES).optional(),
+      severity: SeverityInputSchema.optional(),
       message: z.string().max(limits.maxMessageLength).optional(),
       source: z.string().max(limits.maxSourceLength).optional(),
       value: z
@@ -124,7 +169,6 @@ export function createEventInputSchema(limits: EventLimits) {
 }
 
 const EVENT_KEYS = new Set(['type', 'severity', 'message', 'source', 'value', 'attrs', 'time'])
-const SEVERITY_NAMES = new Set<string>(SEVERITIES)
 
 const isShortString = (v: unknown, max: number): v is string =>
   typeof v === 'string' && v.length <= max
@@ -152,8 +196,14 @@ export function createEventChecker(limits: EventLimits): (raw: unknown) => Event
       !TYPE_PATTERN.test(type)
     )
       return undefined
-    if (severity !== undefined && !(typeof severity === 'string' && SEVERITY_NAMES.has(severity)))
-      return undefined
+    if (severity !== undefined) {
+      if (typeof severity !== 'string') return undefined
+      if (!SEVERITY_NAMES.has(severity)) {
+        const named = parseSeverity(severity)
+        if (named === undefined) return undefined
+        e.severity = named
+      }
+    }
     if (message !== undefined && !isShortString(message, limits.maxMessageLength)) return undefined
     if (source !== undefined && !isShortString(source, limits.maxSourceLength)) return undefined
     if (value !== undefined && !isEventValue(value)) return undefined

@@ -8,6 +8,7 @@ import type { Logger } from '../log.ts'
 import { BODY_HEAP_FACTOR, type MemoryGate } from '../memory.ts'
 import { requireLoopbackWhileOpen, requireTokens, type Token } from './auth.ts'
 import { type ConfigRoutesComponents, createConfigRoutes } from './config.ts'
+import { decodeBody } from './encoding.ts'
 import { createOnError, errorBody, limitBody, notFound } from './errors.ts'
 import type { EventRoutesComponents } from './events.ts'
 import { createEventRoutes } from './events.ts'
@@ -48,6 +49,9 @@ export interface AppComponents
   requestMemory?: MemoryGate
 }
 
+/** The routes that take events in, with the ingest body limit and encodings. */
+const INGEST_PATHS: ReadonlySet<string> = new Set(['/v1/events'])
+
 export function createApp(components: AppComponents) {
   const app = new OpenAPIHono()
   app.onError(createOnError(components.logger))
@@ -58,10 +62,17 @@ export function createApp(components: AppComponents) {
   // limit, the rest (health rules and any later route) by a small one.
   const ingestMemory =
     components.requestMemory === undefined ? undefined : holdBodyMemory(components.requestMemory)
-  const ingestBody = limitBody(components.ingestLimits.maxBodyBytes)
+  // An ingest body may come compressed: the limit applies to it as sent,
+  // and again once decoded (encoding.ts).
+  const limitIngest = limitBody(components.ingestLimits.maxBodyBytes)
+  const decode = decodeBody(components.ingestLimits.maxBodyBytes, components.requestMemory)
+  const ingestBody: MiddlewareHandler = (c, next) =>
+    limitIngest(c, async () => {
+      await decode(c, next)
+    })
   const otherBody = limitBody(MAX_REQUEST_BODY_BYTES)
   app.use('*', (c, next) => {
-    if (c.req.method !== 'POST' || c.req.path !== '/v1/events') return otherBody(c, next)
+    if (c.req.method !== 'POST' || !INGEST_PATHS.has(c.req.path)) return otherBody(c, next)
     if (ingestMemory === undefined) return ingestBody(c, next)
     return ingestMemory(c, async () => {
       const refused = await ingestBody(c, next)

@@ -7,7 +7,7 @@ import type { EventLimits } from '../event/event.ts'
 import {
   createEventInputSchema,
   EventSchema,
-  SEVERITIES,
+  SeverityInputSchema,
   severityRank,
   TYPE_PATTERN,
 } from '../event/event.ts'
@@ -64,7 +64,9 @@ const QuerySchema = z.strictObject({
   type: listParam.openapi({
     description: 'Exact types or prefixes like http.*; repeatable or comma-separated.',
   }),
-  severity: z.enum(SEVERITIES).optional().openapi({ description: 'Minimum severity.' }),
+  severity: SeverityInputSchema.optional().openapi({
+    description: 'Minimum severity (any case, or an alias such as warning).',
+  }),
   member: listParam.openapi({ description: 'Member names or peer ids; repeatable.' }),
   q: z
     .string()

@@ -2,7 +2,7 @@
 
 import { createRoute, z } from '@hono/zod-openapi'
 import { InvalidInputError } from '../errors.ts'
-import { SEVERITIES, severityRank, TYPE_PATTERN } from '../event/event.ts'
+import { SeverityInputSchema, severityRank, TYPE_PATTERN } from '../event/event.ts'
 import { filterProblems } from '../query/cursor.ts'
 import {
   MAX_ROLLUP_QUANTILES,
@@ -40,7 +40,7 @@ const Query = z.strictObject({
     description: 'A duration that is a multiple of 10s, 1m or 1h. Default: at most 360 buckets.',
   }),
   type: listParam.openapi({ description: 'Exact types or prefixes like http.*; at most 64' }),
-  severity: z.enum(SEVERITIES).optional(),
+  severity: SeverityInputSchema.optional(),
   member: listParam.openapi({ description: 'Member names or peer ids' }),
   by: listParam.openapi({ description: 'Comma list of type, severity, member' }),
   q: listParam.openapi({

@@ -126,7 +126,7 @@ describe('POST /v1/events', () => {
     ],
     [
       'a bad severity',
-      '{"type":"x","severity":"fatal"}',
+      '{"type":"x","severity":"loud"}',
       'application/json',
       400,
       'invalid_input',

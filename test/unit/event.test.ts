@@ -66,7 +66,10 @@ const candidate = fc
       ),
     ),
     severity: fc.option(
-      mostly(fc.constantFrom('debug', 'info', 'warn', 'error', 'critical'), fc.constant('fatal')),
+      mostly(
+        fc.constantFrom('debug', 'info', 'warn', 'error', 'critical', 'WARNING', 'Err', 'fatal'),
+        fc.constantFrom('fatality', 'warnx', '', 'x'.repeat(40), 'constructor'),
+      ),
       { nil: undefined },
     ),
     message: fc.option(mostly(fc.string({ maxLength: 20 }), near(20)), { nil: undefined }),
@@ -111,9 +114,9 @@ describe('the ingest checker', () => {
           fc.oneof({ weight: 9, arbitrary: candidate }, { weight: 1, arbitrary: anything }),
           (raw) => {
             // As the HTTP layer sees it: parsed from JSON.
-            const parsed: unknown = JSON.parse(JSON.stringify(raw) ?? 'null')
-            const byChecker = check(parsed)
-            const bySchema = schema.safeParse(parsed)
+            const text = JSON.stringify(raw) ?? 'null'
+            const byChecker = check(JSON.parse(text))
+            const bySchema = schema.safeParse(JSON.parse(text))
             expect(byChecker !== undefined).toBe(bySchema.success)
             if (bySchema.success) expect(byChecker).toEqual(bySchema.data)
           },
@@ -139,6 +142,28 @@ describe('event values', () => {
       expect(result.error?.issues[0]?.path).toEqual(['value'])
       expect(result.error?.issues[0]?.message).toBe('must be a finite number from -1e15 to 1e15')
       expect(MAX_EVENT_VALUE).toBe(1e15)
+    }
+  })
+})
+
+describe('severities', () => {
+  it('are taken in any case and by the names shippers use, each as one of the five', () => {
+    const check = createEventChecker(DEFAULT_EVENT_LIMITS)
+    const cases: Array<[string, string | undefined]> = [
+      ['WARNING', 'warn'],
+      ['warning', 'warn'],
+      ['Err', 'error'],
+      ['fatal', 'critical'],
+      ['TRACE', 'debug'],
+      ['notice', 'info'],
+      ['Info', 'info'],
+      ['emerg', 'critical'],
+      ['fatality', undefined],
+      ['hasOwnProperty', undefined],
+    ]
+    for (const [given, taken] of cases) {
+      const event = check({ type: 'app.x', severity: given })
+      expect(event?.severity, given).toBe(taken)
     }
   })
 })
