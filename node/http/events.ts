@@ -254,6 +254,12 @@ export function createEventRoutes(components: EventRoutesComponents) {
   }
 
   const IdsSchema = z.object({ ids: z.array(z.string()) }).openapi('Ids')
+  const PartialSchema = z
+    .object({
+      ids: z.array(z.string().nullable()),
+      errors: z.array(z.object({ index: z.number().int(), field: z.string(), rule: z.string() })),
+    })
+    .openapi('PartialIngest')
   // Registered for the document only: ingest parses and validates bodies
   // itself (JSON and NDJSON alike) so that errors name the event's index.
   app.openAPIRegistry.register('EventInput', createEventInputSchema(components.eventLimits))
@@ -282,6 +288,10 @@ export function createEventRoutes(components: EventRoutesComponents) {
             description:
               'With durability=replicated, how long to wait for the copies. Default: the query timeout (2s).',
           }),
+          partial: z.enum(['true', 'false']).optional().openapi({
+            description:
+              'true: store the valid events and answer 200 with an id for each (null for the others) and the errors of the others, rather than 400 for the whole request.',
+          }),
         }),
         body: {
           content: {
@@ -299,6 +309,11 @@ export function createEventRoutes(components: EventRoutesComponents) {
         201: {
           content: { 'application/json': { schema: IdsSchema } },
           description: 'Stored; ids in request order',
+        },
+        200: {
+          content: { 'application/json': { schema: PartialSchema } },
+          description:
+            'partial=true and some events invalid: the valid ones stored, an id for each in request order (null for the others), and what was wrong with the others',
         },
         400: errorResponse('Invalid event; nothing stored'),
         409: errorResponse('Idempotency-Key reused with another body'),
@@ -329,12 +344,21 @@ export function createEventRoutes(components: EventRoutesComponents) {
       const waitMs = queryTimeout(params.timeout, components.queryTimeoutMs)
       // The app bounds the body before this reads it (createApp, limitBody).
       const body = new Uint8Array(await c.req.arrayBuffer())
-      const events = ingest.parse(c.req.header('content-type'), body)
+      const partial = params.partial === 'true'
+      const parsed = partial
+        ? ingest.parsePartial(c.req.header('content-type'), body)
+        : { events: ingest.parse(c.req.header('content-type'), body) }
+      const { events } = parsed
       const key = c.req.header('idempotency-key')
-      const ids = await ingest.submit(
-        events,
-        key === undefined ? undefined : { key, hash: bodyHash(body) },
-      )
+      // The same body always splits the same way, so a retry with its key,
+      // partial or not, finds the ids of the events it stored.
+      const ids =
+        events.length === 0
+          ? []
+          : await ingest.submit(
+              events,
+              key === undefined ? undefined : { key, hash: bodyHash(body) },
+            )
       if (durability === 'replicated' && components.replicated !== undefined && ids.length > 0) {
         const seq = Math.max(...ids.map((id) => (parseId(id) as IdParts).seq))
         const wait = AbortSignal.timeout(waitMs)
@@ -346,6 +370,13 @@ export function createEventRoutes(components: EventRoutesComponents) {
         }
       }
       components.recorder.ingest((performance.now() - started) / 1000, ids.length)
+      if ('errors' in parsed && parsed.errors.length > 0) {
+        const placed: Array<string | null> = new Array(parsed.count).fill(null)
+        parsed.indexes.forEach((index, i) => {
+          placed[index] = ids[i] as string
+        })
+        return c.json({ ids: placed, errors: parsed.errors }, 200)
+      }
       return c.json({ ids }, 201)
     },
   )

@@ -53,6 +53,12 @@ export interface Ingest {
   /** Parses and validates a body; throws InvalidInputError, LimitExceededError or UnsupportedMediaTypeError. */
   parse(contentType: string | undefined, body: Uint8Array): EventInput[]
   /**
+   * Parses a body and validates each event on its own: the valid ones and
+   * the problems of the others. Throws only for the body as a whole (its
+   * type, JSON that cannot be split into events, no events, too many).
+   */
+  parsePartial(contentType: string | undefined, body: Uint8Array): PartialParse
+  /**
    * Writes events durably and answers their ids in order. With an
    * idempotency key seen before (and the same body hash), answers the ids
    * of that request and writes nothing.
@@ -74,16 +80,36 @@ export function bodyHash(body: Uint8Array): string {
   return createHash('sha256').update(body).digest('base64url')
 }
 
-function describeIssues(index: number, issues: z.core.$ZodIssue[], problems: FieldProblem[]): void {
-  for (const issue of issues) {
-    if (problems.length >= MAX_PROBLEMS) return
+function describeIssues(index: number, issues: z.core.$ZodIssue[]): FieldProblem[] {
+  return issues.slice(0, MAX_PROBLEMS).map((issue) => {
     const path = issue.path
       .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
       .join('')
     let message = issue.message
     if (issue.code === 'unrecognized_keys') message = `unknown field(s): ${issue.keys.join(', ')}`
-    problems.push({ field: `events[${index}]${path}`, message })
+    return { field: `events[${index}]${path}`, message }
+  })
+}
+
+/** An NDJSON line that is not JSON, kept in its place among the events. */
+class NotJson {
+  readonly line: number
+  readonly reason: string
+  constructor(line: number, reason: string) {
+    this.line = line
+    this.reason = reason
   }
+}
+
+/** A body read event by event: the valid events, where each stood, and what was wrong with the others. */
+export interface PartialParse {
+  /** Events in the request, valid or not. */
+  count: number
+  events: EventInput[]
+  /** The position in the request of each of `events`. */
+  indexes: number[]
+  /** One entry per problem (at most 100): the event's position, its field, and the rule it broke. */
+  errors: Array<{ index: number; field: string; rule: string }>
 }
 
 /**
@@ -138,7 +164,8 @@ export function createIngest(components: IngestComponents): Ingest {
   let closing = false
   let drained: (() => void) | undefined
 
-  function validate(raw: unknown[]): EventInput[] {
+  /** Each raw event checked: the event, or what is wrong with it (fields as `events[i]…`). */
+  function checkEach(raw: unknown[]): Array<EventInput | FieldProblem[]> {
     if (raw.length > limits.maxEventsPerRequest) {
       throw new LimitExceededError(
         `a request may carry at most ${limits.maxEventsPerRequest} events, got ${raw.length}`,
@@ -150,35 +177,37 @@ export function createIngest(components: IngestComponents): Ingest {
         { field: 'events', message: 'at least one event' },
       ])
     }
-    const events: EventInput[] = new Array(raw.length)
-    const problems: FieldProblem[] = []
+    const out: Array<EventInput | FieldProblem[]> = new Array(raw.length)
     for (let i = 0; i < raw.length; i++) {
-      const reserved = reservedAttr(raw[i])
-      if (reserved !== undefined) {
-        problems.push({ field: `events[${i}].attrs.${reserved}`, message: 'is a reserved name' })
+      const item = raw[i]
+      if (item instanceof NotJson) {
+        out[i] = [{ field: `events[${i}]`, message: `line ${item.line} is not valid JSON` }]
         continue
       }
-      const event = check(raw[i])
+      const reserved = reservedAttr(item)
+      if (reserved !== undefined) {
+        out[i] = [{ field: `events[${i}].attrs.${reserved}`, message: 'is a reserved name' }]
+        continue
+      }
+      const event = check(item)
       if (event !== undefined) {
-        events[i] = event
+        out[i] = event
         continue
       }
       // Invalid: the schema says why (and is the judge, should the two ever differ).
-      const result = schema.safeParse(raw[i])
-      if (result.success) events[i] = result.data as EventInput
-      else describeIssues(i, result.error.issues, problems)
+      const result = schema.safeParse(item)
+      if (result.success) out[i] = result.data as EventInput
+      else out[i] = describeIssues(i, result.error.issues)
     }
-    if (problems.length > 0) {
-      const first = problems[0] as FieldProblem
-      throw new InvalidInputError(
-        `"${first.field}": ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''}; nothing was stored`,
-        problems,
-      )
-    }
-    return events
+    return out
   }
 
-  function parse(contentType: string | undefined, body: Uint8Array): EventInput[] {
+  /**
+   * The body's events, raw: an NDJSON line that is not JSON is kept as
+   * NotJson (all-or-nothing refuses the body for it, partial ingest only
+   * that event).
+   */
+  function rawEvents(contentType: string | undefined, body: Uint8Array): unknown[] {
     const media = ingestMediaType(contentType)
     const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')
     if (media === 'application/x-ndjson') {
@@ -201,13 +230,10 @@ export function createIngest(components: IngestComponents): Ingest {
         try {
           raw.push(JSON.parse(chunk))
         } catch (err) {
-          throw new InvalidInputError(
-            `line ${line} (events[${raw.length}]) is not valid JSON: ${(err as Error).message}; nothing was stored`,
-            [{ field: `events[${raw.length}]`, message: `line ${line} is not valid JSON` }],
-          )
+          raw.push(new NotJson(line, (err as Error).message))
         }
       }
-      return validate(raw)
+      return raw
     }
     let raw: unknown
     try {
@@ -217,7 +243,50 @@ export function createIngest(components: IngestComponents): Ingest {
         { field: 'body', message: 'not valid JSON' },
       ])
     }
-    return validate(Array.isArray(raw) ? raw : [raw])
+    return Array.isArray(raw) ? raw : [raw]
+  }
+
+  function parse(contentType: string | undefined, body: Uint8Array): EventInput[] {
+    const raw = rawEvents(contentType, body)
+    const firstBad = raw.findIndex((r) => r instanceof NotJson)
+    if (firstBad !== -1) {
+      const bad = raw[firstBad] as NotJson
+      throw new InvalidInputError(
+        `line ${bad.line} (events[${firstBad}]) is not valid JSON: ${bad.reason}; nothing was stored`,
+        [{ field: `events[${firstBad}]`, message: `line ${bad.line} is not valid JSON` }],
+      )
+    }
+    const checked = checkEach(raw)
+    const problems = checked.filter((c) => Array.isArray(c)).flat()
+    if (problems.length > 0) {
+      const first = problems[0] as FieldProblem
+      throw new InvalidInputError(
+        `"${first.field}": ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''}; nothing was stored`,
+        problems.slice(0, MAX_PROBLEMS),
+      )
+    }
+    return checked as EventInput[]
+  }
+
+  function parsePartial(contentType: string | undefined, body: Uint8Array): PartialParse {
+    const checked = checkEach(rawEvents(contentType, body))
+    const events: EventInput[] = []
+    const indexes: number[] = []
+    const errors: PartialParse['errors'] = []
+    checked.forEach((c, index) => {
+      if (!Array.isArray(c)) {
+        events.push(c)
+        indexes.push(index)
+        return
+      }
+      const prefix = `events[${index}]`
+      for (const problem of c) {
+        if (errors.length >= MAX_PROBLEMS) return
+        const field = problem.field.slice(prefix.length).replace(/^\./, '')
+        errors.push({ index, field: field === '' ? 'event' : field, rule: problem.message })
+      }
+    })
+    return { count: checked.length, events, indexes, errors }
   }
 
   function flush(): void {
@@ -272,6 +341,7 @@ export function createIngest(components: IngestComponents): Ingest {
 
   return {
     parse,
+    parsePartial,
     get queued() {
       return queued
     },

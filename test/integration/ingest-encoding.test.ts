@@ -130,3 +130,67 @@ describe('severities as shippers name them', () => {
     expect(refused.body.error.details[0]?.field).toBe('events[0].severity')
   })
 })
+
+describe('partial ingest (?partial=true)', () => {
+  it('stores the valid events, answers 200 with an id for each and null for the others, and names what was wrong; a retry with the key stores nothing', async () => {
+    const m = await member()
+    const lines = [
+      JSON.stringify({ type: 'partial.ok', message: 'first' }),
+      JSON.stringify({ type: 'Not A Type' }),
+      '{"type": "partial.ok", "message": "cut',
+      JSON.stringify({ type: 'partial.ok', severity: 'loud' }),
+      JSON.stringify({ type: 'partial.ok', message: 'last', severity: 'WARNING' }),
+    ].join('\n')
+    const send = async (query: string, key?: string) => {
+      const response = await fetch(`${m.url}/v1/events${query}`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-ndjson',
+          ...(key === undefined ? {} : { 'idempotency-key': key }),
+        },
+        body: lines,
+      })
+      return {
+        status: response.status,
+        body: (await response.json()) as {
+          ids: Array<string | null>
+          errors: Array<{ index: number; field: string; rule: string }>
+        } & ApiBody,
+      }
+    }
+    // All or nothing by default.
+    const whole = await send('')
+    expect(whole.status).toBe(400)
+    expect(m.log.lastSeq).toBe(0)
+
+    const first = await send('?partial=true', 'k1')
+    expect(first.status).toBe(200)
+    expect(first.body.ids.map((id) => id !== null)).toEqual([true, false, false, false, true])
+    expect(first.body.errors.map((e) => [e.index, e.field])).toEqual([
+      [1, 'type'],
+      [2, 'event'],
+      [3, 'severity'],
+    ])
+    expect(first.body.errors[1]?.rule).toMatch(/line 3 is not valid JSON/)
+    const page = (await (await fetch(`${m.url}/v1/events?from=0&type=partial.ok`)).json()) as {
+      events: Array<{ id: string; message: string; severity: string }>
+    }
+    expect(page.events.map((e) => [e.id, e.message, e.severity])).toEqual([
+      [first.body.ids[0], 'first', 'info'],
+      [first.body.ids[4], 'last', 'warn'],
+    ])
+
+    // The same request again with its key: the same answer, nothing stored.
+    const again = await send('?partial=true', 'k1')
+    expect(again.status).toBe(200)
+    expect(again.body.ids).toEqual(first.body.ids)
+    expect(m.log.lastSeq).toBe(2)
+    // Every event valid: as without partial.
+    const clean = await fetch(`${m.url}/v1/events?partial=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'partial.clean' }),
+    })
+    expect(clean.status).toBe(201)
+  })
+})

@@ -58,6 +58,11 @@ function fakeApp(ready = true) {
         const parsed = JSON.parse(new TextDecoder().decode(body)) as EventInput | EventInput[]
         return Array.isArray(parsed) ? parsed : [parsed]
       },
+      parsePartial: (_type, body) => {
+        const parsed = JSON.parse(new TextDecoder().decode(body)) as EventInput | EventInput[]
+        const events = Array.isArray(parsed) ? parsed : [parsed]
+        return { count: events.length, events, indexes: events.map((_, i) => i), errors: [] }
+      },
       submit: async (events) => {
         stored.push(events)
         return events.map((_, i) => `id-${i}`)
