@@ -247,6 +247,22 @@ export function createExporter(init: ExporterInit): Exporter {
     help: 'Events stored by ingest requests since this process started.',
     registers,
   })
+  const otlpRecords = new Counter({
+    name: 'chorus_otlp_log_records_total',
+    help: 'OpenTelemetry log records taken in (POST /v1/logs), by outcome: stored, or refused (counted in the partial success answer).',
+    labelNames: ['outcome'] as const,
+    registers,
+  })
+  const otlpDropped = new Counter({
+    name: 'chorus_otlp_attributes_dropped_total',
+    help: 'Attributes of OpenTelemetry log records left out because they did not fit the attribute limits (the records were kept).',
+    registers,
+  })
+  const otlpTruncated = new Counter({
+    name: 'chorus_otlp_records_truncated_total',
+    help: 'OpenTelemetry log records whose body or an attribute value was cut to the length limit.',
+    registers,
+  })
   const querySeconds = new Histogram({
     name: 'chorus_query_duration_seconds',
     help: 'Time to answer a query, as coordinator (for a client) or as member (for a peer).',
@@ -407,6 +423,12 @@ export function createExporter(init: ExporterInit): Exporter {
       },
       memberFailure(status) {
         failures.inc({ reason: status })
+      },
+      otlp({ stored, refused, droppedAttributes, truncated }) {
+        otlpRecords.inc({ outcome: 'stored' }, stored)
+        otlpRecords.inc({ outcome: 'refused' }, refused)
+        otlpDropped.inc(droppedAttributes)
+        otlpTruncated.inc(truncated)
       },
     },
     async metrics(accept) {

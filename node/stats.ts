@@ -61,6 +61,13 @@ export interface MemberRecorder {
   query(role: 'coordinator' | 'member', kind: QueryKind, seconds: number): void
   /** A member that did not answer a coordinator, by the row's status. */
   memberFailure(status: Exclude<MemberStatus, 'ok'>): void
+  /** An OTLP logs request: records stored and refused, attributes that did not fit, bodies and values cut. */
+  otlp(outcome: {
+    stored: number
+    refused: number
+    droppedAttributes: number
+    truncated: number
+  }): void
 }
 
 /**
@@ -102,6 +109,9 @@ export function createRecorder(): Recorder {
     },
     memberFailure(status) {
       for (const r of attached) r.memberFailure(status)
+    },
+    otlp(outcome) {
+      for (const r of attached) r.otlp(outcome)
     },
   }
 }

@@ -463,7 +463,7 @@ export async function fuzzRollupParams(runs: number, seed?: number): Promise<num
     ],
     queryTimeoutMs: 1000,
     clock: () => 1_800_000_000_000,
-    recorder: { ingest() {}, query() {}, memberFailure() {} },
+    recorder: { ingest() {}, query() {}, memberFailure() {}, otlp() {} },
   })
   const logger = {
     error: (obj: { err?: Error }) => {

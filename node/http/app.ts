@@ -15,6 +15,7 @@ import { createEventRoutes } from './events.ts'
 import { createHealthRoutes, type HealthRoutesComponents } from './health.ts'
 import type { MemberRoutesComponents } from './members.ts'
 import { createMemberRoutes } from './members.ts'
+import { createOtlpRoutes, type OtlpRoutesComponents } from './otlp.ts'
 import type { RollupRoutesComponents } from './rollups.ts'
 import { createRollupRoutes } from './rollups.ts'
 import { afterBody } from './stream.ts'
@@ -25,6 +26,7 @@ export interface AppComponents
     EventRoutesComponents,
     HealthRoutesComponents,
     MemberRoutesComponents,
+    OtlpRoutesComponents,
     RollupRoutesComponents {
   logger: Logger
   /** True once the store is open and the member is started. */
@@ -50,7 +52,7 @@ export interface AppComponents
 }
 
 /** The routes that take events in, with the ingest body limit and encodings. */
-const INGEST_PATHS: ReadonlySet<string> = new Set(['/v1/events'])
+const INGEST_PATHS: ReadonlySet<string> = new Set(['/v1/events', '/v1/logs'])
 
 export function createApp(components: AppComponents) {
   const app = new OpenAPIHono()
@@ -90,6 +92,7 @@ export function createApp(components: AppComponents) {
   app.route('/', createMemberRoutes(components))
   app.route('/', createHealthRoutes(components))
   app.route('/', createConfigRoutes(components))
+  app.route('/', createOtlpRoutes(components))
   app.route('/', createUiRoutes())
   app.route('/', createRollupRoutes(components))
 

@@ -29,7 +29,7 @@ export function scopeOf(method: string, path: string): Scope | undefined {
   // The dashboard's files hold no data; its page asks for a token for the API.
   if (path === '/' || path.startsWith('/ui/')) return undefined
   if (path === '/metrics' || path === '/metrics/cluster') return 'metrics'
-  if (method === 'POST' && path === '/v1/events') return 'ingest'
+  if (method === 'POST' && (path === '/v1/events' || path === '/v1/logs')) return 'ingest'
   if (method === 'DELETE' && path.startsWith('/v1/members/')) return 'admin'
   if (method === 'PUT' && path.startsWith('/v1/config/')) return 'admin'
   return 'read'

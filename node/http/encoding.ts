@@ -63,6 +63,8 @@ export function decodeBody(maxBytes: number, gate?: MemoryGate): MiddlewareHandl
     const body = c.req.raw.body
     if (body === null) return next()
     let held = 0
+    const declared = Number(c.req.header('content-length'))
+    const sent = Number.isSafeInteger(declared) && declared > 0 ? declared * BODY_HEAP_FACTOR : 0
     try {
       const chunks: Buffer[] = []
       let total = 0
@@ -76,11 +78,24 @@ export function decodeBody(maxBytes: number, gate?: MemoryGate): MiddlewareHandl
               [{ field: 'body', message: `at most ${maxBytes} bytes once decoded` }],
             )
           if (gate !== undefined) {
-            if (!gate.tryTake(chunk.byteLength * BODY_HEAP_FACTOR))
+            const cost = chunk.byteLength * BODY_HEAP_FACTOR
+            // What this request holds already (its body as sent, and decoded so far)
+            // and more past the whole share: it could never be held, too large, not busy.
+            if (sent + held + cost > gate.limit)
+              throw new LimitExceededError(
+                `the body is larger than this member's requests may hold once decoded (${coding}); nothing was stored`,
+                [
+                  {
+                    field: 'body',
+                    message: `at most ${Math.floor(gate.limit / BODY_HEAP_FACTOR)} bytes once decoded`,
+                  },
+                ],
+              )
+            if (!gate.tryTake(cost))
               throw new BusyError(
                 `this member's requests in flight hold their whole share of its memory budget (${gate.limit} bytes); nothing was stored; retry in 1s`,
               )
-            held += chunk.byteLength * BODY_HEAP_FACTOR
+            held += cost
           }
           chunks.push(chunk)
         }

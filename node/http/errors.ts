@@ -9,6 +9,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { ZodError } from 'zod'
 import type { FieldProblem } from '../errors.ts'
 import { BusyError, InvalidInputError, isKnownError, RestoringError } from '../errors.ts'
+import { encodeStatus, type OtlpEncoding, otlpEncoding } from '../ingest/otlp.ts'
 import type { Logger } from '../log.ts'
 
 const STATUS: Record<string, ContentfulStatusCode> = {
@@ -52,6 +53,47 @@ export function invalidRequest(error: ZodError, where: string): InvalidInputErro
 const FILE_PATH =
   /(?<![\w.:/])\/(?!(?:ip4|ip6|dns|dns4|dns6|tcp|udp|p2p)\/)(?:[\w.@+-]+\/)*[\w.@+-]+/g
 
+/** The paths that answer errors as OTLP/HTTP does (a google.rpc.Status), not as the rest of the API. */
+const OTLP_PATHS: ReadonlySet<string> = new Set(['/v1/logs'])
+
+export const OTLP_CONTENT_TYPE: Record<OtlpEncoding, string> = {
+  protobuf: 'application/x-protobuf',
+  json: 'application/json',
+}
+
+/** gRPC's code for an HTTP status, as OTLP's Status carries it. */
+function grpcCode(status: number): number {
+  if (status === 400 || status === 415) return 3 // INVALID_ARGUMENT
+  if (status === 401) return 16 // UNAUTHENTICATED
+  if (status === 403) return 7 // PERMISSION_DENIED
+  if (status === 413 || status === 429) return 8 // RESOURCE_EXHAUSTED
+  if (status === 503) return 14 // UNAVAILABLE
+  return 13 // INTERNAL
+}
+
+/** An error answer of the OTLP receiver: a google.rpc.Status in the request's encoding (JSON when it has none). */
+export function otlpError(c: Context, status: ContentfulStatusCode, message: string): Response {
+  const encoding = otlpEncoding(c.req.header('content-type')) ?? 'json'
+  const headers = new Headers(c.res.headers)
+  headers.set('content-type', OTLP_CONTENT_TYPE[encoding])
+  return new Response(encodeStatus(encoding, grpcCode(status), message) as BodyInit, {
+    status,
+    headers,
+  })
+}
+
+/** An error answer: the API's error body, or a google.rpc.Status on the OTLP receiver. */
+function errorAnswer(
+  c: Context,
+  status: ContentfulStatusCode,
+  code: string,
+  message: string,
+  details: FieldProblem[] = [],
+): Response {
+  if (OTLP_PATHS.has(c.req.path)) return otlpError(c, status, message)
+  return c.json(errorBody(code, message, details), status)
+}
+
 export function createOnError(log: Logger): (err: Error, c: Context) => Response {
   return (err, c) => {
     if (isKnownError(err)) {
@@ -63,17 +105,17 @@ export function createOnError(log: Logger): (err: Error, c: Context) => Response
       if (status >= 500) {
         log.debug({ err, path: c.req.path }, 'request failed')
         const message = err.message.replace(FILE_PATH, '<path>')
-        return c.json(errorBody(err.code, message, err.details), status)
+        return errorAnswer(c, status, err.code, message, err.details)
       }
-      return c.json(errorBody(err.code, err.message, err.details), status)
+      return errorAnswer(c, status, err.code, err.message, err.details)
     }
     if (err instanceof HTTPException) {
       const status = err.status
       const code = status === 413 ? 'limit_exceeded' : status === 400 ? 'bad_request' : 'http_error'
-      return c.json(errorBody(code, err.message || 'bad request'), status as ContentfulStatusCode)
+      return errorAnswer(c, status as ContentfulStatusCode, code, err.message || 'bad request')
     }
     log.error({ err, path: c.req.path }, 'request failed')
-    return c.json(errorBody('internal', 'internal error; see the member log'), 500)
+    return errorAnswer(c, 500, 'internal', 'internal error; see the member log')
   }
 }
 
@@ -85,13 +127,12 @@ export function limitBody(maxBytes: number): MiddlewareHandler {
   return bodyLimit({
     maxSize: maxBytes,
     onError: (c) =>
-      c.json(
-        errorBody(
-          'limit_exceeded',
-          `the body is larger than ${maxBytes} bytes; nothing was stored or changed`,
-          [{ field: 'body', message: `at most ${maxBytes} bytes` }],
-        ),
+      errorAnswer(
+        c,
         413,
+        'limit_exceeded',
+        `the body is larger than ${maxBytes} bytes; nothing was stored or changed`,
+        [{ field: 'body', message: `at most ${maxBytes} bytes` }],
       ),
   })
 }

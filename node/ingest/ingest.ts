@@ -59,6 +59,12 @@ export interface Ingest {
    */
   parsePartial(contentType: string | undefined, body: Uint8Array): PartialParse
   /**
+   * Validates events made elsewhere (OTLP records) as a body's are: each
+   * the event, or its problems (fields as `events[i]…`). Throws for none
+   * or too many.
+   */
+  checkEvents(raw: unknown[]): Array<EventInput | FieldProblem[]>
+  /**
    * Writes events durably and answers their ids in order. With an
    * idempotency key seen before (and the same body hash), answers the ids
    * of that request and writes nothing.
@@ -342,6 +348,7 @@ export function createIngest(components: IngestComponents): Ingest {
   return {
     parse,
     parsePartial,
+    checkEvents: checkEach,
     get queued() {
       return queued
     },

@@ -63,6 +63,7 @@ function fakeApp(ready = true) {
         const events = Array.isArray(parsed) ? parsed : [parsed]
         return { count: events.length, events, indexes: events.map((_, i) => i), errors: [] }
       },
+      checkEvents: (raw) => raw as EventInput[],
       submit: async (events) => {
         stored.push(events)
         return events.map((_, i) => `id-${i}`)
@@ -107,7 +108,7 @@ function fakeApp(ready = true) {
       current: () => ({ version: 0, updatedBy: null, replicas: 2 }),
       put: async (replicas) => ({ version: 1, updatedBy: 'fake', replicas }),
     },
-    recorder: { ingest() {}, query() {}, memberFailure() {} },
+    recorder: { ingest() {}, query() {}, memberFailure() {}, otlp() {} },
     metrics: async () => ({ contentType: 'text/plain', body: 'm 1\n' }),
     clusterMetrics: async () => ({ contentType: 'text/plain', body: 'c 1\n' }),
   })
