@@ -15,6 +15,12 @@ import { DEFAULT_RULES } from '../node/health/rules.ts'
 import { createOnError } from '../node/http/errors.ts'
 import { createRollupRoutes } from '../node/http/rollups.ts'
 import { createIngest, DEFAULT_INGEST_LIMITS } from '../node/ingest/ingest.ts'
+import {
+  decodeLogsRequest,
+  encodeLogsRequest,
+  mapLogsRequest,
+  OtlpDecodeError,
+} from '../node/ingest/otlp.ts'
 import { createRootLogger } from '../node/log.ts'
 import { createSigner, verifySignature } from '../node/mesh/signatures.ts'
 import { encodeStoredFields } from '../node/store/codec.ts'
@@ -565,6 +571,87 @@ export async function fuzzHealthConfig(runs: number, seed?: number): Promise<num
         const after = store.current().version
         if (outcome === 'adopted' ? after !== before + 1 : after !== before)
           throw new Error(`version went from ${before} to ${after} on ${outcome}`)
+      },
+    ),
+    seed === undefined ? { numRuns: runs } : { numRuns: runs, seed },
+  )
+  return cases
+}
+
+/** A valid OTLP logs request, as OTLP's JSON writes it, to cut, corrupt and grow. */
+const OTLP_SAMPLE = {
+  resourceLogs: [
+    {
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: 'fuzzed' } }] },
+      scopeLogs: [
+        {
+          scope: { name: 'scope', version: '1' },
+          logRecords: [
+            {
+              timeUnixNano: '1700000000000000000',
+              severityNumber: 13,
+              body: { kvlistValue: { values: [{ key: 'a', value: { intValue: '7' } }] } },
+              attributes: [
+                { key: 'k', value: { arrayValue: { values: [{ doubleValue: 1.5 }] } } },
+                { key: 'b', value: { bytesValue: 'AAEC' } },
+              ],
+              traceId: '5B8EFFF798038103D269B633813FC60C',
+              eventName: 'Some Event',
+            },
+          ],
+        },
+      ],
+    },
+  ],
+}
+
+/**
+ * OTLP logs requests, protobuf and JSON: random bytes, a real request cut,
+ * corrupted or grown, and random JSON. Each either fails to decode with
+ * OtlpDecodeError, or maps to records that are every one a valid event
+ * (the mapping fits what it takes to the event's rules). Returns the
+ * number of cases.
+ */
+export function fuzzOtlp(runs: number, seed?: number): number {
+  const proto = encodeLogsRequest(OTLP_SAMPLE)
+  const json = new TextEncoder().encode(JSON.stringify(OTLP_SAMPLE))
+  const mutate = (sample: Uint8Array) =>
+    fc
+      .tuple(fc.nat(), fc.nat(), fc.nat({ max: 255 }), fc.uint8Array({ maxLength: 32 }))
+      .map(([cut, at, value, tail]) => {
+        const copy = Uint8Array.from(sample.subarray(0, Math.max(1, cut % (sample.byteLength + 1))))
+        copy[at % copy.byteLength] = value
+        return Uint8Array.from([...copy, ...tail])
+      })
+  let cases = 0
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc
+          .uint8Array({ maxLength: 2048 })
+          .map((bytes) => ({ bytes, encoding: 'protobuf' as const })),
+        mutate(proto).map((bytes) => ({ bytes, encoding: 'protobuf' as const })),
+        mutate(json).map((bytes) => ({ bytes, encoding: 'json' as const })),
+        fc.jsonValue().map((v) => ({
+          bytes: new TextEncoder().encode(JSON.stringify(v)),
+          encoding: 'json' as const,
+        })),
+      ),
+      ({ bytes, encoding }) => {
+        cases++
+        let request: ReturnType<typeof decodeLogsRequest>
+        try {
+          request = decodeLogsRequest(bytes, encoding)
+        } catch (err) {
+          if (err instanceof OtlpDecodeError) return
+          throw err
+        }
+        const { records } = mapLogsRequest(request, DEFAULT_EVENT_LIMITS, 1000)
+        if (records.length === 0) return
+        const checked = ingest.checkEvents(records.map((r) => r.event))
+        const bad = checked.find((c) => Array.isArray(c))
+        if (bad !== undefined)
+          throw new Error(`a mapped OTLP record is not a valid event: ${JSON.stringify(bad)}`)
       },
     ),
     seed === undefined ? { numRuns: runs } : { numRuns: runs, seed },

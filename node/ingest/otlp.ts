@@ -128,6 +128,12 @@ export function decodeLogsRequest(body: Uint8Array, encoding: OtlpEncoding): Log
   }
 }
 
+/** Encodes a request as an exporter would (for tests and the bench): plain objects as OTLP's JSON has them. */
+export function encodeLogsRequest(request: unknown): Uint8Array {
+  const type = LOGS.ExportLogsServiceRequest as GeneratedType & { fromObject(o: unknown): unknown }
+  return type.encode(type.fromObject(request)).finish()
+}
+
 /** The answer to a request: partial success when records were refused, as OTLP/HTTP defines it. */
 export function encodeLogsResponse(
   encoding: OtlpEncoding,

@@ -6,6 +6,7 @@
 // non-zero on the first undocumented error.
 
 import { parseArgs } from 'node:util'
+import { gzipSync } from 'node:zlib'
 import fc from 'fast-check'
 import { createMember } from '../../node/index.ts'
 import {
@@ -14,6 +15,7 @@ import {
   fuzzDecoders,
   fuzzHealthConfig,
   fuzzIngestParser,
+  fuzzOtlp,
   fuzzRollupParams,
   rollupQueryArb,
 } from '../fuzz.ts'
@@ -30,6 +32,7 @@ const parsed = fuzzIngestParser(RUNS)
 const buckets = fuzzBuckets(RUNS)
 const rollupParams = await fuzzRollupParams(Math.min(RUNS, 20_000))
 const healthRules = await fuzzHealthConfig(RUNS)
+const otlp = fuzzOtlp(RUNS)
 
 // A live member: random bodies over HTTP, then a valid request still succeeds.
 const member = await createMember({
@@ -70,6 +73,28 @@ await fc.assert(
   }),
   { numRuns: Math.min(RUNS, 5000) },
 )
+// OTLP bodies over HTTP: random and cut protobuf and JSON, plain and gzip.
+let otlpHttp = 0
+await fc.assert(
+  fc.asyncProperty(
+    fc.uint8Array({ maxLength: 1024 }),
+    fc.constantFrom('application/x-protobuf', 'application/json'),
+    fc.boolean(),
+    async (bytes, type, gzip) => {
+      const response = await member.app.request('/v1/logs', {
+        method: 'POST',
+        headers: { 'content-type': type, ...(gzip ? { 'content-encoding': 'gzip' } : {}) },
+        body: gzip ? gzipSync(bytes) : bytes,
+      })
+      await response.arrayBuffer()
+      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1)
+      otlpHttp++
+      if (![200, 400, 413].includes(response.status))
+        throw new Error(`HTTP ${response.status} for POST /v1/logs`)
+    },
+  ),
+  { numRuns: Math.min(RUNS, 5000) },
+)
 const ok = await member.app.request('/v1/events', {
   method: 'POST',
   headers: { 'content-type': 'application/json' },
@@ -86,11 +111,14 @@ printTable('Fuzzing', [
   { target: 'stored buckets (decodeBucket)', cases: buckets },
   { target: 'rollup query parameters', cases: rollupParams },
   { target: 'health rule sets from gossip', cases: healthRules },
+  { target: 'OTLP logs requests (decode and map)', cases: otlp },
   { target: 'HTTP ingest on a live member', cases: http },
   { target: 'HTTP rollups on a live member', cases: rollupHttp },
+  { target: 'HTTP OTLP logs on a live member', cases: otlpHttp },
   {
     target: 'total',
-    cases: decoded + parsed + buckets + rollupParams + healthRules + http + rollupHttp,
+    cases:
+      decoded + parsed + buckets + rollupParams + healthRules + otlp + http + rollupHttp + otlpHttp,
   },
 ])
 process.stdout.write(

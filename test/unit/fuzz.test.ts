@@ -4,6 +4,7 @@ import {
   fuzzDecoders,
   fuzzHealthConfig,
   fuzzIngestParser,
+  fuzzOtlp,
   fuzzRollupParams,
 } from '../fuzz.ts'
 
@@ -14,6 +15,10 @@ describe('fuzzing (a sample; npm run fuzz runs 100,000+ cases)', () => {
 
   it('the ingest parser turns random bodies into its documented errors only', () => {
     expect(fuzzIngestParser(3000)).toBe(3000)
+  })
+
+  it('an OTLP logs request, random, cut or corrupted, fails to decode or maps to valid events only', () => {
+    expect(fuzzOtlp(3000)).toBe(3000)
   })
 
   it('decodeBucket turns random and hostile buckets into CorruptBucketError only, and what it decodes merges to finite sums', () => {
