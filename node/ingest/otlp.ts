@@ -115,7 +115,11 @@ export class OtlpDecodeError extends Error {
 /** Decodes an ExportLogsServiceRequest, protobuf or JSON; throws OtlpDecodeError for a body that is not one. */
 export function decodeLogsRequest(body: Uint8Array, encoding: OtlpEncoding): LogsRequest {
   try {
-    if (encoding === 'protobuf') return LOGS.ExportLogsServiceRequest.decode(body) as LogsRequest
+    // As a Buffer, so that protobufjs reads strings with Node's own UTF-8 decoder.
+    if (encoding === 'protobuf')
+      return LOGS.ExportLogsServiceRequest.decode(
+        Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      ) as LogsRequest
     const parsed: unknown = JSON.parse(Buffer.from(body).toString('utf8'))
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
       throw new Error('not a JSON object')
@@ -175,15 +179,60 @@ export function mapLogsRequest(
   let total = 0
   for (const resourceLogs of list(request.resourceLogs)) {
     const resource = list(resourceLogs?.resource?.attributes)
+    const service = plain(resource.find((kv) => kv?.key === 'service.name')?.value)
+    const serviceName = typeof service === 'string' && service !== '' ? service : undefined
+    const resourceAttrs = resource.flatMap((kv) =>
+      typeof kv?.key === 'string' ? [[`resource.${kv.key}`, plain(kv.value)] as const] : [],
+    )
     for (const scopeLogs of list(resourceLogs?.scopeLogs)) {
+      const scope = scopeLogs?.scope ?? {}
+      // What every record of this scope shares, made once: the default type,
+      // the source, and the scope's and the resource's attributes, last.
+      const shared: Shared = {
+        serviceName,
+        defaultType: normaliseType(`log.${serviceName ?? 'unknown_service'}`, limits.maxTypeLength),
+        attrs: [
+          ...(typeof scope.name === 'string' && scope.name !== ''
+            ? [['scope.name', scope.name] as const]
+            : []),
+          ...(typeof scope.version === 'string' && scope.version !== ''
+            ? [['scope.version', scope.version] as const]
+            : []),
+          ...list(scope.attributes).flatMap((kv) =>
+            typeof kv?.key === 'string' ? [[`scope.${kv.key}`, plain(kv.value)] as const] : [],
+          ),
+          ...resourceAttrs,
+        ],
+      }
       for (const record of list(scopeLogs?.logRecords)) {
         total++
-        if (records.length < max)
-          records.push(mapRecord(record ?? {}, resource, scopeLogs?.scope ?? {}, limits))
+        if (records.length < max) records.push(mapRecord(record ?? {}, shared, limits))
       }
     }
   }
   return { records, total }
+}
+
+/** What the records of one resource and scope share. */
+interface Shared {
+  serviceName: string | undefined
+  defaultType: string
+  attrs: ReadonlyArray<readonly [string, unknown]>
+}
+
+/** Names made once and used again: attribute names and types repeat from record to record. */
+const attrKeys = new Map<string, string>()
+const types = new Map<string, string>()
+const MAX_REMEMBERED = 4096
+
+function remembered(cache: Map<string, string>, raw: string, make: (raw: string) => string) {
+  let made = cache.get(raw)
+  if (made === undefined) {
+    made = make(raw)
+    if (cache.size >= MAX_REMEMBERED) cache.clear()
+    cache.set(raw, made)
+  }
+  return made
 }
 
 function list<T>(items: T[] | null | undefined): T[] {
@@ -282,19 +331,14 @@ function cut(text: string, max: number): { text: string; cut: boolean } {
   return text.length <= max ? { text, cut: false } : { text: text.slice(0, max), cut: true }
 }
 
-function mapRecord(
-  record: LogRecord,
-  resource: KeyValue[],
-  scope: { name?: string | null; version?: string | null; attributes?: KeyValue[] | null },
-  limits: EventLimits,
-): MappedRecord {
+function mapRecord(record: LogRecord, shared: Shared, limits: EventLimits): MappedRecord {
   const attrs: Record<string, string | number | boolean> = {}
   let count = 0
   let dropped = 0
   let truncated = false
   const put = (rawKey: string, value: unknown) => {
     if (value === null || value === undefined) return
-    const key = rawKey.replace(/[^A-Za-z0-9_.:-]/g, '_')
+    const key = remembered(attrKeys, rawKey, (k) => k.replace(/[^A-Za-z0-9_.:-]/g, '_'))
     if (
       key.length === 0 ||
       key.length > limits.maxAttrKeyLength ||
@@ -317,23 +361,22 @@ function mapRecord(
     attrs[key] = v
     count++
   }
-  const resourceValue = (name: string) =>
-    resource.find((kv) => kv?.key === name)?.value ?? undefined
 
   // type: the event's own name, else the service's logs.
   let eventName =
     typeof record.eventName === 'string' && record.eventName !== '' ? record.eventName : undefined
-  for (const kv of list(record.attributes))
-    if (eventName === undefined && kv?.key === 'event.name') {
-      const named = plain(kv.value)
-      if (typeof named === 'string' && named !== '') eventName = named
-    }
-  const service = plain(resourceValue('service.name'))
-  const serviceName = typeof service === 'string' && service !== '' ? service : undefined
+  const recordAttrs = list(record.attributes)
+  if (eventName === undefined)
+    for (const kv of recordAttrs)
+      if (kv?.key === 'event.name') {
+        const named = plain(kv.value)
+        if (typeof named === 'string' && named !== '') eventName = named
+        break
+      }
   const type =
-    eventName !== undefined
-      ? normaliseType(eventName, limits.maxTypeLength)
-      : normaliseType(`log.${serviceName ?? 'unknown_service'}`, limits.maxTypeLength)
+    eventName === undefined
+      ? shared.defaultType
+      : remembered(types, eventName, (name) => normaliseType(name, limits.maxTypeLength))
 
   const event: Record<string, unknown> = { type, severity: severityOf(record) }
   if (record.body !== null && record.body !== undefined) {
@@ -344,20 +387,16 @@ function mapRecord(
       if (c.text !== '') event.message = c.text
     }
   }
-  if (serviceName !== undefined) event.source = cut(serviceName, limits.maxSourceLength).text
+  if (shared.serviceName !== undefined)
+    event.source = cut(shared.serviceName, limits.maxSourceLength).text
   const time = nanosToMs(record.timeUnixNano) ?? nanosToMs(record.observedTimeUnixNano)
   if (time !== undefined) event.time = time
 
-  for (const kv of list(record.attributes))
+  for (const kv of recordAttrs)
     if (typeof kv?.key === 'string' && kv.key !== 'event.name') put(kv.key, plain(kv.value))
   put('trace_id', hex(record.traceId))
   put('span_id', hex(record.spanId))
-  if (typeof scope.name === 'string' && scope.name !== '') put('scope.name', scope.name)
-  if (typeof scope.version === 'string' && scope.version !== '') put('scope.version', scope.version)
-  for (const kv of list(scope.attributes))
-    if (typeof kv?.key === 'string') put(`scope.${kv.key}`, plain(kv.value))
-  for (const kv of resource)
-    if (typeof kv?.key === 'string') put(`resource.${kv.key}`, plain(kv.value))
+  for (const [key, value] of shared.attrs) put(key, value)
   if (count > 0) event.attrs = attrs
   return { event, droppedAttributes: dropped, truncated }
 }

@@ -32,6 +32,9 @@
 // events/s and the ratio, holder lag under that load, durability=replicated
 // against local acknowledgements, store bytes, and 100-event pages while
 // one member is frozen with SIGSTOP (test/bench/replicas.ts).
+// otlp (in --parts; --otlp-events 60000): the same records as NDJSON and
+// as gzip-encoded OTLP protobuf on one member, alternating rounds: events/s
+// of each and the ratio (test/bench/otlp.ts).
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
@@ -70,6 +73,7 @@ import {
   tableOf,
   timeUntil,
 } from './lib.ts'
+import { otlpBench } from './otlp.ts'
 import { replicasBench } from './replicas.ts'
 
 const { values } = parseArgs({
@@ -93,6 +97,7 @@ const { values } = parseArgs({
     'replica-events': { type: 'string', default: '200000' },
     'replica-pages': { type: 'string', default: '200' },
     'replica-acks': { type: 'string', default: '200' },
+    'otlp-events': { type: 'string', default: '60000' },
   },
 })
 const execFileAsync = promisify(execFile)
@@ -1307,6 +1312,23 @@ if (PARTS.has('replicas')) {
           ? '-'
           : `${x.replicated.p50}/${x.replicated.p99} (${round(x.replicated.p99 / x.local.p99, 2)})`,
       'frozen: page ms p50/p99, partial': `${x.frozen.p50}/${x.frozen.p99}, ${x.frozen.partial}`,
+    })),
+  )
+}
+if (PARTS.has('otlp')) {
+  const r = await otlpBench(Number(values['otlp-events']))
+  results.otlp = r
+  printTable(
+    `OTLP ingest: ${values['otlp-events']} records of each kind in 1,000-record requests from 2 clients, in alternating rounds on one member`,
+    [
+      { body: 'NDJSON (POST /v1/events)', ...r.native, 'vs NDJSON': 1 },
+      { body: 'OTLP protobuf, gzip (POST /v1/logs)', ...r.otlp, 'vs NDJSON': r.ratio },
+    ].map((x) => ({
+      body: x.body,
+      'events/s': x.eventsPerS,
+      'p99 ms': x.p99,
+      'request bytes': x.requestBytes,
+      'vs NDJSON': x['vs NDJSON'],
     })),
   )
 }
