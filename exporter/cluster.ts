@@ -22,7 +22,7 @@ import {
 } from 'prom-client'
 import { SEVERITIES } from '../node/event/event.ts'
 import type { MemberCounters } from '../protocol/index.ts'
-import { DEFAULT_TYPE_LIMIT, type Exposition, HEALTH_VALUE } from './index.ts'
+import { DEFAULT_TYPE_LIMIT, type Exposition, HEALTH_STATES } from './index.ts'
 
 /** Quantiles of `value` exported per type. */
 const VALUE_QUANTILES = [0.5, 0.9, 0.99]
@@ -41,6 +41,8 @@ export interface ArrayRow {
   servedBy?: string
   /** Its announced health: ok, warning, critical or unknown. */
   health?: string
+  /** The rules that fired for it, as it announces them. */
+  fired?: string[]
 }
 
 export interface ArraySource {
@@ -52,6 +54,8 @@ export interface ArraySource {
   ): Promise<Array<{ type: string; quantiles: Record<string, number | null> }>>
   /** Calls `listener` when membership changes; returns an unsubscribe function. */
   onChange(listener: () => void): () => void
+  /** The state each rule in force makes a member when it fires, by rule name. */
+  ruleStates?(): ReadonlyMap<string, string>
 }
 
 export interface ClusterExporter {
@@ -66,6 +70,7 @@ interface Known {
   name: string
   up: boolean
   health?: string
+  fired?: string[]
   /** As the member itself last told them. */
   counters?: MemberCounters
   /** Its events' totals as a holder told them, and that holder's name. */
@@ -127,15 +132,29 @@ export function createClusterExporter(init: {
   })
   new Gauge({
     name: 'chorus_member_health',
-    help: "Each member's health as it announces it: 0 ok, 1 warning, 2 critical (absent while unknown).",
-    labelNames: ['member'] as const,
+    help: "Each member's health as it announces it, one series per state: 1 for the state it is in, 0 for the others (none while unknown).",
+    labelNames: ['member', 'state'] as const,
     registers,
     collect() {
       this.reset()
       for (const k of known.values()) {
-        const value = HEALTH_VALUE[k.health as keyof typeof HEALTH_VALUE]
-        if (value !== undefined) this.set({ member: k.name }, value)
+        if (!(HEALTH_STATES as readonly string[]).includes(k.health ?? '')) continue
+        for (const state of HEALTH_STATES)
+          this.set({ member: k.name, state }, state === k.health ? 1 : 0)
       }
+    },
+  })
+  new Gauge({
+    name: 'chorus_health_rule_firing',
+    help: "The member rules that fire for each member, as it announces them (1; a rule that does not fire has no series); state is what the rule makes it.",
+    labelNames: ['member', 'rule', 'state'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const states = source.ruleStates?.()
+      for (const k of known.values())
+        for (const rule of k.fired ?? [])
+          this.set({ member: k.name, rule, state: states?.get(rule) ?? k.health ?? 'unknown' }, 1)
     },
   })
   new Counter({
@@ -297,6 +316,7 @@ export function createClusterExporter(init: {
             const own = row.servedBy === undefined ? row.counters : undefined
             const k: Known = { name: row.name, up: own !== undefined }
             if (row.health !== undefined) k.health = row.health
+            if (row.fired !== undefined) k.fired = row.fired
             const counters = own ?? previous?.counters
             if (counters !== undefined) k.counters = counters
             if (row.servedBy !== undefined && row.counters !== undefined)

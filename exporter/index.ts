@@ -38,7 +38,8 @@ export interface Exporter {
 }
 
 /** Health states as gauge values. */
-export const HEALTH_VALUE = { ok: 0, warning: 1, critical: 2 } as const
+/** The states a health series set has, in order. */
+export const HEALTH_STATES = ['ok', 'warning', 'critical'] as const
 
 const DURATION_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
@@ -379,18 +380,39 @@ export function createExporter(init: ExporterInit): Exporter {
   registerMemoryGauges(stats, registers)
   new Gauge({
     name: 'chorus_member_health',
-    help: "This member's health by its rules: 0 ok, 1 warning, 2 critical.",
+    help: "This member's health by its rules, one series per state: 1 for the state it is in, 0 for the others.",
+    labelNames: ['member', 'state'] as const,
     registers,
     collect() {
-      this.set(HEALTH_VALUE[stats.health().member])
+      const { name, member } = stats.health()
+      this.reset()
+      for (const state of HEALTH_STATES) this.set({ member: name, state }, state === member ? 1 : 0)
     },
   })
   new Gauge({
     name: 'chorus_array_health',
-    help: "The array's health by its rules, as this member sees it: 0 ok, 1 warning, 2 critical.",
+    help: "The array's health by its rules, as this member sees it, one series per state: 1 for the state it is in, 0 for the others.",
+    labelNames: ['state'] as const,
     registers,
     collect() {
-      this.set(HEALTH_VALUE[stats.health().array])
+      const { array } = stats.health()
+      this.reset()
+      for (const state of HEALTH_STATES) this.set({ state }, state === array ? 1 : 0)
+    },
+  })
+  new Gauge({
+    name: 'chorus_health_rule_firing',
+    help: 'Each health rule in force: 1 while it fires, 0 otherwise; member is this member for its own rules and empty for array rules; state is what the rule makes it when it fires.',
+    labelNames: ['member', 'rule', 'state'] as const,
+    registers,
+    collect() {
+      const { name, rules } = stats.health()
+      this.reset()
+      for (const r of rules)
+        this.set(
+          { member: r.kind === 'member' ? name : '', rule: r.rule, state: r.state },
+          r.firing ? 1 : 0,
+        )
     },
   })
   // The event-loop delay is sampled by a timer: prom-client's default of

@@ -222,7 +222,22 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       membership,
       mesh,
       ...(collector === undefined ? {} : { collector }),
-      health: () => ({ member: health.state(), array: healthOfArray().array.state }),
+      health: () => {
+        const array = healthOfArray().array
+        const fired = new Set(health.fired().map((f) => f.rule))
+        const arrayFired = new Set(array.rules)
+        return {
+          name,
+          member: health.state(),
+          array: array.state,
+          rules: rules().map((r) => ({
+            rule: r.name,
+            kind: r.kind,
+            state: r.state,
+            firing: r.kind === 'member' ? fired.has(r.name) : arrayFired.has(r.name),
+          })),
+        }
+      },
       memory: {
         plan: config.memory,
         gate: requestMemory,
@@ -234,13 +249,16 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   })
   recorder.attach(exporter.recorder)
   const cluster = createClusterExporter({
-    source: createArrayView({
-      // This member's own counters even while it restores its events.
-      targets: () => targets().map((t) => (t.peerId === identity.peerId ? selfTarget : t)),
-      table: () => membership.table(),
-      onChange: (listener) => membership.onChange(listener),
-      clock,
-    }),
+    source: {
+      ...createArrayView({
+        // This member's own counters even while it restores its events.
+        targets: () => targets().map((t) => (t.peerId === identity.peerId ? selfTarget : t)),
+        table: () => membership.table(),
+        onChange: (listener) => membership.onChange(listener),
+        clock,
+      }),
+      ruleStates: () => new Map(rules().map((r) => [r.name, r.state])),
+    },
     typeLimit: config.metricsTypeLimit,
   })
 

@@ -36,7 +36,7 @@ export interface MemberStats {
   /** The host collector's latest sample; undefined when it is off or has not sampled yet. */
   hostSample(): HostSample | undefined
   /** This member's health and the array's, as this member sees it. */
-  health(): { member: HealthState; array: HealthState }
+  health(): HealthReading
   /** The memory budget's parts: what each holds now and its limit, bytes (see memory.ts). */
   memory(): MemoryReading
 }
@@ -116,6 +116,16 @@ export function createRecorder(): Recorder {
   }
 }
 
+/** This member's health and the array's as it sees them, and each rule in force. */
+export interface HealthReading {
+  /** This member's name (the `member` label). */
+  name: string
+  member: HealthState
+  array: HealthState
+  /** Every rule in force: member rules as this member judges itself, array rules as it judges the array. */
+  rules: Array<{ rule: string; kind: 'member' | 'array'; state: HealthState; firing: boolean }>
+}
+
 /** The parts a member's readings come from, as far as the readings need them. */
 export interface StatsParts {
   log: {
@@ -139,7 +149,7 @@ export interface StatsParts {
     connections(): { all: number; neighbours: number }
   }
   collector?: { latest(): HostSample | undefined }
-  health: () => { member: HealthState; array: HealthState }
+  health: () => HealthReading
   /** The budget's division and the requests' gate. */
   memory: {
     plan: { budget: number; blockCacheBytes: number; memtableBytes: number }

@@ -40,6 +40,8 @@ export interface ArrayViewRow {
   name: string
   state: string
   health: string
+  /** The rules that fired for it, as it announces them. */
+  fired: string[]
   /**
    * Undefined when the member was not asked or did not answer; with
    * `servedBy`, only `eventTotals` counts: the holder's totals of its events.
@@ -76,11 +78,13 @@ export function createArrayView(init: ArrayViewInit) {
       )
       const counters = new Map(answers.map((a) => [a.target.peerId, a]))
       return table.map((row) => {
+        const health = decodeHealth(row.health)
         const out: ArrayViewRow = {
           member: row.member,
           name: row.name,
           state: row.state,
-          health: decodeHealth(row.health).state,
+          health: health.state,
+          fired: health.rules,
         }
         const answered = counters.get(row.member)
         if (answered?.answer !== undefined) {

@@ -56,7 +56,7 @@ const member = createExporter({
       messages: { sent: 1000, received: 1000 },
       bytes: { sent: 100_000, received: 100_000 },
     }),
-    health: () => ({ member: 'ok', array: 'ok' }),
+    health: () => ({ name: 'bench', member: 'ok', array: 'ok', rules: [] }),
     hostSample: () => ({
       at: Date.now(),
       cpu: { all: 0.42, cores: [0.4, 0.44] },

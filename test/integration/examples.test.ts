@@ -28,6 +28,28 @@ describe('examples', () => {
     expect(result.status, `${result.stdout}${result.stderr}`).toBe(0)
   })
 
+  it('alerts.yml passes promtool check rules, and asks only for metrics that members export', async () => {
+    const file = join(EXAMPLES, 'prometheus', 'alerts.yml')
+    const result = spawnSync('promtool', ['check', 'rules', file], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
+    expect(result.status, `${result.stdout}${result.stderr}`).toBe(0)
+    expect(result.stdout).toMatch(/SUCCESS: 4 rules found/)
+    const wanted = new Set(
+      [...readFileSync(file, 'utf8').matchAll(/\b(chorus_[a-z_]+)\{/g)].map((m) => m[1] as string),
+    )
+    expect(wanted.size).toBe(4)
+    const member = await createMember({
+      ...(await testConfig('alerts')),
+      listen: ['/ip4/127.0.0.1/tcp/0'],
+    })
+    members.push(member)
+    await member.start()
+    const exported = `${await (await member.app.request('/metrics')).text()}${await (await member.app.request('/metrics/cluster')).text()}`
+    for (const name of wanted) expect(exported, name).toMatch(new RegExp(`^# TYPE ${name} `, 'm'))
+  })
+
   it('the Grafana dashboard asks only for metrics that members export', async () => {
     const dashboard = JSON.parse(
       readFileSync(join(EXAMPLES, 'grafana', 'chorus.json'), 'utf8'),

@@ -7,7 +7,14 @@ import { RocksLevel } from '@nxtedition/rocksdb'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMember, type Member } from '../../node/index.ts'
 import { rollupKey } from '../../node/store/keys.ts'
-import { metricSample, removeTempDirs, startArray, testConfig, waitFor } from '../helpers.ts'
+import {
+  metricSample,
+  removeTempDirs,
+  startArray,
+  testConfig,
+  triggerRule,
+  waitFor,
+} from '../helpers.ts'
 
 const members: Member[] = []
 afterEach(async () => {
@@ -44,6 +51,56 @@ function promtool(body: string): { status: number | null; output: string } {
   })
   return { status: result.status, output: `${result.stdout}${result.stderr}` }
 }
+
+describe('health in the metrics', () => {
+  it('says which rules fire and each state, on /metrics and for every member on /metrics/cluster', async () => {
+    const array = await startArray(2, { names: ['ha', 'hb'] })
+    members.push(...array)
+    const [a, b] = array as [Member, Member]
+    const put = await a.app.request('/v1/config/health', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ rules: [triggerRule(0)] }),
+    })
+    expect(put.status).toBe(200)
+    await waitFor(() => b.healthConfig.current().version === 1, { what: 'the rule at hb' })
+    await post(b, [{ type: 'test.trigger' }])
+    await b.health.evaluate()
+    expect(b.health.state()).toBe('warning')
+
+    const own = (await scrape(b)).body
+    expect(
+      metricSample(own, 'chorus_health_rule_firing{member="hb",rule="trigger",state="warning"}'),
+    ).toBe(1)
+    expect(metricSample(own, 'chorus_member_health{member="hb",state="warning"}')).toBe(1)
+    expect(metricSample(own, 'chorus_member_health{member="hb",state="ok"}')).toBe(0)
+    expect(promtool(own)).toEqual({ status: 0, output: '' })
+    const quiet = (await scrape(a)).body
+    expect(
+      metricSample(quiet, 'chorus_health_rule_firing{member="ha",rule="trigger",state="warning"}'),
+    ).toBe(0)
+
+    // The array's view, from the member where nothing fires.
+    const cluster = await waitFor(
+      async () => {
+        const text = (await scrape(a, undefined, '/metrics/cluster')).body
+        return metricSample(text, 'chorus_member_health{member="hb",state="warning"}') === 1
+          ? text
+          : undefined
+      },
+      { what: "hb's warning in ha's /metrics/cluster" },
+    )
+    expect(
+      metricSample(
+        cluster,
+        'chorus_health_rule_firing{member="hb",rule="trigger",state="warning"}',
+      ),
+    ).toBe(1)
+    expect(metricSample(cluster, 'chorus_member_health{member="ha",state="ok"}')).toBe(1)
+    expect(cluster).not.toContain('chorus_health_rule_firing{member="ha"')
+    expect(promtool(cluster)).toEqual({ status: 0, output: '' })
+  })
+})
 
 describe('GET /metrics/cluster', () => {
   it('exports array-wide quantiles of value per type for the last complete minute', async () => {
