@@ -289,6 +289,17 @@ export function createExporter(init: ExporterInit): Exporter {
     },
   })
   new Counter({
+    name: 'chorus_notifications_total',
+    help: 'Health notifications, by target kind (alertmanager, webhook), alert scope (member, array) and outcome (sent; failed after its retries; dropped from a full queue).',
+    labelNames: ['kind', 'scope', 'outcome'] as const,
+    registers,
+    collect() {
+      this.reset()
+      for (const n of stats.notifications())
+        this.inc({ kind: n.kind, scope: n.scope, outcome: n.outcome }, n.count)
+    },
+  })
+  new Counter({
     name: 'chorus_store_corrupt_buckets_total',
     help: "Rollup buckets of this member's store found undecodable and skipped (at start and in scans) since it started: a bad disk, or buckets an older release wrote.",
     registers,

@@ -82,6 +82,14 @@ const START_HELP: Record<StartOption, string> = {
     "a member away this long hands its copies of others' events on to the next member (default: 1m)",
   'memory-budget':
     'memory the member divides between its JS heap, RocksDB and requests in flight, at least 96MiB (default: 128MiB)',
+  alertmanager:
+    'Alertmanager URL (http://host:9093), repeatable: health rules that fire and clear are posted to its API v2',
+  'alertmanager-credentials':
+    'file whose first line is "Bearer TOKEN" or "Basic USER:PASSWORD", sent to the Alertmanagers',
+  webhook: 'URL, repeatable: every health transition is posted to it as JSON',
+  'webhook-secret':
+    'file holding a secret (16+ characters): webhook bodies are signed with HMAC-SHA256 (Chorus-Signature header)',
+  'array-name': 'the array label of alerts and webhook messages (default: chorus)',
 }
 
 /**

@@ -35,6 +35,19 @@ export const DEFAULT_DATA_DIR = '.chorus/data'
 /** Default p2p listen address: loopback, like HTTP. */
 export const DEFAULT_LISTEN = '/ip4/127.0.0.1/tcp/7701'
 
+export interface NotifyConfig {
+  /** Alertmanager base URLs (API v2 is under /api/v2). */
+  alertmanagers: string[]
+  /** The Authorization header for them, from --alertmanager-credentials. */
+  alertmanagerAuthorization?: string
+  /** URLs that get every health transition as JSON. */
+  webhooks: string[]
+  /** Key of the HMAC-SHA256 signature of webhook bodies, from --webhook-secret. */
+  webhookSecret?: string
+  /** The `array` label of alerts. Default `chorus`. */
+  arrayName: string
+}
+
 export interface MemberConfig {
   /** Human name of the member, unique in its array. Default: the host name. */
   name: string
@@ -95,6 +108,8 @@ export interface MemberConfig {
   replicas: number
   /** A member away longer than this hands its copies of others' events on to the next in order, ms. Default 1m. */
   rereplicateAfterMs: number
+  /** Where health changes are sent (node/health/notify.ts). Default: nowhere. */
+  notify: NotifyConfig
   /**
    * Problems that do not stop a member but deserve a log line at start and
    * on every reload, such as a tokens file that others can read. Default none.
@@ -279,6 +294,28 @@ const OPTIONS = z.object({
   'no-collect': toggle(),
   replicas: integer(2, 1, 5),
   'rereplicate-after': duration('1m', 1000),
+  alertmanager: list([], ['must be an http:// or https:// URL', isHttpUrl]),
+  'alertmanager-credentials': file((path, ctx) => {
+    const line = readFileSync(path, 'utf8').split('\n')[0]?.trim() ?? ''
+    const m = /^(bearer|basic)\s+(\S.*)$/i.exec(line)
+    if (m === null || (m[1]?.toLowerCase() === 'basic' && !(m[2] as string).includes(':'))) {
+      problem(ctx, `${path} must hold "Bearer TOKEN" or "Basic USER:PASSWORD" on its first line`)
+      return undefined
+    }
+    return m[1]?.toLowerCase() === 'bearer'
+      ? `Bearer ${m[2]}`
+      : `Basic ${Buffer.from(m[2] as string).toString('base64')}`
+  }),
+  webhook: list([], ['must be an http:// or https:// URL', isHttpUrl]),
+  'webhook-secret': file((path, ctx) => {
+    const secret = readFileSync(path, 'utf8').trim()
+    if (secret.length < 16) problem(ctx, `${path} must hold a secret of at least 16 characters`)
+    return secret
+  }),
+  'array-name': text([
+    'must be 1 to 63 letters, digits, . _ or -',
+    (t) => /^[A-Za-z0-9._-]{1,63}$/.test(t),
+  ]).default('chorus'),
   'memory-budget': value(
     formatBytes(DEFAULT_MEMORY_BUDGET),
     `must be a size such as 128MiB or 1GiB, at least ${formatBytes(MIN_MEMORY_BUDGET)} (the least a member runs in)`,
@@ -290,6 +327,15 @@ const OPTIONS = z.object({
     },
   ),
 })
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text)
+    return url.protocol === 'http:' || url.protocol === 'https:'
+  } catch {
+    return false
+  }
+}
 
 /** The largest ingest body whose parsing fits in the requests' share of `plan`. */
 function bodyShare(plan: MemoryPlan): number {
@@ -371,6 +417,15 @@ const MEMBER_OPTIONS = OPTIONS.extend({
       memory,
       replicas: o.replicas,
       rereplicateAfterMs: o['rereplicate-after'],
+      notify: {
+        alertmanagers: o.alertmanager,
+        ...(o['alertmanager-credentials'] === undefined
+          ? {}
+          : { alertmanagerAuthorization: o['alertmanager-credentials'] }),
+        webhooks: o.webhook,
+        ...(o['webhook-secret'] === undefined ? {} : { webhookSecret: o['webhook-secret'] }),
+        arrayName: o['array-name'],
+      },
       ...(warnings.length === 0 ? {} : { warnings }),
     }
   })

@@ -15,8 +15,9 @@ import { severityOfRank } from './event/event.ts'
 import { memberTag } from './event/id.ts'
 import { createHealthConfig } from './health/config.ts'
 import { createMemberHealth, maxClockOffsetMs } from './health/evaluator.ts'
+import { createNotifier, type FiringRule } from './health/notify.ts'
 import { encodeHealth, healthReport } from './health/report.ts'
-import type { ArrayRule, MemberRule, Rule } from './health/rules.ts'
+import { type ArrayRule, describeRule, type MemberRule, type Rule } from './health/rules.ts'
 import { createApp } from './http/app.ts'
 import { isLoopback } from './http/auth.ts'
 import { createCredentials } from './http/credentials.ts'
@@ -183,6 +184,48 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   )
   const healthOfArray = () => healthReport(membership.table(), arrayRules())
 
+  // Health out: rules that fire and clear, to Alertmanager and webhooks.
+  const notifier = createNotifier({
+    ...config.notify,
+    memberName: name,
+    selfPeerId: identity.peerId,
+    firing: () => {
+      const byName = new Map(rules().map((r) => [r.name, r]))
+      const own = health.fired().flatMap((f): FiringRule[] => {
+        const rule = byName.get(f.rule)
+        return rule === undefined
+          ? []
+          : [
+              {
+                rule: f.rule,
+                kind: 'member',
+                state: rule.state,
+                value: f.value,
+                description: describeRule(rule),
+              },
+            ]
+      })
+      const array = healthOfArray().array.rules.flatMap((fired): FiringRule[] => {
+        const rule = byName.get(fired)
+        return rule === undefined
+          ? []
+          : [{ rule: fired, kind: 'array', state: rule.state, description: describeRule(rule) }]
+      })
+      return [...own, ...array]
+    },
+    aliveMembers: () =>
+      membership
+        .table()
+        .filter((e) => e.state === 'alive')
+        .map((e) => e.member),
+    ...(init.notifyResendMs === undefined ? {} : { resendMs: init.notifyResendMs }),
+    ...(init.notifyQueueSize === undefined ? {} : { queueSize: init.notifyQueueSize }),
+    ...(init.notifyTimeoutMs === undefined ? {} : { timeoutMs: init.notifyTimeoutMs }),
+    logger: component(root, 'notify'),
+  })
+  health.onEvaluated(() => notifier.update())
+  membership.onChange(() => notifier.update())
+
   // Copies of every member's events on `replicas` members (node/replica/).
   const replicator = createReplicator({
     selfPeerId: identity.peerId,
@@ -221,6 +264,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
       log,
       membership,
       mesh,
+      notifications: () => notifier.counts(),
       ...(collector === undefined ? {} : { collector }),
       health: () => {
         const array = healthOfArray().array
@@ -350,6 +394,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         cluster.start()
         collector?.start()
         health.start()
+        notifier.start()
       } catch (err) {
         await server?.close(0)
         await replicator.stop()
@@ -377,6 +422,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         cluster.stop()
         collector?.stop()
         await health.stop()
+        await notifier.stop()
         await replicator.stop()
         await mesh
           .stop({ leaving: true })

@@ -34,6 +34,12 @@ export interface MemberInit {
   retentionIntervalMs?: number
   /** Longest wait for another member at a restore of a replaced data dir, ms; tests shorten it. Default 30 s. */
   restoreWaitMs?: number
+  /** How often an alert that still fires is sent again, ms (node/health/notify.ts). Default 60 s. */
+  notifyResendMs?: number
+  /** Notifications waiting per target at most. Default 256. */
+  notifyQueueSize?: number
+  /** One notification request's deadline, ms. Default 5 s. */
+  notifyTimeoutMs?: number
 }
 
 export interface Member {

@@ -24,6 +24,8 @@ export interface MemberStats {
   memberTransitions(): Array<{ from: MemberState; to: MemberState; count: number }>
   /** Requests peers made of this member, by protocol and outcome. */
   peerRequests(): Array<{ protocol: string; outcome: string; count: number }>
+  /** Health notifications by target kind, alert scope and outcome (node/health/notify.ts). */
+  notifications(): Array<{ kind: string; scope: string; outcome: string; count: number }>
   /** Membership messages and updates refused (undecodable, over the rate, badly signed, not allowed). */
   membershipDropped(): number
   /** Connections this member holds now, and how many of them go to its neighbours. */
@@ -150,6 +152,7 @@ export interface StatsParts {
   }
   collector?: { latest(): HostSample | undefined }
   health: () => HealthReading
+  notifications?: () => Array<{ kind: string; scope: string; outcome: string; count: number }>
   /** The budget's division and the requests' gate. */
   memory: {
     plan: { budget: number; blockCacheBytes: number; memtableBytes: number }
@@ -182,6 +185,7 @@ export function createMemberStats(parts: StatsParts): MemberStats {
     },
     memberTransitions: () => parts.membership.transitions(),
     peerRequests: () => parts.mesh.counters.peerRequests.map((r) => ({ ...r })),
+    notifications: () => parts.notifications?.() ?? [],
     membershipDropped: () => parts.mesh.counters.membershipDropped,
     connections: () => parts.mesh.connections(),
     membershipTraffic: () => ({

@@ -167,3 +167,22 @@ export const DEFAULT_RULES: Rule[] = [
     state: 'warning',
   },
 ]
+
+/** A rule in words, for alerts: what it measures and when it fires. */
+export function describeRule(rule: Rule): string {
+  if (rule.kind === 'member') {
+    const m = rule.metric
+    const what =
+      'type' in m
+        ? `${m.measure} of ${m.type}${m.minSeverity === undefined ? '' : ` (${m.minSeverity} or worse)`} over ${rule.window ?? '1m'}`
+        : 'clockOffsetMs' in m
+          ? 'the largest clock offset from the others, ms'
+          : 'the clock jump, ms'
+    return `${what} ${rule.op} ${rule.threshold} for ${rule.for}`
+  }
+  const w = rule.when
+  if ('aliveBelow' in w)
+    return `fewer than ${w.aliveBelow === 'majority' ? 'a majority' : w.aliveBelow} of the members alive`
+  if ('membersIn' in w) return `at least ${w.atLeast ?? 1} member(s) ${w.membersIn.join(' or ')}`
+  return `at least ${w.atLeast ?? 1} member(s) ${w.membersWithHealth} or worse`
+}

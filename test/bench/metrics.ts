@@ -57,6 +57,7 @@ const member = createExporter({
       bytes: { sent: 100_000, received: 100_000 },
     }),
     health: () => ({ name: 'bench', member: 'ok', array: 'ok', rules: [] }),
+    notifications: () => [],
     hostSample: () => ({
       at: Date.now(),
       cpu: { all: 0.42, cores: [0.4, 0.44] },
