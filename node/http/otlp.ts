@@ -8,7 +8,8 @@
 // what the specification says they may.
 
 import { createRoute } from '@hono/zod-openapi'
-import { UnsupportedMediaTypeError } from '../errors.ts'
+import type { Context } from 'hono'
+import { BusyError, LimitExceededError, UnsupportedMediaTypeError } from '../errors.ts'
 import type { EventInput, EventLimits } from '../event/event.ts'
 import type { Ingest, IngestLimits } from '../ingest/ingest.ts'
 import {
@@ -18,6 +19,7 @@ import {
   OtlpDecodeError,
   otlpEncoding,
 } from '../ingest/otlp.ts'
+import { BODY_HEAP_FACTOR, type MemoryGate } from '../memory.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { createRoutes, errorResponse, OTLP_CONTENT_TYPE, otlpError } from './errors.ts'
 
@@ -26,7 +28,17 @@ export interface OtlpRoutesComponents {
   ingestLimits: IngestLimits
   eventLimits: EventLimits
   recorder: MemberRecorder
+  /** The requests' share of the memory budget. Default: no limit. */
+  requestMemory?: MemoryGate
 }
+
+/**
+ * Heap a request takes while decoded and mapped, per byte of its (decoded)
+ * body, measured: 10,000 records took 25 times their protobuf and 7 times
+ * their JSON. The body itself is already held (BODY_HEAP_FACTOR); the rest
+ * is taken before decoding.
+ */
+const DECODED_HEAP_FACTOR = { protobuf: 26, json: 8 } as const
 
 export function createOtlpRoutes(components: OtlpRoutesComponents) {
   const app = createRoutes()
@@ -71,50 +83,83 @@ export function createOtlpRoutes(components: OtlpRoutesComponents) {
         )
       // The app bounds the body, decoded, before this reads it.
       const body = new Uint8Array(await c.req.arrayBuffer())
-      let request: ReturnType<typeof decodeLogsRequest>
+      const gate = components.requestMemory
+      const extra = body.byteLength * (DECODED_HEAP_FACTOR[encoding] - BODY_HEAP_FACTOR)
+      if (gate !== undefined) {
+        const heldForBody = body.byteLength * BODY_HEAP_FACTOR
+        if (extra + heldForBody > gate.limit)
+          throw new LimitExceededError(
+            `an OTLP request of ${body.byteLength} bytes (${encoding}) takes more memory to decode than this member's requests may hold; send smaller batches; nothing was stored`,
+            [
+              {
+                field: 'body',
+                message: `at most ${Math.floor(gate.limit / DECODED_HEAP_FACTOR[encoding])} bytes of ${encoding}`,
+              },
+            ],
+          )
+        if (!gate.tryTake(extra))
+          throw new BusyError(
+            `this member's requests in flight hold their whole share of its memory budget (${gate.limit} bytes); nothing was stored; retry in 1s`,
+          )
+      }
       try {
-        request = decodeLogsRequest(body, encoding)
-      } catch (err) {
-        if (err instanceof OtlpDecodeError) return otlpError(c, 400, err.message)
-        throw err
+        return await take(c, body, encoding, started)
+      } finally {
+        gate?.give(extra)
       }
-      const { records, total } = mapLogsRequest(request, components.eventLimits, max)
-      const events: EventInput[] = []
-      // Past the per-request limit, records are refused, the others kept.
-      let refused = total - records.length
-      let reason =
-        refused > 0
-          ? `log records ${max} and after: a request may carry at most ${max} (--max-events-per-request)`
-          : ''
-      if (records.length > 0) {
-        const checked = components.ingest.checkEvents(records.map((r) => r.event))
-        // The first reason: an invalid record comes before those past the limit.
-        let named = false
-        checked.forEach((c, i) => {
-          if (!Array.isArray(c)) {
-            events.push(c)
-            return
-          }
-          refused++
-          if (!named) {
-            named = true
-            const problem = c[0]
-            reason = `log record ${i}: ${problem?.field.replace(/^events\[\d+\]\.?/, '') || 'record'} ${problem?.message ?? 'is invalid'}`
-          }
-        })
-      }
-      if (events.length > 0) await components.ingest.submit(events)
-      components.recorder.ingest((performance.now() - started) / 1000, events.length)
-      components.recorder.otlp({
-        stored: events.length,
-        refused,
-        droppedAttributes: records.reduce((n, r) => n + r.droppedAttributes, 0),
-        truncated: records.filter((r) => r.truncated).length,
-      })
-      return c.body(encodeLogsResponse(encoding, refused, reason) as never, 200, {
-        'content-type': OTLP_CONTENT_TYPE[encoding],
-      })
     },
   )
+
+  /** Decodes, maps, validates and stores a request's records; answers OTLP's response. */
+  async function take(
+    c: Context,
+    body: Uint8Array,
+    encoding: 'protobuf' | 'json',
+    started: number,
+  ): Promise<Response> {
+    let request: ReturnType<typeof decodeLogsRequest>
+    try {
+      request = decodeLogsRequest(body, encoding)
+    } catch (err) {
+      if (err instanceof OtlpDecodeError) return otlpError(c, 400, err.message)
+      throw err
+    }
+    const { records, total } = mapLogsRequest(request, components.eventLimits, max)
+    const events: EventInput[] = []
+    // Past the per-request limit, records are refused, the others kept.
+    let refused = total - records.length
+    let reason =
+      refused > 0
+        ? `log records ${max} and after: a request may carry at most ${max} (--max-events-per-request)`
+        : ''
+    if (records.length > 0) {
+      const checked = components.ingest.checkEvents(records.map((r) => r.event))
+      // The first reason: an invalid record comes before those past the limit.
+      let named = false
+      checked.forEach((c, i) => {
+        if (!Array.isArray(c)) {
+          events.push(c)
+          return
+        }
+        refused++
+        if (!named) {
+          named = true
+          const problem = c[0]
+          reason = `log record ${i}: ${problem?.field.replace(/^events\[\d+\]\.?/, '') || 'record'} ${problem?.message ?? 'is invalid'}`
+        }
+      })
+    }
+    if (events.length > 0) await components.ingest.submit(events)
+    components.recorder.ingest((performance.now() - started) / 1000, events.length)
+    components.recorder.otlp({
+      stored: events.length,
+      refused,
+      droppedAttributes: records.reduce((n, r) => n + r.droppedAttributes, 0),
+      truncated: records.filter((r) => r.truncated).length,
+    })
+    return c.body(encodeLogsResponse(encoding, refused, reason) as never, 200, {
+      'content-type': OTLP_CONTENT_TYPE[encoding],
+    })
+  }
   return app
 }

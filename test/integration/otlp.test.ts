@@ -14,6 +14,7 @@ import protobuf from 'protobufjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Member } from '../../node/index.ts'
 import { DEFAULT_INGEST_LIMITS } from '../../node/ingest/ingest.ts'
+import { encodeLogsRequest } from '../../node/ingest/otlp.ts'
 import { metricSample, removeTempDirs, startArray } from '../helpers.ts'
 
 const members: Member[] = []
@@ -188,6 +189,25 @@ describe('OTLP/HTTP logs from the OpenTelemetry JS SDK', () => {
     expect(((await badJson.json()) as { code: number }).code).toBe(3)
     const wrongType = await post('{}', 'text/plain')
     expect(wrongType.status).toBe(415)
+    // A request that would decode past the requests' share of the memory
+    // budget (16 MiB here: protobuf takes 26 times its size) is refused
+    // before it is decoded.
+    const big = encodeLogsRequest({
+      resourceLogs: [
+        {
+          scopeLogs: [
+            {
+              logRecords: Array.from({ length: 3 }, (_, i) => ({
+                body: { stringValue: `${i} ${'x'.repeat(300_000)}` },
+              })),
+            },
+          ],
+        },
+      ],
+    })
+    expect(big.byteLength).toBeGreaterThan((16 * 1024 ** 2) / 26)
+    const tooBig = await post(big, 'application/x-protobuf')
+    expect(tooBig.status).toBe(413)
     // A bomb: 413, as a Status.
     const bomb = await post(
       gzipSync(Buffer.alloc(64 * 1024 * 1024)),
