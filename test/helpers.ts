@@ -157,6 +157,17 @@ export const triggerRule = (threshold: number) => ({
   state: 'warning',
 })
 
+/** Replaces a member's health rules with the trigger rule at `threshold` (PUT /v1/config/health), which must succeed. */
+export async function putTriggerRule(m: Member, threshold: number): Promise<void> {
+  const response = await m.app.request('/v1/config/health', {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ rules: [triggerRule(threshold)] }),
+  })
+  if (response.status !== 200)
+    throw new Error(`PUT /v1/config/health answered ${response.status}: ${await response.text()}`)
+}
+
 /** Posts events as JSON to a member's app; answers the response. */
 export function postEvents(member: Member, body: unknown): Promise<Response> {
   return Promise.resolve(

@@ -1,7 +1,7 @@
 // The monitoring examples are true: Prometheus accepts the scrape config, and
 // every metric the Grafana dashboard asks for is one a member exports.
 
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml'
 import { createMember, type Member } from '../../node/index.ts'
 import { encodeLogsRequest } from '../../node/ingest/otlp.ts'
 import { removeTempDirs, testConfig, waitFor } from '../helpers.ts'
+import { runNode } from '../process/harness.ts'
 
 const EXAMPLES = join(import.meta.dirname, '..', '..', 'examples')
 const members: Member[] = []
@@ -120,21 +121,10 @@ describe('examples', () => {
     it('the OpenTelemetry JS SDK snippet runs and its records arrive as events', async () => {
       const m = await tokenMember()
       // Not spawnSync: the member answering it runs in this process.
-      const child = spawn(process.execPath, [join(EXAMPLES, 'otel', 'send-logs.ts')], {
-        env: { ...process.env, CHORUS_URL: m.url, CHORUS_TOKEN: TOKEN },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const { code, stdout, stderr } = await runNode([join(EXAMPLES, 'otel', 'send-logs.ts')], {
+        env: { CHORUS_URL: m.url, CHORUS_TOKEN: TOKEN },
+        timeoutMs: 30_000,
       })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString()
-      })
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString()
-      })
-      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-      const code = await new Promise((resolve) => child.once('exit', resolve))
-      clearTimeout(timer)
       expect(code, stderr).toBe(0)
       expect(stdout).toBe('sent 2 log records\n')
       const declined = await read(m, 'type=payment.declined')

@@ -40,6 +40,7 @@ import {
 import {
   type ApiBody,
   postEvents,
+  putTriggerRule,
   removeTempDirs,
   startArray,
   stateOf,
@@ -76,15 +77,6 @@ async function hostile(name?: string): Promise<HostilePeer> {
   const peer = await startHostilePeer(name === undefined ? {} : { name })
   hostiles.push(peer)
   return peer
-}
-
-async function putRules(m: Member, threshold: number) {
-  const response = await m.app.request('/v1/config/health', {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ rules: [triggerRule(threshold)] }),
-  })
-  expect(response.status).toBe(200)
 }
 
 /**
@@ -169,7 +161,7 @@ describe('a hostile peer with the mesh keys', () => {
       what: 'version 1 everywhere',
       timeoutMs: SPREAD_MS,
     })
-    await putRules(b, 3)
+    await putTriggerRule(b, 3)
     await waitFor(
       () =>
         [a, b, c].every(
@@ -192,7 +184,7 @@ describe('a hostile peer with the mesh keys', () => {
       [b, 2],
       [a, 3],
     ] as const) {
-      await putRules(m, version)
+      await putTriggerRule(m, version)
       await waitFor(() => [a, b].every((x) => x.healthConfig.current().version === version), {
         what: `version ${version} on the members that stayed`,
       })

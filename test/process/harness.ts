@@ -41,11 +41,22 @@ export interface StartOptions {
 }
 
 /** Runs `chorus <args>` to completion (bounded), for CLI tests. */
-export async function runCli(
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runNode([CLI, ...args], options)
+}
+
+/**
+ * Runs `node <args>` to completion (bounded, killed past `timeoutMs`),
+ * without blocking this process (a member it talks to may run here).
+ */
+export async function runNode(
   args: string[],
   { env = {}, timeoutMs = 20_000 }: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, args, {
     env: { ...process.env, CHORUS_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

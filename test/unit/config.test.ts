@@ -154,6 +154,7 @@ describe('member configuration', () => {
       },
       replicas: 2,
       rereplicateAfterMs: 60_000,
+      notify: { alertmanagers: [], webhooks: [], arrayName: 'chorus' },
     })
   })
 
@@ -187,7 +188,7 @@ describe('member configuration', () => {
     const a = '/ip4/127.0.0.1/tcp/7801'
     const b = '/ip4/127.0.0.1/tcp/7802'
     await writeFile(file, `join:\n  - ${a}\n  - ${b}\nlisten: ${a}\n`)
-    expect(LIST_OPTIONS).toEqual(['listen', 'join', 'allow-peer'])
+    expect(LIST_OPTIONS).toEqual(['listen', 'join', 'allow-peer', 'alertmanager', 'webhook'])
     const fromFile = (flags: ConfigSources['flags'], env: ConfigSources['env'] = {}) =>
       resolveConfig({ flags, env, configFile: file })
     const listed = join(await tempDir(), 'chorus.yaml')
@@ -287,5 +288,51 @@ describe('member configuration', () => {
     // --config names the file the options come from; it is not one of them.
     named.delete('config')
     expect([...named].sort()).toEqual([...START_OPTIONS].sort())
+  })
+
+  it('takes where health goes: Alertmanager and webhook URLs, their credentials and secret from files, refused with the option named', async () => {
+    const dir = await tempDir()
+    const bearer = join(dir, 'am-bearer')
+    await writeFile(bearer, 'Bearer s3cr3t-token\n')
+    const basic = join(dir, 'am-basic')
+    await writeFile(basic, 'basic alice:pw\n')
+    const secret = join(dir, 'hook-secret')
+    await writeFile(secret, 'sixteen-or-more-characters\n')
+    const config = resolveConfig({
+      flags: {
+        alertmanager: ['http://127.0.0.1:9093', 'https://am.example:9093/'],
+        'alertmanager-credentials': bearer,
+        webhook: 'http://127.0.0.1:8080/hook',
+        'webhook-secret': secret,
+        'array-name': 'prod-eu',
+      },
+      env: {},
+    })
+    expect(config.notify).toEqual({
+      alertmanagers: ['http://127.0.0.1:9093', 'https://am.example:9093/'],
+      alertmanagerAuthorization: 'Bearer s3cr3t-token',
+      webhooks: ['http://127.0.0.1:8080/hook'],
+      webhookSecret: 'sixteen-or-more-characters',
+      arrayName: 'prod-eu',
+    })
+    const withBasic = resolveConfig({ flags: { 'alertmanager-credentials': basic }, env: {} })
+    expect(withBasic.notify.alertmanagerAuthorization).toBe(
+      `Basic ${Buffer.from('alice:pw').toString('base64')}`,
+    )
+    expect(() => resolveConfig({ flags: { alertmanager: 'ftp://x' }, env: {} })).toThrow(
+      /alertmanager: .*must be an http:\/\/ or https:\/\/ URL/,
+    )
+    expect(() => resolveConfig({ flags: { webhook: 'not a url' }, env: {} })).toThrow(/webhook: /)
+    await writeFile(basic, 'token-without-a-kind\n')
+    expect(() => resolveConfig({ flags: { 'alertmanager-credentials': basic }, env: {} })).toThrow(
+      /Bearer TOKEN" or "Basic USER:PASSWORD/,
+    )
+    await writeFile(secret, 'short\n')
+    expect(() => resolveConfig({ flags: { 'webhook-secret': secret }, env: {} })).toThrow(
+      /at least 16 characters/,
+    )
+    expect(() => resolveConfig({ flags: { 'array-name': 'no spaces' }, env: {} })).toThrow(
+      /array-name: /,
+    )
   })
 })
