@@ -146,7 +146,7 @@ export function createClusterExporter(init: {
   })
   new Gauge({
     name: 'chorus_health_rule_firing',
-    help: "The member rules that fire for each member, as it announces them (1; a rule that does not fire has no series); state is what the rule makes it.",
+    help: 'The member rules that fire for each member, as it announces them (1; a rule that does not fire has no series); state is what the rule makes it.',
     labelNames: ['member', 'rule', 'state'] as const,
     registers,
     collect() {
