@@ -22,6 +22,7 @@
 // 429/5xx answers, and given up after a few attempts (counted).
 
 import { createHmac } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../log.ts'
 import { holderScore } from '../replica/placement.ts'
 
@@ -142,7 +143,8 @@ export function createNotifier(components: NotifierComponents): Notifier {
           logger.debug({ kind, err: (err as Error).message }, 'a notification could not be sent')
         }
         if (!retry || attempt === ATTEMPTS || stopping.signal.aborted) break
-        await new Promise((resolve) => setTimeout(resolve, delay).unref())
+        // Cut short when the member stops, which waits for the queues.
+        await sleep(delay, undefined, { signal: stopping.signal, ref: false }).catch(() => {})
         delay = Math.min(MAX_RETRY_MS, delay * 2)
       }
       count(kind, message.scope, 'failed')

@@ -167,6 +167,11 @@ describe('webhooks', () => {
     expect(hanging.received).toHaveLength(1)
     // The failing one was asked again (5xx is retried), and never more than the attempts allow.
     await waitFor(() => failing.received.length >= 2, { what: 'a retry of the failing webhook' })
+    // Stopping does not wait for the hanging request (60 s) nor the back-off of the failing one.
+    const stopping = performance.now()
+    await m.stop()
+    members.splice(members.indexOf(m), 1)
+    expect(performance.now() - stopping).toBeLessThan(20_000)
   })
 })
 
