@@ -13,6 +13,7 @@ import {
   Registry,
 } from 'prom-client'
 import type { MemberRecorder, MemberStats } from '../node/stats.ts'
+import { ROCKSDB_BINDING_VERSION, VERSION } from '../node/version.ts'
 
 /** Distinct `type` label values exported by default; the rest are summed under type="other". */
 /** How often the event-loop delay is sampled, ms (each sample wakes the member). */
@@ -286,6 +287,18 @@ export function createExporter(init: ExporterInit): Exporter {
       this.reset()
       for (const r of stats.peerRequests())
         this.inc({ protocol: r.protocol, outcome: r.outcome }, r.count)
+    },
+  })
+  new Gauge({
+    name: 'chorus_build_info',
+    help: 'The build this member runs: chorus version, Node version and RocksDB binding version (always 1).',
+    labelNames: ['version', 'node', 'rocksdb'] as const,
+    registers,
+    collect() {
+      this.set(
+        { version: VERSION, node: process.versions.node, rocksdb: ROCKSDB_BINDING_VERSION },
+        1,
+      )
     },
   })
   new Counter({

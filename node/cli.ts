@@ -2,6 +2,7 @@
 // The chorus command: `start` runs a member; `emit` and `query` are clients
 // of a member's HTTP API. Errors are one line on stderr and a non-zero exit.
 
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createWriteStream, lstatSync, mkdirSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
@@ -22,12 +23,14 @@ import {
   resolveConfig,
   START_OPTIONS,
 } from './config.ts'
-import { isKnownError } from './errors.ts'
+import { ConfigError, isKnownError } from './errors.ts'
 import type { ChorusEvent } from './event/event.ts'
 import { SEVERITIES } from './event/event.ts'
 import { HEALTH_RULES_SETTING } from './health/config.ts'
+import { SCOPES } from './http/auth.ts'
 import { heapFlags } from './memory.ts'
 import { MAX_REPLICAS, MIN_REPLICAS, REPLICAS_SETTING } from './replica/setting.ts'
+import { ROCKSDB_BINDING_VERSION, VERSION } from './version.ts'
 
 const DEFAULT_URL = `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`
 /** How often `query --follow` asks for new events. */
@@ -265,8 +268,29 @@ function formatTable(events: ChorusEvent[]): string {
 
 const program = new Command('chorus')
   .description('An array of servers that answers like one server.')
+  .version(VERSION, '-V, --version', 'print the version')
   .showHelpAfterError()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  // Exit codes: 0 ok, 1 failure, 2 usage or configuration error (commander's own are 1).
+  .exitOverride((err) => {
+    const shown = ['commander.helpDisplayed', 'commander.version', 'commander.help']
+    process.exit(shown.includes(err.code) ? 0 : 2)
+  })
+
+// A reader that goes away (`chorus query | head -1`) ends the command quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0)
+  fail(new CliError(`cannot write to standard output: ${err.code ?? err.message}`))
+})
+
+program
+  .command('version')
+  .description('print the version, and the Node and RocksDB binding versions it runs on')
+  .action(() => {
+    process.stdout.write(
+      `chorus ${VERSION}\nnode ${process.versions.node}\nrocksdb binding ${ROCKSDB_BINDING_VERSION}\n`,
+    )
+  })
 
 const start = program.command('start').description('run a member')
 for (const option of START_OPTIONS) {
@@ -457,6 +481,8 @@ clientOptions(
 
 /** Exit code of an export that ended but is partial (some member's events are missing). */
 const EXIT_PARTIAL = 3
+/** `chorus health`'s exit code by the array's state. */
+const HEALTH_EXIT: Record<string, number> = { ok: 0, warning: 1, critical: 2 }
 
 clientOptions(
   filterOptions(
@@ -708,6 +734,7 @@ clientOptions(
   }
   if (opts.json === true) {
     process.stdout.write(`${JSON.stringify(body)}\n`)
+    process.exitCode = HEALTH_EXIT[body.array.state] ?? 1
     return
   }
   const rows = [
@@ -716,6 +743,8 @@ clientOptions(
     ...body.members.map((m) => [m.name, m.membership, m.state, m.rules.join(',')]),
   ]
   printRows(rows)
+  // For scripts and checks: 0 ok, 1 warning, 2 critical (as Nagios plugins do).
+  process.exitCode = HEALTH_EXIT[body.array.state] ?? 1
 })
 
 const config = program
@@ -829,6 +858,40 @@ async function approvalOf(
     )
   }
 }
+
+config
+  .command('check')
+  .description(
+    'check a configuration as `chorus start` would read it (flags aside: the environment and --config FILE); exit 0, or 2 listing every problem',
+  )
+  .option('--config <file>', 'YAML file with the same keys as the start flags [env CHORUS_CONFIG]')
+  .action((opts: { config?: string }) => {
+    const configFile = opts.config ?? process.env.CHORUS_CONFIG
+    const checked = resolveConfig(
+      configFile === undefined
+        ? { flags: {}, env: process.env }
+        : { flags: {}, env: process.env, configFile },
+    )
+    for (const warning of checked.warnings ?? [])
+      process.stderr.write(`chorus: warning: ${warning}\n`)
+    process.stdout.write(
+      `configuration ok: member ${checked.name}, data dir ${checked.dataDir}, http ${checked.http.host}:${checked.http.port}\n`,
+    )
+  })
+
+program
+  .command('token')
+  .description('make a new random token, and print it and its line for a tokens file')
+  .requiredOption('--scope <scope>', `what it may do: ${SCOPES.join(', ')}`)
+  .action((opts: { scope: string }) => {
+    if (!(SCOPES as readonly string[]).includes(opts.scope))
+      throw new ConfigError(
+        `--scope must be one of ${SCOPES.join(', ')}, got ${JSON.stringify(opts.scope)}`,
+      )
+    const token = randomBytes(32).toString('base64url')
+    process.stderr.write('the token, then its line for --tokens-file:\n')
+    process.stdout.write(`${token}\n${opts.scope} ${token}\n`)
+  })
 
 program
   .command('keygen')

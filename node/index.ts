@@ -42,9 +42,10 @@ import { openEventLog, sinceBoot } from './store/event-log.ts'
 import { loadOrCreateIdentity } from './store/identity.ts'
 import { startRetention } from './store/retention.ts'
 
-export const VERSION = '0.1.0'
+export { VERSION } from './version.ts'
 
 import type { Member, MemberInit } from './member.ts'
+import { VERSION } from './version.ts'
 
 export type { Member, MemberInit }
 

@@ -5,8 +5,9 @@ import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
+import { VERSION } from '../../node/version.ts'
 import { allEvents, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
-import { runCli, startMember, stopAll } from './harness.ts'
+import { CLI, runCli, startMember, stopAll } from './harness.ts'
 
 afterEach(async () => {
   await stopAll()
@@ -27,8 +28,9 @@ describe('chorus emit and query', () => {
     expect(id).toHaveLength(26)
     const stored = await runCli(['query', '--json', '--type', 'deploy.lonely'], { env })
     expect((JSON.parse(stored.stdout) as ResultPage).events.map((e) => e.id)).toEqual([id])
+    // A usage error: exit 2.
     const wrong = await runCli(['emit', '--type', 'x.y', '--durability', 'everywhere'], { env })
-    expect(wrong.code).toBe(1)
+    expect(wrong.code).toBe(2)
     expect(wrong.stderr).toMatch(/--durability/)
   })
 
@@ -261,5 +263,97 @@ describe('SIGTERM', () => {
     const restarted = await startMember({ name: 'graceful', dataDir })
     const stored = (await allEvents(restarted.url)).map((e) => e.id)
     expect(stored).toEqual([...acked].sort())
+  })
+})
+
+describe('chorus for scripts and operators', () => {
+  it('says its version, makes tokens, checks a configuration, and exits 2 on usage errors', async () => {
+    const version = await runCli(['--version'])
+    expect([version.code, version.stdout]).toEqual([0, `${VERSION}\n`])
+    const long = await runCli(['version'])
+    expect(long.stdout).toMatch(
+      new RegExp(`^chorus ${VERSION}\nnode \\d+\\.\\d+\\.\\d+\nrocksdb binding \\d+`),
+    )
+    const unknown = await runCli(['query', '--no-such-flag'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toMatch(/unknown option '--no-such-flag'/)
+    expect((await runCli(['no-such-command'])).code).toBe(2)
+
+    const token = await runCli(['token', '--scope', 'ingest'])
+    expect(token.code).toBe(0)
+    const [value, line] = token.stdout.trim().split('\n') as [string, string]
+    expect(value).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(line).toBe(`ingest ${value}`)
+    const badScope = await runCli(['token', '--scope', 'everything'])
+    expect(badScope.code).toBe(2)
+    expect(badScope.stderr).toMatch(/--scope must be one of ingest, read, admin, metrics/)
+
+    // The token line, as written, is a tokens file a member takes.
+    const dir = await tempDir()
+    const tokens = join(dir, 'tokens')
+    await writeFile(tokens, `${line}\n`, { mode: 0o600 })
+    const good = join(dir, 'good.yaml')
+    await writeFile(
+      good,
+      `name: checked\ndata-dir: ${dir}\ntokens-file: ${tokens}\nhttp: 0.0.0.0:7700\n`,
+    )
+    const ok = await runCli(['config', 'check', '--config', good])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.stdout).toMatch(
+      /^configuration ok: member checked, data dir .*, http 0\.0\.0\.0:7700/,
+    )
+    const bad = join(dir, 'bad.yaml')
+    await writeFile(bad, 'retention: ages\nhttp: nowhere\nreplicas: 9\n')
+    const refused = await runCli(['config', 'check', '--config', bad])
+    expect(refused.code).toBe(2)
+    for (const option of ['retention', 'http', 'replicas'])
+      expect(refused.stderr).toContain(`${option}:`)
+  })
+
+  it('health exits 0 when the array is ok and 2 when it is critical; query | head -1 exits 0', async () => {
+    const member = await startMember({ name: 'cli-h', dataDir: await tempDir() })
+    const env = { CHORUS_URL: member.url }
+    expect((await runCli(['health'], { env })).code).toBe(0)
+    // An array rule that fires at once with one member: critical.
+    const put = await fetch(`${member.url}/v1/config/health`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        rules: [{ name: 'needs-two', kind: 'array', when: { aliveBelow: 2 }, state: 'critical' }],
+      }),
+    })
+    expect(put.status).toBe(200)
+    const critical = await runCli(['health'], { env })
+    expect(critical.code).toBe(2)
+    expect(critical.stdout).toMatch(/needs-two/)
+    expect((await runCli(['health', '--json'], { env })).code).toBe(2)
+
+    // Enough rows that the reader is gone long before they are written.
+    const events = Array.from({ length: 3000 }, (_, i) => ({ type: 'pipe.test', message: `m${i}` }))
+    const posted = await fetch(`${member.url}/v1/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(events),
+    })
+    expect(posted.status).toBe(201)
+    const piped = spawn(
+      'bash',
+      [
+        '-c',
+        `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} query --from 0 --limit 5000 --type pipe.test | head -1 >/dev/null; echo "\${PIPESTATUS[0]}"`,
+      ],
+      { env: { ...process.env, CHORUS_URL: member.url }, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let out = ''
+    let err = ''
+    piped.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+    })
+    piped.stderr.on('data', (d: Buffer) => {
+      err += d.toString()
+    })
+    await new Promise((resolve) => piped.once('exit', resolve))
+    expect(out.trim(), err).toBe('0')
+    expect(err).not.toMatch(/EPIPE|Error/)
   })
 })

@@ -9,7 +9,7 @@ import type { ResultPage } from '../../node/query/coordinator.ts'
 import { tempDir, waitFor } from '../helpers.ts'
 
 const ROOT = join(import.meta.dirname, '..', '..')
-const CLI = join(ROOT, 'node', 'cli.ts')
+export const CLI = join(ROOT, 'node', 'cli.ts')
 const running = new Set<MemberProcess>()
 
 export interface MemberProcess {
