@@ -93,6 +93,7 @@ const START_HELP: Record<StartOption, string> = {
   'webhook-secret':
     'file holding a secret (16+ characters): webhook bodies are signed with HMAC-SHA256 (Chorus-Signature header)',
   'array-name': 'the array label of alerts and webhook messages (default: chorus)',
+  'access-log': 'log one line per HTTP request: method, path, status, duration (default: off)',
 }
 
 /**

@@ -110,6 +110,8 @@ export interface MemberConfig {
   rereplicateAfterMs: number
   /** Where health changes are sent (node/health/notify.ts). Default: nowhere. */
   notify: NotifyConfig
+  /** One log line per HTTP request answered. Default false. */
+  accessLog: boolean
   /**
    * Problems that do not stop a member but deserve a log line at start and
    * on every reload, such as a tokens file that others can read. Default none.
@@ -312,6 +314,7 @@ const OPTIONS = z.object({
     if (secret.length < 16) problem(ctx, `${path} must hold a secret of at least 16 characters`)
     return secret
   }),
+  'access-log': toggle(),
   'array-name': text([
     'must be 1 to 63 letters, digits, . _ or -',
     (t) => /^[A-Za-z0-9._-]{1,63}$/.test(t),
@@ -417,6 +420,7 @@ const MEMBER_OPTIONS = OPTIONS.extend({
       memory,
       replicas: o.replicas,
       rereplicateAfterMs: o['rereplicate-after'],
+      accessLog: o['access-log'],
       notify: {
         alertmanagers: o.alertmanager,
         ...(o['alertmanager-credentials'] === undefined

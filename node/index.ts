@@ -344,6 +344,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     metrics: (accept) => exporter.metrics(accept),
     clusterMetrics: (accept) => cluster.metrics(accept),
     requestMemory,
+    ...(config.accessLog ? { accessLog: component(root, 'access') } : {}),
     replicated: (seq, signal) => replicator.replicated(seq, signal),
     holders: (origin) => replicator.holderRows(origin),
     restoring: () => replicator.restoring() !== undefined,

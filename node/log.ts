@@ -1,6 +1,7 @@
 // Loggers, one per component (`chorus:coordinator`), written as JSON lines to
-// stderr by pino. The level comes from CHORUS_LOG_LEVEL (default `info`;
-// `silent` in tests unless set). Hot paths log at `trace` only.
+// stderr by pino, with the level by name and the time in ISO 8601 (UTC). The
+// level comes from CHORUS_LOG_LEVEL (default `info`; `silent` in tests
+// unless set). Hot paths log at `trace` only.
 
 import pino from 'pino'
 
@@ -19,7 +20,13 @@ export function createRootLogger(init: LoggerInit = {}): Logger {
     process.env.CHORUS_LOG_LEVEL ??
     (process.env.VITEST !== undefined ? 'silent' : 'info')
   return pino(
-    { level, base: init.member === undefined ? {} : { member: init.member } },
+    {
+      level,
+      base: init.member === undefined ? {} : { member: init.member },
+      // "level":"warn" and "time":"2026-11-30T12:00:00.000Z", as people and log shippers read them.
+      formatters: { level: (label) => ({ level: label }) },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
     pino.destination({ fd: 2, sync: false }),
   )
 }

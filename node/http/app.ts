@@ -49,6 +49,8 @@ export interface AppComponents
   clusterMetrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>
   /** The requests' share of the memory budget; ingest bodies take theirs here. Default: no limit. */
   requestMemory?: MemoryGate
+  /** Where each request answered is logged (--access-log); none: not logged. */
+  accessLog?: Logger
 }
 
 /** The routes that take events in, with the ingest body limit and encodings. */
@@ -58,6 +60,22 @@ export function createApp(components: AppComponents) {
   const app = new OpenAPIHono()
   app.onError(createOnError(components.logger))
   app.notFound(notFound)
+  const accessLog = components.accessLog
+  if (accessLog !== undefined)
+    app.use('*', async (c, next) => {
+      const started = performance.now()
+      await next()
+      // The path only: a query string may hold what an operator searched for.
+      accessLog.info(
+        {
+          method: c.req.method,
+          path: c.req.path,
+          status: c.res.status,
+          ms: Math.round((performance.now() - started) * 10) / 10,
+        },
+        'request',
+      )
+    })
   if (components.loopbackOnly) app.use('*', requireLoopbackWhileOpen(components.tokens))
   app.use('*', requireTokens(components.tokens))
   // Every body is bounded before any route reads it: ingest by its own

@@ -357,3 +357,39 @@ describe('chorus for scripts and operators', () => {
     expect(err).not.toMatch(/EPIPE|Error/)
   })
 })
+
+describe('the member log', () => {
+  it('names levels and writes ISO times; with --access-log, one line per request', async () => {
+    const member = await startMember({
+      name: 'cli-log',
+      dataDir: await tempDir(),
+      args: ['--access-log'],
+      env: { CHORUS_LOG_LEVEL: 'info' },
+    })
+    const answered = await fetch(`${member.url}/v1/events?from=0&q=secret-search`)
+    expect(answered.status).toBe(200)
+    await fetch(`${member.url}/v1/nowhere`)
+    const lines = await waitFor(
+      () => {
+        const found = member
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"chorus:access"'))
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+        return found.length >= 2 ? found : undefined
+      },
+      { what: 'two access log lines' },
+    )
+    expect(lines[0]).toMatchObject({
+      level: 'info',
+      msg: 'request',
+      method: 'GET',
+      path: '/v1/events',
+      status: 200,
+    })
+    expect(lines[1]).toMatchObject({ path: '/v1/nowhere', status: 404 })
+    expect(String(lines[0]?.time)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+    // The query string (what was searched for) stays out of the log.
+    expect(member.output()).not.toContain('secret-search')
+  })
+})

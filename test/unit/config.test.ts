@@ -155,6 +155,7 @@ describe('member configuration', () => {
       replicas: 2,
       rereplicateAfterMs: 60_000,
       notify: { alertmanagers: [], webhooks: [], arrayName: 'chorus' },
+      accessLog: false,
     })
   })
 
