@@ -249,20 +249,47 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value]
 }
 
+/** The event table's columns and their widths: the same on every page, so a followed table stays aligned. */
+const TABLE_COLUMNS: ReadonlyArray<readonly [string, number]> = [
+  ['TIME', 24],
+  ['MEMBER', 12],
+  ['TYPE', 24],
+  ['SEVERITY', 8],
+  ['VALUE', 10],
+  ['ATTRS', 32],
+  ['MESSAGE', 0],
+]
+
+/** A cell cut to `width` characters (… marks a cut), then padded; the last column is left whole. */
+function cell(text: string, width: number): string {
+  if (width === 0) return text
+  const cut = text.length > width ? `${text.slice(0, width - 1)}…` : text
+  return cut.padEnd(width)
+}
+
+function tableHeader(): string {
+  return TABLE_COLUMNS.map(([name, width]) => cell(name, width))
+    .join('  ')
+    .trimEnd()
+}
+
 function formatTable(events: ChorusEvent[]): string {
-  const rows = events.map((e) => [
-    new Date(e.ts).toISOString(),
-    e.memberName,
-    e.type,
-    e.severity,
-    e.message ?? '',
-  ])
-  const widths = [24, 4, 4, 8].map((min, i) =>
-    Math.max(min, ...rows.map((r) => (r[i] as string).length)),
-  )
-  return rows
-    .map((r) =>
-      r.map((cell, i) => (i < widths.length ? cell.padEnd(widths[i] as number) : cell)).join('  '),
+  return events
+    .map((e) =>
+      [
+        new Date(e.ts).toISOString(),
+        e.memberName,
+        e.type,
+        e.severity,
+        e.value === undefined ? '' : String(e.value),
+        Object.entries(e.attrs ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+        e.message ?? '',
+      ]
+        .map((text, i) => cell(text, (TABLE_COLUMNS[i] as readonly [string, number])[1]))
+        .join('  ')
+        .trimEnd(),
     )
     .join('\n')
 }
@@ -351,7 +378,12 @@ clientOptions(
     .option('--source <text>', 'origin of the event')
     .option('--value <number>', 'a number that rollups aggregate')
     .option('--time <time>', 'when the event happened, as the client says')
-    .option('--attr <key=value>', 'attribute, repeatable', collect)
+    .option(
+      '--attr <key=value>',
+      'attribute, repeatable (values are text; see --attr-json)',
+      collect,
+    )
+    .option('--attr-json', 'read attribute values as JSON: numbers, true and false stay typed')
     .addOption(
       new Option(
         '--durability <durability>',
@@ -361,7 +393,7 @@ clientOptions(
         .default('local'),
     )
     .option('--timeout <duration>', 'with --durability replicated, how long to wait (default 2s)'),
-).action(async (opts: Record<string, string | string[] | undefined> & ClientOptions) => {
+).action(async (opts: Record<string, string | string[] | boolean | undefined> & ClientOptions) => {
   const event: Record<string, unknown> = { type: opts.type }
   for (const field of ['severity', 'message', 'source', 'time'] as const) {
     if (opts[field] !== undefined) event[field] = opts[field]
@@ -378,14 +410,22 @@ clientOptions(
       const at = pair.indexOf('=')
       if (at <= 0) throw new CliError(`--attr must be key=value, got ${JSON.stringify(pair)}`)
       const raw = pair.slice(at + 1)
-      attrs[pair.slice(0, at)] =
-        raw === 'true'
-          ? true
-          : raw === 'false'
-            ? false
-            : raw !== '' && Number.isFinite(Number(raw))
-              ? Number(raw)
-              : raw
+      // Text unless asked: version=1.10 stays "1.10", not the number 1.1.
+      let value: string | number | boolean = raw
+      if (opts.attrJson === true) {
+        let parsed: unknown
+        try {
+          parsed = JSON.parse(raw)
+        } catch {
+          parsed = raw
+        }
+        if (typeof parsed !== 'string' && typeof parsed !== 'number' && typeof parsed !== 'boolean')
+          throw new CliError(
+            `--attr ${pair.slice(0, at)}: with --attr-json a value is a JSON string, number or boolean`,
+          )
+        value = parsed
+      }
+      attrs[pair.slice(0, at)] = value
     }
     event.attrs = attrs
   }
@@ -409,9 +449,19 @@ clientOptions(
     .option('--after <id>', 'start just after this event id')
     .option('--before <id>', 'start just before this event id')
     .option('--timeout <duration>', 'per-member deadline, e.g. 2s')
-    .option('--json', 'print the whole answer as JSON')
-    .option('--follow', 'keep printing new events as they arrive (Ctrl-C stops)'),
+    .addOption(
+      new Option(
+        '--output <format>',
+        'table (default), json (the whole answer) or ndjson (one event a line)',
+      ).choices(['table', 'json', 'ndjson']),
+    )
+    .option('--json', 'the same as --output json')
+    .option('--follow', 'keep printing new events as they arrive, oldest first (Ctrl-C stops)'),
 ).action(async (opts: Record<string, string | string[] | boolean | undefined> & ClientOptions) => {
+  const output = opts.json === true ? 'json' : ((opts.output as string | undefined) ?? 'table')
+  // Newest first for a person looking; oldest first for a tail.
+  if (opts.order === undefined && opts.cursor === undefined)
+    opts.order = opts.follow === true ? 'asc' : 'desc'
   const params = new URLSearchParams()
   for (const key of [
     'from',
@@ -442,8 +492,12 @@ clientOptions(
     },
     footer: boolean,
   ) => {
-    if (opts.json === true) {
+    if (output === 'json') {
       process.stdout.write(`${JSON.stringify(page)}\n`)
+      return
+    }
+    if (output === 'ndjson') {
+      for (const e of page.events) process.stdout.write(`${JSON.stringify(e)}\n`)
       return
     }
     if (page.events.length > 0) process.stdout.write(`${formatTable(page.events)}\n`)
@@ -458,6 +512,7 @@ clientOptions(
     }
   }
   let page = (await request(opts, 'GET', `v1/events?${params}`)) as Parameters<typeof show>[0]
+  if (output === 'table') process.stdout.write(`${tableHeader()}\n`)
   show(page, opts.follow !== true)
   if (opts.follow !== true) return
   // Tail: each round starts a new set just past the newest event seen.

@@ -62,28 +62,55 @@ describe('chorus emit and query', () => {
     expect(second.code).toBe(0)
     const [id1, id2] = [first.stdout.trim(), second.stdout.trim()]
 
+    // Newest first, with a header, value and attributes, columns of fixed widths.
     const table = await runCli(['query', '--from', '1h'], { env })
     expect(table.code, table.stderr).toBe(0)
     const lines = table.stdout.trim().split('\n')
-    expect(lines[0]).toMatch(/cli-a\s+deploy\.finished\s+warn\s+v2 rolled out/)
-    expect(lines[1]).toMatch(/cli-a\s+deploy\.started\s+info/)
-    expect(lines[2]).toBe(`2 events, first id ${id1}, last id ${id2}`)
+    expect(lines[0]).toMatch(/^TIME\s+MEMBER\s+TYPE\s+SEVERITY\s+VALUE\s+ATTRS\s+MESSAGE$/)
+    expect(lines[1]).toMatch(/cli-a\s+deploy\.started\s+info$/)
+    expect(lines[2]).toMatch(
+      /cli-a\s+deploy\.finished\s+warn\s+12\.5\s+region=eu,canary=true,pods=3\s+v2 rolled out$/,
+    )
+    expect(lines[1]?.indexOf('deploy.')).toBe(lines[2]?.indexOf('deploy.'))
+    expect(lines[3]).toBe(`2 events, first id ${id2}, last id ${id1}`)
 
     const json = await runCli(['query', '--json', '--type', 'deploy.finished', '--limit', '5'], {
       env,
     })
     const page = JSON.parse(json.stdout) as ResultPage
     expect(page.events).toHaveLength(1)
+    // Attribute values are text unless --attr-json.
     expect(page.events[0]).toMatchObject({
       id: id1,
       type: 'deploy.finished',
       severity: 'warn',
       value: 12.5,
-      attrs: { region: 'eu', canary: true, pods: 3 },
+      attrs: { region: 'eu', canary: 'true', pods: '3' },
     })
+    const typed = await runCli(
+      [
+        'emit',
+        '--type',
+        'deploy.typed',
+        '--attr-json',
+        '--attr',
+        'pods=3',
+        '--attr',
+        'version="1.10"',
+      ],
+      { env },
+    )
+    expect(typed.code, typed.stderr).toBe(0)
+    const ndjson = await runCli(['query', '--output', 'ndjson', '--type', 'deploy.typed'], { env })
+    expect(
+      ndjson.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).attrs),
+    ).toEqual([{ pods: 3, version: '1.10' }])
 
     const paged = JSON.parse(
-      (await runCli(['query', '--json', '--limit', '1'], { env })).stdout,
+      (await runCli(['query', '--json', '--limit', '1', '--order', 'asc'], { env })).stdout,
     ) as ResultPage
     expect(paged.events.map((e) => e.id)).toEqual([id1])
     const rollup = await runCli(
