@@ -215,12 +215,14 @@ describe('member configuration', () => {
   })
 
   it('turns a switch on for any value but "false" and "0"', () => {
-    expect(FLAG_OPTIONS).toEqual(['insecure', 'no-collect'])
+    expect(FLAG_OPTIONS).toEqual(['insecure', 'no-collect', 'access-log'])
     const on = (env: Record<string, string>) => resolveConfig({ flags: {}, env })
     expect(on({ CHORUS_INSECURE: 'true' }).insecure).toBe(true)
     expect(on({ CHORUS_INSECURE: 'yes' }).insecure).toBe(true)
     expect(on({ CHORUS_INSECURE: 'false' }).insecure).toBe(false)
     expect(on({ CHORUS_NO_COLLECT: '1' }).collectIntervalMs).toBe(0)
+    expect(on({ CHORUS_ACCESS_LOG: 'true' }).accessLog).toBe(true)
+    expect(on({}).accessLog).toBe(false)
     expect(on({ CHORUS_NO_COLLECT: '0', CHORUS_COLLECT_INTERVAL: '5s' }).collectIntervalMs).toBe(
       5000,
     )
