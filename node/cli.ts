@@ -459,8 +459,14 @@ clientOptions(
     .option('--follow', 'keep printing new events as they arrive, oldest first (Ctrl-C stops)'),
 ).action(async (opts: Record<string, string | string[] | boolean | undefined> & ClientOptions) => {
   const output = opts.json === true ? 'json' : ((opts.output as string | undefined) ?? 'table')
-  // Newest first for a person looking; oldest first for a tail.
-  if (opts.order === undefined && opts.cursor === undefined)
+  // Newest first for a person looking; oldest first for a tail, and from
+  // an id (--after, --before) or a cursor as those name it.
+  if (
+    opts.order === undefined &&
+    opts.cursor === undefined &&
+    opts.after === undefined &&
+    opts.before === undefined
+  )
     opts.order = opts.follow === true ? 'asc' : 'desc'
   const params = new URLSearchParams()
   for (const key of [

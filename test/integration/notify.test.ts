@@ -18,6 +18,7 @@ import {
   putTriggerRule,
   removeTempDirs,
   startArray,
+  stateOf,
   tempDir,
   testConfig,
   waitFor,
@@ -261,7 +262,9 @@ describe('Alertmanager', () => {
     )
   })
 
-  it('gets each array-level alert from one member only, and from another once that one dies', async () => {
+  it('gets each array-level alert from one member only, and from another once that one dies', {
+    timeout: 150_000,
+  }, async () => {
     const am = await startAlertmanager()
     const array = await startArray(3, {
       names: ['aa', 'ab', 'ac'],
@@ -294,8 +297,12 @@ describe('Alertmanager', () => {
     const [sender] = senders as [Member]
     const survivor = rest.find((m) => m !== sender) as Member
     await sender.mesh.stop({ leaving: false })
+    await waitFor(() => stateOf(survivor, sender.name) !== 'alive', {
+      timeoutMs: 40_000,
+      what: 'the sender no longer alive at the survivor',
+    })
     await waitFor(async () => (await sent(survivor)) > 0, {
-      timeoutMs: 45_000,
+      timeoutMs: 40_000,
       what: 'the survivor sending the array alerts',
     })
     const still = (await alertsOf(am)).filter((a) => a.labels.alertname === 'ChorusArrayHealthRule')
