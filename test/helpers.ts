@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { MemberConfig } from '../node/config.ts'
 import { resolveConfig } from '../node/config.ts'
-import { createMember, type Member } from '../node/index.ts'
+import { createMember, type Member, type MemberInit } from '../node/index.ts'
 import type { ResultPage } from '../node/query/coordinator.ts'
 
 /** The loose shape of an API answer as tests read it. */
@@ -95,7 +95,13 @@ export async function allEvents(url: string, params = ''): Promise<ResultPage['e
 /** Starts `count` members in this process on loopback, each joining the first; waits until every table lists all alive. */
 export async function startArray(
   count: number,
-  options: { names?: string[]; overrides?: Partial<MemberConfig>; clock?: () => number } = {},
+  options: {
+    names?: string[]
+    overrides?: Partial<MemberConfig>
+    clock?: () => number
+    /** Given to every member's createMember (timings a test shortens). */
+    init?: MemberInit
+  } = {},
 ): Promise<Member[]> {
   const members: Member[] = []
   for (let i = 0; i < count; i++) {
@@ -107,10 +113,10 @@ export async function startArray(
       join,
       ...options.overrides,
     }
-    const member = await createMember(
-      config,
-      options.clock === undefined ? {} : { clock: options.clock },
-    )
+    const member = await createMember(config, {
+      ...options.init,
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    })
     await member.start()
     members.push(member)
   }

@@ -271,6 +271,9 @@ describe('Alertmanager', () => {
       overrides: {
         notify: { alertmanagers: [am], webhooks: [], arrayName: 'chorus' },
       },
+      // Sent again every second while it fires: a send that failed is not
+      // left to the next minute.
+      init: { notifyResendMs: 1000 },
     })
     members.push(...array)
     const [, , c] = array as [Member, Member, Member]
