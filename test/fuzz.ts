@@ -491,6 +491,17 @@ export async function fuzzRollupParams(runs: number, seed?: number): Promise<num
   return cases
 }
 
+/** A real message cut short, one byte changed, and bytes added after it. */
+function mutations(sample: Uint8Array) {
+  return fc
+    .tuple(fc.nat(), fc.nat(), fc.nat({ max: 255 }), fc.uint8Array({ maxLength: 32 }))
+    .map(([cut, at, value, tail]) => {
+      const copy = Uint8Array.from(sample.subarray(0, Math.max(1, cut % (sample.byteLength + 1))))
+      copy[at % copy.byteLength] = value
+      return Uint8Array.from([...copy, ...tail])
+    })
+}
+
 /**
  * The health-rules topic as a member takes it: random bytes, a real signed
  * set cut, corrupted or grown, and sets signed by a real key with hostile
@@ -527,13 +538,7 @@ export async function fuzzHealthConfig(runs: number, seed?: number): Promise<num
     'not_approved',
     'awaiting_majority',
   ])
-  const mutated = fc
-    .tuple(fc.nat(), fc.nat(), fc.nat({ max: 255 }), fc.uint8Array({ maxLength: 32 }))
-    .map(([cut, at, value, tail]) => {
-      const copy = Uint8Array.from(valid.subarray(0, Math.max(1, cut % (valid.byteLength + 1))))
-      copy[at % copy.byteLength] = value
-      return Uint8Array.from([...copy, ...tail])
-    })
+  const mutated = mutations(valid)
   const signedSpec = fc.record({
     version: fc.oneof(
       fc.integer({ min: -5, max: 5 }),
@@ -615,14 +620,6 @@ const OTLP_SAMPLE = {
 export function fuzzOtlp(runs: number, seed?: number): number {
   const proto = encodeLogsRequest(OTLP_SAMPLE)
   const json = new TextEncoder().encode(JSON.stringify(OTLP_SAMPLE))
-  const mutate = (sample: Uint8Array) =>
-    fc
-      .tuple(fc.nat(), fc.nat(), fc.nat({ max: 255 }), fc.uint8Array({ maxLength: 32 }))
-      .map(([cut, at, value, tail]) => {
-        const copy = Uint8Array.from(sample.subarray(0, Math.max(1, cut % (sample.byteLength + 1))))
-        copy[at % copy.byteLength] = value
-        return Uint8Array.from([...copy, ...tail])
-      })
   let cases = 0
   fc.assert(
     fc.property(
@@ -630,8 +627,8 @@ export function fuzzOtlp(runs: number, seed?: number): number {
         fc
           .uint8Array({ maxLength: 2048 })
           .map((bytes) => ({ bytes, encoding: 'protobuf' as const })),
-        mutate(proto).map((bytes) => ({ bytes, encoding: 'protobuf' as const })),
-        mutate(json).map((bytes) => ({ bytes, encoding: 'json' as const })),
+        mutations(proto).map((bytes) => ({ bytes, encoding: 'protobuf' as const })),
+        mutations(json).map((bytes) => ({ bytes, encoding: 'json' as const })),
         fc.jsonValue().map((v) => ({
           bytes: new TextEncoder().encode(JSON.stringify(v)),
           encoding: 'json' as const,

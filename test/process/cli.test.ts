@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import { VERSION } from '../../node/version.ts'
 import { allEvents, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
-import { CLI, runCli, startMember, stopAll } from './harness.ts'
+import { CLI, runCli, runCommand, startMember, stopAll } from './harness.ts'
 
 afterEach(async () => {
   await stopAll()
@@ -322,12 +322,12 @@ describe('chorus for scripts and operators', () => {
     const good = join(dir, 'good.yaml')
     await writeFile(
       good,
-      `name: checked\ndata-dir: ${dir}\ntokens-file: ${tokens}\nhttp: 0.0.0.0:7700\n`,
+      `name: checked\ndata-dir: ${dir}\ntokens-file: ${tokens}\nhttp: 127.0.0.1:7700\n`,
     )
     const ok = await runCli(['config', 'check', '--config', good])
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.stdout).toMatch(
-      /^configuration ok: member checked, data dir .*, http 0\.0\.0\.0:7700/,
+      /^configuration ok: member checked, data dir .*, http 127\.0\.0\.1:7700/,
     )
     const bad = join(dir, 'bad.yaml')
     await writeFile(bad, 'retention: ages\nhttp: nowhere\nreplicas: 9\n')
@@ -363,23 +363,15 @@ describe('chorus for scripts and operators', () => {
       body: JSON.stringify(events),
     })
     expect(posted.status).toBe(201)
-    const piped = spawn(
+    const piped = await runCommand(
       'bash',
       [
         '-c',
         `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} query --from 0 --limit 5000 --type pipe.test | head -1 >/dev/null; echo "\${PIPESTATUS[0]}"`,
       ],
-      { env: { ...process.env, CHORUS_URL: member.url }, stdio: ['ignore', 'pipe', 'pipe'] },
+      { env: { CHORUS_URL: member.url } },
     )
-    let out = ''
-    let err = ''
-    piped.stdout.on('data', (d: Buffer) => {
-      out += d.toString()
-    })
-    piped.stderr.on('data', (d: Buffer) => {
-      err += d.toString()
-    })
-    await new Promise((resolve) => piped.once('exit', resolve))
+    const [out, err] = [piped.stdout, piped.stderr]
     expect(out.trim(), err).toBe('0')
     expect(err).not.toMatch(/EPIPE|Error/)
   })

@@ -52,11 +52,20 @@ export function runCli(
  * Runs `node <args>` to completion (bounded, killed past `timeoutMs`),
  * without blocking this process (a member it talks to may run here).
  */
-export async function runNode(
+export function runNode(
+  args: string[],
+  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runCommand(process.execPath, args, options)
+}
+
+/** Runs `command <args>` to completion, bounded as runNode is. */
+export async function runCommand(
+  command: string,
   args: string[],
   { env = {}, timeoutMs = 20_000 }: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, args, {
+  const child = spawn(command, args, {
     env: { ...process.env, CHORUS_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
