@@ -279,9 +279,12 @@ describe('member configuration', () => {
     )
   })
 
-  it('names every start option in the README, and no option the member does not take', () => {
-    const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8')
-    const cli = readme.slice(readme.indexOf('\n## CLI\n'))
+  it('names every start option in the reference, and no option the member does not take', () => {
+    const reference = readFileSync(
+      join(import.meta.dirname, '..', '..', 'docs', 'reference.md'),
+      'utf8',
+    )
+    const cli = reference.slice(reference.indexOf('\n## CLI\n'))
     const start = cli.slice(
       cli.indexOf('\n- `start`:'),
       cli.indexOf('\n- `', cli.indexOf('\n- `start`:') + 1),
