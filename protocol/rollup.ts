@@ -4,19 +4,37 @@
 //   rollup request [11, fromMs, toMs, resolution, stepMs, types[], minSeverity,
 //                   byType, bySeverity, origin|null]   origin: the peer id of
 //                   the member whose buckets are asked for, when the member
-//                   asked holds its events (version 2)
+//                   asked holds its events (version 2); version 3 adds
+//                   notTypes[] and attrs[] as the slice protocol's version 4
 //   rollup series  [12, series[]]  each [type|null, severity|null, [[t, bucket bytes]...]];
 //                   the answer ends with a trailer (or an error), as a slice's
 
 import * as frame from './framing.ts'
-import { type AnswerMessage, answerFrom, MAX_TYPE_FILTERS } from './slice.ts'
+import {
+  type AnswerMessage,
+  answerFrom,
+  attrFiltersIn,
+  type NewerFilters,
+  typeListIn,
+  usesNewerFilters,
+} from './slice.ts'
 
 /** `/chorus/rollup/2`: one request, series of buckets, one trailer (or an error). */
 export const ROLLUP_PROTOCOL = '/chorus/rollup/2'
-const MAX_TYPES = MAX_TYPE_FILTERS
+/**
+ * `/chorus/rollup/3`: version 2 and the slice protocol's newer filters
+ * (type exclusion, attributes). A request goes out as the oldest version
+ * that carries it (rollupProtocolOf); a member serves both.
+ */
+export const ROLLUP_FILTER_PROTOCOL = '/chorus/rollup/3'
+
+/** The rollup protocol a request is sent over: the oldest version that carries it. */
+export function rollupProtocolOf(r: NewerFilters): string {
+  return usesNewerFilters(r) ? ROLLUP_FILTER_PROTOCOL : ROLLUP_PROTOCOL
+}
 
 /** A rollup request: one member's buckets of a period, folded into steps and groups. */
-export interface RollupRequest {
+export interface RollupRequest extends NewerFilters {
   /** Start of the period, ms since the epoch, inclusive (a multiple of stepMs). */
   fromMs: number
   /** End of the period, exclusive (a multiple of stepMs). */
@@ -85,26 +103,29 @@ export function encodeRollupRequest(r: RollupRequest): Uint8Array {
       r.byType,
       r.bySeverity,
       r.origin ?? null,
+      ...(usesNewerFilters(r) ? [r.notTypes ?? [], r.attrs ?? []] : []),
     ],
     frame.MAX_REQUEST_BYTES,
   )
 }
 
+/** Decodes a rollup request of version 2 (10 fields) or 3 (12). */
 export function decodeRollupRequest(bytes: Uint8Array): RollupRequest {
-  const [, fromMs, toMs, resolution, stepMs, types, minSeverity, byType, bySeverity, origin] =
-    frame.framed(bytes, frame.MAX_REQUEST_BYTES, frame.KIND_ROLLUP_REQUEST, 10, 'a rollup request')
+  const m = frame.unpack(bytes, frame.MAX_REQUEST_BYTES)
+  if (
+    !Array.isArray(m) ||
+    (m.length !== 10 && m.length !== 12) ||
+    m[0] !== frame.KIND_ROLLUP_REQUEST
+  )
+    throw frame.malformed('not a rollup request')
+  const [, fromMs, toMs, resolution, stepMs, types, minSeverity, byType, bySeverity, origin] = m
   if (origin !== null && (!frame.isString(origin, 128) || origin.length === 0))
     throw frame.malformed('origin')
   if (!frame.isInt(fromMs, 0, 2 ** 48) || !frame.isInt(toMs, 0, 2 ** 48))
     throw frame.malformed('period')
   if (!frame.isInt(resolution, 0, 2) || !frame.isInt(stepMs, 1, 2 ** 40))
     throw frame.malformed('resolution or step')
-  if (
-    !Array.isArray(types) ||
-    types.length > MAX_TYPES ||
-    !types.every((t) => frame.isString(t, 256))
-  )
-    throw frame.malformed('types')
+  typeListIn(types, 'types')
   if (
     !frame.isInt(minSeverity, 0, 4) ||
     typeof byType !== 'boolean' ||
@@ -122,6 +143,12 @@ export function decodeRollupRequest(bytes: Uint8Array): RollupRequest {
     bySeverity,
   }
   if (origin !== null) request.origin = origin
+  if (m.length === 12) {
+    const notTypes = typeListIn(m[10], 'notTypes')
+    const attrs = attrFiltersIn(m[11])
+    if (notTypes.length > 0) request.notTypes = notTypes
+    if (attrs.length > 0) request.attrs = attrs
+  }
   return request
 }
 

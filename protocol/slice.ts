@@ -1,11 +1,14 @@
-// /chorus/slice/3: what a coordinator asks one member for, and the member's
-// answer. Messages (see framing.ts for the framing):
+// /chorus/slice/3 and /4: what a coordinator asks one member for, and the
+// member's answer. Messages (see framing.ts for the framing):
 //
 //   slice request  [1, fromMs, toMs, lower|null, upper|null, position|null,
 //                   reverse, types[], minSeverity, text|null, hwm|null, limit,
 //                   window, origin|null]   where a bound is [id bytes(16), inclusive]
 //                  and origin the peer id of the member whose events are
-//                  asked for when it is not the member asked (one it holds)
+//                  asked for when it is not the member asked (one it holds);
+//                  version 4 adds two fields: notTypes[] (types excluded,
+//                  exact or prefix.*) and attrs[] ([name, text] pairs the
+//                  event's attributes must match, see AttrFilter)
 //   slice head     [8, hwm, behind|null]  first message of every slice answer;
 //                  behind: for a holder's answer, the origin's events it
 //                  knows it lacks (0: none); null when it cannot tell
@@ -45,11 +48,73 @@ import {
  * 3: a request may ask a holder for an origin's events (`origin`).
  */
 export const SLICE_PROTOCOL = '/chorus/slice/3'
+/**
+ * `/chorus/slice/4`: version 3 and two filters, type exclusion and
+ * attributes. A request goes out as the oldest version that carries it
+ * (sliceProtocolOf), so members not yet upgraded still answer every request
+ * that does not use the new filters; a member serves both.
+ */
+export const SLICE_FILTER_PROTOCOL = '/chorus/slice/4'
+/** Most attribute filters of one request (slice or rollup); HTTP refuses more. */
+export const MAX_ATTR_FILTERS = 16
+/** Longest attribute name of a filter (the longest an event may carry). */
+export const MAX_ATTR_FILTER_NAME = 256
+/** Longest attribute value of a filter. */
+export const MAX_ATTR_FILTER_VALUE = 1024
+
+/**
+ * One attribute filter: the attribute `name` equals `text`. A string
+ * attribute matches the same string; a number matches a decimal `text` of
+ * the same value (`1.10` matches 1.1); a boolean matches `true` or
+ * `false`. Filters of one name are alternatives, of different names all
+ * must match.
+ */
+export type AttrFilter = readonly [name: string, text: string]
+
+/** The event filters that only version 4 of the slice and rollup protocols carry. */
+export interface NewerFilters {
+  /** Types excluded, exact or `prefix.*`; empty or absent: none. */
+  notTypes?: readonly string[]
+  /** Attribute filters; empty or absent: none. */
+  attrs?: readonly AttrFilter[]
+}
+
+/** Whether a request uses filters that only the newer protocol versions carry. */
+export function usesNewerFilters(r: NewerFilters): boolean {
+  return (r.notTypes?.length ?? 0) > 0 || (r.attrs?.length ?? 0) > 0
+}
+
+/** The slice protocol a request is sent over: the oldest version that carries it. */
+export function sliceProtocolOf(r: NewerFilters): string {
+  return usesNewerFilters(r) ? SLICE_FILTER_PROTOCOL : SLICE_PROTOCOL
+}
+
+/** A list of type filters off the wire (types or notTypes), or a ProtocolError naming `what`. */
+export function typeListIn(v: unknown, what: string): string[] {
+  if (!Array.isArray(v) || v.length > MAX_TYPE_FILTERS || !v.every((t) => isString(t, 256)))
+    throw malformed(what)
+  return v as string[]
+}
+
+/** Attribute filters off the wire, or a ProtocolError. */
+export function attrFiltersIn(v: unknown): AttrFilter[] {
+  if (!Array.isArray(v) || v.length > MAX_ATTR_FILTERS) throw malformed('attrs')
+  for (const f of v) {
+    if (
+      !Array.isArray(f) ||
+      f.length !== 2 ||
+      !isString(f[0], MAX_ATTR_FILTER_NAME) ||
+      f[0].length === 0 ||
+      !isString(f[1], MAX_ATTR_FILTER_VALUE)
+    )
+      throw malformed('attrs')
+  }
+  return v as AttrFilter[]
+}
 /** Events per batch a member sends at most. */
 export const MAX_BATCH_EVENTS = 1024
 /** Longest type filter list (of a slice or rollup request; HTTP refuses more) and longest single filter string. */
 export const MAX_TYPE_FILTERS = 64
-const MAX_TYPES = MAX_TYPE_FILTERS
 
 /** A bound on ids, exclusive unless `inclusive`. */
 export interface IdBound {
@@ -58,7 +123,7 @@ export interface IdBound {
   inclusive: boolean
 }
 
-export interface SliceRequest {
+export interface SliceRequest extends NewerFilters {
   /** Lower end of the period over `ts`, ms since the epoch, inclusive. */
   fromMs: number
   /** Upper end of the period over `ts`, ms since the epoch, exclusive. */
@@ -175,13 +240,18 @@ export function encodeSliceRequest(r: SliceRequest): Uint8Array {
       r.limit,
       r.window ?? r.limit,
       r.origin ?? null,
+      // Version 4's fields, only where they say something: a version 3 member reads the rest.
+      ...(usesNewerFilters(r) ? [r.notTypes ?? [], r.attrs ?? []] : []),
     ],
     MAX_REQUEST_BYTES,
   )
 }
 
+/** Decodes a slice request of version 3 (14 fields) or 4 (16). */
 export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
-  const m = framed(bytes, MAX_REQUEST_BYTES, KIND_SLICE_REQUEST, 14, 'a slice request')
+  const m = unpack(bytes, MAX_REQUEST_BYTES)
+  if (!Array.isArray(m) || (m.length !== 14 && m.length !== 16) || m[0] !== KIND_SLICE_REQUEST)
+    throw malformed('not a slice request')
   const [
     ,
     fromMs,
@@ -200,8 +270,7 @@ export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   ] = m
   if (!isInt(fromMs, 0, 2 ** 48) || !isInt(toMs, 0, 2 ** 48)) throw malformed('period')
   if (typeof reverse !== 'boolean') throw malformed('reverse')
-  if (!Array.isArray(types) || types.length > MAX_TYPES || !types.every((t) => isString(t, 256)))
-    throw malformed('types')
+  typeListIn(types, 'types')
   if (!isInt(minSeverity, 0, 4)) throw malformed('minSeverity')
   if (text !== null && !isString(text, 1024)) throw malformed('text')
   if (hwm !== null && !isInt(hwm, 0, 2 ** 40)) throw malformed('hwm')
@@ -226,6 +295,12 @@ export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   if (text !== null) out.text = text
   if (hwm !== null) out.hwm = hwm
   if (origin !== null) out.origin = origin
+  if (m.length === 16) {
+    const notTypes = typeListIn(m[14], 'notTypes')
+    const attrs = attrFiltersIn(m[15])
+    if (notTypes.length > 0) out.notTypes = notTypes
+    if (attrs.length > 0) out.attrs = attrs
+  }
   return out
 }
 

@@ -9,7 +9,6 @@ import {
   EventSchema,
   SeverityInputSchema,
   severityRank,
-  TYPE_PATTERN,
 } from '../event/event.ts'
 import type { IdParts } from '../event/id.ts'
 import { decodeId, ID_LENGTH, parseId } from '../event/id.ts'
@@ -23,6 +22,7 @@ import { exportEvents } from '../query/export.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { parseDuration, parseTime } from '../time.ts'
 import { createRoutes, errorResponse, listParam } from './errors.ts'
+import { type ReadFilters, readFilters, withAttrParams } from './filters.ts'
 import { exportNdjson, pageJson } from './stream.ts'
 
 /** Default page size and the largest one. */
@@ -53,7 +53,7 @@ export interface EventRoutesComponents {
 /** How durable an ingest's events are when it is answered. */
 const DURABILITIES = ['local', 'replicated'] as const
 
-const QuerySchema = z.strictObject({
+const QueryShape = {
   from: z.string().optional().openapi({
     description: 'RFC 3339, epoch ms, or a duration back from now (15m). Default 15m.',
   }),
@@ -62,7 +62,8 @@ const QuerySchema = z.strictObject({
     .optional()
     .openapi({ description: 'RFC 3339, epoch ms, or a duration back from now. Default now.' }),
   type: listParam.openapi({
-    description: 'Exact types or prefixes like http.*; repeatable or comma-separated.',
+    description:
+      'Exact types or prefixes like http.*, a leading - excludes (-host.*); repeatable or comma-separated.',
   }),
   severity: SeverityInputSchema.optional().openapi({
     description: 'Minimum severity (any case, or an alias such as warning).',
@@ -92,7 +93,8 @@ const QuerySchema = z.strictObject({
     description:
       'Ask every member directly (flat) or through sub-coordinators (tree). Default: tree above 32 members.',
   }),
-})
+}
+const QuerySchema = withAttrParams(QueryShape)
 
 const MemberRowSchema = z.object({
   member: z.string(),
@@ -128,12 +130,14 @@ function problem(field: string, rule: string, got: string): InvalidInputError {
 type QueryParams = z.output<typeof QuerySchema>
 
 /** An export's parameters: the filters of a page, without its size, cursor or fan-out. */
-const ExportQuerySchema = QuerySchema.omit({
-  limit: true,
-  cursor: true,
-  before: true,
-  fanout: true,
-})
+const {
+  limit: _limit,
+  cursor: _cursor,
+  before: _before,
+  fanout: _fanout,
+  ...ExportShape
+} = QueryShape
+const ExportQuerySchema = withAttrParams(ExportShape)
 
 /** The per-member deadline a request asks for with `timeout`, or the default. */
 function queryTimeout(text: string | undefined, byDefault: number): number {
@@ -154,7 +158,10 @@ function tsOfId(id: string): number {
 }
 
 /** Turns validated query parameters into an EventQuery with defaults applied and times absolute. */
-export function toEventQuery(params: QueryParams, nowMs: number): EventQuery {
+export function toEventQuery(
+  params: z.output<typeof ExportQuerySchema> & Partial<Pick<QueryParams, 'limit' | 'before'>>,
+  nowMs: number,
+): EventQuery {
   const problems: InvalidInputError[] = []
   const time = (field: 'from' | 'to'): number | undefined => {
     const text = params[field]
@@ -187,16 +194,12 @@ export function toEventQuery(params: QueryParams, nowMs: number): EventQuery {
       limit = n
     }
   }
-  for (const type of params.type) {
-    const base = type.endsWith('.*') ? type.slice(0, -2) : type
-    if (!TYPE_PATTERN.test(base))
-      problems.push(
-        problem(
-          'type',
-          'must be a dotted type such as http.request or a prefix such as http.*',
-          type,
-        ),
-      )
+  let filters: ReadFilters = { types: [], notTypes: [], attrs: [] }
+  try {
+    filters = readFilters(params.type, params)
+  } catch (err) {
+    if (!(err instanceof InvalidInputError)) throw err
+    problems.push(err)
   }
   for (const { field, message } of filterProblems(params.type, params.member))
     problems.push(new InvalidInputError(`"${field}": ${message}`, [{ field, message }]))
@@ -229,12 +232,14 @@ export function toEventQuery(params: QueryParams, nowMs: number): EventQuery {
   const query: EventQuery = {
     fromMs,
     toMs,
-    types: params.type,
+    types: filters.types,
     minSeverity: params.severity === undefined ? 0 : severityRank(params.severity),
     members: params.member,
     limit,
     order: params.order ?? 'asc',
   }
+  if (filters.notTypes.length > 0) query.notTypes = filters.notTypes
+  if (filters.attrs.length > 0) query.attrs = filters.attrs
   if (params.q !== undefined && params.q !== '') query.text = params.q
   if (after !== undefined) query.after = after
   if (before !== undefined) query.before = before
@@ -435,10 +440,7 @@ export function createEventRoutes(components: EventRoutesComponents) {
     async (c) => {
       const params = c.req.valid('query')
       const timeoutMs = queryTimeout(params.timeout, components.queryTimeoutMs)
-      const query = toEventQuery(
-        { ...params, limit: undefined, before: undefined, cursor: undefined, fanout: undefined },
-        components.clock(),
-      )
+      const query = toEventQuery(params, components.clock())
       const written = whenWritten('export')
       const chunks = exportEvents(coordinator, query, { timeoutMs, signal: c.req.raw.signal })
       // The first page is opened before the answer starts: a 503 (memory) can still be said.

@@ -2,7 +2,7 @@
 
 import { createRoute, z } from '@hono/zod-openapi'
 import { InvalidInputError } from '../errors.ts'
-import { SeverityInputSchema, severityRank, TYPE_PATTERN } from '../event/event.ts'
+import { SeverityInputSchema, severityRank } from '../event/event.ts'
 import { filterProblems } from '../query/cursor.ts'
 import {
   MAX_ROLLUP_QUANTILES,
@@ -15,6 +15,7 @@ import type { MemberRecorder } from '../stats.ts'
 import { formatDuration, parseDuration, parseTime } from '../time.ts'
 import { createRoutes, errorResponse, listParam } from './errors.ts'
 import { MAX_QUERY_TIMEOUT_MS } from './events.ts'
+import { readFilters, withAttrParams } from './filters.ts'
 import { objectJson } from './stream.ts'
 
 export interface RollupRoutesComponents {
@@ -29,7 +30,7 @@ const AUTO_STEPS_MS = [10_000, 60_000, 300_000, 900_000, 3_600_000, 21_600_000, 
 const DEFAULT_STEPS = 360
 const DEFAULT_PERIOD_MS = 3_600_000
 
-const Query = z.strictObject({
+const Query = withAttrParams({
   from: z.string().optional().openapi({
     description: 'RFC 3339, epoch ms or a duration back from now. Default: 1h before `to`.',
   }),
@@ -39,7 +40,9 @@ const Query = z.strictObject({
   step: z.string().optional().openapi({
     description: 'A duration that is a multiple of 10s, 1m or 1h. Default: at most 360 buckets.',
   }),
-  type: listParam.openapi({ description: 'Exact types or prefixes like http.*; at most 64' }),
+  type: listParam.openapi({
+    description: 'Exact types or prefixes like http.*, a leading - excludes (-host.*); at most 64',
+  }),
   severity: SeverityInputSchema.optional(),
   member: listParam.openapi({ description: 'Member names or peer ids' }),
   by: listParam.openapi({ description: 'Comma list of type, severity, member' }),
@@ -156,15 +159,7 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
       const first = filters[0]
       if (first !== undefined)
         throw new InvalidInputError(`"${first.field}": ${first.message}`, filters)
-      for (const type of p.type) {
-        const base = type.endsWith('.*') ? type.slice(0, -2) : type
-        if (!TYPE_PATTERN.test(base))
-          throw bad(
-            'type',
-            'must be a dotted type such as http.request or a prefix such as http.*',
-            type,
-          )
-      }
+      const { types, notTypes, attrs } = readFilters(p.type, p)
       for (const dim of p.by) {
         if (!['type', 'severity', 'member'].includes(dim))
           throw bad('by', 'must be a comma list of type, severity and member', dim)
@@ -196,10 +191,12 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
             toMs,
             resolution,
             stepMs,
-            types: p.type,
+            types,
             minSeverity: p.severity === undefined ? 0 : severityRank(p.severity),
             byType: p.by.includes('type'),
             bySeverity: p.by.includes('severity'),
+            ...(notTypes.length > 0 ? { notTypes } : {}),
+            ...(attrs.length > 0 ? { attrs } : {}),
           },
           members: p.member,
           byMember: p.by.includes('member'),

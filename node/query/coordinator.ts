@@ -669,6 +669,8 @@ export function createCoordinator(components: CoordinatorComponents): Coordinato
         reverse,
         types: q.types,
         minSeverity: q.minSeverity,
+        ...(q.notTypes === undefined ? {} : { notTypes: q.notTypes }),
+        ...(q.attrs === undefined ? {} : { attrs: q.attrs }),
         limit: sliceLimit,
         // Each member may send its even share of the page and a quarter more
         // before it waits for a grant: evenly spread sets rarely need a round

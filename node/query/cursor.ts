@@ -9,7 +9,13 @@
 
 import { Packr } from 'msgpackr'
 import { z } from 'zod'
-import { MAX_TYPE_FILTERS as PROTOCOL_MAX_TYPE_FILTERS } from '../../protocol/index.ts'
+import {
+  type AttrFilter,
+  MAX_ATTR_FILTER_NAME,
+  MAX_ATTR_FILTER_VALUE,
+  MAX_ATTR_FILTERS,
+  MAX_TYPE_FILTERS as PROTOCOL_MAX_TYPE_FILTERS,
+} from '../../protocol/index.ts'
 import { type FieldProblem, InvalidInputError } from '../errors.ts'
 import { SEVERITIES } from '../event/event.ts'
 import { decodeId, ID_LENGTH } from '../event/id.ts'
@@ -59,6 +65,10 @@ export interface EventQuery {
   fromMs: number
   toMs: number
   types: string[]
+  /** Types excluded (`type=-host.*`), exact or `prefix.*`. */
+  notTypes?: string[]
+  /** Attribute filters (`attr.region=eu`). */
+  attrs?: AttrFilter[]
   minSeverity: number
   /** Member names or peer ids; empty: every member. */
   members: string[]
@@ -98,6 +108,13 @@ const QueryShape = z.strictObject({
   fromMs: z.number().int().nonnegative(),
   toMs: z.number().int().nonnegative(),
   types: z.array(z.string().max(MAX_TYPE_FILTER_LENGTH)).max(MAX_TYPE_FILTERS),
+  notTypes: z.array(z.string().max(MAX_TYPE_FILTER_LENGTH)).max(MAX_TYPE_FILTERS).optional(),
+  attrs: z
+    .array(
+      z.tuple([z.string().min(1).max(MAX_ATTR_FILTER_NAME), z.string().max(MAX_ATTR_FILTER_VALUE)]),
+    )
+    .max(MAX_ATTR_FILTERS)
+    .optional(),
   minSeverity: z
     .number()
     .int()
@@ -133,7 +150,15 @@ const CursorShape = z.tuple([
 
 export function encodeCursor(state: CursorState): string {
   const query: Record<string, unknown> = { ...state.query }
-  for (const key of Object.keys(query)) if (query[key] === undefined) delete query[key]
+  // Absent and empty filters are left out: a cursor is as short as its query.
+  for (const key of Object.keys(query)) {
+    const value = query[key]
+    if (
+      value === undefined ||
+      (key !== 'types' && key !== 'members' && Array.isArray(value) && value.length === 0)
+    )
+      delete query[key]
+  }
   const packed = packr.pack([
     CURSOR_VERSION,
     query,
@@ -175,6 +200,8 @@ export function decodeCursor(text: string): CursorState {
     limit: query.limit,
     order: query.order,
   }
+  if (query.notTypes !== undefined && query.notTypes.length > 0) out.notTypes = query.notTypes
+  if (query.attrs !== undefined && query.attrs.length > 0) out.attrs = query.attrs
   if (query.text !== undefined) out.text = query.text
   if (query.after !== undefined) out.after = query.after
   if (query.before !== undefined) out.before = query.before

@@ -18,11 +18,13 @@ import type { RollupRequest } from '../../protocol/index.ts'
 import { MAX_ROLLUP_CELLS, MAX_ROLLUP_SERIES, ProtocolError } from '../../protocol/index.ts'
 import { InvalidInputError } from '../errors.ts'
 import { severityOfRank } from '../event/event.ts'
-import { memberTag } from '../event/id.ts'
+import { encodeId, memberTag, tsOfIdBytes } from '../event/id.ts'
 import type { MemberRecorder } from '../stats.ts'
-import type { EventLog } from '../store/event-log.ts'
-import { typeMatcher } from '../store/event-scan.ts'
+import { decodeEventValue } from '../store/codec.ts'
+import type { EventLog, EventSpace } from '../store/event-log.ts'
+import { scanEvents, typeMatcher } from '../store/event-scan.ts'
 import {
+  addEvent,
   type Bucket,
   type BucketSeries,
   copyBucket,
@@ -57,6 +59,66 @@ function tooManyCells(cells: number, fields: string[]): InvalidInputError {
   )
 }
 
+/**
+ * Most events one member reads to answer a rollup request with attribute
+ * filters: attributes are not rolled up, so such a request is answered
+ * from the events themselves, and a period holding more is refused
+ * (`too_large`) rather than scanned for minutes.
+ */
+export const MAX_ATTR_ROLLUP_EVENTS = 1_000_000
+
+/** A rolled-up row: one stored bucket of a type and severity, or one event folded into its own. */
+interface RollupRow {
+  type: string
+  severity: number
+  startMs: number
+  bucket: Bucket
+}
+
+/**
+ * The events of `space` that a request with attribute filters selects,
+ * each as a row of its own bucket (attributes are not rolled up, so these
+ * requests are answered from the events).
+ */
+async function* eventRows(
+  space: EventSpace,
+  request: RollupRequest,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<RollupRow[]> {
+  const query = {
+    fromMs: request.fromMs,
+    toMs: request.toMs,
+    reverse: false,
+    types: request.types,
+    minSeverity: request.minSeverity,
+    limit: MAX_ATTR_ROLLUP_EVENTS + 1,
+    window: MAX_ATTR_ROLLUP_EVENTS,
+    hwm: space.lastSeq,
+    ...(request.notTypes === undefined ? {} : { notTypes: request.notTypes }),
+    ...(request.attrs === undefined ? {} : { attrs: request.attrs }),
+  }
+  let read = 0
+  for await (const batch of scanEvents(space, query, signal === undefined ? {} : { signal })) {
+    read += batch.length
+    if (read > MAX_ATTR_ROLLUP_EVENTS)
+      throw new ProtocolError(
+        'too_large',
+        `more than ${MAX_ATTR_ROLLUP_EVENTS} events match the attribute filters: ask for a shorter period`,
+      )
+    yield batch.map((stored) => {
+      const fields = decodeEventValue(stored.value)
+      const bucket = emptyBucket()
+      addEvent(bucket, encodeId(stored.id), fields.value)
+      return {
+        type: fields.type,
+        severity: fields.severity,
+        startMs: tsOfIdBytes(stored.id),
+        bucket,
+      }
+    })
+  }
+}
+
 export type RollupHandler = (
   request: RollupRequest,
   options?: { signal?: AbortSignal },
@@ -81,19 +143,21 @@ export function createRollupHandler(components: { log: EventLog }): RollupHandle
       }
     }
     let buckets = 0
-    const matches = typeMatcher(request.types)
+    const matches = typeMatcher(request.types, request.notTypes)
+    const space = heldTag === undefined ? log : log.held(heldTag)
+    const rows =
+      request.attrs !== undefined && request.attrs.length > 0
+        ? space === undefined
+          ? (async function* () {})()
+          : eventRows(space, request, options.signal)
+        : log.scanRollups(request.resolution, request.fromMs, request.toMs, heldTag)
     const groups = new Map<
       string,
       { type?: string; severity?: number; steps: Map<number, Bucket> }
     >()
-    for await (const rows of log.scanRollups(
-      request.resolution,
-      request.fromMs,
-      request.toMs,
-      heldTag,
-    )) {
+    for await (const chunk of rows) {
       options.signal?.throwIfAborted()
-      for (const row of rows) {
+      for (const row of chunk) {
         if (row.severity < request.minSeverity || !matches(row.type)) continue
         const key = `${request.byType ? row.type : ''}\u0000${request.bySeverity ? row.severity : ''}`
         let group = groups.get(key)

@@ -6,7 +6,7 @@
 // value bytes, decoded only when a filter needs a field). The key layout it
 // reads is keys.ts's; nothing outside node/store/ needs to know it.
 
-import type { IdBound, SliceRequest, StoredEvent } from '../../protocol/index.ts'
+import type { AttrFilter, IdBound, SliceRequest, StoredEvent } from '../../protocol/index.ts'
 import { decodeEventValue } from './codec.ts'
 import type { EventSpace } from './event-log.ts'
 import { eventKey, idAtTs, idOfEventKey, idOfTypeIndexKey, idRange, seqOfEventKey } from './keys.ts'
@@ -20,7 +20,8 @@ const MAX_INDEX_MERGE_TYPES = 32
 
 /**
  * Which events to read: a period over ts, id bounds, a position, a
- * direction, types, a minimum severity, text, a limit and the window that
+ * direction, types (included and excluded), a minimum severity, text,
+ * attributes, a limit and the window that
  * sizes the first read, as a slice request states them (their units are
  * documented there, once), with the high-water mark settled: events with
  * a larger `seq` are not read.
@@ -84,12 +85,72 @@ export function matchTypes(filter: readonly string[], known: readonly string[]):
   return [...out].sort()
 }
 
-/** Whether a type passes a filter of exact names and `prefix.*` patterns; an empty filter passes all. */
-export function typeMatcher(filter: readonly string[]): (type: string) => boolean {
-  if (filter.length === 0) return () => true
+/** Whether a type is one of exact names and `prefix.*` patterns. */
+function typeIn(filter: readonly string[]): (type: string) => boolean {
   const exact = new Set(filter.filter((f) => !f.endsWith('.*')))
   const prefixes = filter.filter((f) => f.endsWith('.*')).map((f) => f.slice(0, -1))
   return (type) => exact.has(type) || prefixes.some((p) => type.startsWith(p))
+}
+
+/**
+ * Whether a type passes a filter of exact names and `prefix.*` patterns
+ * (empty: every type) and is none of `exclude` (the same forms).
+ */
+export function typeMatcher(
+  filter: readonly string[],
+  exclude: readonly string[] = [],
+): (type: string) => boolean {
+  const included = filter.length === 0 ? () => true : typeIn(filter)
+  if (exclude.length === 0) return included
+  const excluded = typeIn(exclude)
+  return (type) => included(type) && !excluded(type)
+}
+
+/** The exact types of `known` (sorted) that a filter selects and `exclude` does not remove. */
+export function selectTypes(
+  filter: readonly string[],
+  exclude: readonly string[],
+  known: readonly string[],
+): string[] {
+  const selected = filter.length === 0 ? [...known] : matchTypes(filter, known)
+  if (exclude.length === 0) return selected
+  const excluded = typeIn(exclude)
+  return selected.filter((t) => !excluded(t))
+}
+
+const DECIMAL = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/
+
+/** Whether an attribute's value is what a filter's text names (see AttrFilter). */
+function attrEquals(value: string | number | boolean | undefined, text: string): boolean {
+  if (typeof value === 'string') return value === text
+  if (typeof value === 'number') return DECIMAL.test(text) && Number(text) === value
+  if (typeof value === 'boolean') return text === String(value)
+  return false
+}
+
+/**
+ * Whether an event's attributes pass attribute filters: for every name
+ * filtered on, its value equals one of that name's texts. Undefined when
+ * there are no filters.
+ */
+export function attrMatcher(
+  filters: readonly AttrFilter[] | undefined,
+):
+  | ((attrs: Readonly<Record<string, string | number | boolean>> | undefined) => boolean)
+  | undefined {
+  if (filters === undefined || filters.length === 0) return undefined
+  const byName = new Map<string, string[]>()
+  for (const [name, text] of filters) byName.set(name, [...(byName.get(name) ?? []), text])
+  const wanted = [...byName.entries()]
+  return (attrs) => {
+    if (attrs === undefined) return false
+    for (const [name, texts] of wanted) {
+      // Own properties only: a filter on `toString` matches no event.
+      const value = Object.hasOwn(attrs, name) ? attrs[name] : undefined
+      if (!texts.some((text) => attrEquals(value, text))) return false
+    }
+    return true
+  }
 }
 
 /**
@@ -204,22 +265,28 @@ export async function* scanEvents(
   let rows: AsyncGenerator<Array<[Buffer, Buffer]>>
   // Only the time index needs each event's type checked; a type index holds only its type.
   let checkType: ((type: string) => boolean) | undefined
-  if (query.types.length > 0) {
-    const types = matchTypes(query.types, log.types())
+  const exclude = query.notTypes ?? []
+  if (query.types.length > 0 || exclude.length > 0) {
+    const types = selectTypes(query.types, exclude, log.types())
     if (types.length === 0) return end
     if (types.length <= MAX_INDEX_MERGE_TYPES) {
       rows = indexRows(log, types, range, reverse, step)
     } else {
       rows = timeRows(log, range, reverse, step)
-      checkType = typeMatcher(query.types)
+      checkType = typeMatcher(query.types, exclude)
     }
   } else {
     rows = timeRows(log, range, reverse, step)
   }
 
   const text = query.text?.toLowerCase()
+  const checkAttrs = attrMatcher(query.attrs)
   // Without a filter on its fields, a value goes out as it is stored, never decoded here.
-  const filtered = query.minSeverity > 0 || text !== undefined || checkType !== undefined
+  const filtered =
+    query.minSeverity > 0 ||
+    text !== undefined ||
+    checkType !== undefined ||
+    checkAttrs !== undefined
   let batch: StoredEvent[] = []
   let sent = 0
   try {
@@ -240,6 +307,7 @@ export async function* scanEvents(
           if (checkType !== undefined && !checkType(fields.type)) continue
           if (text !== undefined && !(fields.message?.toLowerCase().includes(text) ?? false))
             continue
+          if (checkAttrs !== undefined && !checkAttrs(fields.attrs)) continue
         }
         if (sent === query.limit) {
           end.more = true

@@ -61,6 +61,17 @@ const requestArb: fc.Arbitrary<SliceRequest> = fc
     hwm: fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }),
     limit: fc.integer({ min: 1, max: 10_000 }),
     window: fc.integer({ min: 1, max: 10_000 }),
+    // Version 4's filters: absent (the request then goes out as version 3) or non-empty.
+    notTypes: fc.option(fc.array(fc.string({ maxLength: 40 }), { minLength: 1, maxLength: 10 }), {
+      nil: undefined,
+    }),
+    attrs: fc.option(
+      fc.array(fc.tuple(fc.string({ minLength: 1, maxLength: 40 }), fc.string({ maxLength: 60 })), {
+        minLength: 1,
+        maxLength: 16,
+      }),
+      { nil: undefined },
+    ),
   })
   .map((r) => {
     const out: Record<string, unknown> = { ...r }

@@ -5,9 +5,9 @@
 import { type GroupComponents, groupProtocol } from './group.ts'
 import { type LookupComponents, lookupProtocol } from './lookup.ts'
 import { type ReplicateComponents, replicateProtocol } from './replicate.ts'
-import { type RollupComponents, rollupProtocol } from './rollup.ts'
+import { type RollupComponents, rollupFilterProtocol, rollupProtocol } from './rollup.ts'
 import { type SettingsComponents, settingsProtocol } from './settings.ts'
-import { type SliceComponents, sliceProtocol } from './slice.ts'
+import { type SliceComponents, sliceFilterProtocol, sliceProtocol } from './slice.ts'
 import { type StatsComponents, statsProtocol } from './stats.ts'
 import {
   createProtocolServer,
@@ -27,9 +27,11 @@ export type ServedComponents = SliceComponents &
 
 const SERVED: ReadonlyArray<ServedProtocol<ServedComponents>> = [
   sliceProtocol,
+  sliceFilterProtocol,
   groupProtocol,
   lookupProtocol,
   rollupProtocol,
+  rollupFilterProtocol,
   statsProtocol,
   settingsProtocol,
   replicateProtocol,

@@ -1,4 +1,4 @@
-// /chorus/rollup/2: one request, the member's series of buckets folded into
+// /chorus/rollup/2 and /3: one request, the member's series of buckets folded into
 // the requested steps and groups, then a trailer or an error. The client
 // bounds a member's answer while it reads it (bytes, series, buckets, sketch
 // bins, steps of the period only), so no member can grow a coordinator's
@@ -15,8 +15,10 @@ import {
   MAX_ROLLUP_CELLS,
   MAX_ROLLUP_SERIES,
   ProtocolError,
+  ROLLUP_FILTER_PROTOCOL,
   ROLLUP_PROTOCOL,
   type RollupRequest,
+  rollupProtocolOf,
 } from '../../../protocol/index.ts'
 import {
   type Bucket,
@@ -49,6 +51,12 @@ export const rollupProtocol: ServedProtocol<RollupComponents> = {
   },
 }
 
+/** Version 3 is version 2 with two more filters: one decoder reads both. */
+export const rollupFilterProtocol: ServedProtocol<RollupComponents> = {
+  ...rollupProtocol,
+  protocol: ROLLUP_FILTER_PROTOCOL,
+}
+
 /**
  * Asks one peer for its rollups over /chorus/rollup/2. The answer is bounded
  * while it is read, never after: at most MAX_ROLLUP_ANSWER_BYTES,
@@ -67,7 +75,7 @@ export async function remoteRollup(
   const { name } = peer
   const tooLarge = (what: string) =>
     new ProtocolError('too_large', `${name} sent more than ${what} of rollups`)
-  const { stream, lp } = await open(peer, ROLLUP_PROTOCOL, signal)
+  const { stream, lp } = await open(peer, rollupProtocolOf(request), signal)
   try {
     await lp.write(encodeRollupRequest(request), { signal })
     const series = new Map<string, { s: BucketSeries; steps: Map<number, Bucket> }>()

@@ -1,4 +1,4 @@
-// /chorus/slice/3: one request, then the member's answer under the
+// /chorus/slice/3 and /4: one request, then the member's answer under the
 // coordinator's credit: a head (its high-water mark), batches of events as
 // it stores them, pauses when the grant is used up, and a trailer or an
 // error. The handler answers from this member's own store; the client reads
@@ -18,11 +18,13 @@ import {
   encodeTrailer,
   MAX_SLICE_LIMIT,
   ProtocolError,
+  SLICE_FILTER_PROTOCOL,
   SLICE_PROTOCOL,
   type SliceAnswer,
   type SliceRequest,
   type SliceTrailer,
   type StoredEvent,
+  sliceProtocolOf,
 } from '../../../protocol/index.ts'
 import type { ChorusEvent } from '../../event/event.ts'
 import { createAnswerCheck } from '../../query/slice.ts'
@@ -138,6 +140,12 @@ export const sliceProtocol: ServedProtocol<SliceComponents> = {
   },
 }
 
+/** Version 4 is version 3 with two more filters: one decoder reads both. */
+export const sliceFilterProtocol: ServedProtocol<SliceComponents> = {
+  ...sliceProtocol,
+  protocol: SLICE_FILTER_PROTOCOL,
+}
+
 /**
  * Opens a slice stream to `peer` and waits for its head (the high-water
  * mark); batches follow. Every event is checked against the request and the
@@ -157,7 +165,7 @@ export async function remoteSlice(
   const { signal } = options
   const check = createAnswerCheck(request, tag)
   const { name } = peer
-  const { stream, lp } = await open(peer, SLICE_PROTOCOL, signal)
+  const { stream, lp } = await open(peer, sliceProtocolOf(request), signal)
   const member = options.owner?.member ?? peer.id.toString()
   const ownerName = options.owner?.name ?? name
   const fail = (err: unknown): never => {
