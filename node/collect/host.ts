@@ -2,7 +2,7 @@
 // is needed. Read through Node's own APIs (os, fs.statfs, perf_hooks) and
 // Linux's /proc (stat, meminfo, diskstats, net/dev); each sample is logged
 // as events (so it is queried, rolled up and merged like any event) and
-// kept as the latest reading for the exporter's gauges.
+// kept as the latest reading for the exporter's gauges and counters.
 
 import { readFile, stat, statfs } from 'node:fs/promises'
 import { loadavg } from 'node:os'
@@ -13,11 +13,35 @@ import type { Logger } from '../log.ts'
 /** Most per-core figures carried as attributes of one host.cpu event (attrs are capped at 32). */
 const MAX_CORES_IN_ATTRS = 28
 
+/** The modes of a cpu line of /proc/stat, in its order (guest time is already in user and nice). */
+export const CPU_MODES = [
+  'user',
+  'nice',
+  'system',
+  'idle',
+  'iowait',
+  'irq',
+  'softirq',
+  'steal',
+] as const
+export type CpuMode = (typeof CPU_MODES)[number]
+
+/** /proc/stat counts CPU time in ticks of USER_HZ, 100 a second on Linux (node_exporter assumes it too). */
+const USER_HZ = 100
+
+/** A cpu whose idle count falls back by at least this much, seconds, was taken offline and back: its counts start again. */
+const CPU_RESET_SECONDS = 3
+
 export interface HostSample {
   /** ms since the epoch. */
   at: number
   /** Utilisation since the previous sample, 0..1: whole machine, then per core. Undefined on the first sample. */
   cpu?: { all: number; cores: number[] }
+  /**
+   * CPU time since boot of each online cpu (its number in /proc/stat), seconds by mode; no
+   * figure is lower than in the previous sample (see steadyCpuSeconds).
+   */
+  cpuSeconds: Array<{ cpu: string; seconds: Record<CpuMode, number> }>
   load: [number, number, number]
   memory: {
     totalBytes: number
@@ -46,6 +70,10 @@ export interface HostSample {
 }
 
 interface CpuTimes {
+  /** '' for the machine's line, else the cpu's number. */
+  cpu: string
+  /** Ticks by mode, in CPU_MODES' order. */
+  ticks: number[]
   idle: number
   total: number
 }
@@ -55,12 +83,41 @@ async function readCpuTimes(): Promise<CpuTimes[]> {
   const out: CpuTimes[] = []
   for (const line of text.split('\n')) {
     if (!line.startsWith('cpu')) continue
-    const fields = line.trim().split(/\s+/).slice(1).map(Number)
+    const [name = '', ...rest] = line.trim().split(/\s+/)
+    const fields = rest.map(Number)
+    const ticks = CPU_MODES.map((_, i) => fields[i] ?? 0)
     const idle = (fields[3] ?? 0) + (fields[4] ?? 0) // idle + iowait
-    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0) // user … steal
-    out.push({ idle, total })
+    const total = ticks.reduce((a, b) => a + b, 0) // user … steal
+    out.push({ cpu: name.slice(3), ticks, idle, total })
   }
   return out // [all, cpu0, cpu1, …]
+}
+
+/**
+ * Each online cpu's seconds by mode from /proc/stat's ticks (the machine's
+ * line left out), as counters: the kernel's idle and iowait counts can step
+ * back a little (tickless accounting), which a counter must not, so a figure
+ * below the previous one keeps the previous one, as node_exporter does; only
+ * idle falling back by CPU_RESET_SECONDS or more (the cpu was taken offline
+ * and back) starts the cpu's counts again.
+ */
+export function steadyCpuSeconds(
+  times: Array<Pick<CpuTimes, 'cpu' | 'ticks'>>,
+  previous: HostSample['cpuSeconds'],
+): HostSample['cpuSeconds'] {
+  const before = new Map(previous.map((c) => [c.cpu, c.seconds]))
+  return times
+    .filter((t) => t.cpu !== '')
+    .map((t) => {
+      const now = Object.fromEntries(
+        CPU_MODES.map((mode, i) => [mode, (t.ticks[i] ?? 0) / USER_HZ]),
+      ) as Record<CpuMode, number>
+      const last = before.get(t.cpu)
+      if (last === undefined || last.idle - now.idle >= CPU_RESET_SECONDS)
+        return { cpu: t.cpu, seconds: now }
+      for (const mode of CPU_MODES) now[mode] = Math.max(now[mode], last[mode])
+      return { cpu: t.cpu, seconds: now }
+    })
 }
 
 async function readMemory(): Promise<HostSample['memory']> {
@@ -209,6 +266,7 @@ export function sampleEvents(s: HostSample): EventInput[] {
 
 export function createCollector(init: CollectorInit): Collector {
   let previous: CpuTimes[] | undefined
+  let cpuSeconds: HostSample['cpuSeconds'] = []
   let latest: HostSample | undefined
   let timer: NodeJS.Timeout | undefined
   // Sampled every 100 ms: finer sampling wakes an idle member 100 times a second.
@@ -231,9 +289,11 @@ export function createCollector(init: CollectorInit): Collector {
       cpu = { all: utilisation[0] as number, cores: utilisation.slice(1) }
     }
     previous = times
+    cpuSeconds = steadyCpuSeconds(times, cpuSeconds)
     const usage = process.memoryUsage()
     const s: HostSample = {
       at: init.clock(),
+      cpuSeconds,
       load: loadavg() as [number, number, number],
       memory,
       dataDir,

@@ -61,6 +61,19 @@ const member = createExporter({
     hostSample: () => ({
       at: Date.now(),
       cpu: { all: 0.42, cores: [0.4, 0.44] },
+      cpuSeconds: ['0', '1'].map((cpu) => ({
+        cpu,
+        seconds: {
+          user: 5e4,
+          nice: 10,
+          system: 1e4,
+          idle: 2e5,
+          iowait: 100,
+          irq: 0,
+          softirq: 50,
+          steal: 0,
+        },
+      })),
       load: [1, 0.8, 0.5],
       memory: {
         totalBytes: 24e9,

@@ -39,11 +39,11 @@ describe('examples', () => {
       timeout: 20_000,
     })
     expect(result.status, `${result.stdout}${result.stderr}`).toBe(0)
-    expect(result.stdout).toMatch(/SUCCESS: 4 rules found/)
+    expect(result.stdout).toMatch(/SUCCESS: 5 rules found/)
     const wanted = new Set(
       [...readFileSync(file, 'utf8').matchAll(/\b(chorus_[a-z_]+)\{/g)].map((m) => m[1] as string),
     )
-    expect(wanted.size).toBe(4)
+    expect(wanted.size).toBe(6)
     const member = await createMember({
       ...(await testConfig('alerts')),
       listen: ['/ip4/127.0.0.1/tcp/0'],
