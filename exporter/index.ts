@@ -12,6 +12,7 @@ import {
   type PrometheusContentType,
   Registry,
 } from 'prom-client'
+import { CPU_MODES, type HostSample } from '../node/collect/host.ts'
 import type { MemberRecorder, MemberStats } from '../node/stats.ts'
 import { ROCKSDB_BINDING_VERSION, VERSION } from '../node/version.ts'
 
@@ -107,20 +108,35 @@ function registerMemoryGauges(stats: MemberStats, registers: Registry[]): void {
   })
 }
 
-/** The host collector's latest sample as gauges and counters (none before the first sample). */
-function registerHostGauges(stats: MemberStats, registers: Registry[]): void {
+/**
+ * The host collector's latest sample in node_exporter's manner: a size and
+ * what is left of it as two series (never one label that mixes a total
+ * with its parts, which sum() would add up), CPU as seconds per cpu and
+ * mode. None before the first sample, nor with the collector off.
+ */
+function registerHostMetrics(stats: MemberStats, registers: Registry[]): void {
   const sample = () => stats.hostSample()
-  new Gauge({
-    name: 'chorus_host_cpu_utilisation_ratio',
-    help: 'CPU busy time over the last sampling interval, 0 to 1: core="all" for the machine, then each core.',
-    labelNames: ['core'] as const,
+  /** An unlabelled gauge of one reading; prom-client would show 0 for it with no sample. */
+  const reading = (name: string, help: string, read: (s: HostSample) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        const s = sample()
+        if (s === undefined) this.remove()
+        else this.set(read(s))
+      },
+    })
+  new Counter({
+    name: 'chorus_host_cpu_seconds_total',
+    help: `CPU time of the server since boot, seconds, per cpu and mode (${CPU_MODES.join(', ')}, as /proc/stat counts them); rate() of a mode is the share of that cpu's time spent in it.`,
+    labelNames: ['cpu', 'mode'] as const,
     registers,
     collect() {
       this.reset()
-      const cpu = sample()?.cpu
-      if (cpu === undefined) return
-      this.set({ core: 'all' }, cpu.all)
-      for (const [i, u] of cpu.cores.entries()) this.set({ core: String(i) }, u)
+      for (const { cpu, seconds } of sample()?.cpuSeconds ?? [])
+        for (const mode of CPU_MODES) this.inc({ cpu, mode }, seconds[mode])
     },
   })
   new Gauge({
@@ -137,35 +153,36 @@ function registerHostGauges(stats: MemberStats, registers: Registry[]): void {
       this.set({ period: '15m' }, load[2])
     },
   })
-  new Gauge({
-    name: 'chorus_host_memory_bytes',
-    help: 'Memory of the server: total, available and used (total - available); swap_total and swap_used.',
-    labelNames: ['kind'] as const,
-    registers,
-    collect() {
-      this.reset()
-      const m = sample()?.memory
-      if (m === undefined) return
-      this.set({ kind: 'total' }, m.totalBytes)
-      this.set({ kind: 'available' }, m.availableBytes)
-      this.set({ kind: 'used' }, m.usedBytes)
-      this.set({ kind: 'swap_total' }, m.swapTotalBytes)
-      this.set({ kind: 'swap_used' }, m.swapUsedBytes)
-    },
-  })
-  new Gauge({
-    name: 'chorus_data_dir_filesystem_bytes',
-    help: 'Size and free space of the filesystem that holds the data dir.',
-    labelNames: ['kind'] as const,
-    registers,
-    collect() {
-      this.reset()
-      const d = sample()?.dataDir
-      if (d === undefined) return
-      this.set({ kind: 'size' }, d.sizeBytes)
-      this.set({ kind: 'free' }, d.freeBytes)
-    },
-  })
+  reading(
+    'chorus_host_memory_total_bytes',
+    'Memory of the server, bytes (MemTotal in /proc/meminfo).',
+    (s) => s.memory.totalBytes,
+  )
+  reading(
+    'chorus_host_memory_available_bytes',
+    'Memory of the server available to programs without swapping, bytes (MemAvailable); used is total minus available.',
+    (s) => s.memory.availableBytes,
+  )
+  reading(
+    'chorus_host_memory_swap_total_bytes',
+    'Swap space of the server, bytes (SwapTotal).',
+    (s) => s.memory.swapTotalBytes,
+  )
+  reading(
+    'chorus_host_memory_swap_free_bytes',
+    'Swap space of the server not in use, bytes (SwapFree); used is total minus free.',
+    (s) => s.memory.swapTotalBytes - s.memory.swapUsedBytes,
+  )
+  reading(
+    'chorus_data_dir_filesystem_size_bytes',
+    'Size of the filesystem that holds the data dir, bytes.',
+    (s) => s.dataDir.sizeBytes,
+  )
+  reading(
+    'chorus_data_dir_filesystem_avail_bytes',
+    'Space of the filesystem that holds the data dir available to unprivileged users such as chorus, bytes (blocks reserved for root excluded).',
+    (s) => s.dataDir.freeBytes,
+  )
   new Counter({
     name: 'chorus_data_dir_device_io_bytes_total',
     help: "Bytes read and written by the data dir's block device since boot (absent on overlay or network filesystems).",
@@ -189,16 +206,6 @@ function registerHostGauges(stats: MemberStats, registers: Registry[]): void {
         this.inc({ interface: n.name, direction: 'received' }, n.receivedBytes)
         this.inc({ interface: n.name, direction: 'sent' }, n.sentBytes)
       }
-    },
-  })
-  new Gauge({
-    name: 'chorus_event_loop_delay_p99_seconds',
-    help: "p99 of the member's event-loop delay over the last sampling interval.",
-    registers,
-    collect() {
-      this.reset()
-      const p = sample()?.process
-      if (p !== undefined) this.set(p.eventLoopDelayP99Seconds)
     },
   })
 }
@@ -392,6 +399,18 @@ export function createExporter(init: ExporterInit): Exporter {
       this.set(stats.storeSizeBytes())
     },
   })
+  new Counter({
+    name: 'chorus_retention_deleted_events_total',
+    help: 'Events deleted by retention since start, own and held copies, by reason: age (older than --retention) or size (the oldest, while the store is over --retention-size).',
+    labelNames: ['reason'] as const,
+    registers,
+    collect() {
+      this.reset()
+      const deleted = stats.retentionDeleted?.() ?? { age: 0, size: 0 }
+      this.inc({ reason: 'age' }, deleted.age)
+      this.inc({ reason: 'size' }, deleted.size)
+    },
+  })
   new Gauge({
     name: 'chorus_store_scans_open',
     help: "Range scans of this member's store open now (slices being served); each holds an iterator.",
@@ -400,7 +419,7 @@ export function createExporter(init: ExporterInit): Exporter {
       this.set(stats.storeScansOpen())
     },
   })
-  registerHostGauges(stats, registers)
+  registerHostMetrics(stats, registers)
   registerMemoryGauges(stats, registers)
   new Gauge({
     name: 'chorus_member_health',

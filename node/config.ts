@@ -57,6 +57,12 @@ export interface MemberConfig {
   http: { host: string; port: number }
   /** Events older than this are deleted, in ms. Default 7d. */
   retentionMs: number
+  /**
+   * Bound of the store's size, bytes: over it the oldest events (own and
+   * held) and the rollups older than them are deleted (node/store/retention.ts).
+   * At least half the memory budget. Default none.
+   */
+  retentionSizeBytes?: number
   /** Rollup buckets of 10 s, 1 min and 1 h older than these are deleted, in ms. Default 2d, 30d, 365d. */
   rollupRetentionMs: [number, number, number]
   /** Per-member deadline of a query, in ms. Default 2s. */
@@ -239,6 +245,17 @@ const OPTIONS = z.object({
     parseHostPort,
   ),
   retention: duration('7d', 60_000),
+  // Off unless given; its least value follows the memory budget (the rule below).
+  'retention-size': z
+    .string()
+    .optional()
+    .transform((t, ctx) => {
+      if (t === undefined) return undefined
+      const bytes = parseBytes(t)
+      if (bytes !== undefined && bytes > 0 && bytes <= 1024 ** 5) return bytes
+      problem(ctx, 'must be a size such as 500MiB or 10GiB', t)
+      return undefined
+    }),
   'query-timeout': duration('2s', 1),
   // Its default follows the memory budget (see the transform below).
   'max-body-bytes': z
@@ -369,6 +386,16 @@ const MEMBER_OPTIONS = OPTIONS.extend({
         `${o['max-body-bytes']} bytes cannot be parsed within the requests' share of --memory-budget ${formatBytes(o['memory-budget'])} (at most ${share} bytes); raise the budget or lower --max-body-bytes`,
         'max-body-bytes',
       )
+    // RocksDB's memtables (up to 1.5 times their eighth of the budget) and
+    // its two uncompressed levels, each about as large, come before any
+    // event can be deleted: a bound below half the budget would be cut into
+    // the newest events and still not be held.
+    const size = o['retention-size']
+    if (size !== undefined && size < o['memory-budget'] / 2)
+      refuse(
+        `--retention-size ${formatBytes(size)} is below half of --memory-budget ${formatBytes(o['memory-budget'])} (${formatBytes(o['memory-budget'] / 2)}), the least a store holds whatever it deletes; raise it or lower the budget`,
+        'retention-size',
+      )
     const { host } = o.http
     if (!o.insecure && tokens.length === 0 && !isLoopback(host))
       refuse(
@@ -393,6 +420,7 @@ const MEMBER_OPTIONS = OPTIONS.extend({
       dataDir: o['data-dir'],
       http: o.http,
       retentionMs: o.retention,
+      ...(o['retention-size'] === undefined ? {} : { retentionSizeBytes: o['retention-size'] }),
       rollupRetentionMs: o['rollup-retention'],
       queryTimeoutMs: o['query-timeout'],
       ingestLimits: {

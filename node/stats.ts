@@ -14,6 +14,8 @@ export interface MemberStats {
   eventTotals(): Array<{ type: string; severity: Severity; count: number }>
   /** Bytes of the member's store on disk. */
   storeSizeBytes(): number
+  /** Events retention deleted since start, by why: older than --retention, over --retention-size. */
+  retentionDeleted?(): { age: number; size: number }
   /** Range scans of the store open now (slices being served), each holding an iterator. */
   storeScansOpen(): number
   /** Rollup buckets found undecodable and skipped since the store opened. */
@@ -160,6 +162,8 @@ export interface StatsParts {
     heapLimit: () => number
   }
   severityOf: (rank: number) => Severity
+  /** Events retention deleted since start, by why; none when absent. */
+  retentionDeleted?: () => { age: number; size: number }
 }
 
 /** The member's readings (MemberStats) from its parts. */
@@ -170,6 +174,7 @@ export function createMemberStats(parts: StatsParts): MemberStats {
         .totals()
         .map((t) => ({ type: t.type, severity: parts.severityOf(t.severity), count: t.count })),
     storeSizeBytes: () => parts.log.sizeBytes(),
+    retentionDeleted: () => parts.retentionDeleted?.() ?? { age: 0, size: 0 },
     storeScansOpen: () => parts.log.openScans,
     corruptBuckets: () => parts.log.corruptBuckets,
     membersByState: () => {

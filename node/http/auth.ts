@@ -1,7 +1,7 @@
 // Bearer-token authentication with scopes. A token has one scope: `ingest`
 // (POST /v1/events), `read` (queries, members, rollups, the API document),
 // `metrics` (/metrics, /metrics/cluster) or `admin` (everything, including
-// DELETE /v1/members). With no tokens configured every route is open (the
+// DELETE /v1/members and POST /v1/backup). With no tokens configured every route is open (the
 // config refuses that on a non-loopback address unless --insecure), but on
 // loopback only requests that name a loopback Host and come from no other
 // web origin get in: a page the operator visits must not reach the member by
@@ -32,6 +32,8 @@ export function scopeOf(method: string, path: string): Scope | undefined {
   if (method === 'POST' && (path === '/v1/events' || path === '/v1/logs')) return 'ingest'
   if (method === 'DELETE' && path.startsWith('/v1/members/')) return 'admin'
   if (method === 'PUT' && path.startsWith('/v1/config/')) return 'admin'
+  // A backup holds every event and the member's private key.
+  if (path === '/v1/backup') return 'admin'
   return 'read'
 }
 

@@ -21,7 +21,7 @@
 
 import { setTimeout as delay } from 'node:timers/promises'
 import { ProtocolError } from '../../protocol/index.ts'
-import { memberTag, seqOfIdBytes } from '../event/id.ts'
+import { idBytes, memberTag, seqOfIdBytes } from '../event/id.ts'
 import type { Logger } from '../log.ts'
 import type { MemberEntry } from '../mesh/membership.ts'
 import {
@@ -65,11 +65,14 @@ export interface ReplicatorInit {
   /** Calls `listener` when the table changes (placement is then computed again). */
   onChange?: (listener: () => void) => void
   /**
-   * The member's data dir was replaced (its identity kept, its store new):
-   * learn its newest seq from the holders of its events before it takes any
-   * event, then pull its events back (see `restoring`).
+   * The member's data dir was replaced (its identity kept, its store new or
+   * restored from a backup): learn its newest seq from the holders of its
+   * events before it takes any event, then pull back those past its own
+   * newest (see `restoring`).
    */
   restore?: boolean
+  /** Called once a restore has settled where new events start (a backup's mark may then go). */
+  restoreSettled?: () => Promise<void>
   /** Longest wait for another member to ask at a restore, ms. Default RESTORE_WAIT_MS. */
   restoreWaitMs?: number
   clock?: () => number
@@ -416,7 +419,7 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   let phase: 'discovering' | 'pulling' | undefined
   // Sealed from the start: no event, not even the collector's, may take a
   // seq before the holders have said which are used.
-  if (init.restore === true && log.lastSeq === 0) {
+  if (init.restore === true) {
     log.seal(SEALED)
     phase = 'discovering'
   }
@@ -442,8 +445,10 @@ export function createReplicator(init: ReplicatorInit): Replicator {
   async function restore(resume: { target: number; seq: number; id?: Uint8Array } | undefined) {
     const signal = restoreStop.signal
     let target = resume?.target ?? 0
-    let restored = resume?.seq ?? 0
-    let restoredId = resume?.id
+    // A store restored from a backup already holds its events up to its own newest.
+    let restored = resume?.seq ?? log.lastSeq
+    let restoredId =
+      resume?.id ?? (log.lastSeq > 0 ? idBytes(log.lastTs, log.tag, log.lastSeq) : undefined)
     if (resume === undefined) {
       phase = 'discovering'
       log.seal(SEALED)
@@ -460,18 +465,27 @@ export function createReplicator(init: ReplicatorInit): Replicator {
       // even when the holder of the last events is away.
       const said = Math.max(0, ...found.map((f) => f.announced))
       target = Math.max(best?.seq ?? 0, said)
-      if (target === 0) {
-        if (!signal.aborted)
+      if (target <= restored) {
+        if (!signal.aborted && restored === 0)
           logger.warn(
             { asked: found.length },
             'no member holds events of this member: it starts afresh from seq 1',
           )
         log.advanceTo(0, 0)
         phase = undefined
+        if (!signal.aborted) await init.restoreSettled?.()
         return
       }
       log.advanceTo(target, best?.ts ?? 0)
-      await log.putRecord(RESTORE_RECORD, encodeRestore({ target, seq: 0 }))
+      await log.putRecord(
+        RESTORE_RECORD,
+        encodeRestore(
+          restoredId === undefined
+            ? { target, seq: restored }
+            : { target, seq: restored, id: restoredId },
+        ),
+      )
+      await init.restoreSettled?.()
       logger.info(
         {
           seq: target,
@@ -607,7 +621,7 @@ export function createReplicator(init: ReplicatorInit): Replicator {
         const kept = await log.getRecord(RESTORE_RECORD)
         const record = kept === undefined ? undefined : decodeRestore(kept)
         if (record !== undefined && record.seq < record.target) await restore(record)
-        else if (init.restore === true && log.lastSeq === 0) await restore(undefined)
+        else if (init.restore === true) await restore(undefined)
       })().catch((err: unknown) => {
         logger.error({ err }, 'restoring the events of this member failed')
         phase = undefined

@@ -62,6 +62,7 @@ import {
   EVENT_PREFIX,
   type EventKeys,
   eventKey,
+  eventKeyRange,
   heldCatalogueKey,
   heldCatalogueRange,
   heldKeys,
@@ -77,6 +78,7 @@ import {
   idempotencyAgeRange,
   idempotencyKey,
   idempotencyKeyOfAgeKey,
+  idOfEventKey,
   metaKey,
   OWN_KEYS,
   parseHeldCatalogueKey,
@@ -85,6 +87,7 @@ import {
   parseTotalKey,
   rollupKey,
   rollupKeyAt,
+  seqOfEventKey,
   tagOfHeldMarkKey,
   totalKey,
   totalsRange,
@@ -205,6 +208,26 @@ export interface RangeScan {
   reverse?: boolean
 }
 
+/** Bytes a snapshot reads at most per batch (and then one record more). */
+export const SNAPSHOT_BATCH_BYTES = 1024 * 1024
+
+/**
+ * Every record of the store, in key order, as it was at one moment: one
+ * RocksDB iterator over the whole keyspace, made when the snapshot is
+ * taken. An iterator reads from the implicit snapshot RocksDB takes when it
+ * is created (no `snapshot` in its read options: the binding exposes no
+ * explicit one), so a write made later is not in it and a batch is in it
+ * whole or not at all: events, their counters and rollups agree. While it
+ * is open it pins the memtables and files it reads (compaction cannot delete
+ * them), so it is closed as soon as it is read or abandoned.
+ */
+export interface StoreSnapshot {
+  /** The next records, about SNAPSHOT_BATCH_BYTES of them; empty at the end. */
+  next(): Promise<Array<[Buffer, Buffer]>>
+  /** Closes the iterator; idempotent. */
+  close(): Promise<void>
+}
+
 /**
  * One member's events as this store keeps them, this member's own or an
  * origin's held here: what a scan reads (event-scan.ts).
@@ -318,8 +341,25 @@ export interface EventLog extends EventSpace {
    */
   appendRestored(events: ReadonlyArray<HeldInput>): number
   findIdempotency(key: string): Promise<IdempotencyRecord | undefined>
-  /** Deletes events with `ts` below `beforeTs` and their index entries. */
-  deleteEventsBefore(beforeTs: number): Promise<void>
+  /**
+   * Deletes events with `ts` below `beforeTs` and their index entries, own
+   * and held copies alike; resolves to how many (countEventsBefore's count).
+   */
+  deleteEventsBefore(beforeTs: number): Promise<number>
+  /**
+   * How many events kept here, own and held copies, have `ts` below
+   * `beforeTs`: counted from their `seq` (one member's are consecutive, and
+   * retention deletes from the oldest), so two seeks per member whose events
+   * are kept, however many there are.
+   */
+  countEventsBefore(beforeTs: number): Promise<number>
+  /** The events kept here, own and held, as countEventsBefore counts them, and the `ts` of the oldest and newest; undefined when none is. */
+  eventSpan(): Promise<{ count: number; oldestTs: number; newestTs: number } | undefined>
+  /**
+   * Every record of the store as it is when this is called, for a backup
+   * (see StoreSnapshot). Throws StoreUnavailableError once the store is closed.
+   */
+  snapshot(): StoreSnapshot
   /** Deletes idempotency records remembered before `beforeMs`; returns how many. */
   deleteIdempotencyBefore(beforeMs: number): Promise<number>
   /**
@@ -354,6 +394,17 @@ export interface EventLog extends EventSpace {
   putRecord(name: string, value: Uint8Array): Promise<void>
   /** Approximate bytes on disk (SST files plus memtables). */
   sizeBytes(): number
+  /**
+   * Bytes of the store's current SST files plus memtables: sizeBytes less
+   * the files that only an open iterator (a scan, a backup) still keeps,
+   * which deleting records cannot free. What --retention-size bounds.
+   */
+  liveBytes(): number
+  /**
+   * Bytes RocksDB's compaction has yet to rewrite to bring its levels back
+   * to their targets (its estimate): 0 once it has caught up with writes.
+   */
+  compactionBacklogBytes(): number
   /** What RocksDB holds in memory now. */
   memory(): StoreMemory
   close(): Promise<void>
@@ -734,6 +785,47 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     return { peerId: origin.peerId, tag: origin.tag, seq, lastId }
   }
 
+  /** The first key of a range, or undefined when it has none. */
+  async function firstKey(range: { gte: Buffer; lt: Buffer }): Promise<Buffer | undefined> {
+    const it = db.iterator({ ...range, limit: 1, values: false })
+    try {
+      return (await it.nextv(1))[0]?.[0]
+    } finally {
+      await it.close()
+    }
+  }
+
+  /** Where each member's events kept here are (this member's own, then each origin's), and their newest. */
+  function eventSpaces(): Array<{ time: Buffer; lastSeq: number; lastTs: number }> {
+    return [
+      { time: EVENT_PREFIX, lastSeq, lastTs },
+      ...[...held.values()].map((o) => ({
+        time: o.keys.time,
+        lastSeq: o.seq,
+        lastTs: o.lastId === undefined ? 0 : tsOfIdBytes(o.lastId),
+      })),
+    ]
+  }
+
+  /**
+   * Events kept here with ts below `beforeTs` (see countEventsBefore): per
+   * member, the seq of its first event at or after it less the seq of its
+   * oldest, both one seek.
+   */
+  async function countBefore(beforeTs: number): Promise<number> {
+    if (closed) return 0
+    const boundary = idAtTs(beforeTs)
+    let count = 0
+    for (const space of eventSpaces()) {
+      const oldest = await firstKey(eventKeyRange(space.time))
+      if (oldest === undefined) continue
+      const at = await firstKey(eventKeyRange(space.time, boundary))
+      const seqAt = at === undefined ? space.lastSeq + 1 : seqOfEventKey(at)
+      count += Math.max(0, seqAt - seqOfEventKey(oldest))
+    }
+    return count
+  }
+
   const eventLog: EventLog = {
     tag,
     keys: OWN_KEYS,
@@ -1027,7 +1119,8 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
     },
 
     async deleteEventsBefore(beforeTs) {
-      if (closed) return
+      if (closed) return 0
+      const count = await countBefore(beforeTs)
       const boundary = idAtTs(beforeTs)
       // DeleteRange: one tombstone per range, so this costs the same for a
       // million old events as for one and does not hold up ingest.
@@ -1044,6 +1137,47 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
           const p = prefix(type)
           await db.clear({ gte: p, lt: typeIndexKey(p, boundary) })
         }
+      }
+      return count
+    },
+
+    countEventsBefore: countBefore,
+
+    async eventSpan() {
+      let count = 0
+      let oldestTs = Number.POSITIVE_INFINITY
+      let newestTs = 0
+      for (const space of eventSpaces()) {
+        const oldest = await firstKey(eventKeyRange(space.time))
+        if (oldest === undefined) continue
+        count += Math.max(0, space.lastSeq - seqOfEventKey(oldest) + 1)
+        oldestTs = Math.min(oldestTs, tsOfIdBytes(idOfEventKey(oldest)))
+        newestTs = Math.max(newestTs, space.lastTs)
+      }
+      return count === 0 ? undefined : { count, oldestTs, newestTs: Math.max(newestTs, oldestTs) }
+    },
+
+    snapshot() {
+      if (closed) throw new StoreUnavailableError('the store is closed')
+      // Made now, so the snapshot is of now (see StoreSnapshot); no bounds:
+      // every record, events, counters, rollups, copies and records alike.
+      const it = db.iterator({ keys: true, values: true, highWaterMarkBytes: SNAPSHOT_BATCH_BYTES })
+      openScans++
+      let open = true
+      const close = async () => {
+        if (!open) return
+        open = false
+        openScans--
+        await it.close()
+      }
+      return {
+        async next() {
+          if (!open) return []
+          const rows = await it.nextv(16_384)
+          if (rows.length === 0) await close()
+          return rows
+        },
+        close,
       }
     },
 
@@ -1126,6 +1260,14 @@ export async function openEventLog(init: EventLogInit): Promise<EventLog> {
 
     sizeBytes() {
       return property('rocksdb.total-sst-files-size') + property('rocksdb.cur-size-all-mem-tables')
+    },
+
+    liveBytes() {
+      return property('rocksdb.live-sst-files-size') + property('rocksdb.cur-size-all-mem-tables')
+    },
+
+    compactionBacklogBytes() {
+      return property('rocksdb.estimate-pending-compaction-bytes')
     },
 
     memory() {

@@ -89,6 +89,24 @@ export function eventKey(id: Uint8Array, time: Buffer = EVENT_PREFIX): Buffer {
   return key
 }
 
+/**
+ * Every event key under `time` (OWN_KEYS.time or an origin's), from the
+ * first id at or after `fromId` when given: in id order, so in `seq` order.
+ */
+export function eventKeyRange(time: Buffer, fromId?: Uint8Array): { gte: Buffer; lt: Buffer } {
+  return { gte: fromId === undefined ? time : eventKey(fromId, time), lt: afterPrefix(time) }
+}
+
+/** True for the key of one of this member's own events ('E'), not a copy's or an index's. */
+export function isOwnEventKey(key: Uint8Array): boolean {
+  return key[0] === EVENT && key.length === 1 + ID_BYTES
+}
+
+/** True for the key of another member's event held here ('H'). */
+export function isHeldEventKey(key: Uint8Array): boolean {
+  return key[0] === HELD && key.length === 1 + TAG_BYTES + ID_BYTES
+}
+
 /** The 16 id bytes of an event or type index key, own or held: its last bytes (a view, not a copy). */
 export function idOfEventKey(key: Buffer): Buffer {
   return key.subarray(key.length - ID_BYTES)
