@@ -5,11 +5,12 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createWriteStream, lstatSync, mkdirSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
+import { appendFile, readFile, writeFile } from 'node:fs/promises'
 import { flushCompileCache } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
+import { getCACertificates, setDefaultCACertificates } from 'node:tls'
 import { generateKey } from '@libp2p/pnet'
 import { Command, Option } from 'commander'
 import { approve, generateAdminKey } from './approval.ts'
@@ -26,6 +27,7 @@ import {
 import { ConfigError, isKnownError } from './errors.ts'
 import type { ChorusEvent } from './event/event.ts'
 import { SEVERITIES } from './event/event.ts'
+import { parseId } from './event/id.ts'
 import { HEALTH_RULES_SETTING } from './health/config.ts'
 import { SCOPES } from './http/auth.ts'
 import { heapFlags } from './memory.ts'
@@ -33,8 +35,6 @@ import { MAX_REPLICAS, MIN_REPLICAS, REPLICAS_SETTING } from './replica/setting.
 import { ROCKSDB_BINDING_VERSION, VERSION } from './version.ts'
 
 const DEFAULT_URL = `http://${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT}`
-/** How often `query --follow` asks for new events. */
-const FOLLOW_INTERVAL_MS = 1000
 
 class CliError extends Error {
   override readonly name = 'CliError'
@@ -51,6 +51,8 @@ const START_HELP: Record<StartOption, string> = {
   'data-dir': "directory for the member's files (default: .chorus/data)",
   http: `HTTP listen address HOST:PORT (default: ${DEFAULT_HTTP_HOST}:${DEFAULT_HTTP_PORT})`,
   retention: 'delete events older than this duration (default: 7d)',
+  'retention-size':
+    "bound of the store's size, such as 10GiB: over it the oldest events and rollups are deleted, at least half of --memory-budget (default: none)",
   'query-timeout': 'per-member deadline of queries (default: 2s)',
   'max-body-bytes':
     'largest ingest request body in bytes (default: 16777216, or less to fit --memory-budget: 8388608 at 128MiB)',
@@ -213,12 +215,113 @@ async function request(
   return body
 }
 
+/** The ts of an event id given on the command line, or a usage error naming `field`. */
+function tsOfId(text: string, field = '--after'): number {
+  const parts = parseId(text)
+  if (parts === undefined)
+    throw new ConfigError(`${field} must be an event id, got ${JSON.stringify(text)}`)
+  return parts.ts
+}
+
+/**
+ * Reads a member's live stream (GET /v1/events/stream, Server-Sent Events):
+ * yields [] once the stream is open (every member's mark taken), then the
+ * events of each chunk as they come. A cut stream is opened again with the
+ * last id it sent (Last-Event-ID), after 1 s and up to 10 s between tries,
+ * until `signal` aborts; an answer that is not 200 ends it with that error.
+ */
+async function* followStream(
+  client: ClientOptions,
+  path: string,
+  signal: AbortSignal,
+): AsyncGenerator<ChorusEvent[]> {
+  const url = new URL(path, client.url.endsWith('/') ? client.url : `${client.url}/`)
+  let lastId: string | undefined
+  let backoffMs = 1000
+  let opened = false
+  while (!signal.aborted) {
+    const headers: Record<string, string> = { accept: 'text/event-stream' }
+    if (client.token !== undefined) headers.authorization = `Bearer ${client.token}`
+    if (lastId !== undefined) headers['last-event-id'] = lastId
+    let response: Response
+    try {
+      response = await fetch(url, { headers, signal })
+    } catch (err) {
+      if (signal.aborted) return
+      if (!opened)
+        throw new CliError(
+          `cannot reach ${client.url}: ${(err as Error).cause ?? (err as Error).message}`,
+        )
+      await new Promise((resolve) => setTimeout(resolve, backoffMs))
+      backoffMs = Math.min(10_000, backoffMs * 2)
+      continue
+    }
+    if (response.status !== 200 || response.body === null)
+      throw refused(response.status, await response.text())
+    if (!opened) {
+      opened = true
+      yield []
+    }
+    backoffMs = 1000
+    const decoder = new TextDecoder()
+    let buffer = ''
+    const reader = response.body.getReader()
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        buffer += decoder.decode(value, { stream: true })
+        const events: ChorusEvent[] = []
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+          const message = buffer.slice(0, end)
+          buffer = buffer.slice(end + 2)
+          let type = 'message'
+          let data = ''
+          for (const line of message.split('\n')) {
+            if (line.startsWith('event: ')) type = line.slice(7)
+            else if (line.startsWith('data: ')) data += line.slice(6)
+            else if (line.startsWith('id: ')) lastId = line.slice(4)
+          }
+          if (type === 'message' && data !== '') events.push(JSON.parse(data) as ChorusEvent)
+        }
+        if (events.length > 0) yield events
+      }
+    } catch {
+      // Cut: opened again below, from the last id.
+    }
+    if (signal.aborted) return
+    await new Promise((resolve) => setTimeout(resolve, backoffMs))
+  }
+}
+
 function clientOptions(command: Command): Command {
   return command
     .addOption(
       new Option('--url <url>', 'member HTTP address').env('CHORUS_URL').default(DEFAULT_URL),
     )
     .addOption(new Option('--token <token>', 'bearer token').env('CHORUS_TOKEN'))
+    .addOption(
+      new Option(
+        '--ca-cert <file>',
+        "PEM certificate(s) to trust for the member's HTTPS besides the system's (a private CA)",
+      ).env('CHORUS_CA_CERT'),
+    )
+    .hook('preAction', async (_command, action) => {
+      const file = action.opts().caCert as string | undefined
+      if (file === undefined) return
+      let pem: string
+      try {
+        pem = await readFile(file, 'utf8')
+      } catch (err) {
+        throw new ConfigError(
+          `--ca-cert: cannot read ${file}: ${(err as NodeJS.ErrnoException).code}`,
+        )
+      }
+      const certs = pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g)
+      if (certs === null) throw new ConfigError(`--ca-cert: ${file} holds no PEM certificate`)
+      // Every HTTPS connection this process makes after this trusts them too.
+      setDefaultCACertificates([...getCACertificates('default'), ...certs])
+    })
 }
 
 /** The filters of a result set, as `query` and `export` take them. */
@@ -226,10 +329,37 @@ function filterOptions(command: Command): Command {
   return command
     .option('--from <time>', 'RFC 3339, epoch ms, or a duration back from now (default 15m)')
     .option('--to <time>', 'end of the period (default now)')
-    .option('--type <type>', 'exact type or prefix like http.*, repeatable', collect)
+    .option(
+      '--type <type>',
+      'exact type or prefix like http.*; a leading - excludes (--type=-host.*); repeatable',
+      collect,
+    )
     .addOption(new Option('--severity <severity>', 'minimum severity').choices(SEVERITIES))
     .option('--member <name>', 'member name or peer id, repeatable', collect)
     .option('--q <text>', 'substring of message')
+    .option(
+      '--where <name=value>',
+      'attribute equals value (numbers and booleans by value); repeatable',
+      collect,
+    )
+}
+
+/** The filters given to a command of filterOptions, as query parameters. */
+function filterParams(opts: Record<string, unknown>): URLSearchParams {
+  const params = new URLSearchParams()
+  for (const key of ['from', 'to', 'severity', 'q'] as const) {
+    const value = opts[key]
+    if (typeof value === 'string') params.set(key, value)
+  }
+  for (const key of ['type', 'member'] as const) {
+    for (const value of (opts[key] as string[] | undefined) ?? []) params.append(key, value)
+  }
+  for (const where of (opts.where as string[] | undefined) ?? []) {
+    const at = where.indexOf('=')
+    if (at < 1) throw new ConfigError(`--where must be name=value, got ${JSON.stringify(where)}`)
+    params.append(`attr.${where.slice(0, at)}`, where.slice(at + 1))
+  }
+  return params
 }
 
 /** Prints rows as left-aligned columns, the first row being the header. */
@@ -350,15 +480,20 @@ start.action(async (opts: Record<string, string | string[] | boolean | undefined
   process.stdout.write(
     `chorus member ${member.name} (${member.peerId}) listening on ${member.url} and ${member.p2pAddrs().join(' ')}\n`,
   )
+  // A signal may come twice (to the launcher's process group and to this
+  // process): one stop, and the second is not left to kill it half-stopped.
+  let stopping = false
   const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
     process.stdout.write(`${signal}: stopping\n`)
     member.stop().then(
       () => process.exit(0),
       (err: unknown) => fail(err),
     )
   }
-  process.once('SIGTERM', () => stop('SIGTERM'))
-  process.once('SIGINT', () => stop('SIGINT'))
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
   // SIGHUP reads the configuration again from the same flags, environment
   // and file, and puts its tokens and TLS certificate in force; the member
   // logs why when it cannot, and keeps those it has. Other options need a
@@ -449,6 +584,7 @@ clientOptions(
     .option('--after <id>', 'start just after this event id')
     .option('--before <id>', 'start just before this event id')
     .option('--timeout <duration>', 'per-member deadline, e.g. 2s')
+    .option('--all', 'include host samples (host.*), which are left out unless --type names them')
     .addOption(
       new Option(
         '--output <format>',
@@ -468,84 +604,77 @@ clientOptions(
     opts.before === undefined
   )
     opts.order = opts.follow === true ? 'asc' : 'desc'
-  const params = new URLSearchParams()
-  for (const key of [
-    'from',
-    'to',
-    'severity',
-    'q',
-    'limit',
-    'order',
-    'cursor',
-    'after',
-    'before',
-    'timeout',
-  ] as const) {
+  const params = filterParams(opts)
+  // Host samples (about one a second per member) would bury everything else.
+  if (opts.all !== true && ((opts.type as string[] | undefined) ?? []).length === 0)
+    params.append('type', '-host.*')
+  for (const key of ['limit', 'order', 'cursor', 'after', 'before', 'timeout'] as const) {
     const value = opts[key]
     if (typeof value === 'string') params.set(key, value)
   }
-  for (const key of ['type', 'member'] as const) {
-    for (const value of (opts[key] as string[] | undefined) ?? []) params.append(key, value)
+  const print = (events: ChorusEvent[]) => {
+    if (events.length === 0) return
+    if (output === 'table') process.stdout.write(`${formatTable(events)}\n`)
+    else for (const e of events) process.stdout.write(`${JSON.stringify(e)}\n`)
   }
-  const show = (
-    page: {
-      events: ChorusEvent[]
-      firstId: string | null
-      lastId: string | null
-      next: string | null
-      members: Array<{ name: string; status: string }>
-      partial: boolean
-    },
-    footer: boolean,
-  ) => {
+  type Page = {
+    events: ChorusEvent[]
+    firstId: string | null
+    lastId: string | null
+    next: string | null
+    members: Array<{ name: string; status: string }>
+    partial: boolean
+  }
+  if (opts.follow !== true) {
+    const page = (await request(opts, 'GET', `v1/events?${params}`)) as Page
     if (output === 'json') {
       process.stdout.write(`${JSON.stringify(page)}\n`)
       return
     }
-    if (output === 'ndjson') {
-      for (const e of page.events) process.stdout.write(`${JSON.stringify(e)}\n`)
-      return
-    }
-    if (page.events.length > 0) process.stdout.write(`${formatTable(page.events)}\n`)
-    if (footer) {
-      const missing = page.members
-        .filter((m) => m.status !== 'ok')
-        .map((m) => `${m.name} ${m.status}`)
-      process.stdout.write(
-        `${page.events.length} events, first id ${page.firstId ?? '-'}, last id ${page.lastId ?? '-'}${page.partial ? ` (partial: ${missing.join(', ')})` : ''}\n`,
-      )
-      if (page.next !== null) process.stdout.write(`next: ${page.next}\n`)
-    }
+    if (output === 'table') process.stdout.write(`${tableHeader()}\n`)
+    print(page.events)
+    if (output !== 'table') return
+    const missing = page.members
+      .filter((m) => m.status !== 'ok')
+      .map((m) => `${m.name} ${m.status}`)
+    process.stdout.write(
+      `${page.events.length} events, first id ${page.firstId ?? '-'}, last id ${page.lastId ?? '-'}${page.partial ? ` (partial: ${missing.join(', ')})` : ''}\n`,
+    )
+    if (page.next !== null) process.stdout.write(`next: ${page.next}\n`)
+    return
   }
-  let page = (await request(opts, 'GET', `v1/events?${params}`)) as Parameters<typeof show>[0]
+  // Follow: the live stream is opened first (it takes every member's mark),
+  // then the recent events are printed, then the stream's; an event in both
+  // is printed once.
+  const stream = new URLSearchParams(params)
+  for (const key of ['limit', 'order', 'cursor', 'after', 'before', 'to']) stream.delete(key)
+  if (opts.after === undefined) stream.delete('from')
+  else stream.set('from', String(tsOfId(opts.after as string)))
+  const seen = new Set<string>()
+  const fresh = (events: ChorusEvent[]) => {
+    const out = events.filter((e) => !seen.has(e.id))
+    for (const e of out) seen.add(e.id)
+    // Duplicates come only from a round resent after a reconnect: recent ids suffice.
+    if (seen.size > 100_000) seen.clear()
+    return out
+  }
+  const stopped = new AbortController()
+  process.once('SIGINT', () => stopped.abort())
+  const tail = followStream(opts, `v1/events/stream?${stream}`, stopped.signal)
+  const opening = await tail.next()
   if (output === 'table') process.stdout.write(`${tableHeader()}\n`)
-  show(page, opts.follow !== true)
-  if (opts.follow !== true) return
-  // Tail: each round starts a new set just past the newest event seen.
-  let last = page.lastId
-  const follow = new URLSearchParams(params)
-  for (const key of ['cursor', 'before', 'to', 'order']) follow.delete(key)
-  let stopped = false
-  process.once('SIGINT', () => {
-    stopped = true
-  })
-  while (!stopped) {
-    await new Promise((resolve) => setTimeout(resolve, FOLLOW_INTERVAL_MS))
-    if (last !== null) {
-      follow.set('after', last)
-      follow.delete('from')
-    }
-    page = (await request(opts, 'GET', `v1/events?${follow}`)) as Parameters<typeof show>[0]
-    show(page, false)
-    if (page.lastId !== null) last = page.lastId
+  if (opts.after === undefined) {
+    const page = (await request(opts, 'GET', `v1/events?${params}`)) as Page
+    print(fresh(page.events))
   }
+  if (opening.done !== true) print(fresh(opening.value))
+  for await (const events of tail) print(fresh(events))
 })
 
 /** Exit code of an export that ended but is partial (some member's events are missing). */
 const EXIT_PARTIAL = 3
 /** `chorus health`'s exit code by the array's state. */
 const HEALTH_EXIT: Record<string, number> = { ok: 0, warning: 1, critical: 2 }
-
 clientOptions(
   filterOptions(
     program
@@ -557,13 +686,10 @@ clientOptions(
     .option('--timeout <duration>', 'per-member deadline, e.g. 2s')
     .option('--out <file>', 'write to this file instead of standard output'),
 ).action(async (opts: Record<string, string | string[] | undefined> & ClientOptions) => {
-  const params = new URLSearchParams()
-  for (const key of ['from', 'to', 'severity', 'q', 'order', 'after', 'timeout'] as const) {
+  const params = filterParams(opts)
+  for (const key of ['order', 'after', 'timeout'] as const) {
     const value = opts[key]
     if (typeof value === 'string') params.set(key, value)
-  }
-  for (const key of ['type', 'member'] as const) {
-    for (const value of (opts[key] as string[] | undefined) ?? []) params.append(key, value)
   }
   const url = new URL(`v1/export?${params}`, opts.url.endsWith('/') ? opts.url : `${opts.url}/`)
   const headers: Record<string, string> = { accept: 'application/x-ndjson' }
@@ -718,20 +844,23 @@ clientOptions(
     .option('--from <time>', 'RFC 3339, epoch ms, or a duration back from now (default 1h)')
     .option('--to <time>', 'end of the period (default now)')
     .option('--step <duration>', 'bucket width, a multiple of 10s, 1m or 1h')
-    .option('--type <type>', 'exact type or prefix like http.*, repeatable', collect)
+    .option(
+      '--type <type>',
+      'exact type or prefix like http.*; a leading - excludes (--type=-host.*); repeatable',
+      collect,
+    )
     .addOption(new Option('--severity <severity>', 'minimum severity').choices(SEVERITIES))
     .option('--member <name>', 'member name or peer id, repeatable', collect)
+    .option('--where <name=value>', 'attribute equals value; repeatable', collect)
     .option('--by <dims>', 'comma list of type, severity, member')
     .option('--q <quantiles>', 'comma list of quantiles, e.g. 0.5,0.99')
     .option('--json', 'print the whole answer as JSON'),
 ).action(async (opts: Record<string, string | string[] | boolean | undefined> & ClientOptions) => {
-  const params = new URLSearchParams()
-  for (const key of ['from', 'to', 'step', 'severity', 'by', 'q'] as const) {
+  // --q is the quantiles here, not a text filter.
+  const params = filterParams({ ...opts, q: undefined })
+  for (const key of ['step', 'by', 'q'] as const) {
     const value = opts[key]
     if (typeof value === 'string') params.set(key, value)
-  }
-  for (const key of ['type', 'member'] as const) {
-    for (const value of (opts[key] as string[] | undefined) ?? []) params.append(key, value)
   }
   const body = (await request(opts, 'GET', `v1/rollups?${params}`)) as {
     step: string
@@ -807,6 +936,78 @@ clientOptions(
   printRows(rows)
   // For scripts and checks: 0 ok, 1 warning, 2 critical (as Nagios plugins do).
   process.exitCode = HEALTH_EXIT[body.array.state] ?? 1
+})
+
+/** A backup whose member sends nothing for this long is given up, ms. */
+const BACKUP_STALL_MS = 60_000
+
+clientOptions(
+  program
+    .command('backup')
+    .description(
+      "write a consistent copy of a member's store and identity key, taken while it runs, as a data dir that `chorus start --data-dir DIR` starts from (admin token)",
+    )
+    .requiredOption('--out <dir>', 'a new or empty directory to write it into'),
+).action(async (opts: { out: string } & ClientOptions) => {
+  // Loaded here: only this command opens a RocksDB store.
+  const { BACKUP_MEDIA_TYPE, checkBackupTarget, writeBackup } = await import('./store/backup.ts')
+  // Before the member is asked: a target that cannot take the backup is a usage error.
+  await checkBackupTarget(opts.out)
+  const url = new URL('v1/backup', opts.url.endsWith('/') ? opts.url : `${opts.url}/`)
+  const headers: Record<string, string> = { accept: BACKUP_MEDIA_TYPE }
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`
+  const abort = new AbortController()
+  process.once('SIGINT', () => abort.abort(new Error('interrupted')))
+  const stall = setTimeout(
+    () => abort.abort(new Error(`the member sent nothing for ${BACKUP_STALL_MS / 1000}s`)),
+    BACKUP_STALL_MS,
+  )
+  let response: Response
+  try {
+    response = await fetch(url, { method: 'POST', headers, signal: abort.signal })
+  } catch (err) {
+    clearTimeout(stall)
+    throw new CliError(
+      `cannot reach ${opts.url}: ${abort.signal.aborted ? (abort.signal.reason as Error).message : ((err as Error).cause ?? (err as Error).message)}`,
+    )
+  }
+  if (!response.ok || response.body === null) {
+    clearTimeout(stall)
+    throw refused(response.status, await response.text())
+  }
+  const body = response.body
+  // Every chunk puts the stall deadline off again.
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+      stall.refresh()
+      yield chunk
+    }
+  }
+  const began = performance.now()
+  const progress = process.stderr.isTTY === true
+  let shown = 0
+  let summary: Awaited<ReturnType<typeof writeBackup>>
+  try {
+    summary = await writeBackup(opts.out, chunks(), (bytes) => {
+      if (!progress || performance.now() - shown < 250) return
+      shown = performance.now()
+      process.stderr.write(`\r${(bytes / 1024 ** 2).toFixed(1)} MiB of records written`)
+    })
+  } catch (err) {
+    if (isKnownError(err)) throw err
+    const why = abort.signal.aborted
+      ? (abort.signal.reason as Error).message
+      : (err as Error).message
+    throw new CliError(`the backup was not written (nothing is left in ${opts.out}): ${why}`)
+  } finally {
+    clearTimeout(stall)
+    if (progress && shown > 0) process.stderr.write('\n')
+  }
+  const { header, end } = summary
+  const seconds = (performance.now() - began) / 1000
+  process.stdout.write(
+    `backup of member ${header.name} (${header.peerId}) as of ${new Date(header.takenAt).toISOString()}: ${end.events} events, ${end.heldEvents} held for other members, ${end.records} records (${(end.bytes / 1024 ** 2).toFixed(1)} MiB) written to ${opts.out} (${(summary.diskBytes / 1024 ** 2).toFixed(1)} MiB on disk) in ${seconds.toFixed(1)}s\nstart a member from it with: chorus start --data-dir ${opts.out}\n`,
+  )
 })
 
 const config = program
@@ -945,12 +1146,27 @@ program
   .command('token')
   .description('make a new random token, and print it and its line for a tokens file')
   .requiredOption('--scope <scope>', `what it may do: ${SCOPES.join(', ')}`)
-  .action((opts: { scope: string }) => {
+  .option(
+    '--append <file>',
+    'add its line to this tokens file (made readable by its owner only) and print only the token',
+  )
+  .action(async (opts: { scope: string; append?: string }) => {
     if (!(SCOPES as readonly string[]).includes(opts.scope))
       throw new ConfigError(
         `--scope must be one of ${SCOPES.join(', ')}, got ${JSON.stringify(opts.scope)}`,
       )
     const token = randomBytes(32).toString('base64url')
+    if (opts.append !== undefined) {
+      try {
+        await appendFile(opts.append, `${opts.scope} ${token}\n`, { mode: 0o600 })
+      } catch (err) {
+        throw new CliError(
+          `--append: cannot write ${opts.append}: ${(err as NodeJS.ErrnoException).code}`,
+        )
+      }
+      process.stdout.write(`${token}\n`)
+      return
+    }
     process.stderr.write('the token, then its line for --tokens-file:\n')
     process.stdout.write(`${token}\n${opts.scope} ${token}\n`)
   })

@@ -3,6 +3,7 @@
 // lives here; each part is built by its own factory.
 
 import type { KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { getHeapStatistics } from 'node:v8'
 import { createClusterExporter } from '../exporter/cluster.ts'
@@ -38,9 +39,10 @@ import { createReplicator } from './replica/replicator.ts'
 import { createReplicasSetting } from './replica/setting.ts'
 import { arraySettings, type Setting, type SettingComponents } from './settings.ts'
 import { createMemberStats, createRecorder } from './stats.ts'
-import { openEventLog, sinceBoot } from './store/event-log.ts'
-import { loadOrCreateIdentity } from './store/identity.ts'
-import { startRetention } from './store/retention.ts'
+import { FROM_BACKUP_RECORD } from './store/backup.ts'
+import { openEventLog, STORE_FORMAT, sinceBoot } from './store/event-log.ts'
+import { IDENTITY_FILE, loadOrCreateIdentity } from './store/identity.ts'
+import { type Retention, startRetention } from './store/retention.ts'
 
 export { VERSION } from './version.ts'
 
@@ -227,6 +229,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   health.onEvaluated(() => notifier.update())
   membership.onChange(() => notifier.update())
 
+  // A store the backup command wrote says so until its first start settles
+  // where new events begin (node/store/backup.ts).
+  const fromBackup = ((await log.getRecord(FROM_BACKUP_RECORD))?.byteLength ?? 0) > 0
   // Copies of every member's events on `replicas` members (node/replica/).
   const replicator = createReplicator({
     selfPeerId: identity.peerId,
@@ -236,8 +241,10 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     table: () => membership.table(),
     onChange: (listener) => membership.onChange(listener),
     peer: (peerId, peerName) => mesh.peer(peerId, peerName),
-    // A member that was here before (its key kept) with a new, empty store.
-    restore: !identity.created && log.lastSeq === 0 && config.replicas > 1,
+    // A member that was here before (its key kept) with a new, empty store,
+    // or one restored from a backup: the others may hold its later events.
+    restore: !identity.created && (log.lastSeq === 0 || fromBackup) && config.replicas > 1,
+    restoreSettled: () => log.putRecord(FROM_BACKUP_RECORD, new Uint8Array()),
     ...(init.restoreWaitMs === undefined ? {} : { restoreWaitMs: init.restoreWaitMs }),
     logger: component(root, 'replica'),
   })
@@ -289,6 +296,8 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
         heapLimit: () => getHeapStatistics().heap_size_limit,
       },
       severityOf: severityOfRank,
+      // Read when scraped: retention starts with the member.
+      retentionDeleted: () => retention?.deleted() ?? { age: 0, size: 0 },
     }),
     typeLimit: config.metricsTypeLimit,
   })
@@ -316,7 +325,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
   credentials.onTls((tls) => server?.setTls(tls))
   let started = false
   let stopping: Promise<void> | undefined
-  let retention: { stop(): Promise<void> } | undefined
+  let retention: Retention | undefined
   const app = createApp({
     ingest,
     coordinator,
@@ -334,6 +343,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     membership,
     selfPeerId: identity.peerId,
     rollupTargets: targets,
+    tailTargets: targets,
     tokens: credentials.tokens,
     loopbackOnly: isLoopback(config.http.host),
     maxConcurrentQueries: config.maxConcurrentQueries,
@@ -348,6 +358,25 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     replicated: (seq, signal) => replicator.replicated(seq, signal),
     holders: (origin) => replicator.holderRows(origin),
     restoring: () => replicator.restoring() !== undefined,
+    // A backup (POST /v1/backup): the store as of now, and the identity key.
+    backup: async () => {
+      const snapshot = log.snapshot()
+      const header = {
+        peerId: identity.peerId,
+        name,
+        version: VERSION,
+        storeFormat: STORE_FORMAT,
+        takenAt: Date.now(),
+        lastSeq: log.lastSeq,
+      }
+      try {
+        const key = await readFile(join(dir, IDENTITY_FILE))
+        return { header, files: [{ name: IDENTITY_FILE, bytes: key }], snapshot }
+      } catch (err) {
+        await snapshot.close()
+        throw err
+      }
+    },
   })
 
   return {
@@ -380,6 +409,9 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
           log,
           retentionMs: config.retentionMs,
           rollupRetentionMs: config.rollupRetentionMs,
+          ...(config.retentionSizeBytes === undefined
+            ? {}
+            : { sizeBytes: config.retentionSizeBytes }),
           idempotencyTtlMs: config.ingestLimits.idempotencyTtlMs,
           clock,
           logger: component(root, 'retention'),

@@ -6,12 +6,14 @@
 //                   window, origin|null]   where a bound is [id bytes(16), inclusive]
 //                  and origin the peer id of the member whose events are
 //                  asked for when it is not the member asked (one it holds);
-//                  version 4 adds two fields: notTypes[] (types excluded,
-//                  exact or prefix.*) and attrs[] ([name, text] pairs the
-//                  event's attributes must match, see AttrFilter)
+//                  version 4 adds three fields: notTypes[] (types excluded,
+//                  exact or prefix.*), attrs[] ([name, text] pairs the
+//                  event's attributes must match, see AttrFilter) and tail
+//                  (answer with the ts of the mark, see SliceRequest.tail)
 //   slice head     [8, hwm, behind|null]  first message of every slice answer;
 //                  behind: for a holder's answer, the origin's events it
-//                  knows it lacks (0: none); null when it cannot tell
+//                  knows it lacks (0: none); null when it cannot tell;
+//                  [8, hwm, behind|null, ts] to a request with tail
 //   more           [9, events]     coordinator → member: a grant of more events
 //   pause          [10]            member → coordinator: out of grant, more in hand
 //   event batch    [2, events[]]   each event [id(16), value], the value
@@ -49,10 +51,10 @@ import {
  */
 export const SLICE_PROTOCOL = '/chorus/slice/3'
 /**
- * `/chorus/slice/4`: version 3 and two filters, type exclusion and
- * attributes. A request goes out as the oldest version that carries it
- * (sliceProtocolOf), so members not yet upgraded still answer every request
- * that does not use the new filters; a member serves both.
+ * `/chorus/slice/4`: version 3, two filters (type exclusion and
+ * attributes) and tails. A request goes out as the oldest version that
+ * carries it (sliceProtocolOf), so members not yet upgraded still answer
+ * every request that uses none of these; a member serves both.
  */
 export const SLICE_FILTER_PROTOCOL = '/chorus/slice/4'
 /** Most attribute filters of one request (slice or rollup); HTTP refuses more. */
@@ -84,9 +86,14 @@ export function usesNewerFilters(r: NewerFilters): boolean {
   return (r.notTypes?.length ?? 0) > 0 || (r.attrs?.length ?? 0) > 0
 }
 
+/** Whether a slice request needs version 4: new filters, or a tail. */
+function needsVersion4(r: SliceRequest): boolean {
+  return usesNewerFilters(r) || r.tail === true
+}
+
 /** The slice protocol a request is sent over: the oldest version that carries it. */
-export function sliceProtocolOf(r: NewerFilters): string {
-  return usesNewerFilters(r) ? SLICE_FILTER_PROTOCOL : SLICE_PROTOCOL
+export function sliceProtocolOf(r: SliceRequest): string {
+  return needsVersion4(r) ? SLICE_FILTER_PROTOCOL : SLICE_PROTOCOL
 }
 
 /** A list of type filters off the wire (types or notTypes), or a ProtocolError naming `what`. */
@@ -156,6 +163,14 @@ export interface SliceRequest extends NewerFilters {
    * member asked: a holder answers from its copy of that member's events.
    */
   origin?: string
+  /**
+   * A live tail's request (version 4): the head also says the ts of the
+   * event at the high-water mark (`hwmTs`), which with the mark is that
+   * event's id. A member stamps its events in seq order with ts that never
+   * go back, so its next events are exactly those past that id, however
+   * their ts compare with other members'.
+   */
+  tail?: boolean
 }
 
 export interface SliceTrailer {
@@ -176,6 +191,8 @@ export const MAX_SLICE_LIMIT = 10_000
  */
 export interface SliceAnswer<E> {
   hwm: number
+  /** To a tail request (`tail`): the ts of the event at `hwm` (0 when it has none). */
+  hwmTs?: number
   /**
    * A holder's answer for an origin (`origin`): how many of the origin's
    * events it knows it does not hold yet, 0 when it holds every one it
@@ -208,7 +225,7 @@ export interface WireEvent extends EventFields {
 }
 
 export type AnswerMessage =
-  | { kind: 'head'; hwm: number; behind?: number }
+  | { kind: 'head'; hwm: number; behind?: number; hwmTs?: number }
   | { kind: 'pause' }
   | { kind: 'batch'; events: WireEvent[] }
   | { kind: 'trailer'; trailer: SliceTrailer }
@@ -241,16 +258,16 @@ export function encodeSliceRequest(r: SliceRequest): Uint8Array {
       r.window ?? r.limit,
       r.origin ?? null,
       // Version 4's fields, only where they say something: a version 3 member reads the rest.
-      ...(usesNewerFilters(r) ? [r.notTypes ?? [], r.attrs ?? []] : []),
+      ...(needsVersion4(r) ? [r.notTypes ?? [], r.attrs ?? [], r.tail === true] : []),
     ],
     MAX_REQUEST_BYTES,
   )
 }
 
-/** Decodes a slice request of version 3 (14 fields) or 4 (16). */
+/** Decodes a slice request of version 3 (14 fields) or 4 (17). */
 export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   const m = unpack(bytes, MAX_REQUEST_BYTES)
-  if (!Array.isArray(m) || (m.length !== 14 && m.length !== 16) || m[0] !== KIND_SLICE_REQUEST)
+  if (!Array.isArray(m) || (m.length !== 14 && m.length !== 17) || m[0] !== KIND_SLICE_REQUEST)
     throw malformed('not a slice request')
   const [
     ,
@@ -295,11 +312,13 @@ export function decodeSliceRequest(bytes: Uint8Array): SliceRequest {
   if (text !== null) out.text = text
   if (hwm !== null) out.hwm = hwm
   if (origin !== null) out.origin = origin
-  if (m.length === 16) {
+  if (m.length === 17) {
     const notTypes = typeListIn(m[14], 'notTypes')
     const attrs = attrFiltersIn(m[15])
+    if (typeof m[16] !== 'boolean') throw malformed('tail')
     if (notTypes.length > 0) out.notTypes = notTypes
     if (attrs.length > 0) out.attrs = attrs
+    if (m[16]) out.tail = true
   }
   return out
 }
@@ -384,8 +403,14 @@ export function eventIn(v: unknown): WireEvent {
   return readEventValue({ id: v[0] }, fields as unknown[])
 }
 
-export function encodeHead(hwm: number, behind?: number): Uint8Array {
-  return pack([KIND_HEAD, hwm, behind ?? null], MAX_ANSWER_BYTES)
+/** A head; `hwmTs` only to a tail request (a version 3 reader takes three elements). */
+export function encodeHead(hwm: number, behind?: number, hwmTs?: number): Uint8Array {
+  return pack(
+    hwmTs === undefined
+      ? [KIND_HEAD, hwm, behind ?? null]
+      : [KIND_HEAD, hwm, behind ?? null, hwmTs],
+    MAX_ANSWER_BYTES,
+  )
 }
 
 export function encodePause(): Uint8Array {
@@ -422,11 +447,18 @@ export function answerFrom(m: unknown): AnswerMessage {
       return { kind: 'batch', events: m[1].map(eventIn) }
     }
     case KIND_HEAD: {
-      const [, hwm, behind] = m
-      if (m.length !== 3 || !isInt(hwm, 0, 2 ** 40)) throw malformed('head')
-      if (behind === null) return { kind: 'head', hwm }
-      if (!isInt(behind, 0, 2 ** 40)) throw malformed('head')
-      return { kind: 'head', hwm, behind }
+      const [, hwm, behind, hwmTs] = m
+      if ((m.length !== 3 && m.length !== 4) || !isInt(hwm, 0, 2 ** 40)) throw malformed('head')
+      const head: AnswerMessage & { kind: 'head' } = { kind: 'head', hwm }
+      if (behind !== null) {
+        if (!isInt(behind, 0, 2 ** 40)) throw malformed('head')
+        head.behind = behind
+      }
+      if (m.length === 4) {
+        if (!isInt(hwmTs, 0, 2 ** 48)) throw malformed('head')
+        head.hwmTs = hwmTs
+      }
+      return head
     }
     case KIND_PAUSE: {
       if (m.length !== 1) throw malformed('pause')

@@ -7,6 +7,7 @@ import { BusyError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { BODY_HEAP_FACTOR, type MemoryGate } from '../memory.ts'
 import { requireLoopbackWhileOpen, requireTokens, type Token } from './auth.ts'
+import { type BackupRoutesComponents, createBackupRoutes } from './backup.ts'
 import { type ConfigRoutesComponents, createConfigRoutes } from './config.ts'
 import { decodeBody } from './encoding.ts'
 import { createOnError, errorBody, limitBody, notFound } from './errors.ts'
@@ -19,15 +20,18 @@ import { createOtlpRoutes, type OtlpRoutesComponents } from './otlp.ts'
 import type { RollupRoutesComponents } from './rollups.ts'
 import { createRollupRoutes } from './rollups.ts'
 import { afterBody } from './stream.ts'
+import { createTailRoutes, type TailRoutesComponents } from './tail.ts'
 import { createUiRoutes } from './ui.ts'
 
 export interface AppComponents
-  extends ConfigRoutesComponents,
+  extends BackupRoutesComponents,
+    ConfigRoutesComponents,
     EventRoutesComponents,
     HealthRoutesComponents,
     MemberRoutesComponents,
     OtlpRoutesComponents,
-    RollupRoutesComponents {
+    RollupRoutesComponents,
+    TailRoutesComponents {
   logger: Logger
   /** True once the store is open and the member is started. */
   ready: () => boolean
@@ -99,13 +103,17 @@ export function createApp(components: AppComponents) {
       if (refused instanceof Response) c.res = refused
     })
   })
-  const limit = limitConcurrency(components.maxConcurrentQueries)
-  app.use('*', (c, next) =>
-    c.req.method === 'GET' && /^\/v1\/(events|export|rollups)(\/|$)/.test(c.req.path)
-      ? limit(c, next)
-      : next(),
-  )
+  const limit = limitConcurrency(components.maxConcurrentQueries, 'queries')
+  // A live tail holds its slot for as long as it is open: tails have their own.
+  const limitTails = limitConcurrency(MAX_TAILS, 'live streams')
+  app.use('*', (c, next) => {
+    if (c.req.method !== 'GET') return next()
+    if (c.req.path === '/v1/events/stream') return limitTails(c, next)
+    return /^\/v1\/(events|export|rollups)(\/|$)/.test(c.req.path) ? limit(c, next) : next()
+  })
 
+  // Before the event routes: /v1/events/{id} would take "stream" for an id.
+  app.route('/', createTailRoutes(components))
   app.route('/', createEventRoutes(components))
   app.route('/', createMemberRoutes(components))
   app.route('/', createHealthRoutes(components))
@@ -113,6 +121,7 @@ export function createApp(components: AppComponents) {
   app.route('/', createOtlpRoutes(components))
   app.route('/', createUiRoutes())
   app.route('/', createRollupRoutes(components))
+  app.route('/', createBackupRoutes(components))
 
   app.openapi(
     createRoute({
@@ -190,6 +199,9 @@ export type App = ReturnType<typeof createApp>
 /** Largest body of any request but ingest (which has --max-body-bytes), in bytes: 256 KiB. */
 export const MAX_REQUEST_BODY_BYTES = 256 * 1024
 
+/** Live tails (GET /v1/events/stream) open at once on one member; more are answered 429. */
+export const MAX_TAILS = 32
+
 /** Seconds a client told 429 should wait before it tries again. */
 const RETRY_AFTER_S = 1
 
@@ -198,7 +210,7 @@ const RETRY_AFTER_S = 1
  * at once rather than a queue, so a flood of heavy queries cannot starve
  * ingest or pile up memory.
  */
-function limitConcurrency(max: number): MiddlewareHandler {
+function limitConcurrency(max: number, what: string): MiddlewareHandler {
   let running = 0
   return async (c, next) => {
     if (running >= max) {
@@ -206,8 +218,8 @@ function limitConcurrency(max: number): MiddlewareHandler {
       return c.json(
         errorBody(
           'too_many_queries',
-          `this member is already answering ${max} queries; retry in ${RETRY_AFTER_S}s`,
-          [{ field: 'request', message: `at most ${max} concurrent queries` }],
+          `this member is already answering ${max} ${what}; retry in ${RETRY_AFTER_S}s`,
+          [{ field: 'request', message: `at most ${max} concurrent ${what}` }],
         ),
         429,
       )

@@ -55,9 +55,10 @@ export function decodedAnswer(
       await answer.batches.return(undefined as unknown as SliceTrailer)
     }
   }
-  return answer.behind === undefined
-    ? { hwm: answer.hwm, batches: batches() }
-    : { hwm: answer.hwm, behind: answer.behind, batches: batches() }
+  const out: SliceAnswer<ChorusEvent> = { hwm: answer.hwm, batches: batches() }
+  if (answer.behind !== undefined) out.behind = answer.behind
+  if (answer.hwmTs !== undefined) out.hwmTs = answer.hwmTs
+  return out
 }
 
 /**
@@ -108,9 +109,16 @@ export function createSliceHandler(components: SliceHandlerComponents): SliceHan
     const space = origin === undefined ? log : (log.spaceOf(origin) ?? NOTHING_HELD)
     const hwm = request.hwm ?? space.lastSeq
     const batches = scanEvents(space, { ...request, hwm }, options)
-    if (space === log) return { hwm, behind: 0, batches }
-    const behind = origin === undefined ? undefined : components.behind?.(origin)
-    return behind === undefined ? { hwm, batches } : { hwm, behind, batches }
+    const answer: SliceAnswer<StoredEvent> = { hwm, batches }
+    // The event at the mark is the newest one: its ts is the space's (read
+    // together with lastSeq, both set by one synchronous write).
+    if (request.tail === true && hwm === space.lastSeq) answer.hwmTs = space.lastTs
+    if (space === log) answer.behind = 0
+    else {
+      const behind = origin === undefined ? undefined : components.behind?.(origin)
+      if (behind !== undefined) answer.behind = behind
+    }
+    return answer
   }
 }
 

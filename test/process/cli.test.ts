@@ -1,6 +1,7 @@
 // The chorus command as an operator runs it: start, emit, query, SIGTERM.
 
 import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -167,9 +168,44 @@ describe('chorus emit and query', () => {
         })
       }
       expect(out.match(/tail\.test/g)).toHaveLength(3)
+      // Ctrl-C ends the tail quietly.
+      const exited = once(child, 'exit')
+      child.kill('SIGINT')
+      expect((await exited)[0]).toBe(0)
     } finally {
       child.kill('SIGKILL')
     }
+  })
+
+  it('query leaves host samples out unless asked, and filters by attribute with --where', async () => {
+    const member = await startMember({ name: 'cli-w', dataDir: await tempDir() })
+    const emit = async (...args: string[]) =>
+      expect((await runCli(['emit', '--url', member.url, ...args])).code).toBe(0)
+    await emit('--type', 'host.fake', '--message', 'a host sample')
+    await emit('--type', 'app.eu', '--message', 'in eu', '--attr', 'region=eu')
+    await emit('--type', 'app.us', '--message', 'in us', '--attr', 'region=us')
+    const types = async (...args: string[]) => {
+      const got = await runCli(['query', '--output', 'ndjson', '--url', member.url, ...args])
+      expect(got.code).toBe(0)
+      return (
+        got.stdout
+          .trim()
+          .split('\n')
+          .filter((l) => l !== '')
+          .map((l) => (JSON.parse(l) as { type: string }).type)
+          // The member's own host samples come and go with time: only this test's events count.
+          .filter((t) => ['app.eu', 'app.us', 'host.fake'].includes(t))
+      )
+    }
+    expect(await types()).toEqual(['app.us', 'app.eu'])
+    expect(await types('--all')).toEqual(['app.us', 'app.eu', 'host.fake'])
+    expect(await types('--type', 'host.*')).toEqual(['host.fake'])
+    expect(await types('--where', 'region=eu')).toEqual(['app.eu'])
+    // A --type of its own replaces the default exclusion of host samples.
+    expect(await types('--type=-app.us')).toEqual(['app.eu', 'host.fake'])
+    const bad = await runCli(['query', '--url', member.url, '--where', 'region'])
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toContain('--where must be name=value')
   })
 
   it('fail with one clear line naming the problem', async () => {

@@ -99,6 +99,7 @@ function fakeApp(ready = true) {
     membership: { table: () => [SELF] } as unknown as Membership,
     selfPeerId: 'peer-a',
     rollupTargets: () => [],
+    tailTargets: () => [],
     tokens: () => [],
     loopbackOnly: false,
     maxConcurrentQueries: 4,

@@ -66,7 +66,7 @@ async function sendSlice(
   sent: (events: number) => void,
   grantWaitTimeoutMs: number,
 ): Promise<void> {
-  await lp.write(encodeHead(answer.hwm, answer.behind), { signal })
+  await lp.write(encodeHead(answer.hwm, answer.behind, answer.hwmTs), { signal })
   let credit = window
   let grantBytes = 0
   let wake: (() => void) | undefined
@@ -174,6 +174,7 @@ export async function remoteSlice(
   }
   let hwm = 0
   let behind: number | undefined
+  let hwmTs: number | undefined
   try {
     await lp.write(encodeSliceRequest(request), { signal })
     const head = decodeAnswer((await lp.read({ signal })).subarray())
@@ -183,6 +184,7 @@ export async function remoteSlice(
       throw new ProtocolError('malformed', `${name} did not start its answer with a head`)
     hwm = head.hwm
     behind = head.behind
+    hwmTs = head.hwmTs
   } catch (err) {
     fail(err)
   }
@@ -233,5 +235,6 @@ export async function remoteSlice(
   }
   const answer: SliceAnswer<ChorusEvent> = { hwm, batches: batches(), waiting: () => waiting }
   if (behind !== undefined) answer.behind = behind
+  if (hwmTs !== undefined) answer.hwmTs = hwmTs
   return answer
 }
