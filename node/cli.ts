@@ -30,6 +30,7 @@ import { SEVERITIES } from './event/event.ts'
 import { parseId } from './event/id.ts'
 import { HEALTH_RULES_SETTING } from './health/config.ts'
 import { SCOPES } from './http/auth.ts'
+import { readSse } from './http/sse.ts'
 import { heapFlags } from './memory.ts'
 import { MAX_REPLICAS, MIN_REPLICAS, REPLICAS_SETTING } from './replica/setting.ts'
 import { ROCKSDB_BINDING_VERSION, VERSION } from './version.ts'
@@ -263,26 +264,12 @@ async function* followStream(
       yield []
     }
     backoffMs = 1000
-    const decoder = new TextDecoder()
-    let buffer = ''
-    const reader = response.body.getReader()
     try {
-      for (;;) {
-        const { done, value } = await reader.read()
-        if (done) break
-        buffer += decoder.decode(value, { stream: true })
+      for await (const messages of readSse(response.body)) {
         const events: ChorusEvent[] = []
-        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-          const message = buffer.slice(0, end)
-          buffer = buffer.slice(end + 2)
-          let type = 'message'
-          let data = ''
-          for (const line of message.split('\n')) {
-            if (line.startsWith('event: ')) type = line.slice(7)
-            else if (line.startsWith('data: ')) data += line.slice(6)
-            else if (line.startsWith('id: ')) lastId = line.slice(4)
-          }
-          if (type === 'message' && data !== '') events.push(JSON.parse(data) as ChorusEvent)
+        for (const m of messages) {
+          if (m.id !== undefined) lastId = m.id
+          if (m.type === 'message' && m.data !== '') events.push(JSON.parse(m.data) as ChorusEvent)
         }
         if (events.length > 0) yield events
       }

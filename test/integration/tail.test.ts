@@ -7,6 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ChorusEvent } from '../../node/event/event.ts'
+import { readSse } from '../../node/http/sse.ts'
 import { createMember, type Member } from '../../node/index.ts'
 import {
   aliveCount,
@@ -64,27 +65,13 @@ async function openStream(member: Member, query = '', lastEventId?: string): Pro
   const events: ChorusEvent[] = []
   let id: string | undefined
   let rows: Array<{ name: string; status: string }> | undefined
-  let buffer = ''
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader()
-  const decoder = new TextDecoder()
   const reading = (async () => {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      buffer += decoder.decode(value, { stream: true })
-      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
-        const message = buffer.slice(0, end)
-        buffer = buffer.slice(end + 2)
-        let type = 'message'
-        let data = ''
-        for (const line of message.split('\n')) {
-          if (line.startsWith('event: ')) type = line.slice(7)
-          else if (line.startsWith('data: ')) data += line.slice(6)
-          else if (line.startsWith('id: ')) id = line.slice(4)
-        }
-        if (data === '') continue
-        if (type === 'members') rows = (JSON.parse(data) as { members: typeof rows }).members
-        else events.push(JSON.parse(data) as ChorusEvent)
+    for await (const messages of readSse(response.body as ReadableStream<Uint8Array>)) {
+      for (const m of messages) {
+        if (m.id !== undefined) id = m.id
+        if (m.data === '') continue
+        if (m.type === 'members') rows = (JSON.parse(m.data) as { members: typeof rows }).members
+        else events.push(JSON.parse(m.data) as ChorusEvent)
       }
     }
   })().catch(() => {})
