@@ -1,5 +1,5 @@
 // --retention-size on a member process: its store kept near the bound while
-// a client writes 2.5 times the bound at a steady pace, the oldest events deleted first
+// a client writes 3.5 times the bound at a steady pace, the oldest events deleted first
 // and counted, the newest kept; and a bad value refused at start.
 
 import { randomBytes } from 'node:crypto'
@@ -30,9 +30,11 @@ const SETTLED_MARGIN = 1.25
  * over 2 with another test file's members running beside; at 3 MiB/s, the
  * pace here, about a quarter less. A client faster than compaction makes the
  * store overshoot by compaction's backlog too; retention deletes no more
- * events for it. Without retention the store would reach 2.5 times the bound.
+ * events for it. The margin is wide for a shared machine (the tight figure
+ * is the benchmark's); without retention the store would reach 3.5 times
+ * the bound.
  */
-const PEAK_MARGIN = 2
+const PEAK_MARGIN = 2.5
 /** The client's pace, events (of about 1 KiB) a second: about 3 MiB/s. */
 const RATE = 3000
 
@@ -70,7 +72,7 @@ async function exportedIds(m: MemberProcess): Promise<string[]> {
 }
 
 describe('--retention-size', () => {
-  it('keeps the store near its bound while a client writes two and a half times as much: oldest events first, counted, newest kept', async () => {
+  it('keeps the store near its bound while a client writes three and a half times as much: oldest events first, counted, newest kept', async () => {
     const m = await startMember({
       name: 'rs',
       dataDir: await tempDir(),
@@ -87,9 +89,9 @@ describe('--retention-size', () => {
     })()
     const ids: string[] = []
     try {
-      // About 120 MiB of events, two and a half times the bound, at RATE.
+      // About 168 MiB of events, three and a half times the bound, at RATE.
       const began = performance.now()
-      while (ids.length < 120_000) {
+      while (ids.length < 168_000) {
         ids.push(...(await write(m, 500)))
         const ahead = (ids.length / RATE) * 1000 - (performance.now() - began)
         if (ahead > 0) await new Promise((resolve) => setTimeout(resolve, ahead))
@@ -132,7 +134,7 @@ describe('--retention-size', () => {
     ).toBe(0)
     const first = await fetch(`${m.url}/v1/events/${ids[0]}`, { signal: AbortSignal.timeout(5000) })
     expect(first.status).toBe(404)
-  })
+  }, 180_000)
 
   it('refuses a size it cannot read, or below half the memory budget, naming the option (exit 2)', async () => {
     const dataDir = await tempDir()
