@@ -35,6 +35,10 @@
 // otlp (in --parts; --otlp-events 60000): the same records as NDJSON and
 // as gzip-encoded OTLP protobuf on one member, alternating rounds: events/s
 // of each and the ratio (test/bench/otlp.ts).
+// backup (in --parts; --backup-events 1000000): one member takes the
+// events, `chorus backup` copies it: seconds and events/s, against a raw
+// scan of the same store, and a member started from the copy until ready
+// (test/bench/backup.ts).
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
@@ -54,6 +58,7 @@ import {
 import { ID_BYTES, memberTag, writeIdBytes } from '../../node/event/id.ts'
 import { decodeEventValue, encodeEventValue, toEvent } from '../../node/store/codec.ts'
 import { EVENT, typeIndexKey, typePrefix } from '../../node/store/keys.ts'
+import { backupBench } from './backup.ts'
 import {
   anonRssMiB,
   type BenchMember,
@@ -98,6 +103,7 @@ const { values } = parseArgs({
     'replica-pages': { type: 'string', default: '200' },
     'replica-acks': { type: 'string', default: '200' },
     'otlp-events': { type: 'string', default: '60000' },
+    'backup-events': { type: 'string', default: '1000000' },
   },
 })
 const execFileAsync = promisify(execFile)
@@ -1331,6 +1337,21 @@ if (PARTS.has('otlp')) {
       'vs NDJSON': x['vs NDJSON'],
     })),
   )
+}
+if (PARTS.has('backup')) {
+  const r = await backupBench(Number(values['backup-events']))
+  results.backup = r
+  printTable(`Backup: chorus backup of one member holding ${r.events} events`, [
+    {
+      records: r.records,
+      'backup s': r.backupSeconds,
+      'events/s': r.backupEventsPerS,
+      'MiB/s': r.backupMiBPerS,
+      'raw scan s': r.rawScanSeconds,
+      'vs raw scan': r.vsRawScan,
+      'restored, ready ms': r.restoreReadyMs,
+    },
+  ])
 }
 if (PARTS.has('stability')) {
   const run = await stability(10, Number(values['stability-minutes']))
