@@ -19,7 +19,8 @@
 // Sending never holds anything up: each target has its own bounded queue
 // (the oldest message dropped and counted when it is full), drained one
 // request at a time with a timeout, retried with back-off on failures and
-// 429/5xx answers, and given up after a few attempts (counted).
+// 429/5xx answers, and given up after a few attempts (counted); an alert
+// still firing whose send was given up is sent again at the next look.
 
 import { createHmac } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -87,6 +88,8 @@ interface Active {
 interface Message {
   body: string
   scope: 'member' | 'array'
+  /** Called when the message is given up after its retries (or dropped from a full queue). */
+  failed?: () => void
 }
 
 const ATTEMPTS = 5
@@ -148,6 +151,7 @@ export function createNotifier(components: NotifierComponents): Notifier {
         delay = Math.min(MAX_RETRY_MS, delay * 2)
       }
       count(kind, message.scope, 'failed')
+      message.failed?.()
       logger.warn({ kind }, 'a notification was given up after its retries')
     }
     const drain = async () => {
@@ -160,6 +164,7 @@ export function createNotifier(components: NotifierComponents): Notifier {
         if (queue.length >= queueSize) {
           const dropped = queue.shift() as Message
           count(kind, dropped.scope, 'dropped')
+          dropped.failed?.()
         }
         queue.push(message)
         draining ??= drain()
@@ -230,7 +235,13 @@ export function createNotifier(components: NotifierComponents): Notifier {
       },
     ])
     const scope = a.rule.kind
-    for (const am of alertmanagers) am.push({ body, scope })
+    // An alert still active whose send failed goes again at the next look,
+    // not a whole resend interval later: Alertmanager may not have it at all
+    // (a new alert, or one this member has just taken over from another).
+    const failed = () => {
+      if (active.get(keyOf(a.rule)) === a) a.sentAt = Number.NEGATIVE_INFINITY
+    }
+    for (const am of alertmanagers) am.push({ body, scope, failed })
   }
 
   function toWebhooks(a: Active, status: 'firing' | 'resolved', at: number) {

@@ -226,6 +226,42 @@ async function alertsOf(url: string): Promise<AmAlert[]> {
 }
 
 describe('Alertmanager', () => {
+  it('gets an alert whose send was given up again at the next look, not a resend interval later', async () => {
+    // Refuses the first post (a 4xx is not retried), then takes them.
+    const am = await endpoint((_req, res) => {
+      res.statusCode = am.received.length === 1 ? 400 : 200
+      res.end()
+    })
+    let now = Date.now()
+    const base = await testConfig('refused')
+    const m = await createMember(
+      { ...base, notify: { ...base.notify, alertmanagers: [am.url.replace(/\/hook$/, '')] } },
+      { clock: () => now },
+    )
+    members.push(m)
+    await m.start()
+    await putTriggerRule(m, 0.5)
+    await trigger(m)
+    await m.health.evaluate()
+    const failed = 'chorus_notifications_total{kind="alertmanager",scope="member",outcome="failed"}'
+    await waitFor(async () => (await metric(m, failed)) === 1, {
+      what: 'the refused send given up',
+    })
+    // A second later by the member's clock, well inside the 60 s resend interval.
+    now += 1000
+    await m.health.evaluate()
+    await waitFor(() => am.received.length >= 2, { what: 'the alert sent again' })
+    expect(JSON.parse((am.received[1] as { body: string }).body)[0].labels.rule).toBe('trigger')
+    await waitFor(
+      async () =>
+        (await metric(
+          m,
+          'chorus_notifications_total{kind="alertmanager",scope="member",outcome="sent"}',
+        )) === 1,
+      { what: 'the second send counted' },
+    )
+  })
+
   it('gets a member rule that fires, and sees it resolved when it clears', async () => {
     const am = await startAlertmanager()
     let now = Date.now()
