@@ -3,18 +3,31 @@
 // the page needs no network beyond the member. The files hold no data: they
 // are open, and the page asks for a read token when the API wants one.
 
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
+import { dirname, extname, join } from 'node:path'
 import { Hono } from 'hono'
 
 const UI_DIR = join(import.meta.dirname, '..', 'ui')
 const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot'))
 
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+}
+
+/** Every file of node/ui/ under /ui/ (index.html at /), and uPlot's two files. */
 const FILES: Record<string, { path: string; type: string }> = {
-  '/': { path: join(UI_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
-  '/ui/app.js': { path: join(UI_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
-  '/ui/style.css': { path: join(UI_DIR, 'style.css'), type: 'text/css; charset=utf-8' },
+  '/': { path: join(UI_DIR, 'index.html'), type: TYPES['.html'] as string },
+  ...Object.fromEntries(
+    readdirSync(UI_DIR)
+      .filter((name) => name !== 'index.html' && TYPES[extname(name)] !== undefined)
+      .map((name) => [
+        `/ui/${name}`,
+        { path: join(UI_DIR, name), type: TYPES[extname(name)] as string },
+      ]),
+  ),
   '/ui/vendor/uplot.js': {
     path: join(UPLOT_DIR, 'uPlot.iife.min.js'),
     type: 'text/javascript; charset=utf-8',
