@@ -2,7 +2,7 @@
 
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { stat, writeFile } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
@@ -355,6 +355,24 @@ describe('chorus for scripts and operators', () => {
     const dir = await tempDir()
     const tokens = join(dir, 'tokens')
     await writeFile(tokens, `${line}\n`, { mode: 0o600 })
+    // --append adds the line to a tokens file (only its owner reads it) and prints the token alone.
+    const appended = join(dir, 'appended')
+    for (const scope of ['read', 'admin']) {
+      const made = await runCli(['token', '--scope', scope, '--append', appended])
+      expect(made.code).toBe(0)
+      expect(made.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/)
+    }
+    const lines = (await readFile(appended, 'utf8')).trim().split('\n')
+    expect(lines.map((l) => l.split(' ')[0])).toEqual(['read', 'admin'])
+    expect((await stat(appended)).mode & 0o777).toBe(0o600)
+    // A CA file that cannot be read, or holds no certificate, is a usage error naming the option.
+    const noCa = await runCli(['members', '--ca-cert', join(dir, 'missing.pem')])
+    expect([noCa.code, noCa.stderr]).toEqual([2, expect.stringContaining('--ca-cert: cannot read')])
+    const notPem = await runCli(['members', '--ca-cert', tokens])
+    expect([notPem.code, notPem.stderr]).toEqual([
+      2,
+      expect.stringContaining('holds no PEM certificate'),
+    ])
     const good = join(dir, 'good.yaml')
     await writeFile(
       good,
