@@ -9,6 +9,8 @@ import { $, api, parseHash, TOKEN_KEY, TokenRequired, viewNames, viewOf } from '
 import './overview.js'
 import './events.js'
 import './rates.js'
+import './member.js'
+import './health.js'
 
 $('#token-form').addEventListener('submit', (e) => {
   e.preventDefault()

@@ -111,3 +111,151 @@ export function viewOf(name) {
 export function viewNames() {
   return [...views.keys()]
 }
+
+/** A CSS variable of the page (colours follow the light or dark scheme). */
+export function cssVar(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim()
+}
+
+/** A ratio 0..1 as a percentage. */
+export function fmtPercent(r) {
+  return r === null || r === undefined || Number.isNaN(r) ? '–' : `${(r * 100).toFixed(1)} %`
+}
+
+/** A number with at most 3 significant digits past the point, and a unit. */
+export function fmtNumber(n, unit = '') {
+  if (n === null || n === undefined || Number.isNaN(n)) return '–'
+  const text = Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(2)
+  return unit ? `${text} ${unit}` : text
+}
+
+/** Milliseconds as text: ms, s, min. */
+export function fmtMs(ms) {
+  if (ms === null || ms === undefined) return '–'
+  if (Math.abs(ms) < 1000) return `${Math.round(ms)} ms`
+  if (Math.abs(ms) < 120_000) return `${(ms / 1000).toFixed(1)} s`
+  return `${(ms / 60_000).toFixed(1)} min`
+}
+
+/** Shows an error of a view in its banner, saying what to do; hides it on null. */
+export function showError(el, err, what) {
+  if (err === null) {
+    el.hidden = true
+    el.textContent = ''
+    return
+  }
+  if (err instanceof TokenRequired) return
+  el.hidden = false
+  el.textContent = `Could not load ${what}: ${err?.message ?? err}. Check that this member is running and reachable, then reload the page.`
+}
+
+/** uPlot's points shown only when a series has few values (a line needs two). */
+const fewPoints = (u, i) => u.data[i].filter((v) => v !== null && v !== undefined).length < 8
+
+/**
+ * A small line chart without axes (uPlot), with its latest value as text
+ * beside it; `update(times, values)` redraws it. `range` fixes the y scale.
+ */
+export function sparkline(container, { label, format, range, width = 90, height = 30 }) {
+  const wrap = document.createElement('span')
+  wrap.className = 'spark'
+  const plot = document.createElement('span')
+  plot.setAttribute('role', 'img')
+  const value = document.createElement('span')
+  value.className = 'value'
+  wrap.append(plot, value)
+  container.append(wrap)
+  const stroke = cssVar('--chart')
+  const chart = new uPlot(
+    {
+      width,
+      height,
+      legend: { show: false },
+      cursor: { show: false },
+      select: { show: false },
+      padding: [3, 0, 3, 0],
+      scales: {
+        x: { time: true },
+        y: range
+          ? { range }
+          : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] },
+      },
+      axes: [{ show: false }, { show: false }],
+      series: [
+        {},
+        {
+          stroke,
+          fill: cssVar('--chart-fill'),
+          width: 1.5,
+          spanGaps: true,
+          points: { size: 3, show: fewPoints },
+        },
+      ],
+    },
+    [[], []],
+    plot,
+  )
+  return {
+    update(times, values) {
+      chart.setData([times.map((t) => t / 1000), values])
+      const last = [...values].reverse().find((v) => v !== null && v !== undefined)
+      value.textContent = format(last)
+      plot.setAttribute('aria-label', `${label}: latest ${format(last)}`)
+    },
+    destroy() {
+      chart.destroy()
+    },
+  }
+}
+
+/** A line chart with time and value axes in the page's colours (uPlot). */
+export function timeChart(container, { title, series, format, range, height = 180 }) {
+  const fg = cssVar('--fg')
+  const grid = cssVar('--grid')
+  const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } }
+  const el = document.createElement('div')
+  el.className = 'chart'
+  el.setAttribute('role', 'img')
+  el.setAttribute('aria-label', title)
+  container.append(el)
+  const width = Math.max(280, Math.min(container.clientWidth || 460, 460))
+  const chart = new uPlot(
+    {
+      title,
+      width,
+      height,
+      scales: {
+        y: range
+          ? { range }
+          : { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] },
+      },
+      axes: [axis, { ...axis, size: 84, values: (_u, splits) => splits.map((v) => format(v)) }],
+      series: [
+        {},
+        ...series.map((label, i) => ({
+          label,
+          stroke: i === 0 ? cssVar('--chart') : `hsl(${(i * 67) % 360} 60% 50%)`,
+          width: 1.5,
+          spanGaps: true,
+          points: { show: fewPoints, size: 3 },
+          value: (_u, v) => format(v),
+        })),
+      ],
+    },
+    [[], ...series.map(() => [])],
+    el,
+  )
+  return {
+    update(times, ...values) {
+      chart.setData([times.map((t) => t / 1000), ...values])
+    },
+    destroy() {
+      chart.destroy()
+    },
+  }
+}
+
+/** A rollups answer's series for one key value (e.g. a member's name), or undefined. */
+export function seriesOf(answer, key, value) {
+  return answer?.series.find((s) => s.key[key] === value)
+}

@@ -1,56 +1,255 @@
-// Overview: every member of the array, its state, health, event rate, newest
-// event and clock offset, polled every 2 s while the view is open.
+// Overview: the array as one server. Cards for the members alive, the
+// array's health, events/s and errors/min over the last 15 minutes against
+// the 15 before; then one row per member with its state, health and small
+// charts (CPU, memory, data-dir disk use, event rate, error rate) from the
+// rollups. Members and health are polled every 2 s, the charts every 10 s.
 
-import { $, api, cell, fmtTime, view } from './core.js'
+import {
+  $,
+  api,
+  cell,
+  fmtBytes,
+  fmtNumber,
+  fmtPercent,
+  go,
+  seriesOf,
+  showError,
+  sparkline,
+  view,
+} from './core.js'
 
 const POLL_MS = 2000
+const CHART_MS = 10_000
+const STEP_S = 30
+const WINDOW_MS = 15 * 60_000
 let timer
+let lastCharts = 0
+let painted = false
+let generation = 0
+/** Member name → { row, charts }. */
+const rows = new Map()
 
-async function render() {
-  const [members, health, rates] = await Promise.all([
-    api('v1/members'),
-    api('v1/health'),
-    api('v1/rollups?from=2m&step=10s&by=member').catch(() => ({ series: [] })),
-  ])
-  const healthOf = new Map(health.members.map((m) => [m.member, m]))
-  const perSecond = new Map()
-  const newest = new Map()
-  for (const s of rates.series) {
-    // The last complete 10 s bucket gives the rate; the newest bucket with events, the newest time.
-    const full = s.buckets.at(-2)
-    perSecond.set(s.key.member, full ? full.count / 10 : 0)
-    const last = [...s.buckets].reverse().find((b) => b.count > 0)
-    if (last) newest.set(s.key.member, last.t)
-  }
+const HEALTH_CLASS = { ok: 'state-alive', warning: 'state-suspect', critical: 'state-dead' }
+
+const CHARTS = [
+  { key: 'cpu', label: 'CPU busy', format: fmtPercent, range: [0, 1] },
+  { key: 'memory', label: 'Memory used', format: (v) => (v == null ? '–' : fmtBytes(v)) },
+  { key: 'disk', label: 'Data-dir disk used', format: fmtPercent, range: [0, 1] },
+  { key: 'events', label: 'Events/s', format: (v) => fmtNumber(v, '/s') },
+  { key: 'errors', label: 'Errors/min', format: (v) => fmtNumber(v, '/min') },
+]
+
+function card(id, figure, note, className = '') {
+  const el = $(`#${id}`)
+  const fig = el.querySelector('.figure')
+  fig.textContent = figure
+  fig.className = `figure ${className}`
+  el.querySelector('.muted').textContent = note
+}
+
+function change(now, before) {
+  if (before === 0)
+    return now === 0 ? 'no change against the 15 min before' : 'none the 15 min before'
+  const pct = ((now - before) / before) * 100
+  return `${pct >= 0 ? '+' : '−'}${Math.abs(pct).toFixed(0)} % against the 15 min before`
+}
+
+/** Sums of counts in the last 15 min and the 15 before, over every series of an answer. */
+function windows(answer, now) {
+  let recent = 0
+  let before = 0
+  for (const s of answer.series)
+    for (const b of s.buckets) {
+      if (b.t >= now - WINDOW_MS) recent += b.count
+      else if (b.t >= now - 2 * WINDOW_MS) before += b.count
+    }
+  return { recent, before }
+}
+
+function rowFor(m, self) {
+  let entry = rows.get(m.name)
+  if (entry) return entry
+  const row = document.createElement('tr')
+  row.dataset.member = m.name
+  const name = document.createElement('td')
+  const link = document.createElement('a')
+  link.href = `#/member?name=${encodeURIComponent(m.name)}`
+  link.textContent = m.member === self ? `${m.name} (this member)` : m.name
+  name.append(link)
+  row.append(name)
+  cell(row, '')
+  cell(row, '')
+  // The charts come with the first rollups (after the members are shown).
+  const charts = {}
+  for (const _ of CHARTS) cell(row, '–')
+  row.addEventListener('click', (e) => {
+    if (e.target instanceof HTMLAnchorElement) return
+    go('member', new URLSearchParams({ name: m.name }))
+  })
+  entry = { row, charts }
+  rows.set(m.name, entry)
+  return entry
+}
+
+async function renderMembers() {
+  // Members first (the first paint), their health as soon as it comes.
+  const healthAnswer = api('v1/health')
+  healthAnswer.catch(() => {})
+  const members = await api('v1/members')
   const tbody = $('#members tbody')
-  tbody.replaceChildren()
-  for (const m of members.members) {
-    const row = document.createElement('tr')
-    row.dataset.member = m.name
-    cell(row, m.member === members.self ? `${m.name} (this member)` : m.name)
-    cell(row, m.state, `state-${m.state}`)
-    const h = healthOf.get(m.member)
-    cell(
-      row,
-      h ? h.state + (h.rules.length ? ` (${h.rules.join(', ')})` : '') : 'unknown',
-      h?.state,
-    )
-    cell(row, (perSecond.get(m.name) ?? 0).toFixed(1))
-    cell(row, newest.has(m.name) ? fmtTime(newest.get(m.name)) : '-')
-    cell(row, `${m.offsetMs} ms`)
+  const order = [...members.members].sort((a, b) => a.name.localeCompare(b.name))
+  for (const name of rows.keys())
+    if (!order.some((m) => m.name === name)) {
+      for (const c of Object.values(rows.get(name).charts)) c.destroy()
+      rows.get(name).row.remove()
+      rows.delete(name)
+    }
+  for (const m of order) {
+    const { row } = rowFor(m, members.self)
+    const stateTd = row.children[1]
+    stateTd.textContent = m.state
+    stateTd.className = `state-${m.state}`
     tbody.append(row)
   }
+  const alive = members.members.filter((m) => m.state === 'alive').length
+  const down = members.members.filter((m) => m.state === 'dead' || m.state === 'suspect')
+  card(
+    'card-members',
+    `${alive} / ${members.members.length}`,
+    down.length ? `down: ${down.map((m) => `${m.name} (${m.state})`).join(', ')}` : 'all alive',
+    down.length ? 'warning' : '',
+  )
+  if (!painted) {
+    painted = true
+    performance.mark('chorus:members')
+  }
+  const health = await healthAnswer
+  const healthOf = new Map(health.members.map((h) => [h.member, h]))
+  for (const m of order) {
+    const healthTd = rows.get(m.name).row.children[2]
+    const h = healthOf.get(m.member)
+    healthTd.textContent = h
+      ? h.state + (h.rules.length ? ` (${h.rules.join(', ')})` : '')
+      : 'unknown'
+    healthTd.className = HEALTH_CLASS[h?.state] ?? ''
+  }
+  card(
+    'card-health',
+    health.array.state,
+    health.array.rules.length
+      ? `rules that fire: ${health.array.rules.join(', ')}`
+      : 'no rule fires',
+    health.array.state,
+  )
   $('#overview-rules').textContent = health.array.rules.length
     ? `Array rules that fired: ${health.array.rules.join(', ')}`
     : ''
+  return down
+}
+
+async function renderCharts(now) {
+  const q = (query) => api(`v1/rollups?${query}`)
+  const host = (type) => q(`from=15m&step=${STEP_S}s&type=${type}&by=member`)
+  const [events, errors, cpu, memory, disk] = await Promise.all([
+    q(`from=30m&step=${STEP_S}s&by=member`),
+    q(`from=30m&step=${STEP_S}s&by=member&severity=error`),
+    host('host.cpu'),
+    host('host.memory'),
+    host('host.disk'),
+  ])
+  const ev = windows(events, now)
+  card('card-events', fmtNumber(ev.recent / (WINDOW_MS / 1000), '/s'), change(ev.recent, ev.before))
+  const er = windows(errors, now)
+  card(
+    'card-errors',
+    fmtNumber(er.recent / (WINDOW_MS / 60_000), '/min'),
+    change(er.recent, er.before),
+    er.recent > 0 ? 'warning' : '',
+  )
+  const recent = (s) => (s ? s.buckets.filter((b) => b.t >= now - WINDOW_MS) : [])
+  for (const [name, { row, charts }] of rows) {
+    CHARTS.forEach((c, i) => {
+      if (charts[c.key]) return
+      const td = row.children[3 + i]
+      td.textContent = ''
+      charts[c.key] = sparkline(td, {
+        label: `${c.label} of ${name}`,
+        format: c.format,
+        range: c.range,
+      })
+    })
+    const draw = (chart, answer, value) => {
+      const buckets = recent(seriesOf(answer, 'member', name))
+      chart.update(
+        buckets.map((b) => b.t),
+        buckets.map(value),
+      )
+    }
+    const valued = (b) => (b.count > 0 ? (b.avg ?? null) : null)
+    draw(charts.cpu, cpu, valued)
+    draw(charts.memory, memory, valued)
+    draw(charts.disk, disk, (b) => (b.count > 0 && b.avg != null ? 1 - b.avg : null))
+    draw(charts.events, events, (b) => b.count / STEP_S)
+    draw(charts.errors, errors, (b) => b.count / (STEP_S / 60))
+  }
+  return [events, errors, cpu, memory, disk].flatMap((a) =>
+    a.partial ? a.members.filter((m) => m.status !== 'ok' || m.missing).map((m) => m.name) : [],
+  )
+}
+
+let partialRows = []
+let busy = false
+
+async function render() {
+  if (busy) return
+  busy = true
+  try {
+    await renderOnce()
+  } finally {
+    busy = false
+  }
+}
+
+async function renderOnce() {
+  const gen = generation
+  const down = await renderMembers()
+  if (gen !== generation) return
+  const now = Date.now()
+  if (now - lastCharts >= CHART_MS) {
+    lastCharts = now
+    partialRows = await renderCharts(now)
+  }
+  const reasons = [
+    ...down.map((m) => `${m.name} is ${m.state}`),
+    ...[...new Set(partialRows)]
+      .filter((n) => !down.some((m) => m.name === n))
+      .map((n) => `${n} did not answer`),
+  ]
+  const banner = $('#overview-partial')
+  banner.hidden = reasons.length === 0
+  banner.textContent = reasons.length
+    ? `Answers are partial: ${reasons.join(', ')}. Events and host samples it has not shared are missing from the totals and charts until it is back.`
+    : ''
+  showError($('#overview-error'), null)
 }
 
 view('overview', {
   async show() {
-    await render()
-    timer = setInterval(() => render().catch(() => {}), POLL_MS)
+    generation++
+    lastCharts = 0
+    try {
+      await render()
+    } catch (err) {
+      showError($('#overview-error'), err, 'the members')
+      throw err
+    }
+    timer = setInterval(
+      () => render().catch((err) => showError($('#overview-error'), err, 'the members')),
+      POLL_MS,
+    )
   },
   leave() {
+    generation++
     clearInterval(timer)
   },
 })
