@@ -593,9 +593,16 @@ export function createMembership(components: MembershipComponents): Membership {
         const at = order.findIndex((m) => m.id === self.peerId)
         const next = order[(at + 1) % order.length]?.id as string
         const previous = order[(at - 1 + order.length) % order.length]?.id as string
-        watched.add(next)
         neighbours.add(next)
         neighbours.add(previous)
+        // The successor, and past a suspect one the next that is alive: a
+        // member that fails while the one before it on the ring is still
+        // suspected is watched all the same, not only once that one is dead.
+        for (let step = 1; step < order.length; step++) {
+          const id = order[(at + step) % order.length]?.id as string
+          watched.add(id)
+          if (peers.get(id)?.state !== 'suspect') break
+        }
       }
     }
     ring = { neighbours: [...neighbours].sort(), watched: [...watched].sort() }

@@ -39,6 +39,9 @@
 // events, `chorus backup` copies it: seconds and events/s, against a raw
 // scan of the same store, and a member started from the copy until ready
 // (test/bench/backup.ts).
+// dashboard (in --parts; --dashboard-members 10 --dashboard-loads 20): the
+// Overview's first meaningful paint in Debian's chromium, a fresh page per
+// load, and the bytes of the page's own files (test/bench/dashboard.ts).
 // Parts whose tool is missing are skipped with a line saying so. Figures go
 // to stdout as tables and to bench-results/compare-<time>.json.
 
@@ -59,6 +62,7 @@ import { ID_BYTES, memberTag, writeIdBytes } from '../../node/event/id.ts'
 import { decodeEventValue, encodeEventValue, toEvent } from '../../node/store/codec.ts'
 import { EVENT, typeIndexKey, typePrefix } from '../../node/store/keys.ts'
 import { backupBench } from './backup.ts'
+import { dashboardBench } from './dashboard.ts'
 import {
   anonRssMiB,
   type BenchMember,
@@ -104,6 +108,8 @@ const { values } = parseArgs({
     'replica-acks': { type: 'string', default: '200' },
     'otlp-events': { type: 'string', default: '60000' },
     'backup-events': { type: 'string', default: '1000000' },
+    'dashboard-members': { type: 'string', default: '10' },
+    'dashboard-loads': { type: 'string', default: '20' },
   },
 })
 const execFileAsync = promisify(execFile)
@@ -1352,6 +1358,24 @@ if (PARTS.has('backup')) {
       'restored, ready ms': r.restoreReadyMs,
     },
   ])
+}
+if (PARTS.has('dashboard')) {
+  const r = await dashboardBench(
+    Number(values['dashboard-members']),
+    Number(values['dashboard-loads']),
+  )
+  results.dashboard = r
+  printTable(
+    `Dashboard: the Overview of ${r.members} members in chromium, ${r.loads} loads in fresh pages`,
+    [
+      {
+        'paint ms median': r.paintMs.median,
+        'min–max': `${r.paintMs.min}–${r.paintMs.max}`,
+        p95: r.paintMs.p95,
+        'own files kB': round(r.ownBytes / 1000, 1),
+      },
+    ],
+  )
 }
 if (PARTS.has('stability')) {
   const run = await stability(10, Number(values['stability-minutes']))

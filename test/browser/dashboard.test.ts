@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
 import { type MemberProcess, startMember, stopAll } from '../process/harness.ts'
+import { seriousViolations } from './a11y.ts'
 
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts')
 let browser: Browser
@@ -175,6 +176,7 @@ describe('the dashboard', () => {
     expect(painted).toBeGreaterThan(100)
     await page.waitForSelector('#p99-chart canvas')
     await page.screenshot({ path: join(ARTIFACTS, 'rates.png') })
+    expect(await seriousViolations(page)).toEqual([])
   })
 
   it('asks for a read token when the member has tokens, and keeps it for the session', async () => {

@@ -169,6 +169,19 @@ describe('membership in a simulated array', () => {
     }
   })
 
+  it('watches past a suspect member: a member that fails while those before it on the rings are suspect is suspected too', async () => {
+    // Of four members, m0001 watches m0000 and m0002 on its rings (not m0003).
+    // Three fail at once: m0001 must suspect m0003 while the other two are
+    // still only suspected, not once one of them is declared dead.
+    const sim = await converged(4)
+    await advance(5 * INTERVAL)
+    const survivor = sim.members.get('m0001')
+    for (const id of ['m0000', 'm0002', 'm0003']) sim.down.add(id)
+    for (let t = 0; t < 300 && stateIn(survivor, 'm0003') === 'alive'; t++) await advance(100)
+    expect(stateIn(survivor, 'm0003')).toBe('suspect')
+    expect(['m0000', 'm0002'].map((id) => stateIn(survivor, id))).toContain('suspect')
+  })
+
   it('spreads a change to all of 1,000 members within O(log N) gossip rounds', async () => {
     const sim = await converged(1000)
     await advance(3 * INTERVAL)
