@@ -245,6 +245,16 @@ describe('the overview, member and health views', () => {
       },
       { timeoutMs: 20_000, intervalMs: 250, what: 'a health.change event' },
     )
+    // What the page reads: ob's health as the member it asks has heard it (by gossip).
+    await waitFor(
+      async () => {
+        const h = await json<{ members: Array<{ name: string; rules: string[] }> }>(
+          `${a.url}/v1/health`,
+        )
+        return h.members.find((m) => m.name === 'ob')?.rules.includes('trigger') === true
+      },
+      { timeoutMs: 20_000, intervalMs: 250, what: "ob's rule firing as the first member sees it" },
+    )
     await page.click('#nav-health')
     await page.waitForSelector('#health:not([hidden])')
     expect(await page.getAttribute('#nav-health', 'aria-current')).toBe('page')
