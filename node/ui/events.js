@@ -277,17 +277,21 @@ async function details(id) {
   $('#copy-status').textContent = ''
   setEventInUrl(id)
   const dl = $('#details-fields')
+  // Open at once, and busy until the event, fetched from its owner, is in.
   dl.replaceChildren()
+  dl.setAttribute('aria-busy', 'true')
   let e
   try {
     e = await api(`v1/events/${encodeURIComponent(id)}`)
   } catch (err) {
     if (err instanceof TokenRequired) return
+    dl.removeAttribute('aria-busy')
     dl.textContent = `Could not load this event: ${err.message}. It may be past retention, or its member unreachable; try again later.`
     $('#details-close').focus()
     return
   }
   if (openId !== id) return
+  dl.removeAttribute('aria-busy')
   const add = (k, v) => {
     const dt = document.createElement('dt')
     dt.textContent = k

@@ -155,6 +155,8 @@ describe('the dashboard', () => {
     })
     await page.click('#results tbody tr')
     await page.waitForSelector('#details:not([hidden])')
+    // The panel opens at once; its fields come once the owner has answered.
+    await page.waitForSelector('#details-fields:not([aria-busy]) dt')
     const text = (await page.textContent('#details-fields')) ?? ''
     expect(text).toContain('attrs.member')
     expect(text).toContain('attrs.n')
