@@ -183,7 +183,12 @@ describe('the overview, member and health views', () => {
     await page.waitForFunction(() => document.querySelectorAll('#member-charts canvas').length >= 7)
     expect(await page.textContent('#member-name')).toBe('ob')
     expect(await paintedPixels('#member-charts canvas')).toBeGreaterThan(100)
-    // Its rules with the value now against the threshold.
+    // Its rules with the value now against the threshold (rendered from their own requests).
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#member-rules tbody tr td:first-child')].some(
+        (td) => td.textContent === 'cpu-high',
+      ),
+    )
     const rules = await page.$$eval('#member-rules tbody tr', (trs) =>
       trs.map((tr) => [...tr.children].map((td) => td.textContent)),
     )
