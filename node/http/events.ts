@@ -140,7 +140,7 @@ const {
 const ExportQuerySchema = withAttrParams(ExportShape)
 
 /** The per-member deadline a request asks for with `timeout`, or the default. */
-function queryTimeout(text: string | undefined, byDefault: number): number {
+export function queryTimeout(text: string | undefined, byDefault: number): number {
   if (text === undefined) return byDefault
   const ms = parseDuration(text)
   if (ms === undefined || ms < 1 || ms > MAX_QUERY_TIMEOUT_MS) {

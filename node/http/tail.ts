@@ -15,8 +15,9 @@ import type { SliceTarget } from '../query/coordinator.ts'
 import { filterProblems } from '../query/cursor.ts'
 import type { MemberRow } from '../query/fan-out.ts'
 import { decodeTailState, encodeTailState, type TailState, tailRound } from '../query/tail.ts'
-import { parseDuration, parseTime } from '../time.ts'
+import { parseTime } from '../time.ts'
 import { createRoutes, errorResponse, listParam } from './errors.ts'
+import { queryTimeout } from './events.ts'
 import { readFilters, withAttrParams } from './filters.ts'
 
 export interface TailRoutesComponents {
@@ -89,16 +90,7 @@ export function createTailRoutes(components: TailRoutesComponents) {
       if (first !== undefined)
         throw new InvalidInputError(`"${first.field}": ${first.message}`, problems)
       const { types, notTypes, attrs } = readFilters(p.type, p)
-      let timeoutMs = components.queryTimeoutMs
-      if (p.timeout !== undefined) {
-        const ms = parseDuration(p.timeout)
-        if (ms === undefined || ms < 1 || ms > 60_000)
-          throw new InvalidInputError(
-            `"timeout" must be a duration from 1ms to 60s, got ${JSON.stringify(p.timeout)}`,
-            [{ field: 'timeout', message: 'must be a duration from 1ms to 60s' }],
-          )
-        timeoutMs = ms
-      }
+      const timeoutMs = queryTimeout(p.timeout, components.queryTimeoutMs)
       const resume = c.req.header('last-event-id') ?? p.lastEventId
       let state: TailState
       if (resume !== undefined && resume !== '') state = decodeTailState(resume)

@@ -7,7 +7,7 @@
 
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
+import { launchChromium } from '../browser/chromium.ts'
 import { type BenchMember, round, sampleEvent, spread, startBenchMember, summary } from './lib.ts'
 
 const UI_DIR = join(import.meta.dirname, '..', '..', 'node', 'ui')
@@ -22,16 +22,7 @@ export interface DashboardFigures {
 
 export async function dashboardBench(n: number, loads: number): Promise<DashboardFigures> {
   const members: BenchMember[] = []
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  })
+  const browser = await launchChromium()
   try {
     for (let i = 0; i < n; i++) {
       const join = i === 0 ? [] : ['--join', (members[0] as BenchMember).p2p]

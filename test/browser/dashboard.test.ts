@@ -4,12 +4,13 @@
 
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
-import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
-import { type MemberProcess, startMember, stopAll } from '../process/harness.ts'
+import { removeTempDirs, tempDir } from '../helpers.ts'
+import { type MemberProcess, startMember, startProcessArray, stopAll } from '../process/harness.ts'
 import { seriousViolations } from './a11y.ts'
+import { launchChromium } from './chromium.ts'
 
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts')
 let browser: Browser
@@ -19,22 +20,9 @@ let a: MemberProcess
 
 beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true })
-  for (const name of ['da', 'db', 'dc']) {
-    const join = members.length === 0 ? [] : ['--join', (members[0] as MemberProcess).p2p]
-    // No copies (--replicas 1): a paused member leaves its events out, which the banner shows.
-    const args = ['--replicas', '1', ...join]
-    members.push(await startMember({ name, dataDir: await tempDir(), args }))
-  }
+  // No copies (--replicas 1): a paused member leaves its events out, which the banner shows.
+  members.push(...(await startProcessArray(['da', 'db', 'dc'], ['--replicas', '1'])))
   a = members[0] as MemberProcess
-  await waitFor(
-    async () => {
-      const body = (await (await fetch(`${a.url}/v1/members`)).json()) as {
-        members: Array<{ state: string }>
-      }
-      return body.members.filter((m) => m.state === 'alive').length === 3
-    },
-    { timeoutMs: 20_000, what: 'three members alive' },
-  )
   for (const [i, m] of members.entries()) {
     const events = Array.from({ length: 8 }, (_, j) => ({
       type: j % 2 === 0 ? 'ui.click' : 'ui.view',
@@ -50,16 +38,7 @@ beforeAll(async () => {
     })
     expect(response.status).toBe(201)
   }
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  })
+  browser = await launchChromium()
   page = await browser.newPage({ viewport: { width: 1200, height: 800 } })
 }, 120_000)
 

@@ -8,12 +8,13 @@ import { mkdir } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
-import { removeTempDirs, tempDir, waitFor } from '../helpers.ts'
-import { type MemberProcess, startMember, stopAll } from '../process/harness.ts'
+import { removeTempDirs, waitFor } from '../helpers.ts'
+import { type MemberProcess, startProcessArray, stopAll } from '../process/harness.ts'
 import { seriousViolations } from './a11y.ts'
+import { launchChromium } from './chromium.ts'
 
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts')
 let browser: Browser
@@ -32,22 +33,8 @@ async function post(m: MemberProcess, events: unknown[]): Promise<void> {
 
 beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true })
-  for (const name of ['ea', 'eb', 'ec']) {
-    const join = members.length === 0 ? [] : ['--join', (members[0] as MemberProcess).p2p]
-    members.push(
-      await startMember({ name, dataDir: await tempDir(), args: ['--replicas', '1', ...join] }),
-    )
-  }
+  members.push(...(await startProcessArray(['ea', 'eb', 'ec'], ['--replicas', '1'])))
   a = members[0] as MemberProcess
-  await waitFor(
-    async () => {
-      const body = (await (await fetch(`${a.url}/v1/members`)).json()) as {
-        members: Array<{ state: string }>
-      }
-      return body.members.filter((m) => m.state === 'alive').length === 3
-    },
-    { timeoutMs: 20_000, what: 'three members alive' },
-  )
   // Rounds of one event per member, so the members' events interleave in the array's order.
   for (let round = 0; round < 8; round++) {
     for (const m of members) {
@@ -62,16 +49,7 @@ beforeAll(async () => {
       await new Promise((resolve) => setTimeout(resolve, 3))
     }
   }
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  })
+  browser = await launchChromium()
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
 }, 120_000)
 

@@ -6,11 +6,12 @@
 
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type Browser, chromium, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { removeTempDirs, tempDir, triggerRule, waitFor } from '../helpers.ts'
-import { type MemberProcess, startMember, stopAll } from '../process/harness.ts'
+import { removeTempDirs, triggerRule, waitFor } from '../helpers.ts'
+import { type MemberProcess, startProcessArray, stopAll } from '../process/harness.ts'
 import { seriousViolations } from './a11y.ts'
+import { launchChromium } from './chromium.ts'
 
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts')
 const HOST_TYPES = ['host.cpu', 'host.memory', 'host.disk']
@@ -31,19 +32,12 @@ interface Rollups {
 
 beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true })
-  for (const name of ['oa', 'ob', 'oc']) {
-    const join = members.length === 0 ? [] : ['--join', (members[0] as MemberProcess).p2p]
-    const args = ['--collect-interval', '2s', ...join]
-    members.push(await startMember({ name, dataDir: await tempDir(), args, collect: true }))
-  }
-  a = members[0] as MemberProcess
-  await waitFor(
-    async () => {
-      const body = await json<{ members: Array<{ state: string }> }>(`${a.url}/v1/members`)
-      return body.members.filter((m) => m.state === 'alive').length === 3
-    },
-    { timeoutMs: 20_000, intervalMs: 200, what: 'three members alive' },
+  members.push(
+    ...(await startProcessArray(['oa', 'ob', 'oc'], ['--collect-interval', '2s'], {
+      collect: true,
+    })),
   )
+  a = members[0] as MemberProcess
   // Host samples of every member, for every chart of the overview.
   await waitFor(
     async () => {
@@ -69,16 +63,7 @@ beforeAll(async () => {
     })
     expect(response.status).toBe(201)
   }
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-    ],
-  })
+  browser = await launchChromium()
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
   // Nothing but the member itself: a request to another origin fails the test.
   page.on('request', (request) => {

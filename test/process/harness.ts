@@ -226,11 +226,14 @@ export async function stateIn(m: MemberProcess, name: string): Promise<string | 
 export async function startProcessArray(
   names: string[],
   args: string[] = [],
+  options: Pick<StartOptions, 'collect'> = {},
 ): Promise<MemberProcess[]> {
   const out: MemberProcess[] = []
   for (const name of names) {
     const join = out.length === 0 ? [] : ['--join', (out[0] as MemberProcess).p2p]
-    out.push(await startMember({ name, dataDir: await tempDir(), args: [...args, ...join] }))
+    out.push(
+      await startMember({ name, dataDir: await tempDir(), args: [...args, ...join], ...options }),
+    )
   }
   await waitFor(
     async () => {
