@@ -279,6 +279,12 @@ export function createExporter(init: ExporterInit): Exporter {
     buckets: DURATION_BUCKETS_S,
     registers,
   })
+  const answers = new Counter({
+    name: 'chorus_query_answers_total',
+    help: "Pages, exports and rollups this member answered in full as coordinator, by kind and whether they were partial (some member's part missing).",
+    labelNames: ['kind', 'partial'] as const,
+    registers,
+  })
   const failures = new Counter({
     name: 'chorus_member_failures_total',
     help: 'Members that did not answer this coordinator in full, by reason.',
@@ -483,8 +489,9 @@ export function createExporter(init: ExporterInit): Exporter {
         ingestSeconds.observe(seconds)
         ingestedEvents.inc(events)
       },
-      query(role, kind, seconds) {
+      query(role, kind, seconds, partial) {
         querySeconds.observe({ role, kind }, seconds)
+        if (partial !== undefined) answers.inc({ kind, partial: String(partial) })
       },
       memberFailure(status) {
         failures.inc({ reason: status })

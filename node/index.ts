@@ -348,6 +348,7 @@ export async function createMember(config: MemberConfig, init: MemberInit = {}):
     loopbackOnly: isLoopback(config.http.host),
     maxConcurrentQueries: config.maxConcurrentQueries,
     health: healthOfArray,
+    answers: () => recorder.recentAnswers(),
     healthConfig,
     replicasSetting,
     recorder,

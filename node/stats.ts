@@ -61,8 +61,12 @@ export type QueryKind = 'events' | 'export' | 'rollups' | 'lookup'
 export interface MemberRecorder {
   /** A durable ingest request: its duration and how many events it stored. */
   ingest(seconds: number, events: number): void
-  /** A query answered as coordinator (for a client) or as member (for a peer). */
-  query(role: 'coordinator' | 'member', kind: QueryKind, seconds: number): void
+  /**
+   * A query answered as coordinator (for a client) or as member (for a
+   * peer); for a coordinator's answer given in full, whether it was partial
+   * (some member's part missing).
+   */
+  query(role: 'coordinator' | 'member', kind: QueryKind, seconds: number, partial?: boolean): void
   /** A member that did not answer a coordinator, by the row's status. */
   memberFailure(status: Exclude<MemberStatus, 'ok'>): void
   /** An OTLP logs request: records stored and refused, attributes that did not fit, bodies and values cut. */
@@ -85,14 +89,36 @@ export interface Recorder extends MemberRecorder {
   readonly ingestedEvents: number
   /** Queries this member coordinated since start. */
   readonly queries: number
+  /** Answers this member coordinated over the last ANSWERS_WINDOW_MS, and how many were partial. */
+  recentAnswers(): RecentAnswers
   /** Passes every later observation on to `recorder` too. */
   attach(recorder: MemberRecorder): void
 }
 
-export function createRecorder(): Recorder {
+/** How far back recentAnswers() looks. */
+export const ANSWERS_WINDOW_MS = 15 * 60_000
+/** Its slots: the window moves a minute at a time. */
+const ANSWER_SLOT_MS = 60_000
+
+export interface RecentAnswers {
+  windowSeconds: number
+  /** Pages, exports and rollups answered in full (lookups and streams are not counted). */
+  total: number
+  partial: number
+}
+
+export function createRecorder(now: () => number = Date.now): Recorder {
   const attached: MemberRecorder[] = []
   let ingestedEvents = 0
   let queries = 0
+  // One slot per minute of the window: [minute, answers, partial answers].
+  const slots: Array<[number, number, number]> = []
+  const slotCount = ANSWERS_WINDOW_MS / ANSWER_SLOT_MS
+  const recent = () => {
+    const oldest = Math.floor(now() / ANSWER_SLOT_MS) - slotCount + 1
+    while (slots.length > 0 && (slots[0] as [number, number, number])[0] < oldest) slots.shift()
+    return slots
+  }
   return {
     get ingestedEvents() {
       return ingestedEvents
@@ -107,9 +133,29 @@ export function createRecorder(): Recorder {
       ingestedEvents += events
       for (const r of attached) r.ingest(seconds, events)
     },
-    query(role, kind, seconds) {
+    recentAnswers() {
+      let total = 0
+      let partial = 0
+      for (const [, answers, partials] of recent()) {
+        total += answers
+        partial += partials
+      }
+      return { windowSeconds: ANSWERS_WINDOW_MS / 1000, total, partial }
+    },
+    query(role, kind, seconds, partial) {
       if (role === 'coordinator') queries++
-      for (const r of attached) r.query(role, kind, seconds)
+      if (partial !== undefined) {
+        const minute = Math.floor(now() / ANSWER_SLOT_MS)
+        const window = recent()
+        let slot = window.at(-1)
+        if (slot === undefined || slot[0] !== minute) {
+          slot = [minute, 0, 0]
+          window.push(slot)
+        }
+        slot[1]++
+        if (partial) slot[2]++
+      }
+      for (const r of attached) r.query(role, kind, seconds, partial)
     },
     memberFailure(status) {
       for (const r of attached) r.memberFailure(status)

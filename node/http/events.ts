@@ -18,7 +18,7 @@ import type { Logger } from '../log.ts'
 import type { Coordinator } from '../query/coordinator.ts'
 import type { EventQuery } from '../query/cursor.ts'
 import { decodeCursor, filterProblems } from '../query/cursor.ts'
-import { exportEvents } from '../query/export.ts'
+import { type ExportEnd, exportEvents } from '../query/export.ts'
 import type { MemberRecorder } from '../stats.ts'
 import { parseDuration, parseTime } from '../time.ts'
 import { createRoutes, errorResponse, listParam } from './errors.ts'
@@ -249,14 +249,23 @@ export function toEventQuery(
 export function createEventRoutes(components: EventRoutesComponents) {
   const { ingest, coordinator } = components
   const app = createRoutes()
-  /** Counts a streamed answer, started now, once it is written (or logs why it was cut). */
-  const whenWritten = (kind: 'events' | 'export') => {
-    const started = performance.now()
-    return (outcome: 'done' | 'failed' | 'cancelled', err?: unknown) => {
+  /**
+   * Counts a streamed answer, started at `started`, once it is written (or
+   * logs why it was cut); one written in full counts as partial or not, as
+   * `partial` then says.
+   */
+  const whenWritten =
+    (kind: 'events' | 'export', started: number, partial: () => boolean) =>
+    (outcome: 'done' | 'failed' | 'cancelled', err?: unknown) => {
       if (outcome === 'failed') components.logger.warn({ err, kind }, 'answer cut short')
-      components.recorder.query('coordinator', kind, (performance.now() - started) / 1000)
+      const seconds = (performance.now() - started) / 1000
+      components.recorder.query(
+        'coordinator',
+        kind,
+        seconds,
+        outcome === 'done' ? partial() : undefined,
+      )
     }
-  }
 
   const IdsSchema = z.object({ ids: z.array(z.string()) }).openapi('Ids')
   const PartialSchema = z
@@ -413,9 +422,12 @@ export function createEventRoutes(components: EventRoutesComponents) {
               const cursor = decodeCursor(params.cursor)
               return { query: cursor.query, cursor, timeoutMs, ...fanout }
             })()
-      const written = whenWritten('events')
+      const started = performance.now()
       const page = await coordinator.open(input, { signal: c.req.raw.signal })
-      const body = pageJson(page, written)
+      const body = pageJson(
+        page,
+        whenWritten('events', started, () => page.trailer().partial),
+      )
       return c.body(body, 200, { 'content-type': 'application/json' }) as never
     },
   )
@@ -441,11 +453,21 @@ export function createEventRoutes(components: EventRoutesComponents) {
       const params = c.req.valid('query')
       const timeoutMs = queryTimeout(params.timeout, components.queryTimeoutMs)
       const query = toEventQuery(params, components.clock())
-      const written = whenWritten('export')
-      const chunks = exportEvents(coordinator, query, { timeoutMs, signal: c.req.raw.signal })
+      const started = performance.now()
+      let end: ExportEnd | undefined
+      const exported = exportEvents(coordinator, query, { timeoutMs, signal: c.req.raw.signal })
+      // The end line, kept as it goes by, says whether the export was partial.
+      const chunks = (async function* () {
+        end = yield* exported
+        return end
+      })()
       // The first page is opened before the answer starts: a 503 (memory) can still be said.
       const first = await chunks.next()
-      const body = exportNdjson(chunks, first, written)
+      const body = exportNdjson(
+        chunks,
+        first,
+        whenWritten('export', started, () => end?.partial === true),
+      )
       return c.body(body, 200, { 'content-type': 'application/x-ndjson' }) as never
     },
   )

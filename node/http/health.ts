@@ -3,10 +3,13 @@
 
 import { createRoute, z } from '@hono/zod-openapi'
 import type { HealthReport } from '../health/report.ts'
+import type { RecentAnswers } from '../stats.ts'
 import { createRoutes } from './errors.ts'
 
 export interface HealthRoutesComponents {
   health: () => HealthReport
+  /** Answers this member coordinated lately, and how many were partial. */
+  answers: () => RecentAnswers
 }
 
 const State = z.enum(['ok', 'warning', 'critical', 'unknown'])
@@ -23,6 +26,16 @@ const Report = z
         rules: z.array(z.string()),
       }),
     ),
+    answers: z
+      .object({
+        windowSeconds: z.number().int(),
+        total: z.number().int(),
+        partial: z.number().int(),
+      })
+      .openapi({
+        description:
+          "Pages, exports and rollups this member answered in full as coordinator over the last windowSeconds, and how many of them were partial (some member's part missing).",
+      }),
   })
   .openapi('Health')
 
@@ -37,7 +50,7 @@ export function createHealthRoutes(components: HealthRoutesComponents) {
         200: { content: { 'application/json': { schema: Report } }, description: 'Health' },
       },
     }),
-    (c) => c.json(components.health(), 200),
+    (c) => c.json({ ...components.health(), answers: components.answers() }, 200),
   )
 
   return app

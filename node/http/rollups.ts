@@ -206,7 +206,12 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
         formatDuration(stepMs),
         { signal: c.req.raw.signal, recorder: components.recorder },
       )
-      components.recorder.query('coordinator', 'rollups', (performance.now() - started) / 1000)
+      components.recorder.query(
+        'coordinator',
+        'rollups',
+        (performance.now() - started) / 1000,
+        answer.partial,
+      )
       // Written series by series: a rollup may hold 100,000 cells.
       return c.body(objectJson(answer, 'series'), 200, {
         'content-type': 'application/json',

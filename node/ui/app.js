@@ -1,16 +1,22 @@
 // The chorus dashboard: plain JavaScript modules, served by the member
 // itself, every asset by relative URL (no build step, nothing from another
-// origin). Each view is a module (overview.js, events.js, rates.js) that
-// registers itself in core.js; this one routes between them by the URL
-// hash and keeps the array's health badge. With tokens configured, the API
-// answers 401 and the page asks for a read token, kept for the session.
+// origin). Each view is a module (overview.js, events.js, rates.js,
+// member.js, health.js) that registers itself in core.js when loaded; this
+// one loads and routes between them by the URL hash and keeps the array's
+// health badge. With tokens configured, the API answers 401 and the page
+// asks for a read token, kept for the session.
 
-import { $, api, parseHash, TOKEN_KEY, TokenRequired, viewNames, viewOf } from './core.js'
-import './overview.js'
-import './events.js'
-import './rates.js'
-import './member.js'
-import './health.js'
+import { $, api, parseHash, TOKEN_KEY, TokenRequired, viewOf } from './core.js'
+
+// Each view's module, loaded the first time it is shown: the Overview's
+// first paint waits for its own module only, not the events view's four.
+const VIEWS = {
+  overview: './overview.js',
+  events: './events.js',
+  rates: './rates.js',
+  member: './member.js',
+  health: './health.js',
+}
 
 $('#token-form').addEventListener('submit', (e) => {
   e.preventDefault()
@@ -24,8 +30,9 @@ let current
 async function route() {
   const { view, params } = parseHash()
   viewOf(current)?.leave()
-  current = viewOf(view) === undefined ? 'overview' : view
-  for (const id of viewNames()) {
+  current = Object.hasOwn(VIEWS, view) ? view : 'overview'
+  const shown = current
+  for (const id of Object.keys(VIEWS)) {
     const section = $(`#${id}`)
     if (section) section.hidden = id !== current
     const link = $(`#nav-${id}`)
@@ -34,7 +41,10 @@ async function route() {
     else link.removeAttribute('aria-current')
   }
   try {
-    await viewOf(current).show(params)
+    await import(VIEWS[shown])
+    // Moved on while the module loaded: the later route shows its own view.
+    if (current !== shown) return
+    await viewOf(shown).show(params)
     const h = await api('v1/health')
     $('#array-health').textContent = `array ${h.array.state}`
     $('#array-health').className = `badge ${h.array.state}`

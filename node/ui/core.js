@@ -108,10 +108,6 @@ export function viewOf(name) {
   return views.get(name)
 }
 
-export function viewNames() {
-  return [...views.keys()]
-}
-
 /** A CSS variable of the page (colours follow the light or dark scheme). */
 export function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim()

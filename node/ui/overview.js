@@ -1,8 +1,10 @@
 // Overview: the array as one server. Cards for the members alive, the
 // array's health, events/s and errors/min over the last 15 minutes against
-// the 15 before; then one row per member with its state, health and small
-// charts (CPU, memory, data-dir disk use, event rate, error rate) from the
-// rollups. Members and health are polled every 2 s, the charts every 10 s.
+// the 15 before, and the share of this member's answers that were partial
+// (chorus_query_answers_total has every member's, for Prometheus); then one
+// row per member with its state, health and small charts (CPU, memory,
+// data-dir disk use, event rate, error rate) from the rollups. Members and
+// health are polled every 2 s, the charts every 10 s.
 
 import {
   $,
@@ -140,6 +142,15 @@ async function renderMembers() {
       ? `rules that fire: ${health.array.rules.join(', ')}`
       : 'no rule fires',
     health.array.state,
+  )
+  const { total, partial } = health.answers
+  card(
+    'card-partial',
+    total === 0 ? '–' : fmtPercent(partial / total),
+    total === 0
+      ? 'no pages, exports or rollups answered here yet'
+      : `${partial} of ${total} pages, exports and rollups this member answered`,
+    partial > 0 ? 'warning' : '',
   )
   $('#overview-rules').textContent = health.array.rules.length
     ? `Array rules that fired: ${health.array.rules.join(', ')}`

@@ -210,6 +210,14 @@ describe('the dashboard', () => {
       undefined,
       { timeout: 30_000 },
     )
+    // The partial page above counts in the share of this member's partial answers.
+    await page.waitForFunction(() =>
+      /^[1-9]\d* of \d+ pages/.test(
+        document.querySelector('#card-partial .muted')?.textContent ?? '',
+      ),
+    )
+    expect(await page.textContent('#card-partial .figure')).toMatch(/^\d+\.\d %$/)
+    expect(await page.getAttribute('#card-partial .figure', 'class')).toContain('warning')
     await page.screenshot({ path: join(ARTIFACTS, 'overview-member-down.png') })
   })
 })

@@ -140,6 +140,13 @@ describe('the overview, member and health views', () => {
     )
     expect(await page.textContent('#card-events .muted')).toMatch(/15 min before/)
     expect(await page.textContent('#card-errors .figure')).toMatch(/\/min$/)
+    // The rollups just drawn were answers, all whole: none partial.
+    await page.waitForFunction(() =>
+      /^0 of [1-9]\d* pages/.test(
+        document.querySelector('#card-partial .muted')?.textContent ?? '',
+      ),
+    )
+    expect(await page.textContent('#card-partial .figure')).toBe('0.0 %')
     // Five small charts per member, each with its latest value as text.
     expect(await page.$$eval('#members tbody tr canvas', (c) => c.length)).toBe(15)
     await page.waitForFunction(() =>

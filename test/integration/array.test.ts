@@ -7,6 +7,7 @@ import type { ChorusEvent } from '../../node/event/event.ts'
 import { memberTag } from '../../node/event/id.ts'
 import type { Member } from '../../node/index.ts'
 import type { ResultPage } from '../../node/query/coordinator.ts'
+import type { RecentAnswers } from '../../node/stats.ts'
 import {
   type Announcement,
   decodeAnswer,
@@ -339,6 +340,9 @@ describe('an array of five members', () => {
     await waitFor(() => holder.log.held(memberTag(odd.peerId))?.seq === odd.log.lastSeq, {
       what: "odd's events at its holder",
     })
+    const answers = async () =>
+      ((await (await asker.app.request('/v1/health')).json()) as { answers: RecentAnswers }).answers
+    const before = await answers()
     const complete = await page(asker, 'from=0&limit=1000')
     await odd.mesh.host.unhandle(SLICE_PROTOCOL)
     try {
@@ -357,6 +361,14 @@ describe('an array of five members', () => {
       expect(Date.now() - started).toBeLessThan(4000)
       expect(result.partial).toBe(true)
       expect(result.members.find((r) => r.name === odd.name)?.status).toBe('unsupported')
+      // The coordinator counts its answers, and the partial one, for the dashboard and Prometheus.
+      const after = await answers()
+      expect(after.total - before.total).toBe(3)
+      expect(after.partial - before.partial).toBe(1)
+      const metrics = await (await asker.app.request('/metrics')).text()
+      expect(
+        metricSample(metrics, 'chorus_query_answers_total{kind="events",partial="true"}'),
+      ).toBe(after.partial)
     } finally {
       for (const m of [odd, holder])
         await m.mesh.host.handle(SLICE_PROTOCOL, () => {}, { force: true }).catch(() => {})

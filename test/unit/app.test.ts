@@ -104,6 +104,7 @@ function fakeApp(ready = true) {
     loopbackOnly: false,
     maxConcurrentQueries: 4,
     health: () => ({ array: { state: 'ok', rules: [] }, members: [] }),
+    answers: () => ({ windowSeconds: 900, total: 0, partial: 0 }),
     healthConfig: { current: () => DEFAULT_HEALTH_CONFIG, put: async () => DEFAULT_HEALTH_CONFIG },
     replicasSetting: {
       current: () => ({ version: 0, updatedBy: null, replicas: 2 }),
