@@ -1,6 +1,7 @@
 // The Events view's histogram: counts per bucket for the view's filters and
 // period, stacked by severity, from GET /v1/rollups (uPlot). Dragging over
-// it calls `onSelect(fromMs, toMs)`.
+// it calls `onSelect(fromMs, toMs)`; hovering a bar writes its counts under
+// the chart (#histogram-hover).
 
 import { api } from './core.js'
 import { apiFilters, SEVERITIES } from './filters.js'
@@ -19,6 +20,14 @@ export const COLORS = {
 export function stepFor(fromMs, toMs) {
   const seconds = Math.max(1, (toMs - fromMs) / 1000)
   return STEPS.find((s) => seconds / s <= 120) ?? STEPS.at(-1)
+}
+
+/** A bar's time and counts as text: "10:05:00–10:05:30: 12 events (error 2, info 10)". */
+function barText(tSec, stepSec, counts) {
+  const clock = (sec) => new Date(sec * 1000).toLocaleTimeString()
+  const total = counts.reduce((n, [, c]) => n + c, 0)
+  const parts = counts.filter(([, c]) => c > 0).map(([sev, c]) => `${sev} ${c.toLocaleString()}`)
+  return `${clock(tSec)}–${clock(tSec + stepSec)}: ${total.toLocaleString()} events${parts.length ? ` (${parts.join(', ')})` : ''}`
 }
 
 function fmtStep(s) {
@@ -46,6 +55,8 @@ export async function drawHistogram(el, caption, params, fromMs, toMs, onSelect)
   const answer = await api(`v1/rollups?${query}`)
   destroyHistogram()
   el.replaceChildren()
+  const hover = document.getElementById('histogram-hover')
+  if (hover) hover.textContent = ''
   const bySeverity = new Map(answer.series.map((s) => [s.key.severity, s.buckets]))
   const first = answer.series[0]?.buckets ?? []
   const t = first.map((b) => b.t / 1000)
@@ -108,6 +119,20 @@ export async function drawHistogram(el, caption, params, fromMs, toMs, onSelect)
         },
       ],
       hooks: {
+        setCursor: [
+          (u) => {
+            const i = u.cursor.idx
+            if (!hover) return
+            hover.textContent =
+              i == null
+                ? ''
+                : barText(
+                    t[i],
+                    step,
+                    present.map((sev) => [sev, bySeverity.get(sev)[i]?.count ?? 0]),
+                  )
+          },
+        ],
         setSelect: [
           (u) => {
             if (u.select.width < 3) return

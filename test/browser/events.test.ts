@@ -94,6 +94,18 @@ describe('the Events view', () => {
       return { x: r.x, y: r.y, width: r.width, height: r.height }
     })
     const y = box.y + box.height / 2
+    // Hovering a bar says its time and counts by severity; the bars of all 24 events add up.
+    const hovered = new Set<string>()
+    for (let i = 0; i <= 180; i++) {
+      await page.mouse.move(box.x + (box.width * i) / 180, y)
+      hovered.add((await page.textContent('#histogram-hover')) ?? '')
+    }
+    hovered.delete('') // the cursor past the plot's edge
+    const counts = [...hovered].map((text) =>
+      Number(/: (\d+) events/.exec(text)?.[1] ?? Number.NaN),
+    )
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(24)
+    expect([...hovered].some((text) => /: \d+ events \(.*info \d+/.test(text))).toBe(true)
     await page.mouse.move(box.x + box.width * 0.5, y)
     await page.mouse.down()
     await page.mouse.move(box.x + box.width * 0.8, y, { steps: 5 })
