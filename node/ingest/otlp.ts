@@ -23,7 +23,7 @@
 // the same validation and group commit as a native event.
 
 import { createRequire } from 'node:module'
-import protobuf from 'protobufjs'
+import type { Type } from 'protobufjs'
 import {
   type EventLimits,
   parseSeverity,
@@ -38,23 +38,34 @@ interface GeneratedType {
   decode(reader: Uint8Array): unknown
   encode(message: unknown): { finish(): Uint8Array }
 }
-const generated = require('@opentelemetry/otlp-transformer/build/src/generated/root.js') as {
-  opentelemetry: {
-    proto: {
-      collector: {
-        logs: {
-          v1: { ExportLogsServiceRequest: GeneratedType; ExportLogsServiceResponse: GeneratedType }
-        }
-      }
+interface OtlpTypes {
+  LOGS: { ExportLogsServiceRequest: GeneratedType; ExportLogsServiceResponse: GeneratedType }
+  /** google.rpc.Status, the body of an OTLP error answer (not among the generated OTLP types). */
+  STATUS: Type
+}
+let loaded: OtlpTypes | undefined
+
+/**
+ * The types, loaded at the first OTLP request rather than at start: most
+ * members never get one, and protobufjs with the generated code of every
+ * OTLP signal holds a few MiB of a member's memory budget.
+ */
+function otlpTypes(): OtlpTypes {
+  if (loaded !== undefined) return loaded
+  const protobuf = require('protobufjs') as typeof import('protobufjs')
+  const generated = require('@opentelemetry/otlp-transformer/build/src/generated/root.js') as {
+    opentelemetry: {
+      proto: { collector: { logs: { v1: OtlpTypes['LOGS'] } } }
     }
   }
+  loaded = {
+    LOGS: generated.opentelemetry.proto.collector.logs.v1,
+    STATUS: new protobuf.Type('Status')
+      .add(new protobuf.Field('code', 1, 'int32'))
+      .add(new protobuf.Field('message', 2, 'string')),
+  }
+  return loaded
 }
-const LOGS = generated.opentelemetry.proto.collector.logs.v1
-
-/** google.rpc.Status, the body of an OTLP error answer (not among the generated OTLP types). */
-const STATUS = new protobuf.Type('Status')
-  .add(new protobuf.Field('code', 1, 'int32'))
-  .add(new protobuf.Field('message', 2, 'string'))
 
 /** A 64-bit integer as protobufjs or OTLP's JSON gives it. */
 type Int64 = number | string | { low: number; high: number; unsigned?: boolean } | null | undefined
@@ -117,7 +128,7 @@ export function decodeLogsRequest(body: Uint8Array, encoding: OtlpEncoding): Log
   try {
     // As a Buffer, so that protobufjs reads strings with Node's own UTF-8 decoder.
     if (encoding === 'protobuf')
-      return LOGS.ExportLogsServiceRequest.decode(
+      return otlpTypes().LOGS.ExportLogsServiceRequest.decode(
         Buffer.from(body.buffer, body.byteOffset, body.byteLength),
       ) as LogsRequest
     const parsed: unknown = JSON.parse(Buffer.from(body).toString('utf8'))
@@ -134,7 +145,9 @@ export function decodeLogsRequest(body: Uint8Array, encoding: OtlpEncoding): Log
 
 /** Encodes a request as an exporter would (for tests and the bench): plain objects as OTLP's JSON has them. */
 export function encodeLogsRequest(request: unknown): Uint8Array {
-  const type = LOGS.ExportLogsServiceRequest as GeneratedType & { fromObject(o: unknown): unknown }
+  const type = otlpTypes().LOGS.ExportLogsServiceRequest as GeneratedType & {
+    fromObject(o: unknown): unknown
+  }
   return type.encode(type.fromObject(request)).finish()
 }
 
@@ -147,9 +160,9 @@ export function encodeLogsResponse(
   const partialSuccess = rejected > 0 ? { rejectedLogRecords: rejected, errorMessage } : undefined
   if (encoding === 'json')
     return JSON.stringify(partialSuccess === undefined ? {} : { partialSuccess })
-  return LOGS.ExportLogsServiceResponse.encode(
-    partialSuccess === undefined ? {} : { partialSuccess },
-  ).finish()
+  return otlpTypes()
+    .LOGS.ExportLogsServiceResponse.encode(partialSuccess === undefined ? {} : { partialSuccess })
+    .finish()
 }
 
 /** An OTLP error answer's body (google.rpc.Status), in the request's encoding. */
@@ -159,6 +172,7 @@ export function encodeStatus(
   message: string,
 ): Uint8Array | string {
   if (encoding === 'json') return JSON.stringify({ code, message })
+  const { STATUS } = otlpTypes()
   return STATUS.encode(STATUS.create({ code, message })).finish()
 }
 
