@@ -14,7 +14,7 @@ import {
 import type { MemberRecorder } from '../stats.ts'
 import { formatDuration, parseDuration, parseTime } from '../time.ts'
 import { createRoutes, errorResponse, listParam } from './errors.ts'
-import { MAX_QUERY_TIMEOUT_MS } from './events.ts'
+import { queryTimeout } from './events.ts'
 import { readFilters, withAttrParams } from './filters.ts'
 import { objectJson } from './stream.ts'
 
@@ -175,13 +175,7 @@ export function createRollupRoutes(components: RollupRoutesComponents) {
           throw bad('q', 'must be a comma list of quantiles between 0 and 1', text)
         return q
       })
-      let timeoutMs = components.queryTimeoutMs
-      if (p.timeout !== undefined) {
-        const ms = parseDuration(p.timeout)
-        if (ms === undefined || ms < 1 || ms > MAX_QUERY_TIMEOUT_MS)
-          throw bad('timeout', 'must be a duration from 1ms to 60s', p.timeout)
-        timeoutMs = ms
-      }
+      const timeoutMs = queryTimeout(p.timeout, components.queryTimeoutMs)
       const started = performance.now()
       const answer = await queryRollups(
         components.rollupTargets(),

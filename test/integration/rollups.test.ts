@@ -217,8 +217,10 @@ describe('rollups', () => {
     )
   })
 
-  it('answers 400 naming the parameter for a bad step, grouping or quantile', async () => {
+  it('answers 400 naming the parameter for a bad step, grouping, quantile or timeout', async () => {
     for (const [query, field] of [
+      ['timeout=2min', 'timeout'],
+      ['timeout=soon', 'timeout'],
       ['step=7s', 'step'],
       ['step=1s', 'step'],
       ['by=colour', 'by'],
