@@ -145,12 +145,31 @@ export function showError(el, err, what) {
   el.textContent = `Could not load ${what}: ${err?.message ?? err}. Check that this member is running and reachable, then reload the page.`
 }
 
+let uplotLoad
+
+/**
+ * uPlot (a classic script that sets window.uPlot), loaded once when a view
+ * first draws a chart: index.html only preloads it, so that running it
+ * does not hold up the first paint. A view awaits this before its charts.
+ */
+export function uplotReady() {
+  uplotLoad ??= new Promise((resolve, reject) => {
+    const script = document.createElement('script')
+    script.src = 'ui/vendor/uplot.js'
+    script.onload = () => resolve()
+    script.onerror = () => reject(new Error('the chart library (ui/vendor/uplot.js) did not load'))
+    document.head.append(script)
+  })
+  return uplotLoad
+}
+
 /** uPlot's points shown only when a series has few values (a line needs two). */
 const fewPoints = (u, i) => u.data[i].filter((v) => v !== null && v !== undefined).length < 8
 
 /**
- * A small line chart without axes (uPlot), with its latest value as text
- * beside it; `update(times, values)` redraws it. `range` fixes the y scale.
+ * A small line chart without axes (uPlot, once uplotReady() has resolved),
+ * with its latest value as text beside it; `update(times, values)` redraws
+ * it. `range` fixes the y scale.
  */
 export function sparkline(container, { label, format, range, width = 90, height = 30 }) {
   const wrap = document.createElement('span')
@@ -204,7 +223,7 @@ export function sparkline(container, { label, format, range, width = 90, height 
   }
 }
 
-/** A line chart with time and value axes in the page's colours (uPlot). */
+/** A line chart with time and value axes in the page's colours (uPlot, once uplotReady() has resolved). */
 export function timeChart(container, { title, series, format, range, height = 180 }) {
   const fg = cssVar('--fg')
   const grid = cssVar('--grid')

@@ -3,7 +3,7 @@
 // it calls `onSelect(fromMs, toMs)`; hovering a bar writes its counts under
 // the chart (#histogram-hover).
 
-import { api } from './core.js'
+import { api, uplotReady } from './core.js'
 import { apiFilters, SEVERITIES } from './filters.js'
 
 // Steps the rollups take (multiples of 10 s), in seconds.
@@ -52,7 +52,7 @@ export async function drawHistogram(el, caption, params, fromMs, toMs, onSelect)
   query.set('to', String(toMs))
   query.set('step', `${step}s`)
   query.set('by', 'severity')
-  const answer = await api(`v1/rollups?${query}`)
+  const [answer] = await Promise.all([api(`v1/rollups?${query}`), uplotReady()])
   destroyHistogram()
   el.replaceChildren()
   const hover = document.getElementById('histogram-hover')

@@ -14,6 +14,7 @@ import {
   showError,
   timeChart,
   timeElement,
+  uplotReady,
   view,
 } from './core.js'
 
@@ -124,10 +125,13 @@ async function drawCharts(name, range) {
     },
     { title: 'Process memory (RSS)', type: 'process.memory', format: bytes },
   ]
-  const answers = await Promise.all([
-    ...specs.map((s) => api(`v1/rollups?${base}&type=${s.type}`)),
-    api(`v1/rollups?${base}`),
-    api(`v1/rollups?${base}&severity=error`),
+  const [answers] = await Promise.all([
+    Promise.all([
+      ...specs.map((s) => api(`v1/rollups?${base}&type=${s.type}`)),
+      api(`v1/rollups?${base}`),
+      api(`v1/rollups?${base}&severity=error`),
+    ]),
+    uplotReady(),
   ])
   for (const c of charts.splice(0)) c.destroy()
   const box = $('#member-charts')

@@ -17,6 +17,7 @@ import {
   seriesOf,
   showError,
   sparkline,
+  uplotReady,
   view,
 } from './core.js'
 
@@ -159,6 +160,7 @@ async function renderMembers() {
 }
 
 async function renderCharts(now) {
+  const charting = uplotReady()
   const q = (query) => api(`v1/rollups?${query}`)
   const host = (type) => q(`from=15m&step=${STEP_S}s&type=${type}&by=member`)
   const [events, errors, cpu, memory, disk] = await Promise.all([
@@ -168,6 +170,7 @@ async function renderCharts(now) {
     host('host.memory'),
     host('host.disk'),
   ])
+  await charting
   const ev = windows(events, now)
   card('card-events', fmtNumber(ev.recent / (WINDOW_MS / 1000), '/s'), change(ev.recent, ev.before))
   const er = windows(errors, now)

@@ -1,7 +1,7 @@
 // Rates: events per step over a range, stacked by type or severity, and the
 // p99 of one type's value, from the array's rollups (uPlot).
 
-import { $, api, go, view } from './core.js'
+import { $, api, go, uplotReady, view } from './core.js'
 
 const charts = []
 
@@ -41,7 +41,10 @@ async function rates(params) {
   form.p99type.value = params.get('p99type') ?? ''
   for (const c of charts.splice(0)) c.destroy()
   const by = form.by.value
-  const answer = await api(`v1/rollups?from=${form.range.value}&by=${by}`)
+  const [answer] = await Promise.all([
+    api(`v1/rollups?from=${form.range.value}&by=${by}`),
+    uplotReady(),
+  ])
   const t = answer.series[0]?.buckets.map((b) => b.t) ?? []
   // Stacked: each series drawn as the running sum of those before it.
   let running = t.map(() => 0)
