@@ -2,7 +2,10 @@
 // from node_modules, all served by the member itself at relative URLs, so
 // the page needs no network beyond the member. The files hold no data: they
 // are open, and the page asks for a read token when the API wants one.
+// Each file has an ETag (a hash of its bytes): a reload or a page kept open
+// revalidates with If-None-Match and gets 304 without the body.
 
+import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, extname, join } from 'node:path'
@@ -45,18 +48,20 @@ export function createUiRoutes() {
   const app = new Hono()
   // Read once: a handful of small files.
   const bodies = new Map(
-    Object.entries(FILES).map(([route, f]) => [
-      route,
-      { body: readFileSync(f.path), type: f.type },
-    ]),
+    Object.entries(FILES).map(([route, f]) => {
+      const body = readFileSync(f.path)
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"`
+      return [route, { body, type: f.type, etag }]
+    }),
   )
   for (const [route, file] of bodies) {
-    app.get(route, (c) =>
-      c.body(new Uint8Array(file.body), 200, {
-        'content-type': file.type,
-        'cache-control': 'no-cache',
-      }),
-    )
+    app.get(route, (c) => {
+      const headers = { etag: file.etag, 'cache-control': 'no-cache' }
+      const known = c.req.header('if-none-match')
+      if (known?.split(/\s*,\s*/).some((tag) => tag === file.etag || tag === '*') === true)
+        return c.body(null, 304, headers)
+      return c.body(new Uint8Array(file.body), 200, { ...headers, 'content-type': file.type })
+    })
   }
   return app
 }

@@ -155,6 +155,22 @@ describe('the HTTP app (a fake member)', () => {
     expect(stored).toEqual([[{ type: 'a.b' }, { type: 'c.d' }]])
   })
 
+  it('serves the dashboard with an ETag, and 304 without a body when the browser has it', async () => {
+    const { app } = fakeApp()
+    for (const path of ['/', '/ui/app.js', '/ui/vendor/uplot.js']) {
+      const first = await app.request(path)
+      expect(first.status, path).toBe(200)
+      const etag = first.headers.get('etag') as string
+      expect(etag, path).toMatch(/^"[\w-]{22}"$/)
+      expect((await first.arrayBuffer()).byteLength, path).toBeGreaterThan(1000)
+      const again = await app.request(path, { headers: { 'if-none-match': `"other", ${etag}` } })
+      expect(again.status, path).toBe(304)
+      expect(await again.text(), path).toBe('')
+      const changed = await app.request(path, { headers: { 'if-none-match': '"other"' } })
+      expect(changed.status, path).toBe(200)
+    }
+  })
+
   it('answers the table, readiness, metrics and unknown routes', async () => {
     const { app } = fakeApp(false)
     const members = (await (await app.request('/v1/members')).json()) as {
