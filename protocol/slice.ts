@@ -120,6 +120,18 @@ export function attrFiltersIn(v: unknown): AttrFilter[] {
 }
 /** Events per batch a member sends at most. */
 export const MAX_BATCH_EVENTS = 1024
+/**
+ * Events per batch message a member sends in a slice answer (a reader takes
+ * up to MAX_BATCH_EVENTS). A coordinator decodes a message whole and holds
+ * its events until its merge takes them, which with k members takes about k
+ * messages' worth of merging: small messages keep those events short-lived,
+ * so they die in V8's young generation instead of being promoted and
+ * collected by full mark-compacts. Measured on an export of 1,000,000
+ * events over 5 members: at 1,024 a message the coordinator spent a third
+ * of its time in GC (109 mark-compacts), at 64 a fifth (37), and its CPU
+ * time fell by a third; at 32 it did worse than at 64 again.
+ */
+export const SLICE_MESSAGE_EVENTS = 64
 /** Longest type filter list (of a slice or rollup request; HTTP refuses more) and longest single filter string. */
 export const MAX_TYPE_FILTERS = 64
 
@@ -357,10 +369,15 @@ function writeBatch(events: readonly StoredEvent[], from: number, to: number, by
 
 /**
  * Encodes stored events into as few batch messages as the limits allow:
- * each under MAX_ANSWER_BYTES and MAX_BATCH_EVENTS. An event too large for
- * any message is a ProtocolError (`too_large`).
+ * each under MAX_ANSWER_BYTES and of at most `maxEvents` events (at most
+ * MAX_BATCH_EVENTS). An event too large for any message is a ProtocolError
+ * (`too_large`).
  */
-export function encodeBatches(events: readonly StoredEvent[]): Uint8Array[] {
+export function encodeBatches(
+  events: readonly StoredEvent[],
+  maxEvents = MAX_BATCH_EVENTS,
+): Uint8Array[] {
+  const most = Math.max(1, Math.min(maxEvents, MAX_BATCH_EVENTS))
   const out: Uint8Array[] = []
   let from = 0
   let bytes = BATCH_HEAD_BYTES
@@ -371,7 +388,7 @@ export function encodeBatches(events: readonly StoredEvent[]): Uint8Array[] {
         'too_large',
         `an event of ${size} bytes does not fit a message of ${MAX_ANSWER_BYTES}`,
       )
-    if (bytes + size > MAX_ANSWER_BYTES || i - from === MAX_BATCH_EVENTS) {
+    if (bytes + size > MAX_ANSWER_BYTES || i - from === most) {
       out.push(writeBatch(events, from, i, bytes))
       from = i
       bytes = BATCH_HEAD_BYTES

@@ -95,9 +95,14 @@ export function partsOfIdBytes(bytes: Uint8Array, offset = 0): IdParts {
   }
 }
 
+const ALPHABET_CODES = Array.from(ALPHABET, (c) => c.charCodeAt(0))
+
 /** Encodes 16 id bytes as 26 base32 characters (2 leading zero bits, then the 128 bits). */
 export function encodeId(bytes: Uint8Array, offset = 0): string {
-  let out = ''
+  // Character codes first, then one string: every event a query returns
+  // gets its id here, and 26 appends made as many short-lived strings (and
+  // a string of 13 nested parts, flattened again when first compared).
+  const codes: number[] = []
   let acc = 0
   let bits = 2
   for (let i = offset; i < offset + ID_BYTES; i++) {
@@ -105,10 +110,10 @@ export function encodeId(bytes: Uint8Array, offset = 0): string {
     bits += 8
     while (bits >= 5) {
       bits -= 5
-      out += ALPHABET[(acc >>> bits) & 31]
+      codes.push(ALPHABET_CODES[(acc >>> bits) & 31] as number)
     }
   }
-  return out
+  return String.fromCharCode(...codes)
 }
 
 /** Decodes an id string into its 16 bytes, or `undefined` if it is not a well-formed id. */

@@ -8,7 +8,7 @@
 // own member and decodes them with `decodedAnswer`.
 
 import type { SliceAnswer, SliceRequest, SliceTrailer } from '../../protocol/index.ts'
-import { decodeStoredEvents, type StoredEvent } from '../../protocol/index.ts'
+import { decodeStoredEvents, SLICE_MESSAGE_EVENTS, type StoredEvent } from '../../protocol/index.ts'
 import type { ChorusEvent } from '../event/event.ts'
 import { TAG_BYTES } from '../event/id.ts'
 import { toEvent } from '../store/codec.ts'
@@ -49,7 +49,12 @@ export function decodedAnswer(
       for (;;) {
         const next = await answer.batches.next(mode)
         if (next.done === true) return next.value
-        mode = yield decodeStored(next.value, member, name)
+        // Decoded in the pieces a peer would send (SLICE_MESSAGE_EVENTS),
+        // each when the merge asks for it: a store read of 1,024 decoded at
+        // once would live until the merge took its last event, long enough
+        // to be promoted out of V8's young generation.
+        for (let at = 0; at < next.value.length; at += SLICE_MESSAGE_EVENTS)
+          mode = yield decodeStored(next.value.slice(at, at + SLICE_MESSAGE_EVENTS), member, name)
       }
     } finally {
       await answer.batches.return(undefined as unknown as SliceTrailer)

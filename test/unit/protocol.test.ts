@@ -37,6 +37,7 @@ import {
   MAX_REQUEST_BYTES,
   MAX_SWIM_MESSAGE_BYTES,
   ProtocolError,
+  SLICE_MESSAGE_EVENTS,
   type SliceRequest,
   type StoredEvent,
   type WireEvent,
@@ -300,6 +301,16 @@ describe('the wire codec', () => {
     const byCount = encodeBatches(many)
     expect(byCount.length).toBe(3)
     expect(decodeAll(byCount)).toEqual(many.map((e) => e.id[0]))
+    // As a member sends a slice: messages of at most SLICE_MESSAGE_EVENTS, in order.
+    const small = encodeBatches(many, SLICE_MESSAGE_EVENTS)
+    expect(small.length).toBe(Math.ceil(many.length / SLICE_MESSAGE_EVENTS))
+    for (const b of small) {
+      const answer = decodeAnswer(b)
+      expect(answer.kind === 'batch' && answer.events.length).toBeLessThanOrEqual(
+        SLICE_MESSAGE_EVENTS,
+      )
+    }
+    expect(decodeAll(small)).toEqual(many.map((e) => e.id[0]))
     expect(() => encodeBatches([event(1, 'x'.repeat(MAX_ANSWER_BYTES))])).toThrowError(
       expect.objectContaining({ name: 'ProtocolError', code: 'too_large' }),
     )

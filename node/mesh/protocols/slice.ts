@@ -19,6 +19,7 @@ import {
   MAX_SLICE_LIMIT,
   ProtocolError,
   SLICE_FILTER_PROTOCOL,
+  SLICE_MESSAGE_EVENTS,
   SLICE_PROTOCOL,
   type SliceAnswer,
   type SliceRequest,
@@ -111,10 +112,10 @@ async function sendSlice(
       }
       const chunk = pending.splice(0, credit)
       credit -= chunk.length
-      for (const bytes of encodeBatches(chunk)) {
-        await lp.write(bytes, { signal })
-        grantBytes += bytes.byteLength
-      }
+      // Small messages (see SLICE_MESSAGE_EVENTS), written together.
+      const messages = encodeBatches(chunk, SLICE_MESSAGE_EVENTS)
+      await lp.writeV(messages, { signal })
+      for (const bytes of messages) grantBytes += bytes.byteLength
       sent(chunk.length)
     }
   } finally {
