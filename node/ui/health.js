@@ -2,7 +2,7 @@
 // them), each member's state under every member rule, and the history of
 // health changes (health.change events) over a range.
 
-import { $, api, cell, go, showError, timeElement, view } from './core.js'
+import { $, api, byName, cell, go, showError, timeElement, view } from './core.js'
 import { ruleCondition, ruleWords } from './member.js'
 
 const RANGES = ['1h', '24h', '7d']
@@ -41,7 +41,7 @@ function drawMatrix(config, health, members) {
   const tbody = $('#health-matrix tbody')
   tbody.replaceChildren()
   const known = new Map(members.members.map((m) => [m.member, m]))
-  for (const h of [...health.members].sort((a, b) => a.name.localeCompare(b.name))) {
+  for (const h of [...health.members].sort(byName)) {
     const row = document.createElement('tr')
     const th = document.createElement('th')
     th.scope = 'row'

@@ -9,6 +9,7 @@
 import {
   $,
   api,
+  byName,
   cell,
   fmtBytes,
   fmtNumber,
@@ -100,7 +101,7 @@ async function renderMembers() {
   healthAnswer.catch(() => {})
   const members = await api('v1/members')
   const tbody = $('#members tbody')
-  const order = [...members.members].sort((a, b) => a.name.localeCompare(b.name))
+  const order = [...members.members].sort(byName)
   for (const name of rows.keys())
     if (!order.some((m) => m.name === name)) {
       for (const c of Object.values(rows.get(name).charts)) c.destroy()
