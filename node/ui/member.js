@@ -66,8 +66,25 @@ export function ruleCondition(rule) {
 
 export { ruleWords }
 
+/**
+ * An array rule's measure now, as text, from the members table (as the
+ * members judge it: members that left do not count).
+ */
+export function arrayValue(rule, members) {
+  const present = members.filter((m) => m.state !== 'left')
+  const w = rule.when
+  if ('aliveBelow' in w)
+    return `${present.filter((m) => m.state === 'alive').length} of ${present.length} alive`
+  if ('membersIn' in w) {
+    const n = present.filter((m) => w.membersIn.includes(m.state)).length
+    return `${n} ${w.membersIn.join(' or ')}`
+  }
+  const worse = (h) => h === 'critical' || (w.membersWithHealth === 'warning' && h === 'warning')
+  return `${present.filter((m) => worse(m.health)).length} ${w.membersWithHealth} or worse`
+}
+
 /** A member rule's measure now, from the member's rollups (as the member computes it, near enough). */
-async function valueNow(rule, member, self, all) {
+export async function valueNow(rule, member, self, all) {
   const m = rule.metric
   if ('clockOffsetMs' in m) {
     // This member's offsets from the others, as the member answering sees them.

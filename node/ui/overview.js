@@ -137,14 +137,7 @@ async function renderMembers() {
       : 'unknown'
     healthTd.className = HEALTH_CLASS[h?.state] ?? ''
   }
-  card(
-    'card-health',
-    health.array.state,
-    health.array.rules.length
-      ? `rules that fire: ${health.array.rules.join(', ')}`
-      : 'no rule fires',
-    health.array.state,
-  )
+  card('card-health', health.array.state, firingText(health), health.array.state)
   const { total, partial } = health.answers
   card(
     'card-partial',
@@ -154,10 +147,7 @@ async function renderMembers() {
       : `${partial} of ${total} pages, exports and rollups this member answered`,
     partial > 0 ? 'warning' : '',
   )
-  $('#overview-rules').textContent = health.array.rules.length
-    ? `Array rules that fired: ${health.array.rules.join(', ')}`
-    : ''
-  return down
+  return { down, health, members }
 }
 
 async function renderCharts(now) {
@@ -212,7 +202,58 @@ async function renderCharts(now) {
   )
 }
 
+/**
+ * What each firing rule measures now, as text by `rule@member` (array
+ * rules by `rule@`): `3 events (> 2 events)`. Member rules are measured
+ * from the member's rollups as its page does (member.js, loaded only when
+ * a rule fires); array rules from the members table.
+ */
+async function firingValues(health, members) {
+  const values = new Map()
+  const firing = health.members.flatMap((h) => h.rules.map((rule) => ({ rule, h })))
+  if (firing.length === 0 && health.array.rules.length === 0) return values
+  const [{ arrayValue, ruleCondition, ruleFormat, valueNow }, config] = await Promise.all([
+    import('./member.js'),
+    api('v1/config/health'),
+  ])
+  const rules = new Map(config.rules.map((r) => [r.name, r]))
+  const self = members.members.find((m) => m.member === members.self)
+  await Promise.all(
+    firing.map(async ({ rule, h }) => {
+      const r = rules.get(rule)
+      const m = members.members.find((x) => x.member === h.member)
+      if (r?.kind !== 'member' || m === undefined) return
+      const value = await valueNow(r, m, self, members.members).catch(() => null)
+      values.set(`${rule}@${h.member}`, `${ruleFormat(r)(value)} (${ruleCondition(r)})`)
+    }),
+  )
+  for (const rule of health.array.rules) {
+    const r = rules.get(rule)
+    if (r?.kind === 'array') values.set(`${rule}@`, arrayValue(r, members.members))
+  }
+  return values
+}
+
+/** The health card's note: every rule that fires, where, and its value when known. */
+function firingText(health) {
+  const texts = [
+    ...health.array.rules.map((rule) => {
+      const value = ruleValues.get(`${rule}@`)
+      return value ? `${rule}: ${value}` : rule
+    }),
+    ...health.members.flatMap((h) =>
+      h.rules.map((rule) => {
+        const value = ruleValues.get(`${rule}@${h.member}`)
+        return `${rule} on ${h.name}${value ? `: ${value}` : ''}`
+      }),
+    ),
+  ]
+  return texts.length ? `rules that fire: ${texts.join('; ')}` : 'no rule fires'
+}
+
 let partialRows = []
+/** Firing rules' values by `rule@member`, measured with the charts (every 10 s). */
+let ruleValues = new Map()
 let busy = false
 
 async function render() {
@@ -227,12 +268,18 @@ async function render() {
 
 async function renderOnce() {
   const gen = generation
-  const down = await renderMembers()
+  const { down, health, members } = await renderMembers()
   if (gen !== generation) return
   const now = Date.now()
   if (now - lastCharts >= CHART_MS) {
     lastCharts = now
-    partialRows = await renderCharts(now)
+    const [partial, values] = await Promise.all([
+      renderCharts(now),
+      firingValues(health, members).catch(() => new Map()),
+    ])
+    partialRows = partial
+    ruleValues = values
+    $('#card-health .muted').textContent = firingText(health)
   }
   const reasons = [
     ...down.map((m) => `${m.name} is ${m.state}`),

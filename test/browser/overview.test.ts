@@ -252,6 +252,16 @@ describe('the overview, member and health views', () => {
       },
       { timeoutMs: 20_000, intervalMs: 250, what: "ob's rule firing as the first member sees it" },
     )
+    // The Overview's health card names the rule, where it fires, and its value against the threshold.
+    await page.goto(`${a.url}/#/overview`)
+    await page.waitForFunction(
+      () =>
+        /trigger on ob: 1 events \(> 0 events\)/.test(
+          document.querySelector('#card-health .muted')?.textContent ?? '',
+        ),
+      undefined,
+      { timeout: 20_000, polling: 250 },
+    )
     await page.click('#nav-health')
     await page.waitForSelector('#health:not([hidden])')
     expect(await page.getAttribute('#nav-health', 'aria-current')).toBe('page')
@@ -299,6 +309,15 @@ describe('the overview, member and health views', () => {
     await page.waitForSelector('#overview-partial:not([hidden])', { timeout: 10_000 })
     expect(await page.textContent('#overview-partial')).toMatch(/Answers are partial: .*oc is dead/)
     expect(await page.textContent('#card-members .figure')).toBe('2 / 3')
+    // The array rule that fires, with what it counts now.
+    await page.waitForFunction(
+      () =>
+        /member-down: 1 suspect or dead/.test(
+          document.querySelector('#card-health .muted')?.textContent ?? '',
+        ),
+      undefined,
+      { timeout: 20_000, polling: 250 },
+    )
     // Its samples up to its death still come, from a holder of its events.
     await page.waitForFunction(
       () =>
