@@ -3,7 +3,9 @@
 // the page needs no network beyond the member. The files hold no data: they
 // are open, and the page asks for a read token when the API wants one.
 // Each file has an ETag (a hash of its bytes): a reload or a page kept open
-// revalidates with If-None-Match and gets 304 without the body.
+// revalidates with If-None-Match and gets 304 without the body. A content
+// security policy holds the page to its own origin: no inline script, no
+// other origin's script, style or connection, and no framing.
 
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -41,6 +43,15 @@ const FILES: Record<string, { path: string; type: string }> = {
   },
 }
 
+const POLICY = [
+  "default-src 'self'",
+  "img-src 'self' data:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ')
+
 /** Paths the dashboard serves; open to all (they hold no data). */
 export const UI_PATHS = Object.keys(FILES)
 
@@ -56,7 +67,12 @@ export function createUiRoutes() {
   )
   for (const [route, file] of bodies) {
     app.get(route, (c) => {
-      const headers = { etag: file.etag, 'cache-control': 'no-cache' }
+      const headers = {
+        etag: file.etag,
+        'cache-control': 'no-cache',
+        'content-security-policy': POLICY,
+        'x-content-type-options': 'nosniff',
+      }
       const known = c.req.header('if-none-match')
       if (known?.split(/\s*,\s*/).some((tag) => tag === file.etag || tag === '*') === true)
         return c.body(null, 304, headers)

@@ -51,7 +51,13 @@ beforeAll(async () => {
   }
   browser = await launchChromium()
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+  // Nothing the page does (live stream, histogram, details) may be refused by its security policy.
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) refused.push(message.text())
+  })
 }, 120_000)
+
+const refused: string[] = []
 
 afterAll(async () => {
   await browser?.close()
@@ -282,6 +288,7 @@ describe('the Events view', () => {
     await page.goto(`${a.url}/#/events?range=15m&type=NOT%20A%20TYPE`)
     await page.waitForSelector('#events-error:not([hidden])', { timeout: 10_000 })
     expect(await page.textContent('#events-error')).toMatch(/Could not load events: .*search again/)
+    expect(refused).toEqual([])
   })
 })
 

@@ -70,9 +70,14 @@ beforeAll(async () => {
     const url = new URL(request.url())
     if (url.origin !== new URL(a.url).origin) foreign.push(request.url())
   })
+  // Nothing the page does may be refused by its own content security policy.
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) refused.push(message.text())
+  })
 }, 120_000)
 
 const foreign: string[] = []
+const refused: string[] = []
 
 afterAll(async () => {
   await browser?.close()
@@ -330,5 +335,6 @@ describe('the overview, member and health views', () => {
     )
     await page.screenshot({ path: join(ARTIFACTS, 'overview-member-dead.png'), fullPage: true })
     expect(foreign).toEqual([])
+    expect(refused).toEqual([])
   })
 })

@@ -155,11 +155,13 @@ describe('the HTTP app (a fake member)', () => {
     expect(stored).toEqual([[{ type: 'a.b' }, { type: 'c.d' }]])
   })
 
-  it('serves the dashboard with an ETag, and 304 without a body when the browser has it', async () => {
+  it('serves the dashboard under a same-origin security policy, with an ETag, and 304 without a body when the browser has it', async () => {
     const { app } = fakeApp()
     for (const path of ['/', '/ui/app.js', '/ui/vendor/uplot.js']) {
       const first = await app.request(path)
       expect(first.status, path).toBe(200)
+      expect(first.headers.get('content-security-policy'), path).toContain("default-src 'self'")
+      expect(first.headers.get('content-security-policy'), path).toContain("frame-ancestors 'none'")
       const etag = first.headers.get('etag') as string
       expect(etag, path).toMatch(/^"[\w-]{22}"$/)
       expect((await first.arrayBuffer()).byteLength, path).toBeGreaterThan(1000)
