@@ -8,7 +8,13 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import { removeTempDirs, tempDir } from '../helpers.ts'
-import { type MemberProcess, startMember, startProcessArray, stopAll } from '../process/harness.ts'
+import {
+  type MemberProcess,
+  postEvents,
+  startMember,
+  startProcessArray,
+  stopAll,
+} from '../process/harness.ts'
 import { seriousViolations } from './a11y.ts'
 import { launchChromium } from './chromium.ts'
 
@@ -31,12 +37,7 @@ beforeAll(async () => {
       value: i * 10 + j,
       attrs: { member: m.name, n: j },
     }))
-    const response = await fetch(`${m.url}/v1/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(events),
-    })
-    expect(response.status).toBe(201)
+    await postEvents(m, events)
   }
   browser = await launchChromium()
   page = await browser.newPage({ viewport: { width: 1200, height: 800 } })

@@ -12,7 +12,7 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ResultPage } from '../../node/query/coordinator.ts'
 import { removeTempDirs, waitFor } from '../helpers.ts'
-import { type MemberProcess, startProcessArray, stopAll } from '../process/harness.ts'
+import { type MemberProcess, postEvents, startProcessArray, stopAll } from '../process/harness.ts'
 import { seriousViolations } from './a11y.ts'
 import { launchChromium } from './chromium.ts'
 
@@ -22,15 +22,6 @@ let page: Page
 const members: MemberProcess[] = []
 let a: MemberProcess
 
-async function post(m: MemberProcess, events: unknown[]): Promise<void> {
-  const response = await fetch(`${m.url}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(events),
-  })
-  expect(response.status).toBe(201)
-}
-
 beforeAll(async () => {
   await mkdir(ARTIFACTS, { recursive: true })
   members.push(...(await startProcessArray(['ea', 'eb', 'ec'], ['--replicas', '1'])))
@@ -38,7 +29,7 @@ beforeAll(async () => {
   // Rounds of one event per member, so the members' events interleave in the array's order.
   for (let round = 0; round < 8; round++) {
     for (const m of members) {
-      await post(m, [
+      await postEvents(m, [
         {
           type: round % 2 === 0 ? 'shop.order' : 'shop.view',
           severity: round === 5 ? 'error' : round === 3 ? 'warn' : 'info',
@@ -193,7 +184,7 @@ describe('the Events view', () => {
     await open('#/events?range=15m&live=1')
     await page.waitForSelector('#live-status[data-state="live"]', { timeout: 10_000 })
     const message = `live ${Date.now()}`
-    await post(members[1] as MemberProcess, [{ type: 'shop.live', message }])
+    await postEvents(members[1] as MemberProcess, [{ type: 'shop.live', message }])
     await page.waitForFunction(
       (text) => document.querySelector('#results tbody tr td:nth-child(5)')?.textContent === text,
       message,
@@ -202,7 +193,9 @@ describe('the Events view', () => {
     // With an event open, new ones wait and are counted.
     await page.click('#results tbody tr')
     await page.waitForSelector('#details:not([hidden])')
-    await post(members[2] as MemberProcess, [{ type: 'shop.live', message: `${message} later` }])
+    await postEvents(members[2] as MemberProcess, [
+      { type: 'shop.live', message: `${message} later` },
+    ])
     await page.waitForSelector('#live-new:not([hidden])', { timeout: 5_000 })
     expect(await page.textContent('#live-new')).toMatch(/^1 new event/)
     await page.keyboard.press('Escape')

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { removeTempDirs, triggerRule, waitFor } from '../helpers.ts'
-import { type MemberProcess, startProcessArray, stopAll } from '../process/harness.ts'
+import { type MemberProcess, postEvents, startProcessArray, stopAll } from '../process/harness.ts'
 import { seriousViolations } from './a11y.ts'
 import { launchChromium } from './chromium.ts'
 
@@ -56,12 +56,7 @@ beforeAll(async () => {
       { type: 'ui.fail', severity: 'error', message: `${m.name} failed to render` },
       { type: 'ui.slow', severity: 'warn', message: `${m.name} slow` },
     ]
-    const response = await fetch(`${m.url}/v1/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(events),
-    })
-    expect(response.status).toBe(201)
+    await postEvents(m, events)
   }
   browser = await launchChromium()
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
@@ -232,12 +227,7 @@ describe('the overview, member and health views', () => {
       { timeoutMs: 15_000, intervalMs: 200, what: 'the new rules on every member' },
     )
     const b = members[1] as MemberProcess
-    const post = await fetch(`${b.url}/v1/events`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ type: 'test.trigger', message: 'trip the rule' }),
-    })
-    expect(post.status).toBe(201)
+    await postEvents(b, { type: 'test.trigger', message: 'trip the rule' })
     await waitFor(
       async () => {
         const p = await json<{ events: unknown[] }>(

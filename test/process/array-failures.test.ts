@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
 import {
   type MemberProcess,
+  postEvents,
   runCli,
   startMember,
   startProcessArray,
@@ -35,16 +36,11 @@ async function transitions(m: MemberProcess): Promise<Map<string, number>> {
 /** Members without copies of each other's events (see the file's comment). */
 const startArray = (names: string[]) => startProcessArray(names, ['--replicas', '1'])
 
-async function emit(m: MemberProcess, count: number): Promise<string[]> {
-  const response = await fetch(`${m.url}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(
-      Array.from({ length: count }, (_, i) => ({ type: 'fail.test', message: `${m.name} ${i}` })),
-    ),
-  })
-  return ((await response.json()) as { ids: string[] }).ids
-}
+const emit = (m: MemberProcess, count: number): Promise<string[]> =>
+  postEvents(
+    m,
+    Array.from({ length: count }, (_, i) => ({ type: 'fail.test', message: `${m.name} ${i}` })),
+  )
 
 const query = timedPage
 

@@ -256,3 +256,17 @@ export async function timedPage(
   const page = (await (await fetch(`${m.url}/v1/events?${params}`)).json()) as ResultPage
   return { page, ms: performance.now() - started }
 }
+
+/** Posts `events` (one or a list) to `m` as JSON; their ids, or an Error naming the status unless it is 201. */
+export async function postEvents(m: MemberProcess, events: unknown): Promise<string[]> {
+  const response = await fetch(`${m.url}/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(events),
+  })
+  if (response.status !== 201)
+    throw new Error(
+      `POST /v1/events to ${m.name} answered ${response.status}: ${await response.text()}`,
+    )
+  return ((await response.json()) as { ids: string[] }).ids
+}

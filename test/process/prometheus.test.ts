@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { freePort, removeTempDirs, tempDir, waitFor } from '../helpers.ts'
-import { type MemberProcess, startMember, stopAll } from './harness.ts'
+import { type MemberProcess, postEvents, startMember, stopAll } from './harness.ts'
 
 let prometheus: ChildProcess | undefined
 
@@ -32,14 +32,11 @@ async function promQuery(port: number, query: string): Promise<number | undefine
   return value === undefined ? undefined : Number(value)
 }
 
-async function emit(m: MemberProcess, count: number, type: string) {
-  const response = await fetch(`${m.url}/v1/events`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(Array.from({ length: count }, () => ({ type }))),
-  })
-  expect(response.status).toBe(201)
-}
+const emit = (m: MemberProcess, count: number, type: string) =>
+  postEvents(
+    m,
+    Array.from({ length: count }, () => ({ type })),
+  )
 
 describe("Prometheus scraping one member's /metrics/cluster", () => {
   it('sees every member, counts exactly the events ingested, and keeps the sum when a member is killed', async () => {
